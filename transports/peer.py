@@ -1,0 +1,392 @@
+"""One JSON-RPC 2.0 connection that carries traffic both ways.
+
+ACP needs both directions on one pipe: the IDE sends `session/prompt`, and while that request runs the
+agent sends `session/request_permission` back and awaits the answer. So a peer is at once a server
+(incoming requests dispatched through jsonrpcserver, each in its own task) and a client (outgoing
+requests correlated by id). Reading never waits on a handler: every handler runs in a task, and
+responses to our own requests are routed as soon as they are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeGuard, cast
+
+import orjson
+from jsonrpcserver import JsonRpcError, Success
+from jsonrpcserver.async_dispatcher import dispatch_request
+from jsonrpcserver.dispatcher import create_request, to_response
+from jsonrpcserver.response import to_serializable_one
+from jsonrpcserver.sentinels import NOCONTEXT, NOID
+from pydantic import BaseModel, ValidationError
+
+from transports.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    REQUEST_CANCELLED,
+    PeerClosedError,
+    RpcError,
+)
+from transports.stream import MessageStream, Oversized
+
+log = logging.getLogger(__name__)
+
+CANCEL_METHOD = "$/cancel_request"
+
+Handler = Callable[[Any], Awaitable[Any]]
+LaneKey = Callable[[str, Any], Hashable]
+RequestId = int | str
+Answer = asyncio.Task[Any] | dict[str, Any]
+
+
+def session_lane(method: str, params: Any) -> Hashable:
+    """Notifications of one session keep their order; different sessions do not wait on each other."""
+    if isinstance(params, dict):
+        return params.get("sessionId")
+    return None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn a handler's result (a pydantic model, or plain JSON data) into JSON data."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return value
+
+
+_ANY_PARAMS = inspect.Signature(
+    [
+        inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+        inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+    ]
+)
+
+
+def _valid_id(value: Any) -> TypeGuard[RequestId]:
+    return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
+
+
+def _error(
+    request_id: RequestId | None, code: int, message: str, data: Any = None
+) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "error": RpcError(code, message, data).to_json(), "id": request_id}
+
+
+def _envelope_problem(message: dict[str, Any]) -> str | None:
+    """Why a request object is not valid JSON-RPC 2.0, or None when it is."""
+    if message.get("jsonrpc") != "2.0":
+        return 'the "jsonrpc" member must be exactly "2.0"'
+    if not isinstance(message.get("method"), str):
+        return 'the "method" member must be a string'
+    if "id" in message and not _valid_id(message["id"]):
+        return 'the "id" member must be a string or an integer'
+    if message.get("params") is not None and not isinstance(message["params"], dict | list):
+        return 'the "params" member must be an object or an array'
+    return None
+
+
+class JsonRpcPeer:
+    """A JSON-RPC 2.0 endpoint over one `MessageStream`: serves registered methods and calls the other side."""
+
+    def __init__(
+        self,
+        stream: MessageStream,
+        *,
+        max_concurrency: int = 64,
+        request_timeout: float | None = None,
+        lane_key: LaneKey = session_lane,
+    ) -> None:
+        self._stream = stream
+        self._request_timeout = request_timeout
+        self._lane_key = lane_key
+        self._methods: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._pending: dict[RequestId, asyncio.Future[Any]] = {}
+        self._incoming: dict[RequestId, asyncio.Task[dict[str, Any] | None]] = {}
+        self._lanes: dict[Hashable, deque[dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._next_id = 0
+        self._closed = False
+
+    # -- registration -------------------------------------------------------------------------
+
+    def on(self, method: str, handler: Handler, params: type[BaseModel] | None = None) -> None:
+        """Serve `method` (as a request or a notification) with `handler`.
+
+        With a pydantic `params` model the handler receives the validated model and bad params are
+        answered with -32602 and pydantic's error detail; without one it receives the raw params.
+        """
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            # jsonrpcserver passes array params positionally, object params as keywords.
+            raw: Any = kwargs if kwargs or not args else list(args)
+            if params is not None:
+                try:
+                    raw = params.model_validate(raw)
+                except ValidationError as exc:
+                    # No "input" in the detail: it would echo a multi-MiB argument back.
+                    detail = exc.errors(
+                        include_url=False, include_context=False, include_input=False
+                    )
+                    raise JsonRpcError(INVALID_PARAMS, "Invalid params", detail) from None
+            try:
+                result = await handler(raw)
+            except RpcError as exc:
+                raise JsonRpcError(exc.code, exc.message, exc.to_json().get("data")) from None
+            except Exception:
+                log.exception("handler for %s failed", method)
+                raise JsonRpcError(INTERNAL_ERROR, "Internal error") from None
+            return Success(to_jsonable(result))
+
+        # jsonrpcserver binds params against the method's signature on every call; a ready-made
+        # signature spares it inspecting the wrapper each time.
+        call.__signature__ = _ANY_PARAMS  # type: ignore[attr-defined]
+        self._methods[method] = call
+
+    # -- outgoing -----------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def request(
+        self, method: str, params: Any = None, *, timeout: float | None = None
+    ) -> Any:
+        """Call `method` on the other side and return its result.
+
+        Raises `RpcError` for an error reply, `TimeoutError` after `timeout` (or the peer's default),
+        and `PeerClosedError` if the connection ends first. Cancelling the awaiting task, or timing
+        out, sends `$/cancel_request` so the other side can stop working on it.
+        """
+        if self._closed:
+            raise PeerClosedError("connection is closed")
+        self._next_id += 1
+        request_id = self._next_id
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = waiter
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = to_jsonable(params)
+        try:
+            await self._send(message)
+            limit = timeout if timeout is not None else self._request_timeout
+            if limit is None:
+                return await waiter
+            async with asyncio.timeout(limit):
+                return await waiter
+        except (asyncio.CancelledError, TimeoutError):
+            answered = waiter.done() and not waiter.cancelled()
+            if not answered and not self._closed:
+                self._spawn(self.notify(CANCEL_METHOD, {"requestId": request_id}))
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def notify(self, method: str, params: Any = None) -> None:
+        """Send a notification (no reply is expected or possible)."""
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = to_jsonable(params)
+        await self._send(message)
+
+    async def _send(self, message: Any) -> None:
+        if self._closed:
+            raise PeerClosedError("connection is closed")
+        await self._stream.send(orjson.dumps(message))
+
+    # -- the read loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read and dispatch until the other side goes away, then cancel what is still running."""
+        try:
+            while True:
+                message = await self._stream.receive()
+                if message is None:
+                    break
+                if isinstance(message, Oversized):
+                    self._reply_later(
+                        _error(
+                            None,
+                            INVALID_REQUEST,
+                            f"message of {message.size} bytes exceeds the limit of "
+                            f"{message.limit} bytes",
+                        )
+                    )
+                    continue
+                self._receive(message)
+        finally:
+            await self._shut_down()
+
+    async def aclose(self) -> None:
+        """Stop serving, fail outstanding calls, and close the stream."""
+        await self._shut_down()
+        await self._stream.aclose()
+
+    def _receive(self, raw: bytes) -> None:
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            self._reply_later(_error(None, PARSE_ERROR, "Parse error", str(exc)))
+            return
+        if not isinstance(message, list):
+            self._accept(message, None)
+        elif not message:
+            self._reply_later(_error(None, INVALID_REQUEST, "empty batch"))
+        else:
+            batch: list[Answer] = []
+            for item in message:
+                self._accept(item, batch)
+            if batch:
+                self._spawn(self._answer_batch(batch))
+
+    def _accept(self, message: Any, batch: list[Answer] | None) -> None:
+        """Take one message: route a response, queue a notification, or start a request.
+
+        A lone request's task sends its own reply; a batch member's reply is collected into
+        `batch` (as a running task or an immediate error) and sent with the others.
+        """
+        error: dict[str, Any] | None = None
+        if not isinstance(message, dict):
+            error = _error(None, INVALID_REQUEST, "a JSON-RPC message must be an object")
+        elif "method" not in message:
+            if "result" not in message and "error" not in message:
+                error = _error(None, INVALID_REQUEST, 'a request needs a "method" member')
+            else:
+                self._route_response(message)
+        elif (problem := _envelope_problem(message)) is not None:
+            request_id = message.get("id")
+            error = _error(request_id if _valid_id(request_id) else None, INVALID_REQUEST, problem)
+        elif "id" not in message:
+            self._accept_notification(message)
+        elif message["id"] in self._incoming:
+            request_id = message["id"]
+            error = _error(
+                request_id, INVALID_REQUEST, f"request id {request_id!r} is already in flight"
+            )
+        else:
+            request_id = message["id"]
+            work = self._dispatch_request(message)
+            task = asyncio.create_task(work if batch is not None else self._reply_to(work))
+            self._incoming[request_id] = task
+            task.add_done_callback(functools.partial(self._forget_incoming, request_id))
+            if batch is not None:
+                batch.append(task)
+        if error is not None:
+            if batch is None:
+                self._reply_later(error)
+            else:
+                batch.append(error)
+
+    def _forget_incoming(self, request_id: RequestId, done: asyncio.Task[Any]) -> None:
+        if self._incoming.get(request_id) is done:
+            del self._incoming[request_id]
+
+    def _route_response(self, message: dict[str, Any]) -> None:
+        request_id = message.get("id")
+        waiter = self._pending.get(request_id) if _valid_id(request_id) else None
+        if waiter is None or waiter.done():
+            log.warning("dropping a response to unknown request id %r", request_id)
+            return
+        error = message.get("error")
+        if error is None:
+            waiter.set_result(message.get("result"))
+        elif isinstance(error, dict):
+            waiter.set_exception(
+                RpcError(
+                    int(error.get("code", INTERNAL_ERROR)),
+                    str(error.get("message", "")),
+                    error.get("data"),
+                )
+            )
+        else:
+            waiter.set_exception(RpcError(INTERNAL_ERROR, "malformed error response", error))
+
+    def _accept_notification(self, message: dict[str, Any]) -> None:
+        if message["method"] == CANCEL_METHOD:
+            params = message.get("params")
+            target = params.get("requestId") if isinstance(params, dict) else None
+            task = self._incoming.get(target) if _valid_id(target) else None
+            if task is not None:
+                task.cancel()
+            return
+        key = self._lane_key(message["method"], message.get("params"))
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = deque()
+            self._spawn(self._drain_lane(key, lane))
+        lane.append(message)
+
+    async def _drain_lane(self, key: Hashable, lane: deque[dict[str, Any]]) -> None:
+        try:
+            while lane:
+                await self._dispatch(lane.popleft())
+        finally:
+            del self._lanes[key]
+
+    async def _dispatch(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Run one checked request or notification through jsonrpcserver; its reply, if any.
+
+        The envelope is already parsed and checked, so this enters jsonrpcserver after its own
+        parse and schema steps, and without the `gather` its batch path wraps every call in.
+        """
+        request = create_request(message)
+        _, result = await dispatch_request(self._methods, NOCONTEXT, request)
+        if request.id is NOID:
+            return None
+        return cast(dict[str, Any], to_serializable_one(to_response(request, result)))
+
+    async def _dispatch_request(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            async with self._slots:
+                return await self._dispatch(message)
+        except asyncio.CancelledError:
+            if self._closed:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return _error(message["id"], REQUEST_CANCELLED, "Request cancelled")
+
+    async def _reply_to(self, work: Awaitable[dict[str, Any] | None]) -> None:
+        reply = await work
+        if reply is not None:
+            await self._send_quietly(reply)
+
+    async def _answer_batch(self, answers: list[Answer]) -> None:
+        replies = [await a if isinstance(a, asyncio.Task) else a for a in answers]
+        batch = [r for r in replies if r is not None]
+        if batch:
+            await self._send_quietly(batch)
+
+    def _reply_later(self, reply: dict[str, Any]) -> None:
+        self._spawn(self._send_quietly(reply))
+
+    async def _send_quietly(self, reply: Any) -> None:
+        """Send a reply; a peer that has gone away is not an error worth more than a debug line."""
+        try:
+            await self._send(reply)
+        except ConnectionError as exc:
+            log.debug("could not send a reply: %s", exc)
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _shut_down(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for waiter in self._pending.values():
+            if not waiter.done():
+                waiter.set_exception(PeerClosedError("connection closed before the response"))
+        running = [*self._incoming.values(), *self._tasks]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
