@@ -1,0 +1,120 @@
+"""The `junction` command: parse arguments, load configuration, run one mode or one subcommand.
+
+Exit codes: 0 success, 1 a check failed, 2 usage or configuration error (one line on stderr, never
+a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from junction.config import ConfigError, JunctionConfig, find_config_path, load_config
+from junction.logs import configure_logging, register_secret
+
+log = logging.getLogger("junction")
+
+MODES = ("stdio", "mcp", "serve", "bridge")
+COMMANDS = ("check", "tools", "agents", "backends", "demo")
+NOT_BUILT = {
+    "mcp": "the mcp_gateway issue",
+    "serve": "the router_core, mcp_gateway, a2a and acp issues",
+    "bridge": "the acp issue",
+    "tools": "the mcp_gateway issue",
+    "agents": "the a2a issue",
+    "backends": "the router_core issue",
+    "demo": "the junction issue",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="junction",
+        description="ACP agent, MCP aggregator and A2A hub over one backend-selection core.",
+    )
+    parser.add_argument("command", nargs="?", choices=COMMANDS, help="inspect instead of serving")
+    parser.add_argument("--mode", choices=MODES, help="what to serve")
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML config (else $JUNCTION_CONFIG, else ./junction.yaml)"
+    )
+    parser.add_argument("--log-level", default=None, help="debug, info, warning or error")
+    parser.add_argument("--host", help="listen address for --mode serve")
+    parser.add_argument("--port", type=int, help="listen port for --mode serve")
+    parser.add_argument("--connect", metavar="URL", help="remote Junction for --mode bridge")
+    parser.add_argument("--token", help="bearer token for --mode bridge")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.mode is None) == (args.command is None):
+        parser.print_usage(sys.stderr)
+        print("junction: give exactly one of --mode or a command", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(find_config_path(args.config, os.environ), os.environ)
+    except ConfigError as exc:
+        print(f"junction: invalid configuration\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level or config.logging.level, config.logging.format)
+    for secret in config.secret_values():
+        register_secret(secret)
+
+    what = args.mode or args.command
+    if what in NOT_BUILT:
+        print(
+            f"junction: {what} is not built yet (it comes with {NOT_BUILT[what]})", file=sys.stderr
+        )
+        return 2
+    try:
+        if what == "stdio":
+            asyncio.run(run_stdio(config))
+            return 0
+        return check(config, as_json=args.json)
+    except KeyboardInterrupt:
+        return 130
+
+
+async def run_stdio(config: JunctionConfig) -> None:
+    """Serve JSON-RPC on stdin/stdout until stdin closes (the ACP agent registers its methods here)."""
+    from transports import JsonRpcPeer, open_stdio
+
+    stream = await open_stdio()
+    peer = JsonRpcPeer(stream)
+    log.info("serving JSON-RPC on stdio")
+    await peer.run()
+    await stream.aclose()
+    log.info("stdin closed, exiting")
+
+
+def check(config: JunctionConfig, *, as_json: bool) -> int:
+    """Validate the configuration and show what it configures (upstream probing comes later)."""
+    summary = {
+        "server": f"{config.server.host}:{config.server.port}",
+        "store": config.store.url,
+        "backends": ", ".join(config.backends) or "-",
+        "mcp_servers": ", ".join(config.mcp_servers) or "-",
+        "a2a_agents": ", ".join(config.a2a_agents) or "-",
+        "routing": config.routing.strategy,
+    }
+    if as_json:
+        import json
+
+        print(json.dumps({"valid": True, "config": summary}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="junction configuration (valid)")
+    table.add_column("section")
+    table.add_column("value")
+    for section, value in summary.items():
+        table.add_row(section, value)
+    Console().print(table)
+    return 0

@@ -1,0 +1,666 @@
+"""Junction's configuration: YAML with `${VAR}` substitution, validated by pydantic.
+
+Every problem becomes one line of a `ConfigError`, `<file>: <dotted.key.path>: <message>`, so a
+user sees exactly which key to fix and never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from junction.logs import LOG_LEVELS
+
+__all__ = [
+    "A2aAgentConfig",
+    "AcpConfig",
+    "BackendConfig",
+    "ConfigError",
+    "JunctionConfig",
+    "LoggingConfig",
+    "McpServerConfig",
+    "RemoteMcpServerConfig",
+    "RoutingConfig",
+    "ServerConfig",
+    "StdioMcpServerConfig",
+    "StoreConfig",
+    "find_config_path",
+    "load_config",
+    "substitute_env",
+]
+
+DEFAULT_CONFIG_NAME = "junction.yaml"
+ENV_SOURCE = "environment"  # the "file" named in errors about the embedded, env-derived defaults
+
+
+class ConfigError(Exception):
+    """Everything wrong with a configuration, one `<file>: <key.path>: <message>` line each."""
+
+    def __init__(self, lines: str | list[str]) -> None:
+        self.lines: list[str] = [lines] if isinstance(lines, str) else list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+# --------------------------------------------------------------------------- field types
+
+_URL_ADAPTER: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
+
+
+def _check_http_url(value: str) -> str:
+    """Reject non-http(s) URLs at load time rather than at the first request."""
+    value = value.strip()
+    try:
+        _URL_ADAPTER.validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Input should be a valid URL, ")
+        raise PydanticCustomError("url", "not a valid URL ({reason})", {"reason": reason}) from None
+    return value
+
+
+HttpUrlStr = Annotated[str, AfterValidator(_check_http_url)]
+"""An http(s) URL kept as the string the user wrote (AnyHttpUrl would append a slash)."""
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class _Model(BaseModel):
+    """Base for every section: unknown keys are errors, and an empty YAML value means default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: Any) -> Any:
+        # `mcp_servers:` with every entry commented out parses as None; treat it as absent.
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerConfig(_Model):
+    """Where the HTTP surfaces listen; off loopback they must not be open to anyone."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    api_keys: list[str] = Field(default_factory=list, validate_default=True)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_required_off_loopback(cls, keys: list[str], info: ValidationInfo) -> list[str]:
+        for key in keys:
+            if not key.strip():
+                raise PydanticCustomError(
+                    "empty_api_key",
+                    "an API key is empty (is the environment variable it comes from unset?)",
+                )
+        host = info.data.get("host")
+        if host is not None and not keys and not _is_loopback(host):
+            raise PydanticCustomError(
+                "api_keys_required",
+                "required when server.host is not a loopback address (host is {host})",
+                {"host": repr(host)},
+            )
+        return keys
+
+
+def _default_store_url() -> str:
+    import platformdirs  # deferred: only needed when the config does not name a store
+
+    return f"sqlite:///{Path(platformdirs.user_data_dir('junction')) / 'junction.db'}"
+
+
+class StoreConfig(_Model):
+    """Where sessions and tasks persist; SQLite in the user data dir unless told otherwise."""
+
+    url: str = Field(default_factory=_default_store_url)
+
+    @field_validator("url")
+    @classmethod
+    def _sqlite_only(cls, url: str) -> str:
+        if not url.startswith("sqlite:///") or url == "sqlite:///":
+            scheme = url.split(":", 1)[0] if ":" in url else url
+            raise PydanticCustomError(
+                "store_scheme",
+                "only sqlite:///PATH is supported; other schemes ({scheme}) are not supported yet",
+                {"scheme": repr(scheme)},
+            )
+        return url
+
+    @property
+    def sqlite_path(self) -> str:
+        """The database path: what follows `sqlite:///` (so `sqlite:////abs` is `/abs`)."""
+        return self.url.removeprefix("sqlite:///")
+
+
+class BackendConfig(_Model):
+    """One LLM endpoint the router may send model turns to."""
+
+    type: Literal["openai", "ollama", "anthropic"]
+    url: HttpUrlStr
+    api_key: str = ""
+    models: list[str] = Field(default_factory=list)
+    weight: int = Field(default=1, ge=1)
+
+
+class RoutingConfig(_Model):
+    """How the router picks among backends that serve the requested model."""
+
+    strategy: Literal[
+        "round_robin",
+        "weighted",
+        "random",
+        "least_outstanding",
+        "least_latency",
+        "power_of_two",
+        "consistent_hash",
+        "cache_aware",
+        "priority",
+    ] = "least_latency"
+
+
+class StdioMcpServerConfig(_Model):
+    """An upstream MCP server Junction launches as a child process and talks to over its stdio."""
+
+    kind: ClassVar[str] = "stdio"
+    command: NonEmptyStr
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+
+class RemoteMcpServerConfig(_Model):
+    """An upstream MCP server reached over HTTP (Streamable HTTP, or legacy SSE)."""
+
+    kind: ClassVar[str] = "remote"
+    url: HttpUrlStr
+    headers: dict[str, str] = Field(default_factory=dict)
+    transport: Literal["streamable_http", "sse"] = "streamable_http"
+
+
+_MCP_KINDS: dict[str, type[_Model]] = {
+    StdioMcpServerConfig.kind: StdioMcpServerConfig,
+    RemoteMcpServerConfig.kind: RemoteMcpServerConfig,
+}
+
+
+def _mcp_server_kind(value: Any) -> str | None:
+    if isinstance(value, StdioMcpServerConfig | RemoteMcpServerConfig):
+        return value.kind
+    if isinstance(value, dict):
+        return "stdio" if "command" in value else "remote"
+    return None
+
+
+def _one_of_command_or_url(value: Any) -> Any:
+    """Say plainly what is wrong instead of pydantic's union error soup."""
+    if isinstance(value, StdioMcpServerConfig | RemoteMcpServerConfig):
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "mcp_server_shape",
+            "expected a mapping with 'command' (stdio server) or 'url' (remote server)",
+        )
+    has_command, has_url = value.get("command") is not None, value.get("url") is not None
+    if has_command and has_url:
+        raise PydanticCustomError(
+            "mcp_server_shape",
+            "give exactly one of 'command' (stdio server) or 'url' (remote server), not both",
+        )
+    if not has_command and not has_url:
+        raise PydanticCustomError(
+            "mcp_server_shape",
+            "give exactly one of 'command' (stdio server) or 'url' (remote server); neither is set",
+        )
+    return value
+
+
+McpServerConfig = Annotated[
+    Union[  # noqa: UP007 (Tag annotations need the Union spelling)
+        Annotated[StdioMcpServerConfig, Tag("stdio")],
+        Annotated[RemoteMcpServerConfig, Tag("remote")],
+    ],
+    Discriminator(_mcp_server_kind),
+    BeforeValidator(_one_of_command_or_url),
+]
+"""An upstream MCP server: stdio (`command`) or remote (`url`), the common `mcpServers` shape."""
+
+
+class A2aAgentConfig(_Model):
+    """A remote A2A agent; its card is fetched from `<url>/.well-known/agent-card.json`."""
+
+    url: HttpUrlStr
+
+
+class AcpConfig(_Model):
+    """Defaults for ACP sessions opened by an IDE."""
+
+    default_model: str | None = None
+
+
+class LoggingConfig(_Model):
+    """Log verbosity and shape; logs always go to stderr."""
+
+    level: str = "info"
+    format: Literal["plain", "json"] = "plain"
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        normalized = level.strip().lower()
+        if normalized not in LOG_LEVELS:
+            raise PydanticCustomError(
+                "log_level",
+                "unknown log level {level}; expected one of {levels}",
+                {"level": repr(level), "levels": ", ".join(LOG_LEVELS)},
+            )
+        return normalized
+
+
+class JunctionConfig(_Model):
+    """The whole configuration; every section has a default, so `{}` is a valid config."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    backends: dict[str, BackendConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+    a2a_agents: dict[str, A2aAgentConfig] = Field(default_factory=dict)
+    acp: AcpConfig = Field(default_factory=AcpConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as plain data with every secret replaced by `***`, safe to print."""
+        result = _redact_tree(self.model_dump(mode="json"), ())
+        assert isinstance(result, dict)
+        return result
+
+    def secret_values(self) -> list[str]:
+        """Every non-empty secret in the config, for `junction.logs.register_secret`."""
+        found: list[str] = []
+        _collect_secrets(self.model_dump(mode="json"), (), found)
+        return found
+
+    def with_server(self, host: str | None = None, port: int | None = None) -> JunctionConfig:
+        """A copy with `--host`/`--port` applied and re-validated (so api_keys are re-checked)."""
+        server = self.server.model_dump()
+        if host is not None:
+            server["host"] = host
+        if port is not None:
+            server["port"] = port
+        try:
+            new_server = ServerConfig.model_validate(server)
+        except ValidationError as exc:
+            raise ConfigError(
+                _format_validation_error(exc, "command line", prefix=("server",))
+            ) from None
+        return self.model_copy(update={"server": new_server})
+
+
+# --------------------------------------------------------------------------- redaction
+
+_SECRET_FIELDS = frozenset({"api_key", "api_keys"})
+_SECRET_HEADER = re.compile(r"authorization|token|key|secret|cookie|password", re.IGNORECASE)
+_SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+REDACTED = "***"
+
+
+def _is_secret(path: tuple[str, ...]) -> bool:
+    """Whether the string at this key path is a secret (shared by redaction and collection)."""
+    if not path:
+        return False
+    if path[-1] in _SECRET_FIELDS or (len(path) >= 2 and path[-2] == "api_keys"):
+        return True
+    if len(path) >= 4 and path[0] == "mcp_servers":
+        if path[2] == "headers":
+            return bool(_SECRET_HEADER.search(path[3]))
+        if path[2] == "env":
+            return bool(_SECRET_ENV.search(path[3]))
+    return False
+
+
+def _strip_url_password(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:{REDACTED}@{parts.hostname or ''}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _redact_tree(node: Any, path: tuple[str, ...]) -> Any:
+    if isinstance(node, dict):
+        return {key: _redact_tree(value, (*path, str(key))) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_redact_tree(value, (*path, str(i))) for i, value in enumerate(node)]
+    if isinstance(node, str):
+        if node and _is_secret(path):
+            return REDACTED
+        if path and path[-1] == "url":
+            return _strip_url_password(node)
+    return node
+
+
+def _collect_secrets(node: Any, path: tuple[str, ...], found: list[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _collect_secrets(value, (*path, str(key)), found)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _collect_secrets(value, (*path, str(i)), found)
+    elif isinstance(node, str) and node:
+        if _is_secret(path):
+            found.append(node)
+        elif path and path[-1] == "url":
+            password = urlsplit(node).password
+            if password:
+                found.append(password)
+
+
+# --------------------------------------------------------------------------- ${VAR} substitution
+
+_SUBST = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)\}|\$\{")
+_SUBST_BODY = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.DOTALL)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def _substitute_string(
+    text: str, env: Mapping[str, str], path: tuple[str | int, ...], errors: list[str]
+) -> str:
+    if "$" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if whole == "$${":
+            return "${"
+        body = match.group("body")
+        if body is None:
+            errors.append(f"{_dotted(path)}: unterminated '${{' (write '$${{' for a literal '${{')")
+            return whole
+        parsed = _SUBST_BODY.fullmatch(body)
+        if parsed is None:
+            errors.append(
+                f"{_dotted(path)}: invalid substitution {whole!r} "
+                "(expected ${VAR} or ${VAR:-default}; write '$${' for a literal '${')"
+            )
+            return whole
+        name, default = parsed.group("name"), parsed.group("default")
+        value = env.get(name)
+        if default is not None:
+            return value if value else default  # like the shell: unset or empty takes the default
+        if value is None:
+            errors.append(
+                f"{_dotted(path)}: environment variable {name} is not set "
+                f"(use ${{{name}:-default}} to give a default)"
+            )
+            return whole
+        return value
+
+    return _SUBST.sub(replace, text)
+
+
+def substitute_env(
+    node: Any, env: Mapping[str, str], path: tuple[str | int, ...] = ()
+) -> tuple[Any, list[str]]:
+    """Expand `${VAR}`/`${VAR:-default}` in every string value of parsed YAML; `$${` is a `${`.
+
+    Runs after parsing, so a substituted value can never change the YAML structure. Mapping keys
+    are left alone. Returns the new tree and `<key.path>: <message>` lines for each problem.
+    """
+    errors: list[str] = []
+
+    def walk(item: Any, where: tuple[str | int, ...]) -> Any:
+        if isinstance(item, str):
+            return _substitute_string(item, env, where, errors)
+        if isinstance(item, dict):
+            return {key: walk(value, (*where, key)) for key, value in item.items()}
+        if isinstance(item, list):
+            return [walk(value, (*where, i)) for i, value in enumerate(item)]
+        return item
+
+    return walk(node, path), errors
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys, which PyYAML would otherwise silently drop."""
+
+
+def _construct_mapping_no_duplicates(
+    loader: _StrictLoader, node: yaml.MappingNode
+) -> dict[Any, Any]:
+    seen: dict[tuple[str, str], yaml.Node] = {}
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            ident = (key_node.tag, key_node.value)
+            if ident in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key_node.value!r}",
+                    key_node.start_mark,
+                )
+            seen[ident] = key_node
+    loader.flatten_mapping(node)
+    return dict(loader.construct_pairs(node))
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates
+)
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        if mark is None:
+            raise ConfigError(f"{source}: invalid YAML: {problem}") from None
+        raise ConfigError(
+            f"{source}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+
+
+# --------------------------------------------------------------------------- validation errors
+
+_MSG_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _describe_loc(loc: tuple[str | int, ...]) -> tuple[str, type[BaseModel] | None]:
+    """Dotted key path for a pydantic loc (union tags dropped) and the model owning the last key."""
+    parts: list[str] = []
+    expected: Any = JunctionConfig
+    owner: type[BaseModel] | None = None
+    for part in loc:
+        while get_origin(expected) is Annotated:
+            expected = get_args(expected)[0]
+        if get_origin(expected) is Union and isinstance(part, str) and part in _MCP_KINDS:
+            expected = _MCP_KINDS[part]  # a discriminator tag, not a key the user wrote
+            continue
+        if part == "[key]":  # pydantic's marker for "the key itself is invalid"
+            continue
+        parts.append(str(part))
+        if isinstance(expected, type) and issubclass(expected, BaseModel):
+            owner = expected
+            field = expected.model_fields.get(str(part))
+            expected = field.annotation if field is not None else None
+        else:
+            owner = None
+            origin, args = get_origin(expected), get_args(expected)
+            if origin is dict and len(args) == 2:
+                expected = args[1]
+            elif origin is list and args:
+                expected = args[0]
+            else:
+                expected = None
+    return ".".join(parts) or "(top level)", owner
+
+
+def _message(error: Any, owner: type[BaseModel] | None, key: str) -> str:
+    if error["type"] == "extra_forbidden":
+        allowed = list(owner.model_fields) if owner is not None else []
+        close = difflib.get_close_matches(key, allowed, n=1)
+        if close:
+            return f"unknown key (did you mean {close[0]!r}?)"
+        if allowed:
+            return f"unknown key (expected one of: {', '.join(allowed)})"
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required"
+    msg: str = error["msg"]
+    for prefix in _MSG_PREFIXES:
+        msg = msg.removeprefix(prefix)
+    return msg
+
+
+def _format_validation_error(
+    exc: ValidationError, source: str, prefix: tuple[str | int, ...] = ()
+) -> list[str]:
+    lines = []
+    for error in exc.errors(include_url=False):
+        loc = (*prefix, *error["loc"])
+        path, owner = _describe_loc(loc)
+        key = str(loc[-1]) if loc else ""
+        lines.append(f"{source}: {path}: {_message(error, owner, key)}")
+    return lines
+
+
+# --------------------------------------------------------------------------- discovery and loading
+
+
+def find_config_path(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    """`--config`, else `$JUNCTION_CONFIG`, else `./junction.yaml` if present, else None.
+
+    A path the user named explicitly must exist: silently falling back to defaults would run
+    Junction with a configuration nobody asked for.
+    """
+    for source, value in (("--config", explicit), ("JUNCTION_CONFIG", env.get("JUNCTION_CONFIG"))):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                what = "does not exist" if not path.exists() else "is not a file"
+                raise ConfigError(f"{value}: config file {what} (given by {source})")
+            return path
+    local = Path(DEFAULT_CONFIG_NAME)
+    return local if local.is_file() else None
+
+
+def _normalize_ollama_host(value: str) -> str:
+    """Accept OLLAMA_HOST the way Ollama does: `host`, `host:port` or a URL; port 11434."""
+    value = value.strip().rstrip("/")
+    if "://" not in value:
+        value = f"http://{value}"
+    parts = urlsplit(value)
+    try:
+        has_port = parts.port is not None
+    except ValueError:
+        return value  # let URL validation report it
+    if not has_port and parts.scheme == "http" and parts.hostname:
+        value = urlunsplit(parts._replace(netloc=f"{parts.netloc}:11434"))
+    return value
+
+
+def _defaults_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    backends: dict[str, Any] = {}
+    if env.get("OPENAI_API_KEY"):
+        backends["openai"] = {
+            "type": "openai",
+            "url": env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
+            "api_key": env["OPENAI_API_KEY"],
+        }
+    if env.get("ANTHROPIC_API_KEY"):
+        backends["anthropic"] = {
+            "type": "anthropic",
+            "url": "https://api.anthropic.com",
+            "api_key": env["ANTHROPIC_API_KEY"],
+        }
+    if env.get("OLLAMA_HOST"):
+        backends["ollama"] = {"type": "ollama", "url": _normalize_ollama_host(env["OLLAMA_HOST"])}
+    return {"backends": backends}
+
+
+def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> JunctionConfig:
+    """Read, substitute and validate `path`; with None, the embedded defaults (backends from env).
+
+    Raises ConfigError, never anything else, for anything wrong with the file or its contents.
+    """
+    env = os.environ if env is None else env
+    if path is None:
+        data: Any = _defaults_from_env(env)
+        source = ENV_SOURCE
+    else:
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        data = _parse_yaml(text, source)
+        if data is None:
+            data = {}  # an empty file (or only comments) means all defaults
+        if not isinstance(data, dict):
+            kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+            raise ConfigError(
+                f"{source}: (top level): expected a mapping of sections "
+                f"(server, store, backends, ...), got {kind}"
+            )
+        data, problems = substitute_env(data, env)
+        if problems:
+            raise ConfigError([f"{source}: {line}" for line in problems])
+    try:
+        return JunctionConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None

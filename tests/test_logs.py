@@ -1,0 +1,290 @@
+"""Logging: stderr only, plain or JSON lines, secrets redacted from every record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+from junction import logs
+from junction.logs import configure_logging, redact, register_secret
+
+
+@pytest.fixture(autouse=True)
+def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """configure_logging rewires the root logger; put pytest's own setup back afterwards."""
+    monkeypatch.delenv("JUNCTION_LOG_FORMAT", raising=False)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)
+    logs._clear_secrets()
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- where logs go
+
+
+def test_logs_go_to_stderr_never_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("debug")
+    log = logging.getLogger("junction.test")
+    log.debug("debug line")
+    log.info("info line")
+    log.warning("warning line")
+    try:
+        raise RuntimeError("kaput")
+    except RuntimeError:
+        log.exception("error line")
+    out, err = capsys.readouterr()
+    assert out == ""
+    for text in ("debug line", "info line", "warning line", "error line", "RuntimeError: kaput"):
+        assert text in err
+
+
+def test_subprocess_stdout_stays_clean_in_both_formats() -> None:
+    """What an IDE sees: a child whose stdout is the protocol channel."""
+    script = textwrap.dedent(
+        """
+        import logging, warnings
+        from junction.logs import configure_logging
+        configure_logging("debug", "{fmt}")
+        logging.getLogger("junction").info("hello %s", "world")
+        logging.getLogger("some.library").warning("library says hi")
+        warnings.warn("a python warning")
+        print("PROTOCOL", flush=True)
+        """
+    )
+    for fmt in ("plain", "json"):
+        proc = subprocess.run(
+            [sys.executable, "-c", script.replace("{fmt}", fmt)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert proc.stdout == "PROTOCOL\n"
+        assert "hello world" in proc.stderr
+        assert "library says hi" in proc.stderr
+        assert "a python warning" in proc.stderr
+        if fmt == "json":
+            assert [entry["logger"] for entry in json_lines(proc.stderr)] == [
+                "junction",
+                "some.library",
+                "py.warnings",
+            ]
+
+
+def test_reconfiguring_replaces_handlers(capsys: pytest.CaptureFixture[str]) -> None:
+    logging.getLogger().addHandler(logging.StreamHandler(sys.stdout))  # a stray stdout handler
+    configure_logging("info")
+    configure_logging("info")
+    logging.getLogger("junction").info("once")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("once") == 1
+
+
+def test_level_filters_records(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("WARNING")
+    log = logging.getLogger("junction.level")
+    log.info("hidden")
+    log.warning("shown")
+    err = capsys.readouterr().err
+    assert "hidden" not in err
+    assert "shown" in err
+
+
+def test_redaction_skipped_for_records_below_level(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = logs.redact
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(logs, "redact", counting)
+    configure_logging("error")
+    logging.getLogger("junction").info("not emitted")
+    logging.getLogger("junction").debug("not emitted either")
+    assert calls == []
+    logging.getLogger("junction").error("emitted")
+    assert calls == ["emitted"]
+    capsys.readouterr()
+
+
+def test_bad_level_and_format_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown log level 'loud'"):
+        configure_logging("loud")
+    with pytest.raises(ValueError, match="unknown log format 'xml'"):
+        configure_logging("info", "xml")
+
+
+def test_plain_format_is_human(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", "plain")
+    logging.getLogger("junction.plain").warning("disk %d%% full", 93)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith("WARNING junction.plain: disk 93% full")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(line)
+
+
+# --------------------------------------------------------------------------- JSON lines
+
+
+def test_json_lines_have_the_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("debug", "json")
+    log = logging.getLogger("junction.json")
+    log.info("turn %d done", 3, extra={"session": "s-1", "tokens": 42, "obj": object()})
+    try:
+        empty: dict[str, int] = {}
+        empty["missing"]
+    except KeyError:
+        log.error("lookup failed", exc_info=True)
+    log.warning('multi\nline message with "quotes" and unicode é')
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.splitlines()) == 3  # one object per line, even for multi-line messages
+    first, second, third = json_lines(err)
+
+    assert first["level"] == "info"
+    assert first["logger"] == "junction.json"
+    assert first["msg"] == "turn 3 done"
+    assert first["session"] == "s-1"
+    assert first["tokens"] == 42
+    assert str(first["obj"]).startswith("<object object")
+    assert isinstance(first["ts"], str)
+    assert first["ts"].endswith("Z")
+    assert "T" in first["ts"]
+    assert "exc" not in first
+
+    assert second["level"] == "error"
+    assert "Traceback (most recent call last)" in str(second["exc"])
+    assert "KeyError: 'missing'" in str(second["exc"])
+
+    assert third["msg"] == 'multi\nline message with "quotes" and unicode é'
+
+
+def test_extra_fields_cannot_override_core_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", "json")
+    logging.getLogger("junction.x").info("real", extra={"level": "fake", "ts": "fake"})
+    (entry,) = json_lines(capsys.readouterr().err)
+    assert entry["level"] == "info"
+    assert entry["ts"] != "fake"
+
+
+def test_env_selects_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUNCTION_LOG_FORMAT", "json")
+    configure_logging("info", "plain")
+    logging.getLogger("junction").info("from env")
+    (entry,) = json_lines(capsys.readouterr().err)
+    assert entry["msg"] == "from env"
+
+
+def test_bad_env_format_is_warned_about(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUNCTION_LOG_FORMAT", "yaml")
+    configure_logging("info", "json")
+    (entry,) = json_lines(capsys.readouterr().err)
+    assert "JUNCTION_LOG_FORMAT='yaml'" in str(entry["msg"])
+
+
+# --------------------------------------------------------------------------- redaction
+
+SK = "sk-proj-" + "A1b2C3d4E5f6G7h8"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer ***"),
+        (
+            "headers={'authorization': 'Basic Zm9vOmJhcg=='}",
+            "headers={'authorization': 'Basic ***'}",
+        ),
+        ("sending Bearer eyJhbGciOi.x.y to upstream", "sending Bearer *** to upstream"),
+        ("lower bearer eyJhbGciOiJIUzI1NiJ9.e30.x end", "lower bearer *** end"),
+        ("GET /v1?api_key=abc123&model=m1", "GET /v1?api_key=***&model=m1"),
+        ('{"api_key": "abc123", "model": "m1"}', '{"api_key": "***", "model": "m1"}'),
+        ("X-API-Key: abc123", "X-API-Key: ***"),
+        (f"using key {SK} now", "using key *** now"),
+        ("sk-ant-api03-" + "x" * 40, "***"),
+    ],
+)
+def test_redact_patterns(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "task-abcdefghijklmnopqrstuvwxyz finished",  # contains "sk-" but is not a key
+        "sk-short",  # too short to be a key
+        "max_tokens=512 temperature=0.2",
+        "session s-1 ok; 3 tools; bearer of bad news",
+    ],
+)
+def test_redact_leaves_ordinary_text(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_registered_secrets_are_redacted_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", "json")
+    register_secret("plainsecretvalue")
+    register_secret("plainsecretvalue-longer")
+    register_secret("abc")  # too short: would mangle every log line
+    log = logging.getLogger("junction.secret")
+    log.info("key is %s and %s (abc)", "plainsecretvalue", "plainsecretvalue-longer")
+    log.info("in extra", extra={"upstream": "url?k=plainsecretvalue"})
+    try:
+        raise ConnectionError(f"refused with Bearer tok123 and {SK}")
+    except ConnectionError:
+        log.exception("upstream failed")
+    err = capsys.readouterr().err
+    assert "plainsecretvalue" not in err
+    assert "tok123" not in err
+    assert SK not in err
+    first, second, third = json_lines(err)
+    assert first["msg"] == "key is *** and *** (abc)"
+    assert second["upstream"] == "url?k=***"
+    assert "ConnectionError: refused with Bearer *** and ***" in str(third["exc"])
+
+
+def test_redaction_applies_to_plain_output_too(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info")
+    logging.getLogger("httpx").info("HTTP Request: POST with Authorization: Bearer zzz999")
+    err = capsys.readouterr().err
+    assert "zzz999" not in err
+    assert "Authorization: Bearer ***" in err
+
+
+def test_redaction_survives_a_second_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    """The record itself is cleaned, so another handler on the same record sees no secret."""
+    configure_logging("info")
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logging.getLogger().addHandler(Collect())
+    logging.getLogger("junction").info("api_key=%s", "verysecret")
+    assert seen == ["api_key=***"]
+    assert "verysecret" not in capsys.readouterr().err
