@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -82,15 +83,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def run_stdio(config: JunctionConfig) -> None:
-    """Serve JSON-RPC on stdin/stdout until stdin closes (the ACP agent registers its methods here)."""
+    """Serve JSON-RPC on stdin/stdout until stdin closes or SIGTERM/SIGINT arrives."""
     from transports import JsonRpcPeer, open_stdio
 
     stream = await open_stdio()
     peer = JsonRpcPeer(stream)
+    runner = asyncio.create_task(peer.run())
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, runner.cancel)
     log.info("serving JSON-RPC on stdio")
-    await peer.run()
-    await stream.aclose()
-    log.info("stdin closed, exiting")
+    try:
+        await runner
+        log.info("stdin closed, exiting")
+    except asyncio.CancelledError:
+        log.info("signal received, exiting")
+    finally:
+        await stream.aclose()
 
 
 def check(config: JunctionConfig, *, as_json: bool) -> int:

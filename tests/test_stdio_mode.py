@@ -149,10 +149,10 @@ async def test_nothing_but_protocol_reaches_stdout(junction: Junction) -> None:
     out = await junction.stdout.read()
     assert junction.process.stderr is not None
     err = await junction.process.stderr.read()
-    lines = out.splitlines()
-    assert len(lines) == 2
-    for line in lines:
-        assert orjson.loads(line)["jsonrpc"] == "2.0"
+    replies = [orjson.loads(line) for line in out.splitlines()]
+    assert [r["jsonrpc"] for r in replies] == ["2.0", "2.0"]
+    # A request read just before EOF is still answered, not cancelled.
+    assert {r["error"]["code"] for r in replies} == {-32700, -32601}
     assert b"serving JSON-RPC on stdio" in err
 
 
@@ -189,3 +189,9 @@ def test_modes_not_built_yet_exit_2_with_one_line(argv: list[str], tmp_path: Pat
     assert done.returncode == 2
     assert done.stderr.decode().count("\n") == 1
     assert b"not built yet" in done.stderr
+
+
+async def test_sigterm_ends_the_process_cleanly(junction: Junction) -> None:
+    await junction.still_answers()
+    junction.process.terminate()
+    assert await asyncio.wait_for(junction.process.wait(), 20) == 0

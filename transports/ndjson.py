@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import sys
 from typing import Protocol
 
@@ -184,23 +185,27 @@ async def open_pipe_stream(
     """
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=_CHUNK, loop=loop)
-    try:
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(read_fd, "rb", 0)
-        )
-    except ValueError:  # a regular file: feed the reader from a thread
+    if _is_regular_file(read_fd):  # asyncio cannot watch a file: feed the reader from a thread
         pump = loop.create_task(_pump_file(read_fd, reader))
         _PUMPS.add(pump)
         pump.add_done_callback(_PUMPS.discard)
+    else:
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(read_fd, "rb", 0)
+        )
     writer: ByteSink
-    try:
+    if _is_regular_file(write_fd):
+        writer = _ThreadedSink(write_fd)
+    else:
         transport, protocol = await loop.connect_write_pipe(
             lambda: asyncio.streams.FlowControlMixin(loop=loop), os.fdopen(write_fd, "wb", 0)
         )
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    except ValueError:  # a regular file
-        writer = _ThreadedSink(write_fd)
     return NdjsonStream(reader, writer, max_message_bytes=max_message_bytes)
+
+
+def _is_regular_file(fd: int) -> bool:
+    return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 async def _pump_file(fd: int, reader: asyncio.StreamReader) -> None:

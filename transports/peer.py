@@ -39,11 +39,13 @@ from transports.stream import MessageStream, Oversized
 log = logging.getLogger(__name__)
 
 CANCEL_METHOD = "$/cancel_request"
+CLOSE_GRACE_SECONDS = 2.0
 
 Handler = Callable[[Any], Awaitable[Any]]
 LaneKey = Callable[[str, Any], Hashable]
 RequestId = int | str
-Answer = asyncio.Task[Any] | dict[str, Any]
+Answer = tuple[RequestId, asyncio.Task[Any]] | dict[str, Any]
+"""A batch member's answer: its id and running task, or an immediate error reply."""
 
 
 def session_lane(method: str, params: Any) -> Hashable:
@@ -76,6 +78,10 @@ def _error(
     request_id: RequestId | None, code: int, message: str, data: Any = None
 ) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "error": RpcError(code, message, data).to_json(), "id": request_id}
+
+
+def _cancelled(request_id: RequestId) -> dict[str, Any]:
+    return _error(request_id, REQUEST_CANCELLED, "Request cancelled")
 
 
 def _envelope_problem(message: dict[str, Any]) -> str | None:
@@ -112,6 +118,7 @@ class JsonRpcPeer:
         self._lanes: dict[Hashable, deque[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._next_id = 0
+        self._closing = False
         self._closed = False
 
     # -- registration -------------------------------------------------------------------------
@@ -164,7 +171,7 @@ class JsonRpcPeer:
         and `PeerClosedError` if the connection ends first. Cancelling the awaiting task, or timing
         out, sends `$/cancel_request` so the other side can stop working on it.
         """
-        if self._closed:
+        if self._closing:
             raise PeerClosedError("connection is closed")
         self._next_id += 1
         request_id = self._next_id
@@ -203,11 +210,17 @@ class JsonRpcPeer:
     # -- the read loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Read and dispatch until the other side goes away, then cancel what is still running."""
+        """Read and dispatch until the other side stops sending, then wind down.
+
+        At end of input, requests already running get `CLOSE_GRACE_SECONDS` to finish before they
+        are cancelled; when `run` itself is cancelled (a signal), they are cancelled at once.
+        """
+        ended = False
         try:
             while True:
                 message = await self._stream.receive()
                 if message is None:
+                    ended = True
                     break
                 if isinstance(message, Oversized):
                     self._reply_later(
@@ -221,7 +234,7 @@ class JsonRpcPeer:
                     continue
                 self._receive(message)
         finally:
-            await self._shut_down()
+            await self._shut_down(let_running_finish=ended)
 
     async def aclose(self) -> None:
         """Stop serving, fail outstanding calls, and close the stream."""
@@ -271,12 +284,15 @@ class JsonRpcPeer:
             )
         else:
             request_id = message["id"]
-            work = self._dispatch_request(message)
-            task = asyncio.create_task(work if batch is not None else self._reply_to(work))
+            task: asyncio.Task[Any]
+            if batch is None:
+                task = asyncio.create_task(self._serve(message))
+                task.add_done_callback(functools.partial(self._finish_request, request_id))
+            else:
+                task = asyncio.create_task(self._dispatch_request(message))
+                task.add_done_callback(functools.partial(self._forget_incoming, request_id))
+                batch.append((request_id, task))
             self._incoming[request_id] = task
-            task.add_done_callback(functools.partial(self._forget_incoming, request_id))
-            if batch is not None:
-                batch.append(task)
         if error is not None:
             if batch is None:
                 self._reply_later(error)
@@ -286,6 +302,16 @@ class JsonRpcPeer:
     def _forget_incoming(self, request_id: RequestId, done: asyncio.Task[Any]) -> None:
         if self._incoming.get(request_id) is done:
             del self._incoming[request_id]
+
+    def _finish_request(self, request_id: RequestId, done: asyncio.Task[Any]) -> None:
+        """A lone request's task ended: if it was cancelled, its answer is -32800.
+
+        Answered here rather than inside the task, because a task cancelled before its first step
+        never runs any of its own code.
+        """
+        self._forget_incoming(request_id, done)
+        if done.cancelled() and not self._closed:
+            self._reply_later(_cancelled(request_id))
 
     def _route_response(self, message: dict[str, Any]) -> None:
         request_id = message.get("id")
@@ -342,27 +368,30 @@ class JsonRpcPeer:
         return cast(dict[str, Any], to_serializable_one(to_response(request, result)))
 
     async def _dispatch_request(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            async with self._slots:
-                return await self._dispatch(message)
-        except asyncio.CancelledError:
-            if self._closed:
-                raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            return _error(message["id"], REQUEST_CANCELLED, "Request cancelled")
+        async with self._slots:
+            return await self._dispatch(message)
 
-    async def _reply_to(self, work: Awaitable[dict[str, Any] | None]) -> None:
-        reply = await work
+    async def _serve(self, message: dict[str, Any]) -> None:
+        reply = await self._dispatch_request(message)
+        # From here on the request can no longer be cancelled: its answer is decided.
+        self._forget_incoming(message["id"], cast(asyncio.Task[Any], asyncio.current_task()))
         if reply is not None:
             await self._send_quietly(reply)
 
     async def _answer_batch(self, answers: list[Answer]) -> None:
-        replies = [await a if isinstance(a, asyncio.Task) else a for a in answers]
-        batch = [r for r in replies if r is not None]
-        if batch:
-            await self._send_quietly(batch)
+        running = [answer[1] for answer in answers if isinstance(answer, tuple)]
+        if running:
+            await asyncio.wait(running)
+        replies: list[dict[str, Any]] = []
+        for answer in answers:
+            if isinstance(answer, dict):
+                replies.append(answer)
+            elif answer[1].cancelled():
+                replies.append(_cancelled(answer[0]))
+            elif (reply := answer[1].result()) is not None:
+                replies.append(reply)
+        if replies:
+            await self._send_quietly(replies)
 
     def _reply_later(self, reply: dict[str, Any]) -> None:
         self._spawn(self._send_quietly(reply))
@@ -379,13 +408,33 @@ class JsonRpcPeer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _shut_down(self) -> None:
-        if self._closed:
+    async def _shut_down(self, *, let_running_finish: bool = False) -> None:
+        """End the connection without losing what was already accepted.
+
+        Running requests are cancelled (after `CLOSE_GRACE_SECONDS` if `let_running_finish`) and,
+        like any cancelled request, answered with -32800; replies on their way get the rest of the
+        grace period to go out (a client that closed its end for writing may still be reading).
+        Then whatever is left is cancelled.
+        """
+        if self._closing:
             return
-        self._closed = True
+        self._closing = True
         for waiter in self._pending.values():
             if not waiter.done():
                 waiter.set_exception(PeerClosedError("connection closed before the response"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_GRACE_SECONDS
+        if let_running_finish and self._incoming:
+            await asyncio.wait(list(self._incoming.values()), timeout=CLOSE_GRACE_SECONDS / 2)
+        incoming = list(self._incoming.values())
+        for task in incoming:
+            task.cancel()
+        if incoming:
+            await asyncio.wait(incoming, timeout=max(0.0, deadline - loop.time()))
+        # Their -32800 answers were queued by their done callbacks, before wait() returned.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=max(0.0, deadline - loop.time()))
+        self._closed = True
         running = [*self._incoming.values(), *self._tasks]
         for task in running:
             task.cancel()

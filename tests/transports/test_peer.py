@@ -91,6 +91,7 @@ def serve(stream: MessageStream, **options: Any) -> tuple[JsonRpcPeer, ServerSta
 @dataclass
 class Connected:
     server: JsonRpcPeer
+    server_stream: MessageStream
     state: ServerState
     client_stream: MessageStream
     runs: list[asyncio.Task[None]]
@@ -101,7 +102,7 @@ async def connected(streams: tuple[MessageStream, MessageStream]) -> AsyncIterat
     server_stream, client_stream = streams
     server, state = serve(server_stream)
     runs = [asyncio.create_task(server.run())]
-    yield Connected(server, state, client_stream, runs)
+    yield Connected(server, server_stream, state, client_stream, runs)
     for run in runs:
         run.cancel()
     await asyncio.gather(*runs, return_exceptions=True)
@@ -339,11 +340,22 @@ async def test_peer_that_disconnects_mid_request_ends_the_server_cleanly(
     assert connected.server.closed
 
 
-async def test_pending_outgoing_request_fails_when_the_other_side_goes_away(
+async def test_closing_peer_answers_its_running_requests_with_minus_32800(
     client: JsonRpcPeer, connected: Connected
 ) -> None:
     call = asyncio.create_task(client.request("slow"))
     await asyncio.wait_for(connected.state.slow_started.wait(), 5)
     await connected.server.aclose()
+    with pytest.raises(RpcError) as raised:
+        await asyncio.wait_for(call, 15)
+    assert raised.value.code == REQUEST_CANCELLED
+
+
+async def test_pending_outgoing_request_fails_when_the_connection_drops(
+    client: JsonRpcPeer, connected: Connected
+) -> None:
+    call = asyncio.create_task(client.request("slow"))
+    await asyncio.wait_for(connected.state.slow_started.wait(), 5)
+    await connected.server_stream.aclose()
     with pytest.raises(PeerClosedError):
         await asyncio.wait_for(call, 15)

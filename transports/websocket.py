@@ -1,0 +1,284 @@
+"""JSON-RPC over WebSocket: one message per text frame.
+
+Server side: a Starlette `WebSocketRoute` (serve mode runs it under uvicorn, whose WebSocket
+protocol is the `websockets` library). Client side: `websockets`' asyncio client.
+
+Choices worth knowing:
+
+- **Token refusal.** With a token configured, the handshake needs `Authorization: Bearer <token>`.
+  A refused handshake gets HTTP 401 through the ASGI "WebSocket Denial Response" extension when the
+  server offers it (uvicorn does); otherwise the route closes before accepting (code 1008), which
+  uvicorn turns into HTTP 403. The client raises `HandshakeRefusedError` with the status.
+- **Binary frames** are accepted and taken as UTF-8 JSON text (some clients send JSON in binary
+  frames); invalid JSON then gets the peer's usual parse error. Both sides send text frames,
+  except for bytes that are not valid UTF-8: a text frame must be UTF-8 (the receiver would close
+  with 1007), so those go in a binary frame and get a parse error rather than a dead connection.
+- **Size limit.** A frame cannot be skipped, so an oversized message ends the connection with
+  close code 1009 and `receive()` returns None rather than `Oversized`. uvicorn enforces its own
+  `ws_max_size` before the route sees the frame (same 1009 close); the route's
+  `max_message_bytes` is checked again, so set `ws_max_size` at least as high as the largest
+  route limit.
+- **Closed connection:** `receive()` returns None and `send()` raises `ConnectionError`, never a
+  library exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from types import TracebackType
+
+from starlette.responses import JSONResponse
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream, Oversized
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+
+_DENIAL_EXTENSION = "websocket.http.response"
+
+
+class HandshakeRefusedError(ConnectionRefusedError):
+    """The server refused to open the connection (bad or missing token): `status` is the HTTP code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def bearer_matches(authorization: str | None, token: str | None) -> bool:
+    """Whether an `Authorization` header carries `token` (always true when no token is set).
+
+    Compared in constant time so the token cannot be guessed byte by byte from response times.
+    """
+    if token is None:
+        return True
+    if not authorization:
+        return False
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def bearer_header(token: str | None) -> dict[str, str]:
+    """The request header a client sends for `token` (none without one)."""
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether `data` may go in a text frame (which must be UTF-8, or the receiver closes with
+    1007). Anything else goes in a binary frame, so the peer can answer it with a parse error."""
+    if data.isascii():
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# -- server ---------------------------------------------------------------------------------------
+
+
+class WebSocketServerStream:
+    """An accepted Starlette WebSocket as a `MessageStream`."""
+
+    def __init__(self, websocket: WebSocket, *, max_message_bytes: int) -> None:
+        self._ws = websocket
+        self._limit = max_message_bytes
+        self._send_lock = asyncio.Lock()
+        self._gone = False  # the connection is closed or closing: receive() is done
+        self._close_sent = False
+        self._close_code: int | None = None
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code seen from the client, or the one this side closed with; None while open."""
+        return self._close_code
+
+    async def receive(self) -> bytes | Oversized | None:
+        if self._gone:
+            return None
+        try:
+            message = await self._ws.receive()
+        except (RuntimeError, OSError):  # starlette's WebSocketDisconnected is a RuntimeError
+            self._gone = True
+            return None
+        if message["type"] == "websocket.disconnect":
+            self._gone = True
+            if self._close_code is None:
+                self._close_code = int(message.get("code") or 1005)
+            return None
+        text = message.get("text")
+        data: bytes = text.encode() if text is not None else (message.get("bytes") or b"")
+        if len(data) > self._limit:
+            logger.warning(
+                "websocket message of %d bytes exceeds the limit of %d; closing with %d",
+                len(data),
+                self._limit,
+                CLOSE_TOO_BIG,
+            )
+            await self._close(CLOSE_TOO_BIG, "message too big")
+            return None
+        return data
+
+    async def send(self, message: bytes) -> None:
+        if self._close_sent:
+            raise ConnectionError("websocket is closed")
+        async with self._send_lock:  # the ASGI send of one frame is not safe to interleave
+            try:
+                if _is_utf8(message):
+                    await self._ws.send_text(message.decode())
+                else:
+                    await self._ws.send_bytes(message)
+            except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+                self._gone = True
+                raise ConnectionError("websocket is closed") from exc
+
+    async def aclose(self) -> None:
+        await self._close(CLOSE_NORMAL)
+
+    async def _close(self, code: int, reason: str = "") -> None:
+        """Send a close frame once; a connection that is already gone needs none."""
+        if self._close_sent:
+            return
+        self._close_sent = True
+        self._gone = True
+        if self._close_code is None:
+            self._close_code = code
+        with suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await self._ws.close(code, reason)
+
+
+def websocket_route(
+    path: str,
+    on_connect: Callable[[MessageStream], Awaitable[None]],
+    *,
+    token: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> WebSocketRoute:
+    """A route that runs `on_connect(stream)` for each accepted connection, then closes it (1000).
+
+    If `on_connect` raises, the connection closes with 1011 and the error is logged.
+    """
+
+    async def endpoint(websocket: WebSocket) -> None:
+        if not bearer_matches(websocket.headers.get("authorization"), token):
+            await _refuse(websocket)
+            return
+        await websocket.accept()
+        stream = WebSocketServerStream(websocket, max_message_bytes=max_message_bytes)
+        code = CLOSE_NORMAL
+        try:
+            await on_connect(stream)
+        except Exception:
+            logger.exception("websocket connection handler failed")
+            code = CLOSE_INTERNAL_ERROR
+        finally:
+            await stream._close(code)
+
+    return WebSocketRoute(path, endpoint)
+
+
+async def _refuse(websocket: WebSocket) -> None:
+    """Refuse the handshake: HTTP 401 when the server can send one, else close 1008 (HTTP 403)."""
+    logger.warning("websocket handshake refused: missing or wrong bearer token")
+    if _DENIAL_EXTENSION in websocket.scope.get("extensions", {}):
+        response = JSONResponse(
+            {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close(code=CLOSE_POLICY)
+
+
+# -- client ---------------------------------------------------------------------------------------
+
+
+class WebSocketClientStream:
+    """A `websockets` client connection as a `MessageStream`; usable as an async context manager."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self._ws = connection
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code the server sent (1000 normal, 1009 too big, ...); None while open."""
+        return self._ws.close_code
+
+    @property
+    def latency(self) -> float:
+        """Round-trip time of the last keepalive ping, in seconds (0.0 before the first pong)."""
+        return self._ws.latency
+
+    async def receive(self) -> bytes | Oversized | None:
+        try:
+            # decode=False hands over a text frame's UTF-8 bytes without decoding them twice.
+            return await self._ws.recv(decode=False)
+        except ConnectionClosed:
+            return None
+
+    async def send(self, message: bytes) -> None:
+        try:
+            await self._ws.send(message, text=_is_utf8(message))
+        except ConnectionClosed as exc:
+            raise ConnectionError(f"websocket is closed ({exc})") from exc
+
+    async def aclose(self) -> None:
+        await self._ws.close(CLOSE_NORMAL)
+
+    async def __aenter__(self) -> WebSocketClientStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def connect_websocket(
+    url: str,
+    *,
+    token: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    open_timeout: float | None = 10,
+) -> WebSocketClientStream:
+    """Open a WebSocket to `url` (ws:// or wss://) and return it as a message stream.
+
+    Keepalive pings are `websockets`' own: a peer that stops answering for `ping_timeout` is
+    treated as gone (receive() returns None). Raises `HandshakeRefusedError` when the server
+    refuses the handshake and `ConnectionError`/`OSError`/`TimeoutError` when it cannot be reached.
+    """
+    try:
+        connection = await ws_connect(
+            url,
+            additional_headers=bearer_header(token),
+            max_size=max_message_bytes,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            open_timeout=open_timeout,
+        )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        raise HandshakeRefusedError(status, f"{url} refused the WebSocket: HTTP {status}") from exc
+    except InvalidHandshake as exc:
+        raise ConnectionError(f"WebSocket handshake with {url} failed: {exc}") from exc
+    return WebSocketClientStream(connection)
