@@ -91,12 +91,17 @@ class SseServerStream:
         self._generation = 0  # which GET is the live one
         self._attached = False
         self._grace: asyncio.TimerHandle | None = None
-        self.ended = False
-        self.task: asyncio.Task[None] | None = None
+        self._ended = False
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def connection_id(self) -> str:
         return self._id
+
+    @property
+    def ended(self) -> bool:
+        """Whether the connection is over (receive() returns None once the queue is drained)."""
+        return self._ended
 
     @property
     def client_attached(self) -> bool:
@@ -113,12 +118,12 @@ class SseServerStream:
 
     async def send(self, message: bytes) -> None:
         capacity = self._server.replay_buffer
-        while not self.ended and len(self._events) >= capacity:
+        while not self._ended and len(self._events) >= capacity:
             if self._events[0][0] <= self._delivered:
                 self._events.popleft()  # already on the wire: it only served replays
                 break
             await self._wait_changed()  # backpressure: never drop what was not yet sent
-        if self.ended:
+        if self._ended:
             raise ConnectionError(f"SSE connection {self._id} has ended")
         self._events.append((self._next_id, message.decode()))
         self._next_id += 1
@@ -129,10 +134,10 @@ class SseServerStream:
 
     # -- used by the routes
 
-    def deliver(self, item: bytes | Oversized) -> None:
+    def _deliver(self, item: bytes | Oversized) -> None:
         self._inbox.put_nowait(item)
 
-    def attach(self, last_event_id: int) -> int | None:
+    def _attach(self, last_event_id: int) -> int | None:
         """Make a new GET the live one, resuming after `last_event_id`; None if that is impossible."""
         first_buffered = self._events[0][0] if self._events else self._next_id
         if not first_buffered - 1 <= last_event_id < self._next_id:
@@ -146,7 +151,7 @@ class SseServerStream:
         self._notify()  # a replaced GET wakes up and ends
         return self._generation
 
-    def detach(self, generation: int) -> None:
+    def _detach(self, generation: int) -> None:
         """A GET ended; if it was the live one, the grace period starts."""
         if generation != self._generation or not self._attached:
             return
@@ -155,7 +160,7 @@ class SseServerStream:
             loop = asyncio.get_running_loop()
             self._grace = loop.call_later(self._server.grace_seconds, self._expire)
 
-    async def events_after(
+    async def _events_after(
         self, cursor: int, generation: int, endpoint: str | None
     ) -> AsyncIterator[ServerSentEvent]:
         """The SSE events for one GET: the endpoint (first GET only), messages after `cursor`,
@@ -174,7 +179,7 @@ class SseServerStream:
                 if len(self._events) >= self._server.replay_buffer:
                     self._notify()  # a sender may be waiting for room
                 yield ServerSentEvent(data=data, event=MESSAGE_EVENT, id=str(event_id))
-            elif self.ended:
+            elif self._ended:
                 self._server.forget(self)
                 yield ServerSentEvent(data="end", event=CLOSE_EVENT)
                 return
@@ -182,10 +187,10 @@ class SseServerStream:
                 await self._wait_changed()
 
     def _end(self, why: str) -> None:
-        if self.ended:
+        if self._ended:
             return
         logger.debug("SSE connection %s ended: %s", self._id, why)
-        self.ended = True
+        self._ended = True
         self._inbox.put_nowait(None)
         self._notify()
 
@@ -195,7 +200,7 @@ class SseServerStream:
             self._end(f"no client for {self._server.grace_seconds} s")
             self._server.forget(self)
 
-    def cancel_grace(self) -> None:
+    def _cancel_grace(self) -> None:
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
@@ -226,7 +231,7 @@ class _EventStream(EventSourceResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._connection.detach(self._generation)
+            self._connection._detach(self._generation)
 
 
 class _SseServer:
@@ -253,7 +258,7 @@ class _SseServer:
         self.connections: dict[str, SseServerStream] = {}
 
     def forget(self, connection: SseServerStream) -> None:
-        connection.cancel_grace()
+        connection._cancel_grace()
         if self.connections.get(connection.connection_id) is connection:
             del self.connections[connection.connection_id]
 
@@ -282,7 +287,7 @@ class _SseServer:
                 last_event_id = int(request.headers.get("last-event-id") or 0)
             except ValueError:
                 return _error(400, "Last-Event-ID must be an integer")
-        generation = connection.attach(last_event_id)
+        generation = connection._attach(last_event_id)
         if generation is None:
             logger.warning(
                 "SSE connection %s cannot resume after event %d: no longer buffered; ending it",
@@ -292,13 +297,13 @@ class _SseServer:
             connection._end("resumption impossible")
             self.forget(connection)
             return _error(409, f"cannot resume after event {last_event_id}")
-        content = connection.events_after(last_event_id, generation, endpoint)
+        content = connection._events_after(last_event_id, generation, endpoint)
         return _EventStream(connection, generation, content, self.ping_seconds)
 
     def _open(self) -> SseServerStream:
         connection = SseServerStream(secrets.token_urlsafe(16), self)
         self.connections[connection.connection_id] = connection
-        connection.task = asyncio.create_task(self._run(connection))
+        connection._task = asyncio.create_task(self._run(connection))
         return connection
 
     async def _run(self, connection: SseServerStream) -> None:
@@ -328,12 +333,12 @@ class _SseServer:
             return _error(404, "unknown or ended connection")
         if body is None:
             logger.warning("SSE POST of %d bytes exceeds the limit of %d", size, self.limit)
-            connection.deliver(Oversized(size, self.limit))
+            connection._deliver(Oversized(size, self.limit))
             return JSONResponse(
                 {"error": "message exceeds the limit", "size": size, "limit": self.limit},
                 status_code=413,
             )
-        connection.deliver(body)
+        connection._deliver(body)
         return Response(status_code=202)
 
     async def _read_body(self, request: Request) -> tuple[bytes | None, int]:

@@ -136,14 +136,16 @@ class WebSocketServerStream:
         return data
 
     async def send(self, message: bytes) -> None:
-        if self._close_sent:
+        if self._gone:
             raise ConnectionError("websocket is closed")
         async with self._send_lock:  # the ASGI send of one frame is not safe to interleave
             try:
-                if _is_utf8(message):
-                    await self._ws.send_text(message.decode())
+                try:
+                    text = message.decode()
+                except UnicodeDecodeError:
+                    await self._ws.send_bytes(message)  # see _is_utf8
                 else:
-                    await self._ws.send_bytes(message)
+                    await self._ws.send_text(text)
             except (WebSocketDisconnect, RuntimeError, OSError) as exc:
                 self._gone = True
                 raise ConnectionError("websocket is closed") from exc

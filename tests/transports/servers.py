@@ -1,0 +1,201 @@
+"""Real servers on loopback for the transport tests: uvicorn in-process, connected stream pairs over
+WebSocket and SSE, and a TCP proxy that can cut every connection through it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from transports.sse import SseClientStream, connect_sse, sse_routes
+from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream
+from transports.websocket import WebSocketClientStream, connect_websocket, websocket_route
+
+UVICORN_WS_MAX_SIZE = 16 * 1024 * 1024
+"""uvicorn's own default, used when a test does not say."""
+
+
+@asynccontextmanager
+async def serve_app(app: ASGIApp, *, ws_max_size: int = UVICORN_WS_MAX_SIZE) -> AsyncIterator[str]:
+    """Run `app` under uvicorn (WebSockets by the `websockets` library, as in serve mode) on a free
+    loopback port; yields the base URL, e.g. "http://127.0.0.1:41234"."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        ws="websockets-sansio",
+        ws_max_size=ws_max_size,
+        lifespan="off",
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.005)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+class Accepted:
+    """An `on_connect` for tests: hands each server-side stream over, and keeps its connection
+    open (the handler not returning) until `release()`."""
+
+    def __init__(self) -> None:
+        self._streams: asyncio.Queue[MessageStream] = asyncio.Queue()
+        self._release = asyncio.Event()
+
+    async def on_connect(self, stream: MessageStream) -> None:
+        await self._streams.put(stream)
+        await self._release.wait()
+
+    async def next(self, timeout: float = 5) -> MessageStream:
+        return await asyncio.wait_for(self._streams.get(), timeout)
+
+    def release(self) -> None:
+        self._release.set()
+
+
+def ws_url(base_url: str, path: str) -> str:
+    return "ws" + base_url.removeprefix("http") + path
+
+
+@asynccontextmanager
+async def websocket_pair(
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    token: str | None = None,
+    ws_max_size: int | None = None,
+    **client_options: Any,
+) -> AsyncIterator[tuple[MessageStream, WebSocketClientStream]]:
+    """A connected (server stream, client stream) over a real WebSocket.
+
+    uvicorn's `ws_max_size` defaults to the route's limit, as serve mode would set it.
+    """
+    accepted = Accepted()
+    route = websocket_route(
+        "/acp", accepted.on_connect, token=token, max_message_bytes=max_message_bytes
+    )
+    app = Starlette(routes=[route])
+    async with serve_app(app, ws_max_size=ws_max_size or max_message_bytes) as base_url:
+        client = await connect_websocket(ws_url(base_url, "/acp"), token=token, **client_options)
+        try:
+            server = await accepted.next()
+            try:
+                yield server, client
+            finally:
+                await server.aclose()
+        finally:
+            await client.aclose()
+            accepted.release()
+
+
+@asynccontextmanager
+async def sse_pair(
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    token: str | None = None,
+    replay_buffer: int = 1024,
+    reconnect_grace_seconds: float = 2.0,
+    **client_options: Any,
+) -> AsyncIterator[tuple[MessageStream, SseClientStream]]:
+    """A connected (server stream, client stream) over real SSE + POST under `/acp`."""
+    accepted = Accepted()
+    routes = sse_routes(
+        "/acp",
+        accepted.on_connect,
+        token=token,
+        max_message_bytes=max_message_bytes,
+        replay_buffer=replay_buffer,
+        reconnect_grace_seconds=reconnect_grace_seconds,
+    )
+    async with serve_app(Starlette(routes=routes)) as base_url:
+        client = await connect_sse(f"{base_url}/acp", token=token, **client_options)
+        try:
+            server = await accepted.next()
+            try:
+                yield server, client
+            finally:
+                await server.aclose()
+        finally:
+            await client.aclose()
+            accepted.release()
+
+
+class TcpProxy:
+    """Forwards loopback TCP connections to `target_port`; `drop()` cuts all of them at once,
+    as a network failure would, while new connections keep working."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.drops = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            self._writers -= {writer, up_writer}
+            self._tasks.discard(task)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    def drop(self) -> None:
+        self.drops += 1
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    async def aclose(self) -> None:
+        self.drop()  # the pipes then see end-of-file and their handlers return
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+
+@asynccontextmanager
+async def tcp_proxy(target_port: int) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(target_port)
+    server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
+    proxy.port = server.sockets[0].getsockname()[1]
+    try:
+        yield proxy
+    finally:
+        server.close()
+        await proxy.aclose()
+        with contextlib.suppress(Exception):
+            await server.wait_closed()
