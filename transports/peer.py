@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeGuard, cast
+from typing import Any, cast
 
 import orjson
-from jsonrpcserver import JsonRpcError, Success
-from jsonrpcserver.async_dispatcher import dispatch_request
-from jsonrpcserver.dispatcher import create_request, to_response
-from jsonrpcserver.response import to_serializable_one
-from jsonrpcserver.sentinels import NOCONTEXT, NOID
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from transports.dispatch import (
+    Handler,
+    Methods,
+    RequestId,
+    envelope_problem,
+    error_response,
+    to_jsonable,
+    valid_id,
+)
 from transports.errors import (
     INTERNAL_ERROR,
-    INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
     REQUEST_CANCELLED,
@@ -41,9 +43,7 @@ log = logging.getLogger(__name__)
 CANCEL_METHOD = "$/cancel_request"
 CLOSE_GRACE_SECONDS = 2.0
 
-Handler = Callable[[Any], Awaitable[Any]]
 LaneKey = Callable[[str, Any], Hashable]
-RequestId = int | str
 Answer = tuple[RequestId, asyncio.Task[Any]] | dict[str, Any]
 """A batch member's answer: its id and running task, or an immediate error reply."""
 
@@ -55,46 +55,8 @@ def session_lane(method: str, params: Any) -> Hashable:
     return None
 
 
-def to_jsonable(value: Any) -> Any:
-    """Turn a handler's result (a pydantic model, or plain JSON data) into JSON data."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return value
-
-
-_ANY_PARAMS = inspect.Signature(
-    [
-        inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
-        inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
-    ]
-)
-
-
-def _valid_id(value: Any) -> TypeGuard[RequestId]:
-    return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
-
-
-def _error(
-    request_id: RequestId | None, code: int, message: str, data: Any = None
-) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "error": RpcError(code, message, data).to_json(), "id": request_id}
-
-
 def _cancelled(request_id: RequestId) -> dict[str, Any]:
-    return _error(request_id, REQUEST_CANCELLED, "Request cancelled")
-
-
-def _envelope_problem(message: dict[str, Any]) -> str | None:
-    """Why a request object is not valid JSON-RPC 2.0, or None when it is."""
-    if message.get("jsonrpc") != "2.0":
-        return 'the "jsonrpc" member must be exactly "2.0"'
-    if not isinstance(message.get("method"), str):
-        return 'the "method" member must be a string'
-    if "id" in message and not _valid_id(message["id"]):
-        return 'the "id" member must be a string or an integer'
-    if message.get("params") is not None and not isinstance(message["params"], dict | list):
-        return 'the "params" member must be an object or an array'
-    return None
+    return error_response(request_id, REQUEST_CANCELLED, "Request cancelled")
 
 
 class JsonRpcPeer:
@@ -111,7 +73,7 @@ class JsonRpcPeer:
         self._stream = stream
         self._request_timeout = request_timeout
         self._lane_key = lane_key
-        self._methods: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self.methods = Methods()
         self._slots = asyncio.Semaphore(max_concurrency)
         self._pending: dict[RequestId, asyncio.Future[Any]] = {}
         self._incoming: dict[RequestId, asyncio.Task[dict[str, Any] | None]] = {}
@@ -124,37 +86,8 @@ class JsonRpcPeer:
     # -- registration -------------------------------------------------------------------------
 
     def on(self, method: str, handler: Handler, params: type[BaseModel] | None = None) -> None:
-        """Serve `method` (as a request or a notification) with `handler`.
-
-        With a pydantic `params` model the handler receives the validated model and bad params are
-        answered with -32602 and pydantic's error detail; without one it receives the raw params.
-        """
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            # jsonrpcserver passes array params positionally, object params as keywords.
-            raw: Any = kwargs if kwargs or not args else list(args)
-            if params is not None:
-                try:
-                    raw = params.model_validate(raw)
-                except ValidationError as exc:
-                    # No "input" in the detail: it would echo a multi-MiB argument back.
-                    detail = exc.errors(
-                        include_url=False, include_context=False, include_input=False
-                    )
-                    raise JsonRpcError(INVALID_PARAMS, "Invalid params", detail) from None
-            try:
-                result = await handler(raw)
-            except RpcError as exc:
-                raise JsonRpcError(exc.code, exc.message, exc.to_json().get("data")) from None
-            except Exception:
-                log.exception("handler for %s failed", method)
-                raise JsonRpcError(INTERNAL_ERROR, "Internal error") from None
-            return Success(to_jsonable(result))
-
-        # jsonrpcserver binds params against the method's signature on every call; a ready-made
-        # signature spares it inspecting the wrapper each time.
-        call.__signature__ = _ANY_PARAMS  # type: ignore[attr-defined]
-        self._methods[method] = call
+        """Serve `method` (as a request or a notification); see `Methods.on`."""
+        self.methods.on(method, handler, params)
 
     # -- outgoing -----------------------------------------------------------------------------
 
@@ -224,7 +157,7 @@ class JsonRpcPeer:
                     break
                 if isinstance(message, Oversized):
                     self._reply_later(
-                        _error(
+                        error_response(
                             None,
                             INVALID_REQUEST,
                             f"message of {message.size} bytes exceeds the limit of "
@@ -245,12 +178,12 @@ class JsonRpcPeer:
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            self._reply_later(_error(None, PARSE_ERROR, "Parse error", str(exc)))
+            self._reply_later(error_response(None, PARSE_ERROR, "Parse error", str(exc)))
             return
         if not isinstance(message, list):
             self._accept(message, None)
         elif not message:
-            self._reply_later(_error(None, INVALID_REQUEST, "empty batch"))
+            self._reply_later(error_response(None, INVALID_REQUEST, "empty batch"))
         else:
             batch: list[Answer] = []
             for item in message:
@@ -266,20 +199,22 @@ class JsonRpcPeer:
         """
         error: dict[str, Any] | None = None
         if not isinstance(message, dict):
-            error = _error(None, INVALID_REQUEST, "a JSON-RPC message must be an object")
+            error = error_response(None, INVALID_REQUEST, "a JSON-RPC message must be an object")
         elif "method" not in message:
             if "result" not in message and "error" not in message:
-                error = _error(None, INVALID_REQUEST, 'a request needs a "method" member')
+                error = error_response(None, INVALID_REQUEST, 'a request needs a "method" member')
             else:
                 self._route_response(message)
-        elif (problem := _envelope_problem(message)) is not None:
+        elif (problem := envelope_problem(message)) is not None:
             request_id = message.get("id")
-            error = _error(request_id if _valid_id(request_id) else None, INVALID_REQUEST, problem)
+            error = error_response(
+                request_id if valid_id(request_id) else None, INVALID_REQUEST, problem
+            )
         elif "id" not in message:
             self._accept_notification(message)
         elif message["id"] in self._incoming:
             request_id = message["id"]
-            error = _error(
+            error = error_response(
                 request_id, INVALID_REQUEST, f"request id {request_id!r} is already in flight"
             )
         else:
@@ -315,7 +250,7 @@ class JsonRpcPeer:
 
     def _route_response(self, message: dict[str, Any]) -> None:
         request_id = message.get("id")
-        waiter = self._pending.get(request_id) if _valid_id(request_id) else None
+        waiter = self._pending.get(request_id) if valid_id(request_id) else None
         if waiter is None or waiter.done():
             log.warning("dropping a response to unknown request id %r", request_id)
             return
@@ -337,7 +272,7 @@ class JsonRpcPeer:
         if message["method"] == CANCEL_METHOD:
             params = message.get("params")
             target = params.get("requestId") if isinstance(params, dict) else None
-            task = self._incoming.get(target) if _valid_id(target) else None
+            task = self._incoming.get(target) if valid_id(target) else None
             if task is not None:
                 task.cancel()
             return
@@ -356,16 +291,7 @@ class JsonRpcPeer:
             del self._lanes[key]
 
     async def _dispatch(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """Run one checked request or notification through jsonrpcserver; its reply, if any.
-
-        The envelope is already parsed and checked, so this enters jsonrpcserver after its own
-        parse and schema steps, and without the `gather` its batch path wraps every call in.
-        """
-        request = create_request(message)
-        _, result = await dispatch_request(self._methods, NOCONTEXT, request)
-        if request.id is NOID:
-            return None
-        return cast(dict[str, Any], to_serializable_one(to_response(request, result)))
+        return await self.methods.dispatch(message)
 
     async def _dispatch_request(self, message: dict[str, Any]) -> dict[str, Any] | None:
         async with self._slots:
