@@ -23,7 +23,6 @@ MODES = ("stdio", "mcp", "serve", "bridge")
 COMMANDS = ("check", "tools", "agents", "backends", "demo")
 NOT_BUILT = {
     "mcp": "the mcp_gateway issue",
-    "serve": "the router_core, mcp_gateway, a2a and acp issues",
     "bridge": "the acp issue",
     "tools": "the mcp_gateway issue",
     "agents": "the a2a issue",
@@ -60,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         config = load_config(find_config_path(args.config, os.environ), os.environ)
+        if args.mode == "serve":
+            config = config.with_server(args.host, args.port)
     except ConfigError as exc:
         print(f"junction: invalid configuration\n{exc}", file=sys.stderr)
         return 2
@@ -77,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if what == "stdio":
             asyncio.run(run_stdio(config))
             return 0
+        if what == "serve":
+            from junction.server import run_serve
+
+            return run_serve(config)
         return check(config, as_json=args.json)
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,91 @@
+"""`junction --mode serve`: one Starlette application mounting every HTTP surface, under uvicorn.
+
+Each surface is mounted here as its issue lands; until then its routes do not exist (404), which is
+more honest than a stub that pretends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+
+from junction.config import JunctionConfig
+from junction.security import AccessGuard
+from transports import DEFAULT_MAX_MESSAGE_BYTES, JsonRpcPeer, MessageStream
+
+log = logging.getLogger("junction.server")
+
+
+async def serve_acp_connection(stream: MessageStream) -> None:
+    """One remote ACP client (WebSocket or SSE): the same JSON-RPC peer `--mode stdio` runs."""
+    peer = JsonRpcPeer(stream)
+    await peer.run()
+
+
+async def health(request: Request) -> JSONResponse:
+    """Overall status and each configured component's; only what exists so far is reported."""
+    return JSONResponse({"status": "healthy", "components": {}})
+
+
+def build_app(config: JunctionConfig) -> Starlette:
+    """The ASGI application for every surface, guarded by API keys or Host/Origin checks."""
+    from transports import sse_routes, websocket_route
+
+    routes: list[BaseRoute] = [
+        Route("/health", health),
+        websocket_route("/acp", serve_acp_connection, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES),
+        Mount(
+            "/acp",
+            routes=sse_routes(
+                "", serve_acp_connection, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES
+            ),
+        ),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(AccessGuard, api_keys=config.server.api_keys)],
+    )
+
+
+def run_serve(config: JunctionConfig) -> int:
+    """Serve until SIGINT/SIGTERM; uvicorn drains connections before returning."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(config),
+            host=config.server.host,
+            port=config.server.port,
+            log_config=None,  # keep our stderr logging (uvicorn's default writes to stdout)
+            access_log=False,
+            ws="websockets-sansio",
+            ws_max_size=DEFAULT_MAX_MESSAGE_BYTES,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+    )
+    # uvicorn drains on SIGTERM, then re-raises it under the handler that was in place before:
+    # make that one a no-op so a graceful stop exits 0 instead of dying by the signal.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    asyncio.run(_serve(server))
+    return 0
+
+
+async def _serve(server: Any) -> None:
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.01)
+    if server.started:
+        for listener in server.servers:
+            for sock in listener.sockets:
+                host, port = sock.getsockname()[:2]
+                log.info("listening on http://%s:%s", host, port)
+    await serving

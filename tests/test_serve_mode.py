@@ -1,0 +1,155 @@
+"""`junction --mode serve` as an operator runs it: a real process, real HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from transports import HandshakeRefusedError, connect_sse, connect_websocket
+
+JUNCTION = str(Path(sys.executable).with_name("junction"))
+
+
+@dataclass
+class Served:
+    process: asyncio.subprocess.Process
+    base: str
+    port: int
+
+
+async def start(tmp_path: Path, config: str = "", *args: str) -> Served:
+    path = tmp_path / "junction.yaml"
+    path.write_text(config)
+    process = await asyncio.create_subprocess_exec(
+        JUNCTION,
+        "--mode",
+        "serve",
+        "--config",
+        str(path),
+        "--port",
+        "0",
+        *args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "JUNCTION_LOG_FORMAT": "plain"},
+    )
+    assert process.stderr is not None
+    async with asyncio.timeout(30):
+        while True:
+            line = (await process.stderr.readline()).decode()
+            assert line, "junction exited before listening"
+            found = re.search(r"listening on http://([\d.]+):(\d+)", line)
+            if found:
+                port = int(found.group(2))
+                return Served(process, f"http://127.0.0.1:{port}", port)
+
+
+async def stop(served: Served) -> int:
+    if served.process.returncode is None:
+        served.process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(served.process.wait(), 30)
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    running = await start(tmp_path)
+    yield running
+    await stop(running)
+
+
+async def test_health_answers(served: Served) -> None:
+    async with httpx.AsyncClient() as http:
+        reply = await http.get(f"{served.base}/health")
+    assert reply.status_code == 200
+    assert reply.json()["status"] == "healthy"
+
+
+async def test_json_rpc_over_websocket_reaches_the_peer(served: Served) -> None:
+    client = await connect_websocket(f"ws://127.0.0.1:{served.port}/acp")
+    try:
+        await client.send(b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}')
+        reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
+        assert reply["id"] == 1 and reply["error"]["code"] == -32601
+        await client.send(b"{broken")
+        reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
+        assert reply["id"] is None and reply["error"]["code"] == -32700
+    finally:
+        await client.aclose()
+
+
+async def test_json_rpc_over_sse_reaches_the_peer(served: Served) -> None:
+    client = await connect_sse(f"{served.base}/acp")
+    try:
+        await client.send(b'{"jsonrpc": "2.0", "id": "s", "method": "session/new", "params": {}}')
+        reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
+        assert reply["id"] == "s" and reply["error"]["code"] == -32601
+    finally:
+        await client.aclose()
+
+
+async def test_forged_host_header_is_refused_on_loopback(served: Served) -> None:
+    async with httpx.AsyncClient() as http:
+        forged = await http.get(f"{served.base}/acp/events", headers={"Host": "evil.example"})
+        cross_origin = await http.get(
+            f"{served.base}/acp/events", headers={"Origin": "http://evil.example"}
+        )
+    assert forged.status_code == 403
+    assert cross_origin.status_code == 403
+
+
+async def test_api_keys_are_required_and_checked(tmp_path: Path) -> None:
+    served = await start(tmp_path, "server: {api_keys: [k-one, k-two]}\n")
+    try:
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{served.base}/health")).status_code == 200
+            missing = await http.get(f"{served.base}/acp/events")
+            wrong = await http.get(
+                f"{served.base}/acp/events", headers={"Authorization": "Bearer nope"}
+            )
+            assert missing.status_code == 401 and wrong.status_code == 401
+            assert b"k-one" not in wrong.content and b"k-two" not in wrong.content
+        with pytest.raises(HandshakeRefusedError):
+            await connect_websocket(f"ws://127.0.0.1:{served.port}/acp", token="nope")
+        client = await connect_websocket(f"ws://127.0.0.1:{served.port}/acp", token="k-two")
+        await client.send(b'{"jsonrpc": "2.0", "id": 1, "method": "x"}')
+        reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
+        assert reply["error"]["code"] == -32601
+        await client.aclose()
+    finally:
+        assert await stop(served) == 0
+
+
+def test_non_loopback_host_without_keys_refuses_to_start(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [JUNCTION, "--mode", "serve", "--host", "0.0.0.0", "--config", str(tmp_path / "none.yaml")],
+        capture_output=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    (tmp_path / "none.yaml").write_text("")
+    done = subprocess.run(
+        [JUNCTION, "--mode", "serve", "--host", "0.0.0.0", "--config", str(tmp_path / "none.yaml")],
+        capture_output=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    assert b"api_keys" in done.stderr and b"Traceback" not in done.stderr
+
+
+async def test_sigterm_exits_zero(tmp_path: Path) -> None:
+    served = await start(tmp_path)
+    assert await stop(served) == 0
