@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+import socket
+from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -59,7 +60,14 @@ def run_serve(config: JunctionConfig) -> int:
     """Serve until SIGINT/SIGTERM; uvicorn drains connections before returning."""
     import uvicorn
 
-    server = uvicorn.Server(
+    class Server(uvicorn.Server):
+        def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
+            # One stable line (with the real port when --port 0) that people and tests can read.
+            for listener in listeners:
+                host, port = listener.getsockname()[:2]
+                log.info("listening on http://%s:%s", host, port)
+
+    server = Server(
         uvicorn.Config(
             build_app(config),
             host=config.server.host,
@@ -75,17 +83,5 @@ def run_serve(config: JunctionConfig) -> int:
     # uvicorn drains on SIGTERM, then re-raises it under the handler that was in place before:
     # make that one a no-op so a graceful stop exits 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    asyncio.run(_serve(server))
+    asyncio.run(server.serve())
     return 0
-
-
-async def _serve(server: Any) -> None:
-    serving = asyncio.create_task(server.serve())
-    while not server.started and not serving.done():
-        await asyncio.sleep(0.01)
-    if server.started:
-        for listener in server.servers:
-            for sock in listener.sockets:
-                host, port = sock.getsockname()[:2]
-                log.info("listening on http://%s:%s", host, port)
-    await serving
