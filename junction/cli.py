@@ -91,7 +91,7 @@ async def run_stdio(config: JunctionConfig) -> None:
     """Serve JSON-RPC on stdin/stdout until stdin closes or SIGTERM/SIGINT arrives."""
     from transports import JsonRpcPeer, open_stdio
 
-    stream = await open_stdio()
+    stream = await open_stdio(max_message_bytes=config.server.max_message_bytes)
     peer = JsonRpcPeer(stream)
     runner = asyncio.create_task(peer.run())
     loop = asyncio.get_running_loop()

@@ -118,7 +118,9 @@ class ServerConfig(_Model):
     """Where the HTTP surfaces listen; off loopback they must not be open to anyone."""
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=1, le=65535)
+    port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port (logged at start)
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest JSON-RPC message on stdio, WebSocket and SSE (images in prompts make them big)."""
     api_keys: list[str] = Field(default_factory=list, validate_default=True)
 
     @field_validator("api_keys")

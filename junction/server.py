@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from junction.config import JunctionConfig
 from junction.security import AccessGuard
-from transports import DEFAULT_MAX_MESSAGE_BYTES, JsonRpcPeer, MessageStream
+from transports import JsonRpcPeer, MessageStream
 
 log = logging.getLogger("junction.server")
 
@@ -40,15 +40,11 @@ def build_app(config: JunctionConfig) -> Starlette:
     """The ASGI application for every surface, guarded by API keys or Host/Origin checks."""
     from transports import sse_routes, websocket_route
 
+    limit = config.server.max_message_bytes
     routes: list[BaseRoute] = [
         Route("/health", health),
-        websocket_route("/acp", serve_acp_connection, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES),
-        Mount(
-            "/acp",
-            routes=sse_routes(
-                "", serve_acp_connection, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES
-            ),
-        ),
+        websocket_route("/acp", serve_acp_connection, max_message_bytes=limit),
+        Mount("/acp", routes=sse_routes("", serve_acp_connection, max_message_bytes=limit)),
     ]
     return Starlette(
         routes=routes,
@@ -75,7 +71,7 @@ def run_serve(config: JunctionConfig) -> int:
             log_config=None,  # keep our stderr logging (uvicorn's default writes to stdout)
             access_log=False,
             ws="websockets-sansio",
-            ws_max_size=DEFAULT_MAX_MESSAGE_BYTES,
+            ws_max_size=config.server.max_message_bytes,
             lifespan="on",
             timeout_graceful_shutdown=10,
         )

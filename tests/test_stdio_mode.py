@@ -195,3 +195,19 @@ async def test_sigterm_ends_the_process_cleanly(junction: Junction) -> None:
     await junction.still_answers()
     junction.process.terminate()
     assert await asyncio.wait_for(junction.process.wait(), 20) == 0
+
+
+def test_configured_message_limit_applies(tmp_path: Path) -> None:
+    config = tmp_path / "junction.yaml"
+    config.write_text("server: {max_message_bytes: 2048}\n")
+    big = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "m", "params": ["x" * 4096]})
+    small = orjson.dumps({"jsonrpc": "2.0", "id": 2, "method": "m"})
+    done = subprocess.run(
+        [JUNCTION, "--mode", "stdio", "--config", str(config)],
+        input=big + b"\n" + small + b"\n",
+        capture_output=True,
+        timeout=30,
+    )
+    replies = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["id"], r["error"]["code"]) for r in replies] == [(None, -32600), (2, -32601)]
+    assert "2048 bytes" in replies[0]["error"]["message"]
