@@ -1,0 +1,152 @@
+"""A2A error codes and their wire shapes, which differ by protocol version.
+
+1.0 puts an array of ProtoJSON `Any` details in `error.data` (a `google.rpc.ErrorInfo` first);
+0.3 carries free-form data. Handlers raise `A2aError` and the endpoint shapes it for the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transports import RpcError
+
+TASK_NOT_FOUND = -32001
+TASK_NOT_CANCELABLE = -32002
+PUSH_NOT_SUPPORTED = -32003
+UNSUPPORTED_OPERATION = -32004
+CONTENT_TYPE_NOT_SUPPORTED = -32005
+INVALID_AGENT_RESPONSE = -32006
+EXTENDED_CARD_NOT_CONFIGURED = -32007
+EXTENSION_SUPPORT_REQUIRED = -32008
+VERSION_NOT_SUPPORTED = -32009
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+REASONS: dict[int, str] = {
+    TASK_NOT_FOUND: "TASK_NOT_FOUND",
+    TASK_NOT_CANCELABLE: "TASK_NOT_CANCELABLE",
+    PUSH_NOT_SUPPORTED: "PUSH_NOTIFICATION_NOT_SUPPORTED",
+    UNSUPPORTED_OPERATION: "UNSUPPORTED_OPERATION",
+    CONTENT_TYPE_NOT_SUPPORTED: "CONTENT_TYPE_NOT_SUPPORTED",
+    INVALID_AGENT_RESPONSE: "INVALID_AGENT_RESPONSE",
+    EXTENDED_CARD_NOT_CONFIGURED: "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
+    EXTENSION_SUPPORT_REQUIRED: "EXTENSION_SUPPORT_REQUIRED",
+    VERSION_NOT_SUPPORTED: "VERSION_NOT_SUPPORTED",
+    PARSE_ERROR: "PARSE_ERROR",
+    INVALID_REQUEST: "INVALID_REQUEST",
+    METHOD_NOT_FOUND: "METHOD_NOT_FOUND",
+    INVALID_PARAMS: "INVALID_PARAMS",
+    INTERNAL_ERROR: "INTERNAL_ERROR",
+}
+
+HTTP_STATUS: dict[int, int] = {
+    TASK_NOT_FOUND: 404,
+    METHOD_NOT_FOUND: 404,
+    INVALID_AGENT_RESPONSE: 500,
+    INTERNAL_ERROR: 500,
+}
+"""HTTP status for the HTTP+JSON binding; everything else is 400."""
+
+V03_CODES = frozenset(
+    {
+        TASK_NOT_FOUND,
+        TASK_NOT_CANCELABLE,
+        PUSH_NOT_SUPPORTED,
+        UNSUPPORTED_OPERATION,
+        CONTENT_TYPE_NOT_SUPPORTED,
+        INVALID_AGENT_RESPONSE,
+        EXTENDED_CARD_NOT_CONFIGURED,
+        PARSE_ERROR,
+        INVALID_REQUEST,
+        METHOD_NOT_FOUND,
+        INVALID_PARAMS,
+        INTERNAL_ERROR,
+    }
+)
+"""Codes a 0.3 client knows; others are reported to it as -32603 (as the official SDK does)."""
+
+ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
+DOMAIN = "a2a-protocol.org"
+
+
+class A2aError(RpcError):
+    """An A2A error; `metadata` becomes ErrorInfo metadata (1.0) or `data` (0.3)."""
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        violations: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(code, message, metadata)
+        self.metadata = metadata or {}
+        self.violations = violations or []
+
+
+def error_object(
+    code: int,
+    message: str,
+    version: str,
+    metadata: dict[str, Any] | None = None,
+    *,
+    violations: list[dict[str, str]] | None = None,
+    raw_data: Any = None,
+) -> dict[str, Any]:
+    """The JSON-RPC `error` member for a caller speaking `version` ("1.0" or "0.3")."""
+    if version == "0.3":
+        if code not in V03_CODES and code != VERSION_NOT_SUPPORTED:
+            code = INTERNAL_ERROR  # -32009 stays: it is how a 0.3 caller learns to upgrade
+        error: dict[str, Any] = {"code": code, "message": message}
+        data: Any = metadata or None
+        if violations:
+            data = {**(metadata or {}), "errors": violations}
+        if data is None and raw_data is not None:
+            data = raw_data
+        if data is not None:
+            error["data"] = data
+        return error
+    details: list[dict[str, Any]] = [
+        {
+            "@type": ERROR_INFO_TYPE,
+            "reason": REASONS.get(code, "UNKNOWN_ERROR"),
+            "domain": DOMAIN,
+            "metadata": {k: str(v) for k, v in (metadata or {}).items()},
+        }
+    ]
+    if violations:
+        details.append({"@type": BAD_REQUEST_TYPE, "fieldViolations": violations})
+    return {"code": code, "message": message, "data": details}
+
+
+def violations_from_pydantic(errors: list[Any]) -> list[dict[str, str]]:
+    """pydantic's error list as `google.rpc.BadRequest` field violations (never echoing input)."""
+    result = []
+    for item in errors:
+        if not isinstance(item, dict):
+            continue
+        field = ".".join(str(part) for part in item.get("loc", ()))
+        result.append({"field": field, "description": str(item.get("msg", "invalid"))})
+    return result
+
+
+def from_error_member(error: Any) -> A2aError:
+    """An error reply from a remote agent (either version) as an `A2aError`."""
+    if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+        return A2aError(INVALID_AGENT_RESPONSE, "the agent answered with a malformed error")
+    metadata: dict[str, Any] = {}
+    data = error.get("data")
+    if isinstance(data, list):
+        for detail in data:
+            if isinstance(detail, dict) and detail.get("@type") == ERROR_INFO_TYPE:
+                meta = detail.get("metadata")
+                if isinstance(meta, dict):
+                    metadata.update(meta)
+    elif isinstance(data, dict):
+        metadata.update(data)
+    return A2aError(error["code"], str(error.get("message") or "error"), metadata)

@@ -1,0 +1,1330 @@
+"""The A2A hub: one JSON-RPC endpoint (1.0 and 0.3) that routes to registered agents.
+
+The hub thinks in A2A 1.0 JSON and in its own task and context ids. A caller's request is lifted
+to 1.0 (`compat`), routed (a continuation to the task's owner; else the agent named in metadata;
+else one offering the skill, chosen by router_core among healthy agents), rewritten to the
+agent's ids and sent in the agent's version. Answers and events come back the same way.
+
+Each upstream stream is consumed by a `TaskRelay` that runs on its own: it records every event in
+the store, queues webhooks, and fans events out to the streams watching the task, so a caller
+that disconnects does not stop the recording, and `SubscribeToTask` joins the same relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from a2a import compat, types
+from a2a.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    TASK_NOT_CANCELABLE,
+    TASK_NOT_FOUND,
+    UNSUPPORTED_OPERATION,
+    VERSION_NOT_SUPPORTED,
+    A2aError,
+    error_object,
+    violations_from_pydantic,
+)
+from a2a.push import PushDispatcher
+from a2a.registry import WELL_KNOWN, CardError, RegisteredAgent, Registry
+from a2a.settings import AgentSpec, HubSettings
+from a2a.store import TaskRecord, TaskStore, decode_cursor
+from a2a.upstream import AgentFailure, SessionFactory, _default_session
+from transports.dispatch import Methods, check_request
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+ROUTING_KEYS = ("agent", "skill", "tags")
+"""Message (or request) metadata keys the hub routes on: `agent` names one agent, `skill` is a
+skill id (plain, or `agent/skill` as on the hub's card), `tags` a list of skill tags."""
+
+ANONYMOUS = "anonymous"
+_SUBSCRIBER_BACKLOG = 1024
+_END = object()
+
+
+def new_id() -> str:
+    """128 random bits, URL-safe: task and context ids nobody can guess."""
+    return secrets.token_urlsafe(16)
+
+
+def default_principal(request: Request) -> str:
+    """The caller set by the auth middleware (`scope["state"]["principal"]`), else anonymous."""
+    state = request.scope.get("state") or {}
+    principal = state.get("principal") if isinstance(state, dict) else None
+    return str(principal) if principal else ANONYMOUS
+
+
+@dataclass(slots=True)
+class CallContext:
+    version: str
+    caller: str
+    base_url: str
+    agent: str | None
+    params: Json
+
+
+_call: ContextVar[CallContext] = ContextVar("a2a_call")
+
+
+@dataclass(slots=True)
+class Binding:
+    """How one task's ids map between the hub and the agent that owns it."""
+
+    agent: str
+    caller: str
+    hub_id: str | None = None
+    remote_id: str | None = None
+    hub_context: str | None = None
+    remote_context: str | None = None
+    new_context: bool = False
+
+
+# --------------------------------------------------------------------------- id rewriting
+
+
+def _swap(obj: Json, key: str, mapping: dict[str, str]) -> None:
+    value = obj.get(key)
+    if isinstance(value, str) and value in mapping:
+        obj[key] = mapping[value]
+
+
+def _rewrite_message(message: Any, mapping: dict[str, str]) -> Any:
+    if not isinstance(message, dict):
+        return message
+    out = dict(message)
+    _swap(out, "taskId", mapping)
+    _swap(out, "contextId", mapping)
+    return out
+
+
+def _rewrite_status(status: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(status, dict) and isinstance(status.get("message"), dict):
+        status = dict(status)
+        status["message"] = _rewrite_message(status["message"], mapping)
+    return status
+
+
+def rewrite_event(event: Json, mapping: dict[str, str]) -> Json:
+    """A StreamResponse (or SendMessageResponse) with ids swapped per `mapping`."""
+    if "task" in event:
+        task = dict(event["task"])
+        _swap(task, "id", mapping)
+        _swap(task, "contextId", mapping)
+        task["status"] = _rewrite_status(task.get("status"), mapping)
+        if isinstance(task.get("history"), list):
+            task["history"] = [_rewrite_message(m, mapping) for m in task["history"]]
+        return {"task": task}
+    if "message" in event:
+        return {"message": _rewrite_message(event["message"], mapping)}
+    key = "statusUpdate" if "statusUpdate" in event else "artifactUpdate"
+    body = dict(event[key])
+    _swap(body, "taskId", mapping)
+    _swap(body, "contextId", mapping)
+    if key == "statusUpdate":
+        body["status"] = _rewrite_status(body.get("status"), mapping)
+    return {key: body}
+
+
+def apply_event(task: Json, event: Json) -> Json:
+    """The task after `event` (hub ids on both): what GetTask shows and the store keeps."""
+    if "task" in event:
+        return dict(event["task"])
+    if "statusUpdate" in event:
+        status = event["statusUpdate"].get("status")
+        out = dict(task)
+        if isinstance(status, dict):
+            out["status"] = status
+            message = status.get("message")
+            if isinstance(message, dict):
+                history = list(out.get("history") or [])
+                if not any(m.get("messageId") == message.get("messageId") for m in history):
+                    history.append(message)
+                out["history"] = history
+        return out
+    if "artifactUpdate" in event:
+        update = event["artifactUpdate"]
+        artifact = update.get("artifact")
+        if not isinstance(artifact, dict):
+            return task
+        out = dict(task)
+        artifacts = list(out.get("artifacts") or [])
+        for i, existing in enumerate(artifacts):
+            if existing.get("artifactId") == artifact.get("artifactId"):
+                if update.get("append"):
+                    merged = dict(existing)
+                    merged["parts"] = list(existing.get("parts") or []) + list(
+                        artifact.get("parts") or []
+                    )
+                    artifacts[i] = merged
+                else:
+                    artifacts[i] = artifact
+                break
+        else:
+            artifacts.append(artifact)
+        out["artifacts"] = artifacts
+        return out
+    return task
+
+
+def event_state(event: Json) -> str | None:
+    """The task state an event carries (a Task or a status update), else None."""
+    if "task" in event:
+        status = event["task"].get("status")
+    elif "statusUpdate" in event:
+        status = event["statusUpdate"].get("status")
+    else:
+        return None
+    state = status.get("state") if isinstance(status, dict) else None
+    return state if isinstance(state, str) else None
+
+
+def _ends_stream(state: str | None) -> bool:
+    return compat.is_terminal(state) or state in (
+        types.TaskState.INPUT_REQUIRED.value,
+        types.TaskState.AUTH_REQUIRED.value,
+    )
+
+
+def trim_history(task: Json, length: int | None) -> Json:
+    if length is None or "history" not in task:
+        return task
+    out = dict(task)
+    if length == 0:
+        out.pop("history", None)
+    else:
+        out["history"] = task["history"][-length:]
+    return out
+
+
+def _now_iso() -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        + f".{int(time.time() * 1000) % 1000:03d}Z"
+    )
+
+
+# --------------------------------------------------------------------------- relay
+
+
+@dataclass(eq=False)
+class TaskRelay:
+    """One upstream stream for one task: recorded, pushed and fanned out as events arrive."""
+
+    hub: Hub
+    agent: RegisteredAgent
+    binding: Binding
+    record: TaskRecord | None = None
+    subscribers: list[asyncio.Queue[Any]] = field(default_factory=list)
+    runner: asyncio.Task[None] | None = None
+    done: bool = False
+    pending_push: tuple[Json | None, str] | None = None
+    """A push config sent with the message, saved once the task id is known."""
+
+    def subscribe(self) -> asyncio.Queue[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue(_SUBSCRIBER_BACKLOG)
+        self.subscribers.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Any]) -> None:
+        with contextlib.suppress(ValueError):
+            self.subscribers.remove(queue)
+
+    def _publish(self, item: Any) -> None:
+        for queue in list(self.subscribers):
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                log.warning(
+                    "a subscriber of task %s fell behind; closing its stream", self.binding.hub_id
+                )
+                self.unsubscribe(queue)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                queue.put_nowait(_END)
+
+    async def run(self, events: AsyncIterator[Json]) -> None:
+        hub, agent = self.hub, self.agent
+        stats, breaker = agent.endpoint.stats, agent.endpoint.breaker
+        started = time.perf_counter()
+        first = True
+        verdict: str | None = None
+        try:
+            async for raw in events:
+                if first:
+                    stats.observe_ttft(time.perf_counter() - started)
+                    first = False
+                event = await hub._adopt(self, raw)
+                self._publish(event)
+                await hub._record(self, event)
+                if _ends_stream(event_state(event)) or "message" in event:
+                    break
+            verdict = "ok"
+        except A2aError as exc:
+            verdict = "ok"  # the agent answered; the request was refused
+            self._publish(exc)
+        except AgentFailure as exc:
+            verdict = str(exc)
+            log.warning("agent %s: %s", agent.name, exc)
+            await self._fail(str(exc))
+        except asyncio.CancelledError:
+            verdict = None
+            raise
+        except Exception as exc:
+            verdict = f"{type(exc).__name__}: {exc}"
+            log.exception("relay for agent %s failed", agent.name)
+            await self._fail("internal error while relaying the agent's stream")
+        finally:
+            if verdict == "ok":
+                stats.succeed()
+                breaker.record_success()
+            elif verdict is not None:
+                stats.fail(verdict)
+                breaker.record_failure()
+            else:
+                stats.abandon()
+                breaker.release()
+            self.done = True
+            self._publish(_END)
+            if self.binding.hub_id and hub._relays.get(self.binding.hub_id) is self:
+                del hub._relays[self.binding.hub_id]
+
+    async def _fail(self, reason: str) -> None:
+        """The agent broke off: the task ends failed (so no caller waits forever)."""
+        binding = self.binding
+        if binding.hub_id is None or self.record is None:
+            self._publish(A2aError(INTERNAL_ERROR, f"agent {self.agent.name} failed: {reason}"))
+            return
+        message = {
+            "messageId": str(uuid.uuid4()),
+            "role": "ROLE_AGENT",
+            "taskId": binding.hub_id,
+            "contextId": binding.hub_context,
+            "parts": [{"text": f"agent {self.agent.name} failed: {reason}"}],
+        }
+        event = {
+            "statusUpdate": {
+                "taskId": binding.hub_id,
+                "contextId": binding.hub_context,
+                "status": {
+                    "state": "TASK_STATE_FAILED",
+                    "message": message,
+                    "timestamp": _now_iso(),
+                },
+                "metadata": {"junction": {"agent": self.agent.name, "reason": reason}},
+            }
+        }
+        self._publish(event)
+        await self.hub._record(self, event)
+
+
+# --------------------------------------------------------------------------- the hub
+
+
+class Hub:
+    """Registry + store + push + the JSON-RPC endpoint; mount `routes()` in a Starlette app."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        settings: HubSettings | None = None,
+        *,
+        session: SessionFactory = _default_session,
+        principal: Callable[[Request], str] = default_principal,
+    ) -> None:
+        self.settings = settings or HubSettings()
+        self.store = store
+        self.registry = Registry(self.settings, session=session, on_change=self._card_changed)
+        self.push = PushDispatcher(self.settings.push)
+        self.principal = principal
+        self._relays: dict[str, TaskRelay] = {}
+        self._followers: set[asyncio.Task[None]] = set()
+        self._push_cache: dict[str, list[Json]] = {}
+        self._card_cache: dict[str, tuple[bytes, str]] = {}
+        self.methods = Methods()
+        self._register_methods()
+
+    # -- lifecycle
+
+    async def start(self, agents: dict[str, AgentSpec] | None = None) -> None:
+        """Open the store, register configured agents (a bad card is logged, not fatal)."""
+        await self.store.open()
+        for name, spec in (agents or {}).items():
+            await self.registry.add(name, spec, source="config", strict=False)
+        self.registry.start()
+
+    async def close(self) -> None:
+        await self.registry.stop()
+        tasks = [r.runner for r in self._relays.values() if r.runner] + list(self._followers)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.push.close()
+        await self.store.close()
+
+    def _card_changed(self) -> None:
+        self._card_cache.clear()
+
+    # -- HTTP surface
+
+    def routes(self, *, admin: bool = True) -> list[BaseRoute]:
+        """`/.well-known/agent-card.json`, `POST /a2a`, `/a2a/agents/{name}[...]`, admin routes."""
+        routes: list[BaseRoute] = [
+            Route(WELL_KNOWN, self._hub_card, methods=["GET"]),
+            Route("/a2a", self._rpc_hub, methods=["POST"]),
+            Route("/a2a" + WELL_KNOWN, self._hub_card, methods=["GET"]),
+            Route("/a2a/agents/{name}", self._rpc_agent, methods=["POST"]),
+            Route("/a2a/agents/{name}" + WELL_KNOWN, self._agent_card, methods=["GET"]),
+        ]
+        if admin:
+            routes += [
+                Route("/admin/a2a/agents", self._admin_list, methods=["GET"]),
+                Route("/admin/a2a/agents", self._admin_register, methods=["POST"]),
+                Route("/admin/a2a/agents/{name}", self._admin_remove, methods=["DELETE"]),
+            ]
+        return routes
+
+    def base_url(self, request: Request) -> str:
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        return str(request.base_url).rstrip("/")
+
+    # -- cards
+
+    def hub_card(self, base_url: str) -> Json:
+        """The hub's own card: every registered agent's skills, attributed to their agent."""
+        skills: list[Json] = []
+        inputs: list[str] = []
+        outputs: list[str] = []
+        for agent in self.registry.all():
+            agent_card = agent.card or {}
+            for mode in agent_card.get("defaultInputModes") or []:
+                if mode not in inputs:
+                    inputs.append(mode)
+            for mode in agent_card.get("defaultOutputModes") or []:
+                if mode not in outputs:
+                    outputs.append(mode)
+            for skill in agent.skills:
+                entry = dict(skill)
+                entry["id"] = f"{agent.name}/{skill.get('id')}"
+                entry["tags"] = [*(skill.get("tags") or []), f"agent:{agent.name}"]
+                entry["description"] = (
+                    f"{skill.get('description', '')} (agent: {agent.name})".strip()
+                )
+                skills.append(entry)
+        url = f"{base_url}/a2a"
+        card: Json = {
+            "name": self.settings.name,
+            "description": self.settings.description,
+            "version": self.settings.version,
+            "supportedInterfaces": [
+                {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+                {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+            ],
+            "capabilities": {
+                "streaming": True,
+                "pushNotifications": True,
+                "extendedAgentCard": True,
+            },
+            "defaultInputModes": inputs or ["text/plain"],
+            "defaultOutputModes": outputs or ["text/plain"],
+            "skills": skills,
+        }
+        return compat.with_v03_fields(card)
+
+    def proxied_card(self, agent: RegisteredAgent, base_url: str) -> Json:
+        """The agent's card with its interfaces pointing at the hub's proxy for it.
+
+        Rule for signed cards: URLs are rewritten (the hub must stay in the path), so the
+        signatures no longer hold. They are removed from the top level, never left to fail
+        silently, and the card is marked: a `capabilities.extensions` entry
+        (`urn:junction:a2a:proxied-card`) carries the original signatures and the upstream card
+        URL, where the unaltered, verifiable card can be fetched. Unsigned cards get the same
+        mark without signatures.
+        """
+        card = dict(agent.card or {})
+        url = f"{base_url}/a2a/agents/{agent.name}"
+        card["supportedInterfaces"] = [
+            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+        ]
+        capabilities = dict(card.get("capabilities") or {})
+        params: Json = {"upstreamCardUrl": agent.card_url, "agent": agent.name}
+        signatures = card.pop("signatures", None)
+        if signatures:
+            params["originalSignatures"] = signatures
+        mark = {
+            "uri": "urn:junction:a2a:proxied-card",
+            "description": "Interface URLs rewritten by the Junction hub"
+            + ("; original signatures moved to params" if signatures else ""),
+            "required": False,
+            "params": params,
+        }
+        capabilities["extensions"] = [*(capabilities.get("extensions") or []), mark]
+        card["capabilities"] = capabilities
+        return compat.with_v03_fields(card)
+
+    def _card_response(
+        self, request: Request, key: str, build: Callable[[], Json], modified: float
+    ) -> Response:
+        cached = self._card_cache.get(key)
+        if cached is None:
+            body = orjson.dumps(build())
+            cached = (body, f'W/"{hashlib.sha256(body).hexdigest()[:32]}"')
+            self._card_cache[key] = cached
+        body, etag = cached
+        headers = {
+            "ETag": etag,
+            "Last-Modified": formatdate(int(modified), usegmt=True),
+            "Cache-Control": f"public, max-age={self.settings.card_cache_seconds}",
+        }
+        inm = request.headers.get("if-none-match")
+        if inm is not None:
+            tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+            if "*" in tags or etag.removeprefix("W/") in tags:
+                return Response(status_code=304, headers=headers)
+        else:
+            ims = request.headers.get("if-modified-since")
+            if ims:
+                with contextlib.suppress(TypeError, ValueError, IndexError):
+                    if int(modified) <= parsedate_to_datetime(ims).timestamp():
+                        return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    async def _hub_card(self, request: Request) -> Response:
+        base = self.base_url(request)
+        return self._card_response(
+            request, f"hub|{base}", lambda: self.hub_card(base), self.registry.changed_at
+        )
+
+    async def _agent_card(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        agent = self.registry.get(name)
+        if agent is None or agent.card is None:
+            return JSONResponse({"error": f"no agent {name!r} with a card"}, status_code=404)
+        base = self.base_url(request)
+        return self._card_response(
+            request,
+            f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}",
+            lambda: self.proxied_card(agent, base),
+            agent.fetched_at or self.registry.changed_at,
+        )
+
+    # -- admin
+
+    async def _admin_list(self, request: Request) -> Response:
+        return JSONResponse({"agents": [a.summary() for a in self.registry.all()]})
+
+    async def _admin_register(self, request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+            name = body.pop("name")
+            if not isinstance(name, str) or not name or "/" in name:
+                raise ValueError("name must be a non-empty string without '/'")
+            spec = AgentSpec.model_validate(body)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            return JSONResponse({"error": f"bad registration: {exc}"}, status_code=400)
+        try:
+            agent = await self.registry.add(name, spec, source="admin", strict=True)
+        except CardError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        return JSONResponse(agent.summary(), status_code=201)
+
+    async def _admin_remove(self, request: Request) -> Response:
+        if await self.registry.remove(request.path_params["name"]):
+            return Response(status_code=204)
+        return JSONResponse({"error": "no such agent"}, status_code=404)
+
+    # -- JSON-RPC endpoint
+
+    async def _rpc_hub(self, request: Request) -> Response:
+        return await self.handle(request, None)
+
+    async def _rpc_agent(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if self.registry.get(name) is None:
+            return JSONResponse({"error": f"no agent {name!r}"}, status_code=404)
+        return await self.handle(request, name)
+
+    async def handle(self, request: Request, agent: str | None) -> Response:
+        """Answer one JSON-RPC POST: a JSON reply, or an SSE stream for the streaming methods."""
+        header = request.headers.get("a2a-version")
+        try:
+            version = compat.protocol_version(header)
+        except A2aError as exc:
+            return _json(_error_reply(None, exc, compat.V10))
+        body = await request.body()
+        if len(body) > self.settings.max_body_bytes:
+            return _json(
+                _error_reply(None, A2aError(INVALID_REQUEST, "request body too large"), version)
+            )
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _json(_error_reply(None, A2aError(PARSE_ERROR, f"Parse error: {exc}"), version))
+        if isinstance(message, list):
+            return _json(
+                _error_reply(
+                    None, A2aError(INVALID_REQUEST, "batch requests are not supported"), version
+                )
+            )
+        problem = check_request(message)
+        if problem is not None:
+            error = problem["error"]
+            return _json(
+                _error_reply(problem["id"], A2aError(error["code"], error["message"]), version)
+            )
+        request_id = message.get("id")
+        method = message["method"]
+        params = message.get("params")
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            return _json(
+                _error_reply(
+                    request_id, A2aError(INVALID_PARAMS, "params must be an object"), version
+                )
+            )
+        if version == compat.V03:
+            if method in compat.METHODS_V03:
+                method10 = compat.METHODS_V03[method]
+                params = compat.params_to_v10(method, params)
+            elif method in compat.METHODS_V10:
+                return _json(_error_reply(request_id, _version_mismatch(method, version), version))
+            else:
+                return _json(
+                    _error_reply(
+                        request_id, A2aError(METHOD_NOT_FOUND, "Method not found"), version
+                    )
+                )
+        elif method in compat.METHODS_V10:
+            method10 = method
+        elif method in compat.METHODS_V03:
+            return _json(_error_reply(request_id, _version_mismatch(method, version), version))
+        else:
+            return _json(
+                _error_reply(request_id, A2aError(METHOD_NOT_FOUND, "Method not found"), version)
+            )
+        ctx = CallContext(version, self.principal(request), self.base_url(request), agent, params)
+        if method10 in compat.STREAMING_METHODS:
+            return await self._streaming(request_id, method10, ctx)
+        token = _call.set(ctx)
+        try:
+            reply = await self.methods.dispatch(
+                {"jsonrpc": "2.0", "id": request_id, "method": method10, "params": params}
+            )
+        finally:
+            _call.reset(token)
+        if reply is None or "id" not in message:
+            return Response(status_code=204)
+        if "error" in reply:
+            error = reply["error"]
+            data = error.get("data")
+            violations = (
+                violations_from_pydantic(data)
+                if error["code"] == INVALID_PARAMS and isinstance(data, list)
+                else None
+            )
+            metadata = data if isinstance(data, dict) else None
+            reply["error"] = error_object(
+                error["code"], error["message"], version, metadata, violations=violations
+            )
+        elif version == compat.V03:
+            reply["result"] = compat.result_to_v03(method10, reply["result"])
+        return _json(reply)
+
+    # -- streaming
+
+    async def _streaming(self, request_id: Any, method: str, ctx: CallContext) -> Response:
+        model = (
+            types.SendMessageRequest
+            if method == "SendStreamingMessage"
+            else types.SubscribeToTaskRequest
+        )
+        try:
+            validated = model.model_validate(ctx.params)
+        except ValidationError as exc:
+            return _json(_error_reply(request_id, _invalid(exc), ctx.version))
+        try:
+            if method == "SendStreamingMessage":
+                assert isinstance(validated, types.SendMessageRequest)
+                relay, queue, snapshot = await self._start_send_stream(ctx, validated)
+            else:
+                assert isinstance(validated, types.SubscribeToTaskRequest)
+                relay, queue, snapshot = await self._start_subscribe(ctx, validated)
+            first = snapshot if snapshot is not None else await queue.get()
+        except A2aError as exc:
+            return _json(_error_reply(request_id, exc, ctx.version))
+        if isinstance(first, A2aError):
+            relay.unsubscribe(queue)
+            return _json(_error_reply(request_id, first, ctx.version))
+        if first is _END:
+            relay.unsubscribe(queue)
+            return _json(
+                _error_reply(
+                    request_id, A2aError(INTERNAL_ERROR, "the agent sent no events"), ctx.version
+                )
+            )
+        return EventSourceResponse(
+            self._sse(request_id, ctx.version, relay, queue, first),
+            ping=15,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def _sse(
+        self, request_id: Any, version: str, relay: TaskRelay, queue: asyncio.Queue[Any], first: Any
+    ) -> AsyncIterator[dict[str, str]]:
+        item = first
+        try:
+            while True:
+                if item is _END:
+                    return
+                if isinstance(item, A2aError):
+                    reply = _error_reply(request_id, item, version)
+                    yield (
+                        {"event": "error", "data": orjson.dumps(reply).decode()}
+                        if version == compat.V10
+                        else {"data": orjson.dumps(reply).decode()}
+                    )
+                    return
+                result = item if version == compat.V10 else compat.event_to_v03(item)
+                yield {
+                    "data": orjson.dumps(
+                        {"jsonrpc": "2.0", "id": request_id, "result": result}
+                    ).decode()
+                }
+                if "message" in item or _ends_stream(event_state(item)):
+                    return
+                item = await queue.get()
+        finally:
+            relay.unsubscribe(queue)
+
+    async def _start_send_stream(
+        self, ctx: CallContext, request: types.SendMessageRequest
+    ) -> tuple[TaskRelay, asyncio.Queue[Any], Any]:
+        agent, binding, record = await self._route(ctx, request)
+        upstream = self._upstream_params(ctx.params, binding)
+        connection = self._usable(agent)
+        if not agent.streaming:
+            result = await self._send_blocking(agent, binding, record, upstream, ctx)
+            relay = TaskRelay(self, agent, binding, record)
+            relay.done = True
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            queue.put_nowait(_END)
+            return relay, queue, result
+        self._claim(agent)
+        relay = TaskRelay(self, agent, binding, record)
+        queue = relay.subscribe()
+        push = (ctx.params.get("configuration") or {}).get("taskPushNotificationConfig")
+        relay_push = push if isinstance(push, dict) else None
+        if relay_push is not None:
+            await self.push.validate(str(relay_push.get("url")))
+        relay.pending_push = (relay_push, ctx.version)
+        agent.endpoint.stats.begin()
+        relay.runner = asyncio.get_running_loop().create_task(
+            relay.run(connection.stream("SendStreamingMessage", upstream)), name="a2a-relay"
+        )
+        if binding.hub_id:
+            self._relays[binding.hub_id] = relay
+        return relay, queue, None
+
+    async def _start_subscribe(
+        self, ctx: CallContext, request: types.SubscribeToTaskRequest
+    ) -> tuple[TaskRelay, asyncio.Queue[Any], Any]:
+        record = await self._owned(ctx, request.id)
+        if compat.is_terminal(record.state):
+            raise A2aError(
+                UNSUPPORTED_OPERATION,
+                f"task is in a terminal state ({record.state}); use GetTask",
+                {"taskId": record.id},
+            )
+        live = self._relays.get(record.id)
+        if live is not None and not live.done:
+            queue = live.subscribe()
+            snapshot = {"task": live.record.task if live.record else record.task}
+            return live, queue, snapshot
+        agent = self._owner(record)
+        connection = self._usable(agent)
+        if not agent.streaming:
+            raise A2aError(UNSUPPORTED_OPERATION, f"agent {agent.name} does not stream")
+        relay = self._follow(agent, record)
+        queue = relay.subscribe()
+        del connection
+        return relay, queue, {"task": record.task}
+
+    def _follow(self, agent: RegisteredAgent, record: TaskRecord) -> TaskRelay:
+        """Watch a task upstream (SubscribeToTask) so the store and webhooks stay current."""
+        existing = self._relays.get(record.id)
+        if existing is not None and not existing.done:
+            return existing
+        binding = Binding(
+            agent=agent.name,
+            caller=record.caller,
+            hub_id=record.id,
+            remote_id=record.remote_id,
+            hub_context=record.context_id,
+            remote_context=record.remote_context_id,
+        )
+        relay = TaskRelay(self, agent, binding, record)
+        self._relays[record.id] = relay
+        connection = agent.connection
+        assert connection is not None
+        agent.endpoint.stats.begin()
+        relay.runner = asyncio.get_running_loop().create_task(
+            relay.run(connection.stream("SubscribeToTask", {"id": record.remote_id})),
+            name="a2a-follow",
+        )
+        return relay
+
+    # -- relay callbacks
+
+    async def _adopt(self, relay: TaskRelay, raw: Json) -> Json:
+        """Map an agent's event to hub ids, binding a new task on its first event."""
+        binding = relay.binding
+        if binding.remote_id is None:
+            remote_id: str | None = None
+            remote_ctx: str | None = None
+            if "task" in raw:
+                remote_id, remote_ctx = raw["task"].get("id"), raw["task"].get("contextId")
+            elif "statusUpdate" in raw or "artifactUpdate" in raw:
+                body = raw.get("statusUpdate") or raw.get("artifactUpdate") or {}
+                remote_id, remote_ctx = body.get("taskId"), body.get("contextId")
+            elif "message" in raw:
+                remote_ctx = raw["message"].get("contextId")
+            await self._bind_context(binding, remote_ctx)
+            if remote_id:
+                binding.remote_id = remote_id
+                binding.hub_id = new_id()
+                self._relays[binding.hub_id] = relay
+        event = rewrite_event(raw, _mapping(binding))
+        if binding.hub_id and relay.record is None:
+            relay.record = TaskRecord(
+                id=binding.hub_id,
+                caller=binding.caller,
+                agent=binding.agent,
+                remote_id=binding.remote_id or "",
+                context_id=binding.hub_context or "",
+                remote_context_id=binding.remote_context or "",
+                task={
+                    "id": binding.hub_id,
+                    "contextId": binding.hub_context,
+                    "status": {"state": "TASK_STATE_SUBMITTED"},
+                },
+            )
+        return event
+
+    async def _record(self, relay: TaskRelay, event: Json) -> None:
+        record = relay.record
+        if record is None:
+            if "message" in event and relay.binding.new_context and relay.binding.hub_context:
+                b = relay.binding
+                await self.store.save_context(
+                    b.caller, b.hub_context or "", b.agent, b.remote_context or ""
+                )
+            return
+        record.task = apply_event(record.task, event)
+        record.updated = time.time()
+        await self.store.save_task(record, with_context=relay.binding.new_context)
+        relay.binding.new_context = False
+        pending = relay.pending_push
+        if pending is not None and pending[0] is not None:
+            relay.pending_push = None
+            await self._save_push(record.caller, record.id, pending[0], pending[1])
+        self._notify(record, event)
+
+    def _notify(self, record: TaskRecord, event: Json) -> None:
+        configs = self._push_cache.get(record.id)
+        if configs:
+            self.push.notify(record.id, configs, event, record.task)
+
+    async def _bind_context(self, binding: Binding, remote_ctx: str | None) -> None:
+        if binding.hub_context is not None or not remote_ctx:
+            if binding.remote_context is None:
+                binding.remote_context = remote_ctx
+            return
+        binding.remote_context = remote_ctx
+        binding.hub_context = new_id()
+        binding.new_context = True
+
+    # -- routing
+
+    async def _route(
+        self, ctx: CallContext, request: types.SendMessageRequest
+    ) -> tuple[RegisteredAgent, Binding, TaskRecord | None]:
+        message = request.message
+        if message.task_id:
+            record = await self._owned(ctx, message.task_id)
+            if message.context_id and message.context_id != record.context_id:
+                raise A2aError(
+                    INVALID_PARAMS,
+                    "contextId does not match the task's context",
+                    {"taskId": record.id},
+                )
+            agent = self._owner(record)
+            binding = Binding(
+                agent.name,
+                ctx.caller,
+                record.id,
+                record.remote_id,
+                record.context_id,
+                record.remote_context_id,
+            )
+            return agent, binding, record
+        if message.context_id:
+            known = await self.store.get_context(ctx.caller, message.context_id)
+            if known is not None and (ctx.agent is None or known[0] == ctx.agent):
+                owner = self.registry.get(known[0])
+                if owner is None:
+                    raise A2aError(
+                        UNSUPPORTED_OPERATION,
+                        f"agent {known[0]} of this context is no longer registered",
+                    )
+                return (
+                    owner,
+                    Binding(
+                        owner.name,
+                        ctx.caller,
+                        hub_context=message.context_id,
+                        remote_context=known[1],
+                    ),
+                    None,
+                )
+        agent = self._choose(ctx, request)
+        binding = Binding(agent.name, ctx.caller)
+        if message.context_id:  # a context id the caller made up: keep it, learn the agent's
+            binding.hub_context = message.context_id
+            binding.remote_context = message.context_id
+            binding.new_context = True
+        return agent, binding, None
+
+    def _choose(self, ctx: CallContext, request: types.SendMessageRequest) -> RegisteredAgent:
+        if ctx.agent is not None:
+            agent = self.registry.get(ctx.agent)
+            if agent is None:
+                raise A2aError(INVALID_PARAMS, f"no agent {ctx.agent!r}")
+            return agent
+        hints: Json = {}
+        for source in (request.metadata or {}, request.message.metadata or {}):
+            for key in ROUTING_KEYS:
+                if key in source:
+                    hints[key] = source[key]
+        name = hints.get("agent")
+        if isinstance(name, str):
+            agent = self.registry.get(name)
+            if agent is None:
+                raise A2aError(INVALID_PARAMS, f"no agent {name!r}", {"agent": name})
+            return agent
+        skill = hints.get("skill")
+        tags = hints.get("tags") or []
+        if isinstance(tags, str):
+            tags = [tags]
+        if isinstance(skill, str) and "/" in skill:
+            owner, _, bare = skill.partition("/")
+            pinned = self.registry.get(owner)
+            if pinned is not None and any(s.get("id") == bare for s in pinned.skills):
+                return pinned
+        if skill or tags:
+            candidates = self.registry.candidates(
+                skill if isinstance(skill, str) else None, list(tags)
+            )
+            picked = self.registry.pick(candidates, key=request.message.context_id)
+            if picked is None:
+                raise A2aError(
+                    UNSUPPORTED_OPERATION,
+                    f"no healthy agent offers skill {skill!r} / tags {list(tags)}",
+                    {"skill": str(skill), "tags": ",".join(tags)},
+                )
+            return picked
+        agents = self.registry.all()
+        if len(agents) == 1:
+            return agents[0]
+        raise A2aError(
+            INVALID_PARAMS,
+            "say which agent: message metadata `agent` (a name) or `skill`/`tags`",
+            {"agents": ",".join(a.name for a in agents)},
+        )
+
+    def _owner(self, record: TaskRecord) -> RegisteredAgent:
+        agent = self.registry.get(record.agent)
+        if agent is None:
+            raise A2aError(
+                UNSUPPORTED_OPERATION, f"agent {record.agent} of this task is no longer registered"
+            )
+        return agent
+
+    def _usable(self, agent: RegisteredAgent) -> Any:
+        if agent.connection is None:
+            raise A2aError(
+                UNSUPPORTED_OPERATION, f"agent {agent.name} is unavailable: {agent.state()}"
+            )
+        return agent.connection
+
+    def _claim(self, agent: RegisteredAgent) -> None:
+        health = agent.endpoint.health
+        if health is not None and not health.healthy:
+            raise A2aError(
+                UNSUPPORTED_OPERATION, f"agent {agent.name} is unavailable: {agent.state()}"
+            )
+        if not agent.endpoint.breaker.allow():
+            raise A2aError(
+                UNSUPPORTED_OPERATION, f"agent {agent.name} is unavailable: {agent.state()}"
+            )
+
+    async def _owned(self, ctx: CallContext, task_id: str) -> TaskRecord:
+        record = await self.store.get_task(task_id, ctx.caller)
+        if record is None or (ctx.agent is not None and record.agent != ctx.agent):
+            raise A2aError(TASK_NOT_FOUND, "Task not found", {"taskId": task_id})
+        return record
+
+    def _upstream_params(self, params: Json, binding: Binding) -> Json:
+        out = dict(params)
+        message = dict(out["message"])
+        if binding.remote_id:
+            message["taskId"] = binding.remote_id
+        if binding.remote_context:
+            message["contextId"] = binding.remote_context
+        elif "contextId" in message and binding.hub_context is None:
+            message.pop("contextId")
+        out["message"] = message
+        config = out.get("configuration")
+        if isinstance(config, dict) and "taskPushNotificationConfig" in config:
+            out["configuration"] = {
+                k: v for k, v in config.items() if k != "taskPushNotificationConfig"
+            }
+        return out
+
+    # -- non-streaming methods
+
+    def _register_methods(self) -> None:
+        on = self.methods.on
+        on("SendMessage", self._send_message, types.SendMessageRequest)
+        on("GetTask", self._get_task, types.GetTaskRequest)
+        on("ListTasks", self._list_tasks, types.ListTasksRequest)
+        on("CancelTask", self._cancel_task, types.CancelTaskRequest)
+        on("CreateTaskPushNotificationConfig", self._push_create, types.TaskPushNotificationConfig)
+        on(
+            "GetTaskPushNotificationConfig",
+            self._push_get,
+            types.GetTaskPushNotificationConfigRequest,
+        )
+        on(
+            "ListTaskPushNotificationConfigs",
+            self._push_list,
+            types.ListTaskPushNotificationConfigsRequest,
+        )
+        on(
+            "DeleteTaskPushNotificationConfig",
+            self._push_delete,
+            types.GetTaskPushNotificationConfigRequest,
+        )
+        on("GetExtendedAgentCard", self._extended_card, types.GetExtendedAgentCardRequest)
+
+    async def _send_message(self, request: types.SendMessageRequest) -> Json:
+        ctx = _call.get()
+        agent, binding, record = await self._route(ctx, request)
+        self._usable(agent)
+        push = (
+            request.configuration.task_push_notification_config if request.configuration else None
+        )
+        if push is not None:
+            await self.push.validate(push.url)
+        upstream = self._upstream_params(ctx.params, binding)
+        result = await self._send_blocking(agent, binding, record, upstream, ctx)
+        history = request.configuration.history_length if request.configuration else None
+        if "task" in result:
+            task_id = result["task"]["id"]
+            if push is not None:
+                raw_push = (ctx.params.get("configuration") or {}).get("taskPushNotificationConfig")
+                await self._save_push(ctx.caller, task_id, raw_push, ctx.version)
+                self._notify_current(task_id, result)
+            return {"task": trim_history(result["task"], history)}
+        return result
+
+    async def _send_blocking(
+        self,
+        agent: RegisteredAgent,
+        binding: Binding,
+        record: TaskRecord | None,
+        upstream: Json,
+        ctx: CallContext,
+    ) -> Json:
+        connection = self._usable(agent)
+        self._claim(agent)
+        stats = agent.endpoint.stats
+        stats.begin()
+        started = time.perf_counter()
+        try:
+            raw = await connection.call("SendMessage", upstream)
+        except A2aError:
+            stats.succeed(time.perf_counter() - started)
+            agent.endpoint.breaker.record_success()
+            raise
+        except AgentFailure as exc:
+            stats.fail(str(exc))
+            agent.endpoint.breaker.record_failure()
+            raise A2aError(
+                INTERNAL_ERROR, f"agent {agent.name} failed: {exc}", {"agent": agent.name}
+            ) from None
+        except asyncio.CancelledError:
+            stats.abandon()
+            agent.endpoint.breaker.release()
+            raise
+        stats.succeed(time.perf_counter() - started)
+        agent.endpoint.breaker.record_success()
+        if not isinstance(raw, dict) or len(raw.keys() & {"task", "message"}) != 1:
+            raise A2aError(
+                INTERNAL_ERROR,
+                f"agent {agent.name} answered SendMessage with neither a task nor a message",
+            )
+        relay = TaskRelay(self, agent, binding, record)
+        event = await self._adopt(relay, raw)
+        relay.done = True  # a one-shot answer: nothing to subscribe to
+        if binding.hub_id and self._relays.get(binding.hub_id) is relay:
+            del self._relays[binding.hub_id]
+        await self._record(relay, event)
+        if "task" in event and relay.record is not None:
+            state = event_state(event)
+            if not _ends_stream(state) and agent.streaming:
+                self._follow(agent, relay.record)
+        return event
+
+    def _notify_current(self, task_id: str, result: Json) -> None:
+        configs = self._push_cache.get(task_id)
+        if configs:
+            self.push.notify(task_id, configs, result, result.get("task", {}))
+
+    async def _get_task(self, request: types.GetTaskRequest) -> Json:
+        ctx = _call.get()
+        record = await self._owned(ctx, request.id)
+        live = self._relays.get(record.id)
+        if live is not None and live.record is not None:
+            record = live.record
+        elif not _ends_stream(record.state):
+            record = await self._refresh(record)
+        return trim_history(record.task, request.history_length)
+
+    async def _refresh(self, record: TaskRecord) -> TaskRecord:
+        """A non-terminal task nobody is watching: ask its agent (keep the stored one on failure)."""
+        agent = self.registry.get(record.agent)
+        if agent is None or agent.connection is None or not agent.endpoint.available():
+            return record
+        try:
+            raw = await agent.connection.call("GetTask", {"id": record.remote_id})
+        except (A2aError, AgentFailure) as exc:
+            log.info("refreshing task %s from %s failed: %s", record.id, agent.name, exc)
+            return record
+        binding = Binding(
+            agent.name,
+            record.caller,
+            record.id,
+            record.remote_id,
+            record.context_id,
+            record.remote_context_id,
+        )
+        event = rewrite_event({"task": raw}, _mapping(binding))
+        record.task = event["task"]
+        record.updated = time.time()
+        await self.store.save_task(record)
+        return record
+
+    async def _list_tasks(self, request: types.ListTasksRequest) -> Json:
+        ctx = _call.get()
+        after = None
+        if request.status_timestamp_after:
+            try:
+                from datetime import datetime
+
+                after = datetime.fromisoformat(
+                    request.status_timestamp_after.replace("Z", "+00:00")
+                ).timestamp()
+            except ValueError:
+                raise A2aError(
+                    INVALID_PARAMS, "statusTimestampAfter is not an ISO 8601 timestamp"
+                ) from None
+        if request.page_token:
+            try:
+                decode_cursor(request.page_token)
+            except ValueError:
+                raise A2aError(INVALID_PARAMS, "invalid pageToken") from None
+        size = request.page_size or 50
+        page = await self.store.list_tasks(
+            ctx.caller,
+            context_id=request.context_id,
+            state=request.status.value if request.status else None,
+            updated_after=after,
+            page_size=size,
+            cursor=request.page_token,
+        )
+        tasks = []
+        for record in page.records:
+            if ctx.agent is not None and record.agent != ctx.agent:
+                continue
+            task = trim_history(record.task, request.history_length)
+            if not request.include_artifacts:
+                task = {k: v for k, v in task.items() if k != "artifacts"}
+            tasks.append(task)
+        return {
+            "tasks": tasks,
+            "nextPageToken": page.next_cursor,
+            "pageSize": size,
+            "totalSize": page.total,
+        }
+
+    async def _cancel_task(self, request: types.CancelTaskRequest) -> Json:
+        ctx = _call.get()
+        record = await self._owned(ctx, request.id)
+        if compat.is_terminal(record.state):
+            raise A2aError(
+                TASK_NOT_CANCELABLE, f"task is already {record.state}", {"taskId": record.id}
+            )
+        agent = self._owner(record)
+        connection = self._usable(agent)
+        params: Json = {"id": record.remote_id}
+        if request.metadata:
+            params["metadata"] = request.metadata
+        try:
+            raw = await connection.call("CancelTask", params)
+        except AgentFailure as exc:
+            raise A2aError(INTERNAL_ERROR, f"agent {agent.name} failed: {exc}") from None
+        binding = Binding(
+            agent.name,
+            record.caller,
+            record.id,
+            record.remote_id,
+            record.context_id,
+            record.remote_context_id,
+        )
+        event = rewrite_event({"task": raw}, _mapping(binding))
+        live = self._relays.get(record.id)
+        target = live.record if live is not None and live.record is not None else record
+        target.task = event["task"]
+        target.updated = time.time()
+        await self.store.save_task(target)
+        self._notify(target, event)
+        return target.task
+
+    async def _save_push(self, caller: str, task_id: str, raw: Any, version: str) -> Json:
+        config = {k: v for k, v in dict(raw or {}).items() if k not in ("tenant",)}
+        config["taskId"] = task_id
+        config.setdefault("id", str(uuid.uuid4()))
+        if not config.get("id"):
+            config["id"] = str(uuid.uuid4())
+        stored = {**config, "_version": version}
+        await self.store.save_push(caller, task_id, stored)
+        self._push_cache[task_id] = await self.store.list_push(task_id)
+        return config
+
+    async def _push_create(self, request: types.TaskPushNotificationConfig) -> Json:
+        ctx = _call.get()
+        if not request.task_id:
+            raise A2aError(INVALID_PARAMS, "taskId is required")
+        record = await self._owned(ctx, request.task_id)
+        await self.push.validate(request.url)
+        return await self._save_push(ctx.caller, record.id, ctx.params, ctx.version)
+
+    async def _push_get(self, request: types.GetTaskPushNotificationConfigRequest) -> Json:
+        ctx = _call.get()
+        await self._owned(ctx, request.task_id)
+        config = await self.store.get_push(ctx.caller, request.task_id, request.id)
+        if config is None:
+            raise A2aError(
+                TASK_NOT_FOUND,
+                "push notification config not found",
+                {"taskId": request.task_id, "id": request.id},
+            )
+        return _public_push(config)
+
+    async def _push_list(self, request: types.ListTaskPushNotificationConfigsRequest) -> Json:
+        ctx = _call.get()
+        await self._owned(ctx, request.task_id)
+        configs = await self.store.list_push(request.task_id, ctx.caller)
+        return {"configs": [_public_push(c) for c in configs], "nextPageToken": ""}
+
+    async def _push_delete(self, request: types.GetTaskPushNotificationConfigRequest) -> None:
+        ctx = _call.get()
+        await self._owned(ctx, request.task_id)
+        await self.store.delete_push(ctx.caller, request.task_id, request.id)
+        self._push_cache[request.task_id] = await self.store.list_push(request.task_id)
+        self.push.forget(request.task_id, request.id)
+
+    async def _extended_card(self, request: types.GetExtendedAgentCardRequest) -> Json:
+        ctx = _call.get()
+        if ctx.agent is not None:
+            agent = self.registry.get(ctx.agent)
+            if agent is None or agent.card is None:
+                raise A2aError(UNSUPPORTED_OPERATION, "the agent's card is not available")
+            return self.proxied_card(agent, ctx.base_url)
+        return self.hub_card(ctx.base_url)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _mapping(binding: Binding) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    if binding.remote_id and binding.hub_id:
+        mapping[binding.remote_id] = binding.hub_id
+    if binding.remote_context and binding.hub_context:
+        mapping[binding.remote_context] = binding.hub_context
+    return mapping
+
+
+def _public_push(config: Json) -> Json:
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def _version_mismatch(method: str, version: str) -> A2aError:
+    return A2aError(
+        VERSION_NOT_SUPPORTED,
+        f"method {method!r} does not belong to A2A version {version} (the A2A-Version header)",
+        {"requestedVersion": version, "method": method},
+    )
+
+
+def _invalid(exc: ValidationError) -> A2aError:
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    violations = violations_from_pydantic(list(errors))
+    return A2aError(INVALID_PARAMS, "Invalid params", violations=violations)
+
+
+def _error_reply(request_id: Any, exc: A2aError, version: str) -> Json:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "error": error_object(
+            exc.code, exc.message, version, exc.metadata, violations=exc.violations
+        ),
+    }
+
+
+def _json(reply: Json) -> Response:
+    return Response(orjson.dumps(reply), media_type="application/json")
+
+
+__all__ = ["ROUTING_KEYS", "Hub", "TaskRelay", "default_principal", "new_id"]

@@ -1,0 +1,172 @@
+"""Webhook delivery of task updates: ordered per webhook, retried with backoff, SSRF-guarded.
+
+Each webhook gets its own worker and queue, so a receiver that hangs or fails delays only its
+own notifications. Connections go through a session whose resolver refuses blocked addresses,
+and redirects are followed by hand with the same check, so neither DNS nor a 302 can steer a
+notification to a private or metadata address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import orjson
+
+from a2a import compat
+from a2a.errors import INVALID_PARAMS, A2aError
+from a2a.netguard import BlockedTargetError, Guard, GuardedResolver
+from a2a.settings import PushSettings
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class _Webhook:
+    __slots__ = ("config", "queue", "worker")
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.queue: deque[bytes] = deque()
+        self.worker: asyncio.Task[None] | None = None
+
+
+class PushDispatcher:
+    """Sends task events to the webhooks registered for each task."""
+
+    def __init__(self, settings: PushSettings | None = None) -> None:
+        self.settings = settings or PushSettings()
+        self.guard = Guard(
+            self.settings.allow_hosts, allow_loopback=self.settings.allow_insecure_loopback
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._hooks: dict[tuple[str, str], _Webhook] = {}
+        self.delivered = 0
+        self.failed = 0
+
+    async def validate(self, url: str) -> None:
+        """Refuse a webhook URL at registration (-32602), before any event is sent to it."""
+        try:
+            await self.guard.check_url(url)
+        except BlockedTargetError as exc:
+            raise A2aError(
+                INVALID_PARAMS, f"push notification URL refused: {exc}", {"url": url}
+            ) from None
+
+    def notify(
+        self,
+        task_id: str,
+        configs: list[dict[str, Any]],
+        event: dict[str, Any],
+        task: dict[str, Any],
+    ) -> None:
+        """Queue `event` (1.0 StreamResponse) for every config; 0.3 configs get the Task itself."""
+        for config in configs:
+            key = (task_id, str(config.get("id")))
+            hook = self._hooks.get(key)
+            if hook is None:
+                hook = self._hooks[key] = _Webhook(config)
+            hook.config = config
+            if config.get("_version") == compat.V03:
+                body = orjson.dumps(compat.task_to_v03(task))
+            else:
+                body = orjson.dumps(event)
+            if len(hook.queue) >= self.settings.queue_size:
+                hook.queue.popleft()
+                log.warning("push queue for task %s webhook %s is full; dropped the oldest", *key)
+            hook.queue.append(body)
+            if hook.worker is None or hook.worker.done():
+                hook.worker = asyncio.get_running_loop().create_task(
+                    self._drain(key, hook), name=f"a2a-push:{task_id}"
+                )
+
+    def forget(self, task_id: str, config_id: str) -> None:
+        hook = self._hooks.pop((task_id, config_id), None)
+        if hook is not None and hook.worker is not None:
+            hook.worker.cancel()
+
+    async def _drain(self, key: tuple[str, str], hook: _Webhook) -> None:
+        while hook.queue:
+            body = hook.queue.popleft()
+            if await self._deliver(hook.config, body):
+                self.delivered += 1
+            else:
+                self.failed += 1
+        if self._hooks.get(key) is hook and not hook.queue:
+            del self._hooks[key]
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.guard), limit=256)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": "junction"}
+            )
+        return self._session
+
+    async def _deliver(self, config: dict[str, Any], body: bytes) -> bool:
+        headers = {"Content-Type": "application/json"}
+        if config.get("token"):
+            headers["X-A2A-Notification-Token"] = str(config["token"])
+        auth = config.get("authentication")
+        if isinstance(auth, dict) and auth.get("scheme") and auth.get("credentials"):
+            headers["Authorization"] = f"{auth['scheme']} {auth['credentials']}"
+        delay = self.settings.backoff
+        url = str(config.get("url"))
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                status = await self._post(url, body, headers)
+            except BlockedTargetError as exc:
+                log.warning("push to %s refused: %s", _safe(url), exc)
+                return False
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                status, error = None, f"{type(exc).__name__}: {exc}"
+            else:
+                error = f"HTTP {status}"
+            if status is not None and 200 <= status < 300:
+                return True
+            if status is not None and status not in _RETRY_STATUSES:
+                log.warning("push to %s failed with %s; not retrying", _safe(url), error)
+                return False
+            if attempt < self.settings.max_attempts:
+                log.info(
+                    "push to %s failed (%s), retry %d in %.2f s", _safe(url), error, attempt, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.max_backoff)
+        log.warning("push to %s failed after %d attempts", _safe(url), self.settings.max_attempts)
+        return False
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        for _ in range(4):
+            await self.guard.check_url(url)
+            async with asyncio.timeout(self.settings.timeout):
+                async with self._client().post(
+                    url, data=body, headers=headers, allow_redirects=False
+                ) as response:
+                    if response.status in (307, 308) and response.headers.get("Location"):
+                        url = urljoin(url, response.headers["Location"])
+                        continue
+                    return response.status
+        return 310  # too many redirects: a non-retryable failure
+
+    async def close(self) -> None:
+        for hook in list(self._hooks.values()):
+            if hook.worker is not None:
+                hook.worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await hook.worker
+        self._hooks.clear()
+        if self._session is not None:
+            await self._session.close()
+
+
+def _safe(url: str) -> str:
+    """A webhook URL without its query (tokens often travel there) for logs."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"

@@ -1,0 +1,350 @@
+"""Registered remote agents: their cards (fetched with limits, refreshed), health and selection.
+
+A card is fetched with a timeout, a size cap, and redirects followed only to the same origin or
+to public addresses, so a card URL cannot be bounced to cloud metadata or a private service.
+The periodic refresh is a conditional GET (ETag) and doubles as the agent's health probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import orjson
+from pydantic import ValidationError
+
+from a2a import compat
+from a2a.netguard import BlockedTargetError, Guard
+from a2a.settings import AgentSpec, HubSettings
+from a2a.types import AgentCard
+from a2a.upstream import AgentConnection, SessionFactory, _default_session
+from router_core import CircuitBreaker, Endpoint, HealthChecker, Strategy, make_strategy
+
+log = logging.getLogger(__name__)
+
+WELL_KNOWN = "/.well-known/agent-card.json"
+
+
+class CardError(Exception):
+    """The agent's card could not be fetched or is not a usable A2A card."""
+
+
+@dataclass(eq=False)
+class RegisteredAgent:
+    """One agent and everything the hub knows about it."""
+
+    name: str
+    spec: AgentSpec
+    source: Literal["config", "admin"]
+    endpoint: Endpoint[RegisteredAgent] = field(init=False)
+    card: dict[str, Any] | None = None
+    """The card in 1.0 shape."""
+    raw_card: dict[str, Any] | None = None
+    """The card exactly as the agent served it (signatures cover this)."""
+    etag: str | None = None
+    connection: AgentConnection | None = None
+    error: str | None = None
+    fetched_at: float | None = None
+
+    @property
+    def card_url(self) -> str:
+        return self.spec.card_url or self.spec.url.rstrip("/") + WELL_KNOWN
+
+    @property
+    def skills(self) -> list[dict[str, Any]]:
+        return list((self.card or {}).get("skills") or [])
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        return dict((self.card or {}).get("capabilities") or {})
+
+    @property
+    def streaming(self) -> bool:
+        return bool(self.capabilities.get("streaming"))
+
+    def available(self) -> bool:
+        return self.connection is not None and self.endpoint.available()
+
+    def state(self) -> str:
+        """One word or phrase for `junction agents` and the admin API."""
+        if self.connection is None:
+            return f"error: {self.error or 'card not fetched yet'}"
+        reason = self.endpoint.unavailable_reason()
+        return reason or "ready"
+
+    def summary(self) -> dict[str, Any]:
+        card = self.card or {}
+        return {
+            "name": self.name,
+            "url": self.spec.url,
+            "source": self.source,
+            "state": self.state(),
+            "version": self.connection.version if self.connection else None,
+            "agent": card.get("name"),
+            "description": card.get("description"),
+            "skills": [
+                {"id": s.get("id"), "name": s.get("name"), "tags": s.get("tags") or []}
+                for s in self.skills
+            ],
+            "streaming": self.streaming,
+            "signed": bool((self.raw_card or {}).get("signatures")),
+            "stats": self.endpoint.stats.snapshot(),
+            "breaker": self.endpoint.breaker.snapshot(),
+        }
+
+
+def _same_origin(a: str, b: str) -> bool:
+    x, y = urlsplit(a), urlsplit(b)
+    return (x.scheme, x.hostname, x.port) == (y.scheme, y.hostname, y.port)
+
+
+class Registry:
+    """The agents the hub routes to, by name and by skill."""
+
+    def __init__(
+        self,
+        settings: HubSettings | None = None,
+        *,
+        session: SessionFactory = _default_session,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings or HubSettings()
+        self._session = session
+        self._agents: dict[str, RegisteredAgent] = {}
+        self._strategy: Strategy = make_strategy(self.settings.strategy)
+        self._guard = Guard(self.settings.push.allow_hosts)
+        self._on_change = on_change
+        self._started = False
+        self.revision = 0
+        self.changed_at = time.time()
+
+    # -- membership
+
+    def get(self, name: str) -> RegisteredAgent | None:
+        return self._agents.get(name)
+
+    def all(self) -> list[RegisteredAgent]:
+        return list(self._agents.values())
+
+    async def add(
+        self, name: str, spec: AgentSpec, *, source: Literal["config", "admin"], strict: bool
+    ) -> RegisteredAgent:
+        """Register (or replace) `name`; with `strict` a card problem raises CardError instead."""
+        agent = RegisteredAgent(name=name, spec=spec, source=source)
+        breaker = CircuitBreaker(self.settings.breaker, name=name)
+        agent.endpoint = Endpoint(name=name, target=agent, weight=spec.weight, breaker=breaker)
+        try:
+            await self.refresh(agent)
+        except CardError as exc:
+            if strict:
+                raise
+            log.warning("agent %s: %s", name, exc)
+        old = self._agents.get(name)
+        self._agents[name] = agent
+        if old is not None and old.endpoint.health is not None:
+            await old.endpoint.health.stop()
+        if self._started:
+            self._start_health(agent)
+        self._changed()
+        return agent
+
+    async def remove(self, name: str) -> bool:
+        agent = self._agents.pop(name, None)
+        if agent is None:
+            return False
+        if agent.endpoint.health is not None:
+            await agent.endpoint.health.stop()
+        self._changed()
+        return True
+
+    def start(self) -> None:
+        """Begin periodic card refresh / health probes (needs a running loop)."""
+        self._started = True
+        for agent in self._agents.values():
+            self._start_health(agent)
+
+    async def stop(self) -> None:
+        self._started = False
+        for agent in self._agents.values():
+            if agent.endpoint.health is not None:
+                await agent.endpoint.health.stop()
+
+    def _start_health(self, agent: RegisteredAgent) -> None:
+        settings = self.settings.health.model_copy(update={"interval": self.settings.card_refresh})
+
+        async def probe() -> None:
+            await self.refresh(agent)
+
+        checker = HealthChecker(probe, settings, name=agent.name, breaker=agent.endpoint.breaker)
+        agent.endpoint.health = checker
+        if agent.connection is None:
+            checker.start()  # first probe now: a failed startup fetch is retried at once
+        else:
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.settings.card_refresh, checker.start)
+
+    def _changed(self) -> None:
+        self.revision += 1
+        self.changed_at = time.time()
+        if self._on_change is not None:
+            self._on_change()
+
+    # -- selection
+
+    def candidates(self, skill: str | None, tags: list[str]) -> list[RegisteredAgent]:
+        """Available agents offering `skill` (by id) or any of `tags`, in registration order."""
+        wanted = set(tags)
+        found = []
+        for agent in self._agents.values():
+            if not agent.available():
+                continue
+            for entry in agent.skills:
+                if (skill and entry.get("id") == skill) or (
+                    wanted and wanted & set(entry.get("tags") or [])
+                ):
+                    found.append(agent)
+                    break
+        return found
+
+    def pick(
+        self, candidates: list[RegisteredAgent], key: str | None = None
+    ) -> RegisteredAgent | None:
+        endpoint = self._strategy.pick([a.endpoint for a in candidates], key)
+        return None if endpoint is None else endpoint.target
+
+    # -- cards
+
+    async def refresh(self, agent: RegisteredAgent) -> None:
+        """Fetch the card (conditionally); on success the agent gets a usable connection."""
+        try:
+            raw, etag = await self.fetch_card(agent.card_url, agent.spec, etag=agent.etag)
+            if raw is None:  # 304: unchanged
+                agent.fetched_at = time.time()
+                return
+            card, connection = self._parse(agent, raw)
+        except CardError as exc:
+            agent.error = str(exc)
+            raise
+        agent.fetched_at = time.time()
+        changed = agent.raw_card != raw
+        agent.raw_card, agent.card, agent.etag, agent.error = raw, card, etag, None
+        agent.connection = connection
+        if changed and agent.name in self._agents:
+            self._changed()
+
+    def _parse(
+        self, agent: RegisteredAgent, raw: dict[str, Any]
+    ) -> tuple[dict[str, Any], AgentConnection]:
+        card = compat.card_to_v10(raw)
+        try:
+            AgentCard.model_validate(card)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise CardError(f"invalid agent card: {where}: {first['msg']}") from None
+        chosen: dict[str, Any] | None = None
+        for wanted in (compat.V10, compat.V03):
+            for interface in card["supportedInterfaces"]:
+                version = compat.normalize_version(str(interface.get("protocolVersion", "")))
+                if interface.get("protocolBinding") == "JSONRPC" and version == wanted:
+                    chosen = {**interface, "protocolVersion": version}
+                    break
+            if chosen is not None:
+                break
+        if chosen is None:
+            raise CardError("the card offers no JSON-RPC interface of version 1.0 or 0.3")
+        url = urljoin(agent.card_url, str(chosen["url"]))
+        if (
+            not _same_origin(url, agent.spec.url)
+            and urlsplit(url).hostname != urlsplit(agent.spec.url).hostname
+        ):
+            self._check_public_sync(url)
+        connection = AgentConnection(
+            url,
+            chosen["protocolVersion"],
+            headers=agent.spec.headers,
+            session=self._session,
+            request_timeout=self.settings.request_timeout,
+            idle_timeout=self.settings.stream_idle_timeout,
+            max_event_bytes=self.settings.max_body_bytes,
+        )
+        return card, connection
+
+    def _check_public_sync(self, url: str) -> None:
+        import ipaddress
+
+        host = urlsplit(url).hostname or ""
+        if self._guard.host_allowed(host):
+            return
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return  # a name: checked when connecting would need a guarded session; trust DNS here
+        problem = self._guard.address_problem(address)
+        if problem is not None:
+            raise CardError(f"the card's interface URL points to {problem}: {url}")
+
+    async def fetch_card(
+        self, url: str, spec: AgentSpec, *, etag: str | None = None
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The card JSON and its ETag; (None, etag) when unchanged. Raises CardError."""
+        settings = self.settings
+        headers = {"Accept": "application/json", **spec.headers}
+        if etag:
+            headers["If-None-Match"] = etag
+        current = url
+        try:
+            async with asyncio.timeout(settings.card_timeout):
+                for _ in range(settings.redirect_limit + 1):
+                    async with self._session().get(
+                        current, headers=headers, allow_redirects=False
+                    ) as response:
+                        if response.status in (301, 302, 303, 307, 308):
+                            location = response.headers.get("Location")
+                            if not location:
+                                raise CardError(f"redirect without Location from {current}")
+                            target = urljoin(current, location)
+                            if not _same_origin(target, spec.url):
+                                try:
+                                    await self._guard.check_url(target, require_https=False)
+                                except BlockedTargetError as exc:
+                                    raise CardError(f"card redirect refused: {exc}") from None
+                            current = target
+                            continue
+                        if response.status == 304:
+                            return None, etag
+                        if response.status != 200:
+                            raise CardError(f"card fetch answered HTTP {response.status}")
+                        length = response.content_length
+                        if length is not None and length > settings.card_max_bytes:
+                            raise CardError(
+                                f"card is {length} bytes, over the {settings.card_max_bytes} byte limit"
+                            )
+                        body = bytearray()
+                        async for chunk in response.content.iter_chunked(65536):
+                            body += chunk
+                            if len(body) > settings.card_max_bytes:
+                                raise CardError(
+                                    f"card is over the {settings.card_max_bytes} byte limit"
+                                )
+                        new_etag = response.headers.get("ETag")
+                        break
+                else:
+                    raise CardError(f"more than {settings.redirect_limit} redirects")
+        except TimeoutError:
+            raise CardError(f"card fetch timed out after {settings.card_timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise CardError(f"card fetch failed: {exc}") from None
+        try:
+            data = orjson.loads(bytes(body))
+        except orjson.JSONDecodeError:
+            raise CardError("card is not JSON") from None
+        if not isinstance(data, dict):
+            raise CardError("card is not a JSON object")
+        return data, new_etag

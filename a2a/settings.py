@@ -1,0 +1,66 @@
+"""Settings for the hub and its registered agents, shaped for a config file (unknown keys are errors)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router_core import BreakerSettings, HealthCheckSettings
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSpec(_Model):
+    """One remote A2A agent: where its card is, and how to reach it."""
+
+    url: str
+    """Base URL; the card is fetched from `<url>/.well-known/agent-card.json` unless `card_url`."""
+    card_url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Sent on every request to the agent (e.g. its API key)."""
+    weight: int = Field(default=1, ge=1)
+
+
+class PushSettings(_Model):
+    """Webhook delivery: retries, and which targets are allowed (the SSRF guard)."""
+
+    allow_insecure_loopback: bool = False
+    """Allow http:// webhooks on loopback addresses (tests, local tools); HTTPS is required otherwise."""
+    allow_hosts: list[str] = Field(default_factory=list)
+    """Hostnames or CIDRs exempt from the private/link-local/metadata block."""
+    timeout: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff: float = Field(default=0.5, gt=0)
+    """First retry delay in seconds; doubled per attempt, capped at `max_backoff`."""
+    max_backoff: float = Field(default=30.0, gt=0)
+    queue_size: int = Field(default=1000, ge=1)
+    """Pending notifications per webhook; beyond it the oldest are dropped (and logged)."""
+
+
+class HubSettings(_Model):
+    """The A2A hub: its own card, limits, timeouts and how agents are chosen."""
+
+    name: str = "Junction"
+    description: str = "A2A hub: routes tasks to registered agents by name or skill."
+    version: str = "0.1.0"
+    public_url: str | None = None
+    """Base URL clients use to reach the hub (card interface URLs); else taken from each request."""
+    strategy: str = "least_outstanding"
+    """router_core selection strategy among healthy agents offering a skill."""
+    card_timeout: float = Field(default=5.0, gt=0)
+    card_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    card_refresh: float = Field(default=60.0, gt=0)
+    """Seconds between card refreshes, which double as health probes."""
+    card_cache_seconds: int = Field(default=60, ge=0)
+    """`Cache-Control: max-age` on the cards the hub serves."""
+    request_timeout: float = Field(default=300.0, gt=0)
+    """Longest wait for a non-streaming answer from an agent."""
+    stream_idle_timeout: float = Field(default=300.0, gt=0)
+    """A stream with no event (and no keep-alive) for this long is treated as a dead agent."""
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Largest JSON-RPC request body accepted, and largest single event relayed."""
+    redirect_limit: int = Field(default=3, ge=0)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    health: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
+    push: PushSettings = Field(default_factory=PushSettings)

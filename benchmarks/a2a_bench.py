@@ -1,0 +1,305 @@
+"""A2A hub overhead: the same fast local agent called directly and through the hub, in one run.
+
+Three processes: a fast A2A 1.0 agent (aiohttp server, answers at once), the hub (uvicorn, SQLite
+store in a temp dir) with that agent registered, and this client (one pooled aiohttp session).
+Reports ratios and added times measured in this run, never bare times alone.
+
+    python benchmarks/a2a_bench.py [--requests 2000] [--seconds 5] [--json]
+
+Targets (issue 5): SendMessage added p50 at concurrency 1 <= 2 ms; throughput through the hub at
+concurrency 16 >= 0.5 x direct; SendStreamingMessage added time to first event <= 2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+# -- the fast agent (child process) ------------------------------------------------------------
+
+
+def serve_agent(port: int) -> None:
+    from aiohttp import web
+
+    base = f"http://127.0.0.1:{port}"
+    card = {
+        "name": "fast",
+        "description": "answers at once",
+        "version": "1",
+        "supportedInterfaces": [
+            {"url": f"{base}/", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+        ],
+        "capabilities": {"streaming": True},
+        "defaultInputModes": ["text/plain"],
+        "defaultOutputModes": ["text/plain"],
+        "skills": [{"id": "echo", "name": "echo", "description": "echo", "tags": ["echo"]}],
+    }
+    counter = itertools.count()
+
+    def task(message: dict[str, Any], state: str) -> dict[str, Any]:
+        n = next(counter)
+        return {
+            "id": f"task-{n}",
+            "contextId": f"ctx-{n}",
+            "status": {"state": state},
+            "artifacts": [{"artifactId": "a", "parts": message.get("parts", [])}],
+            "history": [message],
+        }
+
+    async def get_card(request: web.Request) -> web.Response:
+        return web.json_response(card)
+
+    async def rpc(request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        message = body["params"]["message"]
+        if body["method"] == "SendStreamingMessage":
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            t = task(message, "TASK_STATE_WORKING")
+            await response.write(
+                b"data: "
+                + orjson.dumps({"jsonrpc": "2.0", "id": body["id"], "result": {"task": t}})
+                + b"\n\n"
+            )
+            done = {
+                "statusUpdate": {
+                    "taskId": t["id"],
+                    "contextId": t["contextId"],
+                    "status": {"state": "TASK_STATE_COMPLETED"},
+                }
+            }
+            await response.write(
+                b"data: "
+                + orjson.dumps({"jsonrpc": "2.0", "id": body["id"], "result": done})
+                + b"\n\n"
+            )
+            await response.write_eof()
+            return response
+        result = {"task": task(message, "TASK_STATE_COMPLETED")}
+        return web.Response(
+            body=orjson.dumps({"jsonrpc": "2.0", "id": body["id"], "result": result}),
+            content_type="application/json",
+        )
+
+    app = web.Application()
+    app.router.add_get("/.well-known/agent-card.json", get_card)
+    app.router.add_post("/", rpc)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        print=lambda *_: print("READY", flush=True),
+        access_log=None,
+    )
+
+
+# -- the hub (child process) -------------------------------------------------------------------
+
+
+def serve_hub(port: int, agent_url: str, db: str) -> None:
+    import logging
+
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from a2a import AgentSpec, Hub, HubSettings, SqliteTaskStore
+
+    logging.basicConfig(level=logging.WARNING)
+    hub = Hub(SqliteTaskStore(db), HubSettings())
+
+    async def run() -> None:
+        await hub.start({"fast": AgentSpec(url=agent_url)})
+        config = uvicorn.Config(
+            Starlette(routes=hub.routes()),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
+            await asyncio.sleep(0.01)
+        print("READY", flush=True)
+        await task
+        await hub.close()
+
+    asyncio.run(run())
+
+
+# -- the client --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.strip() != "READY":
+        process.kill()
+        raise RuntimeError(f"child {args[0]} did not start: {line!r}")
+    return process
+
+
+def body(method: str) -> bytes:
+    message = {
+        "messageId": str(uuid.uuid4()),
+        "role": "ROLE_USER",
+        "parts": [{"text": "hello " * 8}],
+    }
+    return orjson.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": method, "params": {"message": message}}
+    )
+
+
+HEADERS = {"Content-Type": "application/json", "A2A-Version": "1.0"}
+
+
+async def send_once(session: aiohttp.ClientSession, url: str) -> float:
+    started = time.perf_counter()
+    async with session.post(url, data=body("SendMessage"), headers=HEADERS) as response:
+        reply = orjson.loads(await response.read())
+    assert "result" in reply, reply
+    return time.perf_counter() - started
+
+
+async def first_event(session: aiohttp.ClientSession, url: str) -> float:
+    started = time.perf_counter()
+    async with session.post(
+        url, data=body("SendStreamingMessage"), headers={**HEADERS, "Accept": "text/event-stream"}
+    ) as response:
+        buffer = b""
+        elapsed = None
+        async for chunk in response.content.iter_any():
+            buffer += chunk.replace(b"\r\n", b"\n")  # sse-starlette ends lines with CRLF
+            if elapsed is None and b"\n\n" in buffer:
+                elapsed = time.perf_counter() - started
+                assert b'"task"' in buffer.split(b"\n\n", 1)[0], buffer[:200]
+    assert elapsed is not None
+    return elapsed
+
+
+async def latency(fn: Any, session: aiohttp.ClientSession, url: str, count: int) -> list[float]:
+    for _ in range(50):
+        await fn(session, url)
+    return [await fn(session, url) for _ in range(count)]
+
+
+async def throughput(
+    session: aiohttp.ClientSession, url: str, concurrency: int, seconds: float
+) -> float:
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await send_once(session, url)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.perf_counter() - started)
+
+
+def p50(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+async def measure(direct: str, hub: str, requests: int, seconds: float) -> dict[str, Any]:
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        results: dict[str, Any] = {}
+        # interleave direct and hub runs so drift (thermal, page cache) hits both alike
+        d1 = await latency(send_once, session, direct, requests)
+        h1 = await latency(send_once, session, hub, requests)
+        results["send_p50_direct_ms"] = p50(d1)
+        results["send_p50_hub_ms"] = p50(h1)
+        results["send_added_p50_ms"] = p50(h1) - p50(d1)
+        td = await throughput(session, direct, 16, seconds)
+        th = await throughput(session, hub, 16, seconds)
+        results["send_rps_c16_direct"] = td
+        results["send_rps_c16_hub"] = th
+        results["send_throughput_ratio_c16"] = th / td
+        sd = await latency(first_event, session, direct, requests // 2)
+        sh = await latency(first_event, session, hub, requests // 2)
+        results["stream_ttfe_p50_direct_ms"] = p50(sd)
+        results["stream_ttfe_p50_hub_ms"] = p50(sh)
+        results["stream_added_ttfe_p50_ms"] = p50(sh) - p50(sd)
+        return results
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-agent":
+        serve_agent(int(sys.argv[2]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-hub":
+        serve_hub(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    agent_port, hub_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        agent = spawn("--serve-agent", str(agent_port))
+        hub = spawn(
+            "--serve-hub",
+            str(hub_port),
+            f"http://127.0.0.1:{agent_port}",
+            os.path.join(tmp, "bench.db"),
+        )
+        try:
+            results = asyncio.run(
+                measure(
+                    f"http://127.0.0.1:{agent_port}/",
+                    f"http://127.0.0.1:{hub_port}/a2a",
+                    args.requests,
+                    args.seconds,
+                )
+            )
+        finally:
+            for process in (hub, agent):
+                process.terminate()
+                process.wait(10)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(
+        f"SendMessage p50 c=1: direct {results['send_p50_direct_ms']:.3f} ms, hub {results['send_p50_hub_ms']:.3f} ms, added {results['send_added_p50_ms']:.3f} ms (target <= 2)"
+    )
+    print(
+        f"SendMessage c=16: direct {results['send_rps_c16_direct']:.0f} req/s, hub {results['send_rps_c16_hub']:.0f} req/s, ratio {results['send_throughput_ratio_c16']:.2f} (target >= 0.5)"
+    )
+    print(
+        f"SendStreamingMessage first event p50: direct {results['stream_ttfe_p50_direct_ms']:.3f} ms, hub {results['stream_ttfe_p50_hub_ms']:.3f} ms, added {results['stream_added_ttfe_p50_ms']:.3f} ms (target <= 2)"
+    )
+
+
+if __name__ == "__main__":
+    main()

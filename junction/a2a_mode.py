@@ -1,0 +1,113 @@
+"""Composition glue for the A2A hub: build it from the configuration, mount it, inspect agents.
+
+The hub's own settings come from the config's `a2a:` section when there is one (typed with
+`a2a.HubSettings`); agents come from `a2a_agents`; tasks persist in `store.url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from a2a import AgentSpec, Hub, HubSettings, Registry, SqliteTaskStore
+from junction.config import JunctionConfig
+
+
+def hub_settings(config: JunctionConfig) -> HubSettings:
+    """The `a2a:` section if the config has one, else the defaults."""
+    section = getattr(config, "a2a", None)
+    if isinstance(section, HubSettings):
+        return section
+    if isinstance(section, dict):
+        return HubSettings.model_validate(section)
+    return HubSettings()
+
+
+def agent_specs(config: JunctionConfig) -> dict[str, AgentSpec]:
+    specs: dict[str, AgentSpec] = {}
+    for name, agent in config.a2a_agents.items():
+        extra = agent.model_dump(exclude={"url"}, exclude_none=True)
+        known = {k: v for k, v in extra.items() if k in AgentSpec.model_fields}
+        specs[name] = AgentSpec(url=str(agent.url), **known)
+    return specs
+
+
+def build_hub(config: JunctionConfig) -> Hub:
+    """A hub over the configured store; call `await hub.start(agent_specs(config))` in the app's
+    lifespan (or use `hub_lifespan`), `await hub.close()` at shutdown."""
+    return Hub(SqliteTaskStore(config.store.sqlite_path), hub_settings(config))
+
+
+def hub_routes(hub: Hub) -> list[BaseRoute]:
+    """`/.well-known/agent-card.json`, `POST /a2a`, `/a2a/agents/{name}` (+ card) and
+    `/admin/a2a/agents[/{name}]` (the admin routes rely on the app's auth middleware)."""
+    return hub.routes()
+
+
+@asynccontextmanager
+async def hub_lifespan(hub: Hub, config: JunctionConfig) -> AsyncIterator[None]:
+    """Start the hub (store, configured agents, card refresh) and stop it; nest in the app's lifespan."""
+    await hub.start(agent_specs(config))
+    try:
+        yield
+    finally:
+        await hub.close()
+
+
+async def _inspect(config: JunctionConfig) -> list[dict[str, Any]]:
+    from router_core.http import close_session
+
+    registry = Registry(hub_settings(config))
+    try:
+        for name, spec in agent_specs(config).items():
+            await registry.add(name, spec, source="config", strict=False)  # errors become state
+        return [agent.summary() for agent in registry.all()]
+    finally:
+        await close_session()
+
+
+def agents_command(config: JunctionConfig, *, as_json: bool) -> int:
+    """`junction agents`: fetch each configured agent's card and show skills and state.
+
+    Exit 0 when every agent answered with a usable card, 1 otherwise."""
+    summaries = asyncio.run(_inspect(config))
+    healthy = all(s["state"] == "ready" for s in summaries)
+    if as_json:
+        print(json.dumps({"agents": summaries}))
+        return 0 if healthy else 1
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="A2A agents")
+    for column in ("name", "url", "version", "state", "skills"):
+        table.add_column(column)
+    for summary in summaries:
+        skills = ", ".join(
+            s["id"] + (f" [{', '.join(s['tags'])}]" if s["tags"] else "") for s in summary["skills"]
+        )
+        table.add_row(
+            summary["name"],
+            summary["url"],
+            summary["version"] or "-",
+            summary["state"],
+            skills or "-",
+        )
+    if not summaries:
+        table.add_row("-", "no a2a_agents configured", "-", "-", "-")
+    Console().print(table)
+    return 0 if healthy else 1
+
+
+__all__ = [
+    "agent_specs",
+    "agents_command",
+    "build_hub",
+    "hub_lifespan",
+    "hub_routes",
+    "hub_settings",
+]
