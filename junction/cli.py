@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from junction.config import ConfigError, JunctionConfig, find_config_path, load_config
 from junction.logs import configure_logging, register_secret
@@ -22,10 +23,7 @@ log = logging.getLogger("junction")
 MODES = ("stdio", "mcp", "serve", "bridge")
 COMMANDS = ("check", "tools", "agents", "backends", "demo")
 NOT_BUILT = {
-    "mcp": "the mcp_gateway issue",
     "bridge": "the acp issue",
-    "tools": "the mcp_gateway issue",
-    "agents": "the a2a issue",
     "backends": "the router_core issue",
     "demo": "the junction issue",
 }
@@ -40,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=MODES, help="what to serve")
     parser.add_argument(
         "--config", metavar="FILE", help="YAML config (else $JUNCTION_CONFIG, else ./junction.yaml)"
+    )
+    parser.add_argument(
+        "--mcp-config", metavar="FILE", help='MCP servers in the common "mcpServers" JSON format'
     )
     parser.add_argument("--log-level", default=None, help="debug, info, warning or error")
     parser.add_argument("--host", help="listen address for --mode serve")
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         config = load_config(find_config_path(args.config, os.environ), os.environ)
+        if args.mcp_config:
+            config = config.with_mcp_servers_file(Path(args.mcp_config))
         if args.mode == "serve":
             config = config.with_server(args.host, args.port)
     except ConfigError as exc:
@@ -78,6 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if what == "stdio":
             asyncio.run(run_stdio(config))
             return 0
+        if what == "mcp":
+            from junction.mcp_mode import run_mcp_stdio
+
+            return run_mcp_stdio(config)
+        if what == "tools":
+            from junction.mcp_mode import tools_command
+
+            return tools_command(config, as_json=args.json)
+        if what == "agents":
+            from junction.a2a_mode import agents_command
+
+            return agents_command(config, as_json=args.json)
         if what == "serve":
             from junction.server import run_serve
 

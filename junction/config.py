@@ -42,7 +42,9 @@ __all__ = [
     "ConfigError",
     "JunctionConfig",
     "LoggingConfig",
+    "McpGatewayConfig",
     "McpServerConfig",
+    "McpToolFilterConfig",
     "RemoteMcpServerConfig",
     "RoutingConfig",
     "ServerConfig",
@@ -50,6 +52,7 @@ __all__ = [
     "StoreConfig",
     "find_config_path",
     "load_config",
+    "load_mcp_servers_file",
     "substitute_env",
 ]
 
@@ -197,6 +200,16 @@ class RoutingConfig(_Model):
     ] = "least_latency"
 
 
+class McpToolFilterConfig(_Model):
+    """Glob filters over one server's tool names: a filtered tool is neither listed nor callable."""
+
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
 class StdioMcpServerConfig(_Model):
     """An upstream MCP server Junction launches as a child process and talks to over its stdio."""
 
@@ -205,6 +218,9 @@ class StdioMcpServerConfig(_Model):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+    tools: McpToolFilterConfig = Field(default_factory=McpToolFilterConfig)
+    timeout: Seconds | None = None
+    connect_timeout: Seconds | None = None
 
 
 class RemoteMcpServerConfig(_Model):
@@ -214,6 +230,9 @@ class RemoteMcpServerConfig(_Model):
     url: HttpUrlStr
     headers: dict[str, str] = Field(default_factory=dict)
     transport: Literal["streamable_http", "sse"] = "streamable_http"
+    tools: McpToolFilterConfig = Field(default_factory=McpToolFilterConfig)
+    timeout: Seconds | None = None
+    connect_timeout: Seconds | None = None
 
 
 _MCP_KINDS: dict[str, type[_Model]] = {
@@ -264,6 +283,16 @@ McpServerConfig = Annotated[
 """An upstream MCP server: stdio (`command`) or remote (`url`), the common `mcpServers` shape."""
 
 
+class McpGatewayConfig(_Model):
+    """How the MCP aggregate names, filters and times out what its upstreams offer."""
+
+    prefix: Literal["always", "on_collision", "never"] = "always"
+    separator: str = Field(default="__", pattern=r"^[A-Za-z0-9_-]{1,8}$")
+    deny: list[str] = Field(default_factory=list)
+    call_timeout: Seconds = 60.0
+    connect_timeout: Seconds = 30.0
+
+
 class A2aAgentConfig(_Model):
     """A remote A2A agent; its card is fetched from `<url>/.well-known/agent-card.json`."""
 
@@ -303,6 +332,9 @@ class JunctionConfig(_Model):
     backends: dict[str, BackendConfig] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+    mcp_servers_file: str | None = None
+    """A JSON file in the common `mcpServers` format (Claude Desktop, Cursor), merged in."""
+    mcp: McpGatewayConfig = Field(default_factory=McpGatewayConfig)
     a2a_agents: dict[str, A2aAgentConfig] = Field(default_factory=dict)
     acp: AcpConfig = Field(default_factory=AcpConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -318,6 +350,19 @@ class JunctionConfig(_Model):
         found: list[str] = []
         _collect_secrets(self.model_dump(mode="json"), (), found)
         return found
+
+    def with_mcp_servers_file(self, path: Path) -> JunctionConfig:
+        """A copy with the servers of an `mcpServers` JSON file added (`--mcp-config`).
+
+        A name defined both here and in the file is an error rather than a silent override.
+        """
+        extra = load_mcp_servers_file(path)
+        both = sorted(set(extra) & set(self.mcp_servers))
+        if both:
+            raise ConfigError(
+                [f"{path}: mcpServers.{name}: also defined in mcp_servers" for name in both]
+            )
+        return self.model_copy(update={"mcp_servers": {**self.mcp_servers, **extra}})
 
     def with_server(self, host: str | None = None, port: int | None = None) -> JunctionConfig:
         """A copy with `--host`/`--port` applied and re-validated (so api_keys are re-checked)."""
@@ -663,6 +708,66 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Junc
         if problems:
             raise ConfigError([f"{source}: {line}" for line in problems])
     try:
-        return JunctionConfig.model_validate(data)
+        config = JunctionConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
+    if config.mcp_servers_file:
+        base = path.parent if path is not None else Path.cwd()
+        config = config.with_mcp_servers_file(base / Path(config.mcp_servers_file).expanduser())
+    return config
+
+
+# --------------------------------------------------------------------------- mcpServers JSON
+
+# Keys other tools put in their `mcpServers` entries that mean nothing here; ignored, so an
+# existing Claude Desktop / Cursor / VS Code file works unchanged.
+_FOREIGN_MCP_KEYS = frozenset(
+    {"disabled", "autoApprove", "alwaysAllow", "description", "envFile", "type", "name"}
+)
+_MCP_TYPES = {"stdio": None, "http": "streamable_http", "streamable-http": "streamable_http"}
+_MCP_TYPES |= {"streamableHttp": "streamable_http", "sse": "sse"}
+
+
+def load_mcp_servers_file(path: Path) -> dict[str, McpServerConfig]:
+    """Read a JSON file in the common `mcpServers` shape (`servers` as VS Code writes it too).
+
+    `type: sse` becomes `transport: sse`; `disabled: true` entries are skipped; keys other tools
+    use (autoApprove, ...) are ignored. Errors are `<file>: mcpServers.<name>.<key>: ...` lines.
+    """
+    import json
+
+    source = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{source}: invalid JSON: {exc}") from None
+    key = "mcpServers" if isinstance(data, dict) and "mcpServers" in data else "servers"
+    servers = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(servers, dict):
+        raise ConfigError(f"{source}: (top level): expected an object with an 'mcpServers' object")
+    adapter: TypeAdapter[McpServerConfig] = TypeAdapter(McpServerConfig)
+    result: dict[str, McpServerConfig] = {}
+    errors: list[str] = []
+    for name, entry in servers.items():
+        if isinstance(entry, dict):
+            if entry.get("disabled") is True:
+                continue
+            kind = entry.get("type")
+            if kind is not None and kind not in _MCP_TYPES:
+                errors.append(f"{source}: {key}.{name}.type: unknown server type {kind!r}")
+                continue
+            kept = {k: v for k, v in entry.items() if k not in _FOREIGN_MCP_KEYS}
+            transport = _MCP_TYPES.get(kind or "")
+            if transport and "transport" not in kept:
+                kept["transport"] = transport
+            entry = kept  # noqa: PLW2901 (the cleaned entry is what gets validated)
+        try:
+            result[name] = adapter.validate_python(entry)
+        except ValidationError as exc:
+            for line in _format_validation_error(exc, source, prefix=("mcp_servers", name)):
+                errors.append(line.replace(f"{source}: mcp_servers.", f"{source}: {key}.", 1))
+    if errors:
+        raise ConfigError(errors)
+    return result

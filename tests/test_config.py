@@ -347,8 +347,8 @@ def test_unknown_keys_name_the_path_and_suggest(tmp_path: Path) -> None:
     assert f"{path}: backends.local.apikey: unknown key (did you mean 'api_key'?)" in lines
     assert f"{path}: mcp_servers.t.agrs: unknown key (did you mean 'args'?)" in lines
     assert (
-        f"{path}: mcp_servers.r.zzz: unknown key (expected one of: url, headers, transport)"
-        in lines
+        f"{path}: mcp_servers.r.zzz: unknown key "
+        "(expected one of: url, headers, transport, tools, timeout, connect_timeout)" in lines
     )
     assert f"{path}: serevr: unknown key (did you mean 'server'?)" in lines
     assert len(lines) == 5
@@ -545,3 +545,83 @@ def test_secret_values_lists_what_redaction_hides(tmp_path: Path) -> None:
 def test_models_are_strict_when_built_in_code() -> None:
     with pytest.raises(ValueError, match="extra"):
         JunctionConfig.model_validate({"server": {"typo": 1}})
+
+
+# --------------------------------------------------------------------------- MCP gateway settings
+
+
+def test_mcp_gateway_settings_and_server_filters(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        mcp: {prefix: on_collision, separator: "-", deny: ["*delete*"], call_timeout: 5}
+        mcp_servers:
+          fs:
+            command: npx
+            tools: {allow: ["read_*"], deny: ["read_secret"]}
+            timeout: 2.5
+            connect_timeout: 9
+        """,
+    )
+    config = load_config(path, {})
+    assert (config.mcp.prefix, config.mcp.separator, config.mcp.deny) == (
+        "on_collision",
+        "-",
+        ["*delete*"],
+    )
+    fs = config.mcp_servers["fs"]
+    assert (fs.tools.allow, fs.tools.deny, fs.timeout, fs.connect_timeout) == (
+        ["read_*"],
+        ["read_secret"],
+        2.5,
+        9,
+    )
+    bad = write(tmp_path, "mcp: {separator: '/', prefix: sometimes}\n", "bad.yaml")
+    lines = load_error(bad).lines
+    assert lines[0].startswith(f"{bad}: mcp.prefix: ")
+    assert lines[1].startswith(f"{bad}: mcp.separator: ")
+
+
+CLAUDE_DESKTOP = """\
+{
+  "mcpServers": {
+    "time": {"command": "uvx", "args": ["mcp-server-time"], "env": {"TZ": "UTC"}},
+    "remote": {"type": "sse", "url": "http://127.0.0.1:9000/sse", "headers": {"X-A": "b"}},
+    "web": {"type": "http", "url": "http://127.0.0.1:9001/mcp"},
+    "off": {"command": "nothing", "disabled": true},
+    "cursorish": {"command": "node", "args": ["s.js"], "autoApprove": ["x"]}
+  }
+}
+"""
+
+
+def test_mcp_servers_file_in_the_common_format(tmp_path: Path) -> None:
+    (tmp_path / "claude.json").write_text(CLAUDE_DESKTOP)
+    path = write(tmp_path, "mcp_servers_file: claude.json\nmcp_servers:\n  own: {command: x}\n")
+    servers = load_config(path, {}).mcp_servers
+    assert set(servers) == {"own", "time", "remote", "web", "cursorish"}
+    remote = servers["remote"]
+    assert isinstance(remote, RemoteMcpServerConfig) and remote.transport == "sse"
+    web = servers["web"]
+    assert isinstance(web, RemoteMcpServerConfig) and web.transport == "streamable_http"
+    time = servers["time"]
+    assert isinstance(time, StdioMcpServerConfig) and time.env == {"TZ": "UTC"}
+
+
+def test_mcp_servers_file_errors_name_file_and_key(tmp_path: Path) -> None:
+    json_path = tmp_path / "servers.json"
+    json_path.write_text(
+        '{"mcpServers": {"a": {"args": []}, "b": {"url": "nope"}, "c": {"type": "ws", "url": "http://x"}}}'
+    )
+    path = write(tmp_path, "mcp_servers_file: servers.json\n")
+    lines = load_error(path).lines
+    assert lines[0].startswith(f"{json_path}: mcpServers.a: give exactly one of 'command'")
+    assert lines[1].startswith(f"{json_path}: mcpServers.b.url: not a valid URL")
+    assert lines[2] == f"{json_path}: mcpServers.c.type: unknown server type 'ws'"
+    json_path.write_text('{"mcpServers": {"dup": {"command": "x"}}}')
+    clash = write(
+        tmp_path, "mcp_servers_file: servers.json\nmcp_servers: {dup: {command: y}}\n", "c.yaml"
+    )
+    assert load_error(clash).lines == [f"{json_path}: mcpServers.dup: also defined in mcp_servers"]
+    json_path.write_text("{not json")
+    assert "invalid JSON" in str(load_error(path))

@@ -1,0 +1,170 @@
+"""MCP gateway benchmark: the same upstream called directly and through Junction, in one run.
+
+    python benchmarks/mcp_bench.py [--calls 300]
+
+For a stdio upstream (an `mcp` SDK server) and a Streamable HTTP upstream (server-everything):
+`tools/call` latency at concurrency 1 (p50 ratio, target <= 2.0x direct) and throughput at
+concurrency 16 (ratio, target >= 0.5). Then `tools/list` through Junction across 20 upstreams x
+50 tools when nothing changed (target <= 5 ms). Clients are the `mcp` SDK; Junction runs as its
+own process (`--mode mcp` over stdio, or `/mcp` under uvicorn). Ratios only mean something
+within one run on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.mcp_gateway.conftest import SERVERS, NodeHttpServer, free_port, wait_port
+
+JUNCTION_MCP = (
+    "import sys; from pathlib import Path; from junction.config import load_config; "
+    "from junction.mcp_mode import run_mcp_stdio; sys.exit(run_mcp_stdio(load_config(Path(sys.argv[1]))))"
+)
+JUNCTION_HTTP = (
+    "import sys, uvicorn; from pathlib import Path; from junction.config import load_config; "
+    "from junction.mcp_mode import gateway_inputs; from mcp_gateway import Gateway, http_app; "
+    "specs, options = gateway_inputs(load_config(Path(sys.argv[1]))); "
+    "app = http_app(Gateway(specs, options), manage_gateway=True); "
+    "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[2]), log_level='warning')"
+)
+
+
+def write_config(servers: dict[str, Any]) -> Path:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        json.dump({"mcp_servers": servers, "logging": {"level": "warning"}}, handle)
+    return Path(handle.name)
+
+
+def stdio(command: list[str]) -> StdioServerParameters:
+    return StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+
+
+@contextlib.asynccontextmanager
+async def http_client(url: str) -> AsyncIterator[Client]:
+    async with create_mcp_http_client() as http:
+        transport = streamable_http_client(url, http_client=http, max_sse_event_size=None)
+        async with Client(transport, mode="legacy") as client:
+            yield client
+
+
+async def measure(
+    client: Client, tool: str, args: dict[str, Any], calls: int
+) -> tuple[float, float]:
+    """(p50 latency in ms at c=1, calls/s at c=16)."""
+    for _ in range(20):
+        await client.call_tool(tool, args)
+    latencies = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        await client.call_tool(tool, args)
+        latencies.append(time.perf_counter() - start)
+    remaining = calls * 2
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await client.call_tool(tool, args)
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(16):
+            tg.start_soon(worker)
+    throughput = calls * 2 / (time.perf_counter() - start)
+    return statistics.median(latencies) * 1000, throughput
+
+
+def report(name: str, direct: tuple[float, float], junction: tuple[float, float]) -> None:
+    print(
+        f"{name:6} c=1 p50: direct {direct[0]:.2f} ms, via Junction {junction[0]:.2f} ms "
+        f"-> {junction[0] / direct[0]:.2f}x (target <= 2.0) | c=16: direct {direct[1]:.0f}/s, "
+        f"via Junction {junction[1]:.0f}/s -> {junction[1] / direct[1]:.2f} (target >= 0.5)"
+    )
+
+
+async def bench_stdio(calls: int) -> None:
+    upstream = [sys.executable, SERVERS, "ok"]
+    config = write_config({"ok": {"command": upstream[0], "args": upstream[1:]}})
+    async with Client(stdio(upstream), mode="legacy") as client:
+        direct = await measure(client, "echo", {"message": "hi"}, calls)
+    via = [sys.executable, "-c", JUNCTION_MCP, str(config)]
+    async with Client(stdio(via), mode="legacy") as client:
+        junction = await measure(client, "ok__echo", {"message": "hi"}, calls)
+    report("stdio", direct, junction)
+
+
+async def bench_http(calls: int) -> None:
+    upstream = NodeHttpServer("streamableHttp")
+    upstream.start()
+    port = free_port()
+    config = write_config({"web": {"url": upstream.url}})
+    gateway = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is timed)
+        [sys.executable, "-c", JUNCTION_HTTP, str(config), str(port)]
+    )
+    try:
+        wait_port(port, gateway)
+        async with http_client(upstream.url) as client:
+            direct = await measure(client, "echo", {"message": "hi"}, calls)
+        async with http_client(f"http://127.0.0.1:{port}/mcp") as client:
+            await client.list_tools()
+            junction = await measure(client, "web__echo", {"message": "hi"}, calls)
+        report("http", direct, junction)
+    finally:
+        gateway.terminate()
+        gateway.wait()
+        upstream.stop()
+
+
+async def bench_list(rounds: int) -> None:
+    servers = {
+        f"s{i:02}": {"command": sys.executable, "args": [SERVERS, "many"]} for i in range(20)
+    }
+    via = [sys.executable, "-c", JUNCTION_MCP, str(write_config(servers))]
+    async with Client(stdio(via), mode="legacy") as client:
+        first = await client.list_tools()
+        assert len(first.tools) == 1000, len(first.tools)
+        timings = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            await client.list_tools()
+            timings.append(time.perf_counter() - start)
+    print(
+        f"tools/list, 20 upstreams x 50 tools (1000 tools, unchanged): "
+        f"p50 {statistics.median(timings) * 1000:.2f} ms, "
+        f"p90 {sorted(timings)[int(rounds * 0.9)] * 1000:.2f} ms (target <= 5 ms)"
+    )
+
+
+async def main(calls: int) -> None:
+    steps: list[Callable[[], Awaitable[None]]] = [
+        lambda: bench_stdio(calls),
+        lambda: bench_http(calls),
+        lambda: bench_list(100),
+    ]
+    for step in steps:
+        await step()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    anyio.run(main, parser.parse_args().calls)

@@ -1,0 +1,432 @@
+"""The aggregate: many upstreams seen as one catalog, with names and URIs routed back.
+
+A `Gateway` owns the global upstreams; a `GatewaySession` layers session-scoped upstreams (an
+ACP client's `mcpServers`) over them and closes them with the session. Both are `Catalog`
+views: the exposed names are recomputed whenever an upstream's catalog or state changes, and
+listeners hear which lists changed (so `list_changed` reaches MCP clients).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.abc
+import mcp_types as types
+import orjson
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.uri_template import UriTemplate
+from mcp_types import SERVER_INFO_META_KEY
+
+from mcp_gateway.errors import RESOURCE_NOT_FOUND, GatewayError
+from mcp_gateway.naming import assign_names
+from mcp_gateway.specs import GatewayOptions, UpstreamSpec
+from mcp_gateway.upstream import Upstream, UpstreamState, UpstreamStatus
+
+log = logging.getLogger("mcp_gateway")
+
+Listener = Callable[[frozenset[str]], None]
+"""Told which lists changed: a subset of {"tools", "resources", "prompts"}."""
+
+URI_PREFIX = "junction+"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSchema:
+    """A tool as an LLM API wants it: a valid name, a description, a JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    server: str
+    upstream_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    upstream: Upstream
+    name: str
+
+
+class Catalog:
+    """A routed view over a list of upstreams; the shared core of gateway and session."""
+
+    def __init__(self, options: GatewayOptions) -> None:
+        self.options = options
+        self._listeners: list[Listener] = []
+        self._tools: dict[str, _Route] = {}
+        self._tool_list: list[dict[str, Any]] = []
+        self._prompts: dict[str, _Route] = {}
+        self._prompt_list: list[dict[str, Any]] = []
+        self._resources: dict[str, _Route] = {}
+        self._resource_list: list[dict[str, Any]] = []
+        self._template_list: list[dict[str, Any]] = []
+        self._templates: list[tuple[UriTemplate, _Route]] = []
+        self._validators: dict[str, Any] = {}
+        self._grace_deadline = math.inf
+
+    # ------------------------------------------------------------------ composition
+
+    def upstreams(self) -> list[Upstream]:
+        raise NotImplementedError
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Hear about list changes; returns an unsubscribe callable."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def rebuild(self) -> None:
+        """Recompute exposed names and routes; tell listeners what changed."""
+        ups = self.upstreams()
+        sep, prefix = self.options.separator, self.options.prefix
+        tool_entries = [(u, n) for u in ups for n in u.catalog.tools]
+        names = assign_names(((u.name, n) for u, n in tool_entries), prefix=prefix, separator=sep)
+        tools: dict[str, _Route] = {}
+        tool_list: list[dict[str, Any]] = []
+        for upstream, name in tool_entries:
+            exposed = names[(upstream.name, name)]
+            tools[exposed] = _Route(upstream, name)
+            tool_list.append({**upstream.catalog.tools[name], "name": exposed})
+
+        prompt_entries = [(u, p) for u in ups for p in u.catalog.prompts]
+        pnames = assign_names(
+            ((u.name, p["name"]) for u, p in prompt_entries), prefix=prefix, separator=sep
+        )
+        prompts: dict[str, _Route] = {}
+        prompt_list: list[dict[str, Any]] = []
+        for upstream, prompt in prompt_entries:
+            exposed = pnames[(upstream.name, prompt["name"])]
+            if exposed not in prompts:
+                prompts[exposed] = _Route(upstream, prompt["name"])
+                prompt_list.append({**prompt, "name": exposed})
+
+        owners: dict[str, set[str]] = {}
+        for u in ups:
+            for r in u.catalog.resources:
+                owners.setdefault(r["uri"], set()).add(u.name)
+        resources: dict[str, _Route] = {}
+        resource_list: list[dict[str, Any]] = []
+        for u in ups:
+            for r in u.catalog.resources:
+                uri = r["uri"]
+                exposed_uri = uri if len(owners[uri]) == 1 else f"{URI_PREFIX}{u.name}:{uri}"
+                if exposed_uri not in resources:
+                    resources[exposed_uri] = _Route(u, uri)
+                    resource_list.append({**r, "uri": exposed_uri})
+        templates: list[tuple[UriTemplate, _Route]] = []
+        template_list: list[dict[str, Any]] = []
+        for u in ups:
+            for t in u.catalog.templates:
+                template_list.append(t)
+                try:
+                    templates.append((UriTemplate.parse(t["uriTemplate"]), _Route(u, "")))
+                except Exception:
+                    log.debug("upstream %s: unparseable uriTemplate %r", u.name, t["uriTemplate"])
+
+        changed: set[str] = set()
+        if tool_list != self._tool_list:
+            changed.add("tools")
+            self._validators = {}
+        if resource_list != self._resource_list or template_list != self._template_list:
+            changed.add("resources")
+        if prompt_list != self._prompt_list:
+            changed.add("prompts")
+        self._tools, self._tool_list = tools, tool_list
+        self._prompts, self._prompt_list = prompts, prompt_list
+        self._resources, self._resource_list = resources, resource_list
+        self._templates, self._template_list = templates, template_list
+        if changed:
+            for listener in list(self._listeners):
+                try:
+                    listener(frozenset(changed))
+                except Exception:
+                    log.exception("gateway listener failed")
+
+    # ------------------------------------------------------------------ status
+
+    def statuses(self) -> list[UpstreamStatus]:
+        return [u.status() for u in self.upstreams()]
+
+    @property
+    def healthy(self) -> bool:
+        """True only when every configured upstream is ready (a partial list is not healthy)."""
+        return all(u.state == UpstreamState.READY for u in self.upstreams())
+
+    async def wait_settled(self, timeout: float | None = None) -> None:
+        """Wait until every upstream has finished its first connection attempt."""
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            for upstream in self.upstreams():
+                await upstream.first_attempt_done.wait()
+
+    async def _settled(self) -> None:
+        remaining = self._grace_deadline - anyio.current_time()
+        if remaining > 0 and not all(u.first_attempt_done.is_set() for u in self.upstreams()):
+            await self.wait_settled(remaining)
+
+    # ------------------------------------------------------------------ listings
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        """Every exposed tool as an MCP tool dict (waits out the start-up grace once)."""
+        await self._settled()
+        return self._tool_list
+
+    async def list_resources(self) -> list[dict[str, Any]]:
+        await self._settled()
+        return self._resource_list
+
+    async def list_resource_templates(self) -> list[dict[str, Any]]:
+        await self._settled()
+        return self._template_list
+
+    async def list_prompts(self) -> list[dict[str, Any]]:
+        await self._settled()
+        return self._prompt_list
+
+    async def llm_tools(self) -> list[ToolSchema]:
+        """The tool list in the shape LLM tool-calling APIs take (after the start-up grace)."""
+        await self._settled()
+        return self.exposed_tools()
+
+    def exposed_tools(self) -> list[ToolSchema]:
+        """The current tool list, now, without waiting for upstreams still connecting."""
+        result = []
+        for tool in self._tool_list:
+            route = self._tools[tool["name"]]
+            result.append(
+                ToolSchema(
+                    name=tool["name"],
+                    description=tool.get("description") or tool.get("title") or "",
+                    parameters=tool.get("inputSchema") or {"type": "object"},
+                    server=route.upstream.name,
+                    upstream_name=route.name,
+                )
+            )
+        return result
+
+    def tool_input_schema(self, name: str) -> Mapping[str, Any] | None:
+        route = self._tools.get(name)
+        if route is None:
+            return None
+        schema = route.upstream.catalog.tools.get(route.name, {}).get("inputSchema")
+        return schema if isinstance(schema, dict) else None
+
+    # ------------------------------------------------------------------ calls
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressFnT | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Call an exposed tool on its upstream; returns the upstream's result dict as is.
+
+        Cancel the calling task to cancel the call (the upstream gets `notifications/cancelled`).
+        Raises GatewayError: unknown tool, oversized arguments, upstream down, timeout.
+        """
+        route = self._tools.get(name)
+        if route is None:
+            await self._settled()
+            route = self._tools.get(name)
+        if route is None:
+            raise GatewayError(types.INVALID_PARAMS, f"Unknown tool: {name!r}")
+        args = dict(arguments or {})
+        size = len(orjson.dumps(args))
+        if size > self.options.max_argument_bytes:
+            raise GatewayError(
+                types.INVALID_PARAMS,
+                f"arguments for tool {name!r} are {size} bytes; the limit is "
+                f"{self.options.max_argument_bytes} bytes",
+            )
+        problem = self._argument_problem(name, route, args)
+        if problem is not None:
+            return {
+                "content": [{"type": "text", "text": f"Invalid arguments for {name}: {problem}"}],
+                "isError": True,
+            }
+        params: dict[str, Any] = {"name": route.name, "arguments": args}
+        if meta:
+            params["_meta"] = {k: v for k, v in meta.items() if k != "progressToken"}
+        result = await route.upstream.request(
+            "tools/call", params, timeout=timeout, on_progress=on_progress, idempotent=False
+        )
+        if not isinstance(result.get("content"), list):
+            raise GatewayError(
+                types.INTERNAL_ERROR,
+                f"MCP server {route.upstream.name!r} returned an invalid tools/call result",
+                server=route.upstream.name,
+            )
+        meta = result.get("_meta")
+        if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
+            # The upstream's identity stamp must not pass for ours on 2026-era clients.
+            result["_meta"] = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
+        return result
+
+    def _argument_problem(self, name: str, route: _Route, args: dict[str, Any]) -> str | None:
+        """Check arguments against the tool's input schema, so a wrong type is a clear error."""
+        validator: Any = self._validators.get(name)
+        if validator is None:
+            # jsonschema comes with the SDK; imported on first use, untyped (no stubs installed).
+            validators: Any = importlib.import_module("jsonschema.validators")
+            schema = route.upstream.catalog.tools.get(route.name, {}).get("inputSchema")
+            try:
+                cls = validators.validator_for(schema)
+                cls.check_schema(schema)
+                validator = cls(schema)
+            except Exception:
+                validator = False  # an unusable schema is the upstream's to enforce
+            self._validators[name] = validator
+        if validator is False:
+            return None
+        error = next(iter(validator.iter_errors(args)), None)
+        if error is None:
+            return None
+        where = "/".join(str(p) for p in error.absolute_path)
+        return f"{error.message}" + (f" (at {where})" if where else "")
+
+    async def read_resource(self, uri: str, *, timeout: float | None = None) -> dict[str, Any]:
+        route = self._resource_route(uri)
+        if route is None:
+            await self._settled()
+            route = self._resource_route(uri)
+        if route is None:
+            raise GatewayError(
+                RESOURCE_NOT_FOUND,
+                f"Unknown resource: {uri!r} (a URI several servers share is listed as "
+                f"'{URI_PREFIX}<server>:<uri>')",
+            )
+        return await route.upstream.request("resources/read", {"uri": route.name}, timeout=timeout)
+
+    def _resource_route(self, uri: str) -> _Route | None:
+        route = self._resources.get(uri)
+        if route is not None:
+            return route
+        if uri.startswith(URI_PREFIX):
+            server, _, original = uri[len(URI_PREFIX) :].partition(":")
+            for u in self.upstreams():
+                if u.name == server:
+                    return _Route(u, original)
+        for template, troute in self._templates:
+            if template.match(uri) is not None:
+                return _Route(troute.upstream, uri)
+        return None
+
+    async def get_prompt(
+        self, name: str, arguments: Mapping[str, str] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        route = self._prompts.get(name)
+        if route is None:
+            await self._settled()
+            route = self._prompts.get(name)
+        if route is None:
+            raise GatewayError(types.INVALID_PARAMS, f"Unknown prompt: {name!r}")
+        params: dict[str, Any] = {"name": route.name}
+        if arguments:
+            params["arguments"] = dict(arguments)
+        return await route.upstream.request("prompts/get", params, timeout=timeout)
+
+
+class Gateway(Catalog):
+    """The global aggregate. Use as `async with Gateway(specs, options) as gateway:`.
+
+    Entering starts every upstream concurrently and returns at once: a slow or broken upstream
+    never blocks the others. Listings wait (once, up to `options.startup_grace`) for upstreams
+    still on their first attempt, so the first `tools/list` is complete when it can be.
+    """
+
+    def __init__(
+        self, specs: Iterable[UpstreamSpec] = (), options: GatewayOptions | None = None
+    ) -> None:
+        super().__init__(options or GatewayOptions())
+        self._specs = list(specs)
+        names = [s.name for s in self._specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate upstream names: {names}")
+        self._upstreams: list[Upstream] = []
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    def upstreams(self) -> list[Upstream]:
+        return self._upstreams
+
+    async def __aenter__(self) -> Gateway:
+        async with contextlib.AsyncExitStack() as stack:
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._close_upstreams)
+            self._grace_deadline = anyio.current_time() + self.options.startup_grace
+            self._upstreams = [Upstream(s, self.options, self.rebuild) for s in self._specs]
+            for upstream in self._upstreams:
+                self._tg.start_soon(upstream.run, name=f"mcp upstream {upstream.name}")
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+
+    def _close_upstreams(self) -> None:
+        for upstream in self._upstreams:
+            upstream.close()
+
+    async def stop_upstreams(self, timeout: float = 10.0) -> None:
+        """Close every upstream (children get stdin EOF, then TERM, then KILL) and wait for it.
+
+        For a process about to exit from a task that cannot unwind the gateway's own scope
+        (a signal handler while the stdio server is blocked reading stdin).
+        """
+        self._close_upstreams()
+        with anyio.move_on_after(timeout):
+            for upstream in self._upstreams:
+                await upstream.stopped.wait()
+
+    @contextlib.asynccontextmanager
+    async def session(self, specs: Sequence[UpstreamSpec]) -> AsyncIterator[GatewaySession]:
+        """A view with session-scoped upstreams layered over the global ones.
+
+        A session upstream with the same name as a global one shadows it for this session.
+        The session's upstreams are closed (children killed) when the block exits.
+        """
+        view = GatewaySession(self, specs)
+        async with view._running():
+            yield view
+
+
+class GatewaySession(Catalog):
+    """Session-scoped upstreams over a `Gateway`; made by `Gateway.session()`."""
+
+    def __init__(self, gateway: Gateway, specs: Sequence[UpstreamSpec]) -> None:
+        super().__init__(gateway.options)
+        self._gateway = gateway
+        self._specs = list(specs)
+        self._own: list[Upstream] = []
+
+    def upstreams(self) -> list[Upstream]:
+        mine = {u.name for u in self._own}
+        return [u for u in self._gateway.upstreams() if u.name not in mine] + self._own
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        unsubscribe = self._gateway.subscribe(lambda _kinds: self.rebuild())
+        try:
+            async with anyio.create_task_group() as tg:
+                self._grace_deadline = anyio.current_time() + self.options.startup_grace
+                self._own = [Upstream(s, self.options, self.rebuild) for s in self._specs]
+                for upstream in self._own:
+                    tg.start_soon(upstream.run, name=f"mcp session upstream {upstream.name}")
+                self.rebuild()
+                try:
+                    yield
+                finally:
+                    for upstream in self._own:
+                        upstream.close()
+        finally:
+            unsubscribe()

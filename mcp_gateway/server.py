@@ -1,0 +1,338 @@
+"""The aggregate served with the SDK's own server: stdio, and Streamable HTTP for `/mcp`.
+
+Both protocol revisions are served from the same server: the SDK picks the era per connection
+(initialize handshake for 2025-11-25, per-request envelopes for 2026-07-28). List changes reach
+handshake-era clients as `notifications/*/list_changed` on their connection, and 2026-era
+clients on their `subscriptions/listen` streams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+import mcp_types as types
+from mcp.server import CacheHint, NotificationOptions, Server, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult
+from mcp.server.session import ServerSession
+from mcp.server.stdio import stdio_server
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ServerEvent,
+    ToolsListChanged,
+)
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types.methods import CacheableMethod
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_gateway.errors import GatewayError
+from mcp_gateway.gateway import Catalog
+
+log = logging.getLogger("mcp_gateway.server")
+
+_EVENTS: dict[str, Callable[[], ServerEvent]] = {
+    "tools": ToolsListChanged,
+    "resources": ResourcesListChanged,
+    "prompts": PromptsListChanged,
+}
+
+
+class _Notifier:
+    """Fans gateway list changes out to every connected client, in a task of the serving scope."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.bus = InMemorySubscriptionBus()
+        self.listen = ListenHandler(self.bus)
+        self._sessions: dict[int, ServerSession] = {}
+        self._tools_wire: dict[str, dict[str, Any]] = {}
+        self._send, self._recv = anyio.create_memory_object_stream[frozenset[str]](64)
+        self._unsubscribe = catalog.subscribe(self._on_change)
+
+    def _on_change(self, kinds: frozenset[str]) -> None:
+        if "tools" in kinds:
+            self._tools_wire.clear()
+        with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError):
+            self._send.send_nowait(kinds)
+
+    async def track(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        """Middleware: remember each handshake-era connection so it can be notified."""
+        connection = getattr(ctx.session, "_connection", None)
+        if connection is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            key = id(connection)
+            if key not in self._sessions:
+                self._sessions[key] = ctx.session
+                connection.exit_stack.callback(self._sessions.pop, key, None)
+        return await call_next(ctx)
+
+    async def cached_tools(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        """Middleware: an unchanged, unpaged `tools/list` is answered from its last wire form.
+
+        Validating and dumping a thousand tools through the SDK's result models costs ~20 ms;
+        the list only changes when an upstream's does, which clears this cache.
+        """
+        if ctx.method != "tools/list" or (ctx.params or {}).get("cursor"):
+            return await call_next(ctx)
+        key = ctx.protocol_version
+        cached = self._tools_wire.get(key)
+        if cached is None:
+            result = await call_next(ctx)
+            if not isinstance(result, dict) or "nextCursor" in result:
+                return result
+            self._tools_wire[key] = cached = result
+        return cached
+
+    async def pump(self) -> None:
+        async with self._recv:
+            async for kinds in self._recv:
+                for kind in sorted(kinds):
+                    await self.bus.publish(_EVENTS[kind]())
+                    for session in list(self._sessions.values()):
+                        if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                            continue
+                        try:
+                            if kind == "tools":
+                                await session.send_tool_list_changed()
+                            elif kind == "resources":
+                                await session.send_resource_list_changed()
+                            else:
+                                await session.send_prompt_list_changed()
+                        except Exception as exc:
+                            log.debug("could not notify a client of %s changes: %s", kind, exc)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        self.listen.close()
+        self._send.close()
+
+
+def _page(items: list[dict[str, Any]], cursor: str | None, size: int, key: str) -> dict[str, Any]:
+    if size <= 0 and cursor is None:
+        return {key: items, "resultType": "complete"}
+    try:
+        start = int(cursor) if cursor is not None else 0
+        if start < 0 or start > len(items):
+            raise ValueError(cursor)
+    except ValueError:
+        raise MCPError(types.INVALID_PARAMS, f"invalid cursor: {cursor!r}") from None
+    end = len(items) if size <= 0 else start + size
+    result: dict[str, Any] = {key: items[start:end], "resultType": "complete"}
+    if end < len(items):
+        result["nextCursor"] = str(end)
+    return result
+
+
+def _complete(result: dict[str, Any]) -> dict[str, Any]:
+    """2026-07-28 results must say `resultType`; handshake-era upstreams never do."""
+    result.setdefault("resultType", "complete")
+    return result
+
+
+def _mcp_error(exc: GatewayError) -> MCPError:
+    return MCPError(exc.code, exc.message, exc.data)
+
+
+def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
+    """An SDK low-level `Server` whose handlers are the catalog's listings and calls."""
+    notifier = _Notifier(catalog)
+    size = catalog.options.page_size
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> Any:
+        return _page(await catalog.list_tools(), params.cursor if params else None, size, "tools")
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> Any:
+        meta = params.meta or {}
+        token = meta.get("progress_token", meta.get("progressToken"))
+
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(progress, total, message)
+
+        try:
+            return _complete(
+                await catalog.call_tool(
+                    params.name,
+                    params.arguments,
+                    on_progress=progress if token is not None else None,
+                )
+            )
+        except GatewayError as exc:
+            raise _mcp_error(exc) from None
+
+    async def list_resources(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> Any:
+        items = await catalog.list_resources()
+        return _page(items, params.cursor if params else None, size, "resources")
+
+    async def list_templates(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> Any:
+        items = await catalog.list_resource_templates()
+        return _page(items, params.cursor if params else None, size, "resourceTemplates")
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> Any:
+        try:
+            return _complete(await catalog.read_resource(str(params.uri)))
+        except GatewayError as exc:
+            raise _mcp_error(exc) from None
+
+    async def list_prompts(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> Any:
+        items = await catalog.list_prompts()
+        return _page(items, params.cursor if params else None, size, "prompts")
+
+    async def get_prompt(
+        ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> Any:
+        try:
+            return _complete(await catalog.get_prompt(params.name, params.arguments))
+        except GatewayError as exc:
+            raise _mcp_error(exc) from None
+
+    # Lists change whenever an upstream does: immediately stale, shareable across callers.
+    fresh = CacheHint(ttl_ms=0, scope="public")
+    server: Server[Any] = Server(
+        catalog.options.name,
+        cache_hints=dict.fromkeys(_LISTS, fresh),
+        version=catalog.options.version,
+        instructions="Junction: tools, resources and prompts of several MCP servers in one.",
+        get_tool_input_schema=catalog.tool_input_schema,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_subscriptions_listen=notifier.listen,
+    )
+    server.middleware.append(notifier.track)
+    if size <= 0:
+        server.middleware.append(notifier.cached_tools)
+    return server, notifier
+
+
+_LISTS: tuple[CacheableMethod, ...] = (
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "server/discover",
+)
+_NOTIFICATIONS = NotificationOptions(
+    prompts_changed=True, resources_changed=True, tools_changed=True
+)
+
+
+async def serve_stdio(catalog: Catalog) -> None:
+    """Serve the catalog as an MCP server on this process's stdin/stdout until stdin closes."""
+    server, notifier = build_server(catalog)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(notifier.pump)
+            async with stdio_server() as (read, write):
+                await server.run(read, write, server.create_initialization_options(_NOTIFICATIONS))
+            tg.cancel_scope.cancel()
+    finally:
+        notifier.close()
+
+
+class _ApiKeys:
+    """Bearer (or X-API-Key) check for `/mcp`; constant-time comparison."""
+
+    def __init__(self, app: ASGIApp, keys: Sequence[str]) -> None:
+        self.app = app
+        self.keys = [k.encode() for k in keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.keys:
+            headers = dict(scope.get("headers") or [])
+            given = headers.get(b"x-api-key", b"")
+            auth = headers.get(b"authorization", b"")
+            if auth[:7].lower() == b"bearer ":
+                given = auth[7:].strip()
+            if not any(secrets.compare_digest(given, key) for key in self.keys):
+                body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"unauthorized: missing or wrong API key"}}'
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b"Bearer"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def http_app(
+    catalog: Catalog,
+    *,
+    path: str = "/mcp",
+    api_keys: Sequence[str] = (),
+    host: str = "127.0.0.1",
+    manage_gateway: bool = False,
+    json_response: bool = False,
+) -> Starlette:
+    """A Starlette app serving the catalog on `path` (Streamable HTTP, both revisions).
+
+    Its lifespan runs the SDK's session manager and the notifier (and enters the gateway
+    itself when `manage_gateway`). Mounted inside another Starlette app, whose lifespan does
+    not run sub-app lifespans, enter `app.router.lifespan_context(app)` from the parent's.
+    """
+    server, notifier = build_server(catalog)
+    security = None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    app = server.streamable_http_app(
+        streamable_http_path=path,
+        json_response=json_response,
+        host=host,
+        transport_security=security,
+        max_request_body_size=catalog.options.max_argument_bytes + 1024 * 1024,
+    )
+    manager = server.session_manager
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if manage_gateway:
+                await stack.enter_async_context(catalog)  # type: ignore[arg-type]
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            tg.start_soon(notifier.pump)
+            await stack.enter_async_context(manager.run())
+            try:
+                yield
+            finally:
+                notifier.close()
+                tg.cancel_scope.cancel()
+
+    app.router.lifespan_context = lifespan
+    if api_keys:
+        app.add_middleware(_ApiKeys, keys=list(api_keys))
+    return app
