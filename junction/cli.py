@@ -7,18 +7,13 @@ a traceback).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from junction.config import ConfigError, JunctionConfig, find_config_path, load_config
 from junction.logs import configure_logging, register_secret
-
-log = logging.getLogger("junction")
 
 MODES = ("stdio", "mcp", "serve", "bridge")
 COMMANDS = ("check", "tools", "agents", "backends", "demo")
@@ -79,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if what == "stdio":
-            asyncio.run(run_stdio(config))
-            return 0
+            from junction.acp_mode import run_acp_stdio
+
+            return run_acp_stdio(config)
         if what == "mcp":
             from junction.mcp_mode import run_mcp_stdio
 
@@ -100,26 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(config, as_json=args.json)
     except KeyboardInterrupt:
         return 130
-
-
-async def run_stdio(config: JunctionConfig) -> None:
-    """Serve JSON-RPC on stdin/stdout until stdin closes or SIGTERM/SIGINT arrives."""
-    from transports import JsonRpcPeer, open_stdio
-
-    stream = await open_stdio(max_message_bytes=config.server.max_message_bytes)
-    peer = JsonRpcPeer(stream)
-    runner = asyncio.create_task(peer.run())
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, runner.cancel)
-    log.info("serving JSON-RPC on stdio")
-    try:
-        await runner
-        log.info("stdin closed, exiting")
-    except asyncio.CancelledError:
-        log.info("signal received, exiting")
-    finally:
-        await stream.aclose()
 
 
 def check(config: JunctionConfig, *, as_json: bool) -> int:

@@ -7,10 +7,11 @@ more honest than a stub that pretends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,15 +21,9 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from junction.config import JunctionConfig
 from junction.security import AccessGuard
-from transports import JsonRpcPeer, MessageStream
+from transports import MessageStream
 
 log = logging.getLogger("junction.server")
-
-
-async def serve_acp_connection(stream: MessageStream) -> None:
-    """One remote ACP client (WebSocket or SSE): the same JSON-RPC peer `--mode stdio` runs."""
-    peer = JsonRpcPeer(stream)
-    await peer.run()
 
 
 async def health(request: Request) -> JSONResponse:
@@ -38,9 +33,23 @@ async def health(request: Request) -> JSONResponse:
 
 def build_app(config: JunctionConfig) -> Starlette:
     """The ASGI application for every surface, guarded by API keys or Host/Origin checks."""
+    from junction.acp_mode import build_runtime, serve_acp
     from transports import sse_routes, websocket_route
 
     limit = config.server.max_message_bytes
+    runtime = build_runtime(config)
+
+    async def serve_acp_connection(stream: MessageStream) -> None:
+        """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
+        await serve_acp(stream, runtime)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await runtime.aclose()
+
     routes: list[BaseRoute] = [
         Route("/health", health),
         websocket_route("/acp", serve_acp_connection, max_message_bytes=limit),
@@ -48,6 +57,7 @@ def build_app(config: JunctionConfig) -> Starlette:
     ]
     return Starlette(
         routes=routes,
+        lifespan=lifespan,
         middleware=[Middleware(AccessGuard, api_keys=config.server.api_keys)],
     )
 

@@ -79,9 +79,11 @@ async def test_health_answers(served: Served) -> None:
 async def test_json_rpc_over_websocket_reaches_the_peer(served: Served) -> None:
     client = await connect_websocket(f"ws://127.0.0.1:{served.port}/acp")
     try:
-        await client.send(b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}')
+        await client.send(
+            b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 1}}'
+        )
         reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
-        assert reply["id"] == 1 and reply["error"]["code"] == -32601
+        assert reply["id"] == 1 and reply["result"]["protocolVersion"] == 1
         await client.send(b"{broken")
         reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
         assert reply["id"] is None and reply["error"]["code"] == -32700
@@ -92,7 +94,7 @@ async def test_json_rpc_over_websocket_reaches_the_peer(served: Served) -> None:
 async def test_json_rpc_over_sse_reaches_the_peer(served: Served) -> None:
     client = await connect_sse(f"{served.base}/acp")
     try:
-        await client.send(b'{"jsonrpc": "2.0", "id": "s", "method": "session/new", "params": {}}')
+        await client.send(b'{"jsonrpc": "2.0", "id": "s", "method": "no/such", "params": {}}')
         reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
         assert reply["id"] == "s" and reply["error"]["code"] == -32601
     finally:

@@ -42,7 +42,7 @@ class Junction:
 
     async def still_answers(self) -> None:
         reply = await self.call(
-            {"jsonrpc": "2.0", "id": "alive", "method": "initialize", "params": {}}
+            {"jsonrpc": "2.0", "id": "alive", "method": "no/such/method", "params": {}}
         )
         assert reply["id"] == "alive"
         assert reply["error"]["code"] == -32601
@@ -73,14 +73,24 @@ async def test_unknown_methods_get_minus_32601_and_notifications_no_reply(
     junction: Junction,
 ) -> None:
     await junction.send(
-        {"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": "x"}}
+        {"jsonrpc": "2.0", "method": "no/such/notice", "params": {"sessionId": "x"}}
     )
-    reply = await junction.call({"jsonrpc": "2.0", "id": 1, "method": "session/new", "params": {}})
+    reply = await junction.call(
+        {"jsonrpc": "2.0", "id": 1, "method": "no/such/method", "params": {}}
+    )
     assert reply == {
         "jsonrpc": "2.0",
-        "error": {"code": -32601, "message": "Method not found", "data": "session/new"},
+        "error": {"code": -32601, "message": "Method not found", "data": "no/such/method"},
         "id": 1,
     }
+
+
+async def test_initialize_answers_as_an_acp_v1_agent(junction: Junction) -> None:
+    reply = await junction.call(
+        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": 1}}
+    )
+    assert reply["result"]["protocolVersion"] == 1
+    assert reply["result"]["agentCapabilities"]["loadSession"] is True
 
 
 @pytest.mark.parametrize(
@@ -153,7 +163,7 @@ async def test_nothing_but_protocol_reaches_stdout(junction: Junction) -> None:
     assert [r["jsonrpc"] for r in replies] == ["2.0", "2.0"]
     # A request read just before EOF is still answered, not cancelled.
     assert {r["error"]["code"] for r in replies} == {-32700, -32601}
-    assert b"serving JSON-RPC on stdio" in err
+    assert b"ACP agent serving on stdio" in err
 
 
 def test_stray_prints_after_claiming_stdout_go_to_stderr() -> None:

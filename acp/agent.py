@@ -1,0 +1,383 @@
+"""The agent side of one ACP connection: the methods a client calls, and the sessions it opens.
+
+`serve_connection(stream, runtime)` is all a transport needs: stdio, a WebSocket or an SSE pair
+each give a `MessageStream`, and many connections may share one `AgentRuntime`.
+
+Nothing here imports router_core or the turn loop at module level: `initialize` is answered
+with only the wire types loaded, and the rest loads in the background after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from acp.permissions import MODE_IDS, MODES
+from acp.prompt import PromptError, check_prompt
+from acp.runtime import AgentRuntime, ServicesUnavailable
+from acp.schema import (
+    PROTOCOL_VERSION,
+    AgentCapabilities,
+    AuthenticateRequest,
+    ClientCapabilities,
+    Empty,
+    Implementation,
+    InitializeRequest,
+    InitializeResponse,
+    ListSessionsRequest,
+    ListSessionsResponse,
+    LoadSessionRequest,
+    McpCapabilities,
+    NewSessionRequest,
+    PromptCapabilities,
+    PromptRequest,
+    PromptResponse,
+    ResumeSessionRequest,
+    SessionCapabilities,
+    SessionIdParams,
+    SessionInfo,
+    SessionSetupResponse,
+    SetSessionConfigOptionRequest,
+    SetSessionConfigOptionResponse,
+    SetSessionModeRequest,
+    StopReason,
+)
+from acp.session import Session
+from acp.store import InvalidCursorError, SessionRecord
+from transports import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    JsonRpcPeer,
+    MessageStream,
+    RpcError,
+)
+
+log = logging.getLogger(__name__)
+
+RESOURCE_NOT_FOUND = -32002
+"""ACP's error code for an unknown session (or other missing resource)."""
+
+
+class AgentConnection:
+    """Serves ACP's agent methods on one peer; owns the sessions opened through it."""
+
+    def __init__(self, peer: JsonRpcPeer, runtime: AgentRuntime) -> None:
+        self.peer = peer
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.client = ClientCapabilities()
+        self.client_info: Implementation | None = None
+        self.sessions: dict[str, Session] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        peer.on("initialize", self.initialize, InitializeRequest)
+        peer.on("authenticate", self.authenticate, AuthenticateRequest)
+        peer.on("session/new", self.new_session, NewSessionRequest)
+        peer.on("session/load", self.load_session, LoadSessionRequest)
+        peer.on("session/resume", self.resume_session, ResumeSessionRequest)
+        peer.on("session/list", self.list_sessions, ListSessionsRequest)
+        peer.on("session/close", self.close_session, SessionIdParams)
+        peer.on("session/prompt", self.prompt, PromptRequest)
+        peer.on("session/cancel", self.cancel, SessionIdParams)
+        peer.on("session/set_mode", self.set_mode, SetSessionModeRequest)
+        peer.on("session/set_config_option", self.set_config_option, SetSessionConfigOptionRequest)
+
+    def on_extension(self, method: str, handler: Callable[[Any], Awaitable[Any]]) -> None:
+        """Serve an `_`-prefixed extension method (unhandled ones get -32601)."""
+        if not method.startswith("_"):
+            raise ValueError(f"extension methods start with '_': {method!r}")
+        self.peer.on(method, handler)
+
+    # -- initialization -------------------------------------------------------------------------
+
+    async def initialize(self, params: InitializeRequest) -> InitializeResponse:
+        self.client = params.client_capabilities
+        self.client_info = params.client_info
+        # Start loading the services only after this answer has been written.
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, self.runtime.start)
+        settings = self.settings
+        return InitializeResponse(
+            protocol_version=PROTOCOL_VERSION,
+            agent_capabilities=AgentCapabilities(
+                load_session=True,
+                prompt_capabilities=PromptCapabilities(
+                    image=settings.image_prompts, audio=False, embedded_context=True
+                ),
+                mcp_capabilities=McpCapabilities(http=True, sse=True),
+                session_capabilities=SessionCapabilities(
+                    list=Empty(), resume=Empty(), close=Empty(), additional_directories=Empty()
+                ),
+            ),
+            agent_info=Implementation(
+                name=settings.name, title=settings.title, version=settings.version
+            ),
+            auth_methods=list(settings.auth_methods) or None,
+        )
+
+    async def authenticate(self, params: AuthenticateRequest) -> dict[str, Any]:
+        if not any(method.id == params.method_id for method in self.settings.auth_methods):
+            raise RpcError(INVALID_PARAMS, f"unknown authentication method {params.method_id!r}")
+        return {}
+
+    # -- session setup --------------------------------------------------------------------------
+
+    async def new_session(self, params: NewSessionRequest) -> SessionSetupResponse:
+        cwd, extra = _directories(params)
+        models = await self._models()
+        model = self.settings.default_model or (models[0] if models else "default")
+        record = SessionRecord(
+            session_id=f"sess_{uuid.uuid4().hex}",
+            cwd=cwd,
+            additional_directories=tuple(extra),
+            mode=self.settings.default_mode,
+            config={"model": model},
+        )
+        await self.runtime.store.save(record)
+        session = self._open(record, [])
+        session.open_tools(params.mcp_servers)
+        self._after_response(session.send_commands())
+        return SessionSetupResponse(
+            session_id=record.session_id,
+            modes=session.modes(),
+            config_options=session.config_options(models),
+        )
+
+    async def load_session(self, params: LoadSessionRequest) -> SessionSetupResponse:
+        session = await self._restore(params)
+        from acp.history import replay_updates
+
+        for update in replay_updates(session.entries):
+            await session.send(update)
+        return await self._setup_response(session)
+
+    async def resume_session(self, params: ResumeSessionRequest) -> SessionSetupResponse:
+        session = await self._restore(params)
+        return await self._setup_response(session)
+
+    async def _restore(self, params: LoadSessionRequest | ResumeSessionRequest) -> Session:
+        cwd, extra = _directories(params)
+        record = await self.runtime.store.get(params.session_id)
+        if record is None:
+            raise RpcError(RESOURCE_NOT_FOUND, f"unknown session {params.session_id!r}")
+        live = self.sessions.pop(params.session_id, None)
+        if live is not None:
+            await live.close()
+        entries = await self.runtime.store.history(params.session_id)
+        record = record.touched(cwd=cwd, additional_directories=tuple(extra))
+        await self.runtime.store.save(record)
+        session = self._open(record, entries)
+        session.open_tools(params.mcp_servers)
+        return session
+
+    async def _setup_response(self, session: Session) -> SessionSetupResponse:
+        self._after_response(session.send_commands())
+        return SessionSetupResponse(
+            modes=session.modes(), config_options=session.config_options(await self._models())
+        )
+
+    def _open(self, record: SessionRecord, entries: list[dict[str, Any]]) -> Session:
+        session = Session(record, entries, peer=self.peer, runtime=self.runtime, client=self.client)
+        self.sessions[record.session_id] = session
+        return session
+
+    async def list_sessions(self, params: ListSessionsRequest) -> ListSessionsResponse:
+        if params.cwd is not None and not os.path.isabs(params.cwd):
+            raise RpcError(INVALID_PARAMS, f"cwd must be an absolute path, got {params.cwd!r}")
+        try:
+            records, cursor = await self.runtime.store.list(
+                cwd=params.cwd, cursor=params.cursor, limit=self.settings.list_page_size
+            )
+        except InvalidCursorError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        return ListSessionsResponse(
+            sessions=[
+                SessionInfo(
+                    session_id=r.session_id,
+                    cwd=r.cwd,
+                    additional_directories=list(r.additional_directories) or None,
+                    title=r.title,
+                    updated_at=r.updated_at,
+                )
+                for r in records
+            ],
+            next_cursor=cursor,
+        )
+
+    async def close_session(self, params: SessionIdParams) -> dict[str, Any]:
+        session = self.sessions.pop(params.session_id, None)
+        if session is None:
+            raise RpcError(
+                RESOURCE_NOT_FOUND,
+                f"session {params.session_id!r} is not active on this connection",
+            )
+        await session.close()
+        return {}
+
+    # -- prompt turns ---------------------------------------------------------------------------
+
+    async def prompt(self, params: PromptRequest) -> PromptResponse:
+        session = self._session(params.session_id)
+        if session.running:
+            raise RpcError(
+                INVALID_REQUEST,
+                f"session {session.id!r} is already running a prompt; wait for its response "
+                "or send session/cancel first",
+            )
+        try:
+            check_prompt(
+                params.prompt,
+                image=self.settings.image_prompts,
+                max_image_bytes=self.settings.max_image_bytes,
+            )
+        except PromptError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        from acp.turn import run_turn
+
+        turn = asyncio.create_task(
+            run_turn(session, [block.wire() for block in params.prompt]),
+            name=f"acp turn {session.id}",
+        )
+        session.turn = turn
+        stop: StopReason
+        try:
+            stop = await asyncio.shield(turn)
+        except asyncio.CancelledError:
+            # $/cancel_request for the prompt, or the connection is ending: the turn winds down
+            # and the prompt still answers with a stop reason rather than an error.
+            turn.cancel()
+            try:
+                stop = await turn
+            except asyncio.CancelledError:
+                stop = "cancelled"
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+        return PromptResponse(stop_reason=stop)
+
+    async def cancel(self, params: SessionIdParams) -> None:
+        session = self.sessions.get(params.session_id)
+        if session is None:
+            log.info("session/cancel for unknown session %r ignored", params.session_id)
+            return
+        session.cancel()
+
+    # -- modes and config options ---------------------------------------------------------------
+
+    async def set_mode(self, params: SetSessionModeRequest) -> dict[str, Any]:
+        session = self._session(params.session_id)
+        if params.mode_id not in MODE_IDS:
+            known = ", ".join(m.id for m in MODES)
+            raise RpcError(INVALID_PARAMS, f"unknown mode {params.mode_id!r} (modes: {known})")
+        session.save(mode=params.mode_id)
+        await session.send(
+            {"sessionUpdate": "current_mode_update", "currentModeId": params.mode_id}
+        )
+        await self._send_config(session)
+        await session.flush()
+        return {}
+
+    async def set_config_option(
+        self, params: SetSessionConfigOptionRequest
+    ) -> SetSessionConfigOptionResponse:
+        session = self._session(params.session_id)
+        value = params.value
+        if not isinstance(value, str):
+            raise RpcError(INVALID_PARAMS, f"option {params.config_id!r} takes a string value")
+        models = await self._models()
+        if params.config_id == "mode":
+            if value not in MODE_IDS:
+                raise RpcError(INVALID_PARAMS, f"unknown mode {value!r}")
+            session.save(mode=value)
+            await session.send({"sessionUpdate": "current_mode_update", "currentModeId": value})
+        elif params.config_id == "model":
+            if models and value not in models:
+                raise RpcError(
+                    INVALID_PARAMS, f"unknown model {value!r} (models: {', '.join(models)})"
+                )
+            session.save(config={**session.record.config, "model": value})
+        else:
+            raise RpcError(INVALID_PARAMS, f"unknown config option {params.config_id!r}")
+        options = session.config_options(models)
+        await session.send(
+            {"sessionUpdate": "config_option_update", "configOptions": [o.wire() for o in options]}
+        )
+        await session.flush()
+        return SetSessionConfigOptionResponse(config_options=options)
+
+    async def _send_config(self, session: Session) -> None:
+        options = session.config_options(await self._models())
+        await session.send(
+            {"sessionUpdate": "config_option_update", "configOptions": [o.wire() for o in options]}
+        )
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _session(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is not None:
+            return session
+        if not self.sessions:
+            raise RpcError(
+                RESOURCE_NOT_FOUND,
+                f"unknown session {session_id!r}: no session is open on this connection "
+                "(call session/new or session/load first)",
+            )
+        raise RpcError(RESOURCE_NOT_FOUND, f"unknown session {session_id!r}")
+
+    async def _models(self) -> list[str]:
+        try:
+            services = await self.runtime.services()
+        except ServicesUnavailable:
+            return []
+        try:
+            async with asyncio.timeout(self.settings.models_timeout):
+                return list(await services.models.models())
+        except Exception as exc:
+            log.warning("could not list models: %s", exc)
+            return []
+
+    def _after_response(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` after the current request's response has been queued for sending."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """The connection ended: cancel turns, stop session servers, flush the store."""
+        sessions, self.sessions = list(self.sessions.values()), {}
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _directories(params: NewSessionRequest) -> tuple[str, list[str]]:
+    """The session's cwd and additional roots, which ACP requires to be absolute."""
+    if not os.path.isabs(params.cwd):
+        raise RpcError(INVALID_PARAMS, f"cwd must be an absolute path, got {params.cwd!r}")
+    for directory in params.additional_directories:
+        if not os.path.isabs(directory):
+            raise RpcError(
+                INVALID_PARAMS, f"additionalDirectories must be absolute paths, got {directory!r}"
+            )
+    return os.path.normpath(params.cwd), [
+        os.path.normpath(d) for d in params.additional_directories
+    ]
+
+
+async def serve_connection(stream: MessageStream, runtime: AgentRuntime) -> None:
+    """Serve one ACP client on `stream` until it goes away."""
+    peer = JsonRpcPeer(stream)
+    connection = AgentConnection(peer, runtime)
+    try:
+        await peer.run()
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(connection.aclose())
+
+
+__all__ = ["RESOURCE_NOT_FOUND", "AgentConnection", "serve_connection"]

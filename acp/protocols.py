@@ -1,0 +1,133 @@
+"""What the agent needs from the rest of Junction, as small Protocols it owns.
+
+The router, the MCP gateway and the A2A client satisfy these structurally; acp never imports
+their concrete classes, so each can change (or be faked in a test) without touching the turn
+loop. Types from `router_core` appear only under TYPE_CHECKING: importing router_core pulls in
+aiohttp, which `initialize` must not pay for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from acp.schema import McpServer
+    from router_core.types import ChatRequest, StreamEvent
+
+
+class ProgressCallback(Protocol):
+    """MCP progress for a running tool call (the `mcp` SDK's `ProgressFnT` has this shape)."""
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None: ...
+
+
+class ModelClient(Protocol):
+    """Streams model turns (router_core's `Router` satisfies it)."""
+
+    def stream(self, request: ChatRequest, *, key: str | None = None) -> AsyncIterator[StreamEvent]:
+        """Normalised stream events; raises `BackendError` if nothing could be streamed.
+
+        `key` is a routing affinity key (the session id), so a session's turns can stay on one
+        backend and reuse its prompt cache.
+        """
+        ...
+
+    async def models(self) -> list[str]:
+        """Model names a session may pick from (the `model` config option)."""
+        ...
+
+
+@runtime_checkable
+class ToolInfo(Protocol):
+    """One tool as LLM tool-calling wants it (mcp_gateway's `ToolSchema` has this shape).
+
+    An object may also carry `kind` (an ACP ToolKind) and `title`; they are read with getattr.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def parameters(self) -> Mapping[str, Any]: ...
+
+
+class ToolProvider(Protocol):
+    """Aggregated MCP tools (mcp_gateway's `Gateway` and `GatewaySession` satisfy it).
+
+    `call_tool` returns an MCP `CallToolResult` as a dict (`content`, `isError`, ...) and is
+    cancelled by cancelling the awaiting task.
+    """
+
+    async def llm_tools(self) -> Sequence[ToolInfo]: ...
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]: ...
+
+
+class SessionToolProvider(ToolProvider, Protocol):
+    """The tools of one session: global ones plus the MCP servers its `session/new` named."""
+
+    async def startup_problems(self) -> list[str]:
+        """Wait for every session server's first connection attempt; one line per failure."""
+        ...
+
+
+class SessionTools(Protocol):
+    """Opens session-scoped MCP servers (the `mcpServers` of session/new, load, resume).
+
+    The context manager lives as long as the session; leaving it stops the servers.
+    """
+
+    def open(
+        self, servers: Sequence[McpServer], *, cwd: str
+    ) -> AbstractAsyncContextManager[SessionToolProvider]: ...
+
+
+@runtime_checkable
+class AgentInfo(Protocol):
+    """A remote A2A agent offered to the model as a tool."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+
+AgentProgress = Callable[[str], Awaitable[None]]
+"""Streamed progress text from a remote agent (shown as tool_call_update content)."""
+
+
+class AgentDirectory(Protocol):
+    """Registered A2A agents (the a2a client library satisfies it through a thin adapter)."""
+
+    async def list_agents(self) -> Sequence[AgentInfo]: ...
+
+    async def send_task(
+        self, agent: str, message: str, *, on_progress: AgentProgress | None = None
+    ) -> str:
+        """Send the agent a task and return its final answer as text; raise on failure."""
+        ...
+
+
+__all__ = [
+    "AgentDirectory",
+    "AgentInfo",
+    "AgentProgress",
+    "ModelClient",
+    "ProgressCallback",
+    "SessionToolProvider",
+    "SessionTools",
+    "ToolInfo",
+    "ToolProvider",
+]

@@ -1,0 +1,119 @@
+"""What every ACP connection of one process shares: settings, the store, and the services.
+
+The services (model client, MCP tools, A2A agents) start in the background after the first
+`initialize` has been answered: their imports alone (aiohttp, the `mcp` SDK) would cost more than
+the whole cold-start budget. Sessions wait for them when they first need them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from acp.protocols import AgentDirectory, ModelClient, SessionTools, ToolProvider
+from acp.settings import AgentSettings
+from acp.store import SessionStore
+
+log = logging.getLogger(__name__)
+
+WARM_IMPORTS = ("acp.turn",)
+"""Imported on a worker thread right after `initialize` is answered."""
+
+
+@dataclass
+class Services:
+    """The parts of Junction a session calls into."""
+
+    models: ModelClient
+    tools: ToolProvider | None = None
+    session_tools: SessionTools | None = None
+    agents: AgentDirectory | None = None
+
+
+Lifespan = Callable[[], AbstractAsyncContextManager[Services]]
+"""Starts the services and stops them when the block exits (entered once, in one task)."""
+
+
+class ServicesUnavailable(RuntimeError):
+    """The services failed to start; the message says why."""
+
+
+class AgentRuntime:
+    """Shared state of the agent; `start()` is idempotent and cheap to call."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        store: SessionStore,
+        lifespan: Lifespan,
+        *,
+        warm_imports: Sequence[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._lifespan = lifespan
+        self._warm = (*WARM_IMPORTS, *warm_imports)
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[Services] | None = None
+        self._stop: asyncio.Event | None = None
+
+    def start(self) -> None:
+        """Begin starting the services in the background (no-op once started)."""
+        if self._task is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        self._stop = asyncio.Event()
+        self._task = loop.create_task(self._run(), name="acp services")
+
+    async def services(self) -> Services:
+        """The running services; raises ServicesUnavailable if they could not start."""
+        self.start()
+        assert self._ready is not None
+        return await asyncio.shield(self._ready)
+
+    async def _run(self) -> None:
+        assert self._ready is not None and self._stop is not None
+        try:
+            await asyncio.to_thread(_import_all, self._warm)
+            async with self._lifespan() as services:
+                self._ready.set_result(services)
+                await self._stop.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("the agent's services failed")
+            if not self._ready.done():
+                self._ready.set_exception(ServicesUnavailable(f"{type(exc).__name__}: {exc}"))
+        finally:
+            if not self._ready.done():
+                self._ready.set_exception(ServicesUnavailable("the agent is shutting down"))
+
+    async def aclose(self) -> None:
+        """Stop the services and close the store."""
+        if self._task is not None and self._stop is not None:
+            self._stop.set()
+            try:
+                await asyncio.wait_for(self._task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            except Exception:
+                log.exception("stopping the agent's services failed")
+        if self._ready is not None and self._ready.done() and not self._ready.cancelled():
+            self._ready.exception()  # mark retrieved
+        await self.store.aclose()
+
+
+def _import_all(modules: Sequence[str]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            log.exception("warm-up import of %s failed", name)
+
+
+__all__ = ["AgentRuntime", "Lifespan", "Services", "ServicesUnavailable"]

@@ -1,0 +1,228 @@
+"""One live session on one connection: its record, history, tools scope and running turn.
+
+Writes to the store are queued in order and not awaited on the hot path (see `acp.store`);
+`flush()` waits for them, and every turn ends with a flush so a finished prompt is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from acp.paths import Roots
+from acp.permissions import MODES
+from acp.protocols import SessionToolProvider
+from acp.runtime import AgentRuntime, ServicesUnavailable
+from acp.schema import (
+    ClientCapabilities,
+    McpServer,
+    SessionConfigOption,
+    SessionConfigSelectOption,
+    SessionModeState,
+    StopReason,
+)
+from acp.store import Entry, SessionRecord
+from transports import JsonRpcPeer, PeerClosedError
+
+if TYPE_CHECKING:
+    from acp.protocols import ToolProvider
+
+log = logging.getLogger(__name__)
+
+COMMANDS: tuple[tuple[str, str, str | None], ...] = (
+    ("model", "Show the models, or switch to one", "model name"),
+    ("mode", "Show the modes (ask, auto, read-only), or switch to one", "mode id"),
+    ("tools", "List the tools the model can use in this session", None),
+    ("agents", "List the remote A2A agents the model can ask", None),
+)
+
+
+class Session:
+    """A session the client has created, loaded or resumed on this connection."""
+
+    def __init__(
+        self,
+        record: SessionRecord,
+        entries: list[Entry],
+        *,
+        peer: JsonRpcPeer,
+        runtime: AgentRuntime,
+        client: ClientCapabilities,
+    ) -> None:
+        self.record = record
+        self.entries = entries
+        self.peer = peer
+        self.runtime = runtime
+        self.client = client
+        self.roots = Roots(record.cwd, record.additional_directories)
+        self.turn: asyncio.Task[StopReason] | None = None
+        self.notices: list[str] = []
+        self.tool_scope: SessionToolProvider | None = None
+        self._tools_settled = asyncio.Event()
+        self._tools_settled.set()
+        self._tools_task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._writes: list[asyncio.Future[None]] = []
+
+    @property
+    def id(self) -> str:
+        return self.record.session_id
+
+    @property
+    def mode(self) -> str:
+        return self.record.mode
+
+    @property
+    def model(self) -> str:
+        return self.record.config.get("model") or "default"
+
+    @property
+    def running(self) -> bool:
+        return self.turn is not None and not self.turn.done()
+
+    # -- talking to the client ------------------------------------------------------------------
+
+    async def send(self, update: dict[str, Any]) -> None:
+        """One `session/update` notification."""
+        await self.peer.notify("session/update", {"sessionId": self.id, "update": update})
+
+    async def send_commands(self) -> None:
+        """Advertise the slash commands (`available_commands_update`)."""
+        commands: list[dict[str, Any]] = []
+        for name, description, hint in COMMANDS:
+            command: dict[str, Any] = {"name": name, "description": description}
+            if hint:
+                command["input"] = {"hint": hint}
+            commands.append(command)
+        with contextlib.suppress(ConnectionError):
+            await self.send(
+                {"sessionUpdate": "available_commands_update", "availableCommands": commands}
+            )
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def remember(self, *entries: Entry) -> None:
+        """Add history entries (queued to the store, in order)."""
+        self.entries.extend(entries)
+        self._queue(self.runtime.store.append(self.id, list(entries)))
+
+    def save(self, **changes: Any) -> None:
+        """Update the record (queued to the store) and bump `updated_at`."""
+        self.record = self.record.touched(**changes)
+        self._queue(self.runtime.store.save(self.record))
+
+    def _queue(self, write: Awaitable[None]) -> None:
+        self._writes = [w for w in self._writes if not w.done()]
+        self._writes.append(asyncio.ensure_future(write))
+
+    async def flush(self) -> None:
+        """Wait for every queued write; failures are logged, not raised."""
+        writes, self._writes = self._writes, []
+        for write in writes:
+            try:
+                await write
+            except Exception:
+                log.exception("session %s: saving to the store failed", self.id)
+
+    def modes(self) -> SessionModeState:
+        return SessionModeState(current_mode_id=self.mode, available_modes=list(MODES))
+
+    def config_options(self, models: Sequence[str]) -> list[SessionConfigOption]:
+        names = list(dict.fromkeys([*models, self.model]))
+        return [
+            SessionConfigOption(
+                id="mode",
+                name="Mode",
+                category="mode",
+                description="When tools need your permission",
+                current_value=self.mode,
+                options=[
+                    SessionConfigSelectOption(value=m.id, name=m.name, description=m.description)
+                    for m in MODES
+                ],
+            ),
+            SessionConfigOption(
+                id="model",
+                name="Model",
+                category="model",
+                current_value=self.model,
+                options=[SessionConfigSelectOption(value=name, name=name) for name in names],
+            ),
+        ]
+
+    # -- session-scoped MCP servers -------------------------------------------------------------
+
+    def open_tools(self, servers: Sequence[McpServer]) -> None:
+        """Connect the client's MCP servers in the background; failures become notices."""
+        if not servers:
+            return
+        self._tools_settled.clear()
+        self._tools_task = asyncio.create_task(
+            self._hold_tools(list(servers)), name=f"acp session tools {self.id}"
+        )
+
+    async def _hold_tools(self, servers: list[McpServer]) -> None:
+        names = ", ".join(s.name for s in servers)
+        try:
+            services = await self.runtime.services()
+            if services.session_tools is None:
+                self.notice(
+                    f"The MCP servers this session asked for ({names}) were not started: this "
+                    "Junction has no MCP gateway configured."
+                )
+                return
+            async with services.session_tools.open(servers, cwd=self.record.cwd) as scope:
+                self.tool_scope = scope
+                self._tools_settled.set()
+                for problem in await scope.startup_problems():
+                    self.notice(f"MCP server failed to start: {problem}")
+                await self._closing.wait()
+        except asyncio.CancelledError:
+            raise
+        except ServicesUnavailable as exc:
+            self.notice(f"The MCP servers of this session ({names}) were not started: {exc}")
+        except Exception as exc:
+            log.exception("session %s: MCP servers failed", self.id)
+            self.notice(f"The MCP servers of this session ({names}) failed: {exc}")
+        finally:
+            self.tool_scope = None
+            self._tools_settled.set()
+
+    def notice(self, text: str) -> None:
+        """Tell the user something at the start of the next turn (and keep it in history)."""
+        log.warning("session %s: %s", self.id, text)
+        self.notices.append(text)
+
+    async def tools_provider(self, fallback: ToolProvider | None) -> ToolProvider | None:
+        """The session's tool scope once it is open, else the global tools."""
+        await self._tools_settled.wait()
+        return self.tool_scope if self.tool_scope is not None else fallback
+
+    # -- ending ---------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Cancel the running turn, if any (its prompt answers `cancelled`)."""
+        if self.turn is not None and not self.turn.done():
+            self.turn.cancel()
+
+    async def close(self) -> None:
+        """Cancel work, stop the session's MCP servers, and make the history durable."""
+        self.cancel()
+        if self.turn is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(self.turn), timeout=5)
+        self._closing.set()
+        if self._tools_task is not None:
+            try:
+                await asyncio.wait_for(self._tools_task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._tools_task.cancel()
+            except Exception:
+                log.exception("session %s: stopping MCP servers failed", self.id)
+        await self.flush()
+
+
+__all__ = ["COMMANDS", "PeerClosedError", "Session"]

@@ -1,0 +1,47 @@
+"""The agent's knobs, in one frozen object the composition root fills from configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from acp.permissions import PermissionPolicy
+from acp.schema import AuthMethod
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Junction, a coding agent working inside the user's editor. "
+    "The session's working directory is {cwd}. Use the tools you are given to read and change "
+    "files and to run commands; prefer small, verifiable steps, and explain what you did."
+)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """How sessions behave. Every field has a default that suits `junction --mode stdio`."""
+
+    name: str = "junction"
+    title: str = "Junction"
+    version: str = "0.1.0"
+    default_model: str | None = None
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    """`{cwd}` and `{roots}` are replaced with the session's directories."""
+    max_model_requests: int = 50
+    """Model calls allowed in one prompt turn before it stops with `max_turn_requests`."""
+    max_tokens: int | None = None
+    context_window: int = 128_000
+    """Reported as the `size` of `usage_update`."""
+    default_mode: str = "ask"
+    permissions: PermissionPolicy = field(default_factory=PermissionPolicy)
+    image_prompts: bool = True
+    """Advertise `promptCapabilities.image` (turn off when no configured model takes images)."""
+    max_image_bytes: int = 50 * 1024 * 1024
+    """Largest decoded image accepted in a prompt; larger ones are refused with a clear error."""
+    command_timeout: float = 600.0
+    """Seconds a `run_command` tool call may run before it is killed."""
+    command_output_limit: int = 256 * 1024
+    list_page_size: int = 50
+    auth_methods: tuple[AuthMethod, ...] = ()
+    models_timeout: float = 5.0
+    """How long session/new waits for the model list before offering the default alone."""
+
+
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "AgentSettings"]

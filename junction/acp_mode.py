@@ -1,0 +1,223 @@
+"""`junction --mode stdio` and the `/acp` endpoints: configuration mapped onto the ACP agent.
+
+The only place that knows both Junction's configuration and the agent's Protocols. Everything
+heavy (router_core's aiohttp, the `mcp` SDK behind the gateway) is imported inside the lifespan,
+which the agent starts after it has answered `initialize`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from acp import (
+    AgentRuntime,
+    AgentSettings,
+    PermissionPolicy,
+    Services,
+    SqliteSessionStore,
+    serve_connection,
+)
+from junction.config import JunctionConfig
+from transports import MessageStream
+
+if TYPE_CHECKING:
+    from acp.protocols import ProgressCallback, ToolInfo
+    from acp.schema import McpServer
+    from mcp_gateway import Catalog, Gateway
+
+log = logging.getLogger("junction.acp")
+
+__all__ = ["agent_settings", "build_runtime", "run_acp_stdio", "serve_acp"]
+
+_SETTING_FIELDS = frozenset(AgentSettings.__dataclass_fields__)
+
+
+def agent_settings(
+    config: JunctionConfig, overrides: Mapping[str, Any] | None = None
+) -> AgentSettings:
+    """Agent settings from the `acp:` section; keys it does not have yet keep their defaults.
+
+    `overrides` (tests, benchmarks) take the same keys as `AgentSettings`; `permissions` may be
+    given as `{"rules": [[glob, decision], ...], "kinds": {kind: decision}}`.
+    """
+    values: dict[str, Any] = {
+        key: value
+        for key, value in config.acp.model_dump().items()
+        if key in _SETTING_FIELDS and value is not None
+    }
+    values.update(overrides or {})
+    policy = values.get("permissions")
+    if isinstance(policy, Mapping):
+        kinds = {**PermissionPolicy().kinds, **policy.get("kinds", {})}
+        rules = tuple((str(glob), decision) for glob, decision in policy.get("rules", ()))
+        values["permissions"] = PermissionPolicy(rules=rules, kinds=kinds)
+    return AgentSettings(**values)
+
+
+def build_runtime(
+    config: JunctionConfig, overrides: Mapping[str, Any] | None = None
+) -> AgentRuntime:
+    """One runtime per process: shared by the stdio connection or by every `/acp` connection."""
+    settings = agent_settings(config, overrides)
+    store = SqliteSessionStore(config.store.sqlite_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[Services]:
+        from router_core import close_session
+
+        models = _model_client(config)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(close_session)
+            gateway = await _start_gateway(config, stack)
+            yield Services(
+                models=models,
+                tools=gateway,
+                session_tools=_GatewaySessionTools(gateway) if gateway is not None else None,
+                agents=None,  # the a2a client library plugs in here (AgentDirectory)
+            )
+
+    return AgentRuntime(
+        settings,
+        store,
+        lifespan,
+        warm_imports=("acp.backends", "router_core.backends", "mcp_gateway.gateway"),
+    )
+
+
+async def serve_acp(stream: MessageStream, runtime: AgentRuntime) -> None:
+    """One ACP client on any framing (stdio, WebSocket, SSE)."""
+    await serve_connection(stream, runtime)
+
+
+def run_acp_stdio(config: JunctionConfig, overrides: Mapping[str, Any] | None = None) -> int:
+    """Serve ACP on stdin/stdout until stdin closes or SIGTERM/SIGINT; returns the exit code."""
+
+    async def main() -> None:
+        from transports import open_stdio
+
+        stream = await open_stdio(max_message_bytes=config.server.max_message_bytes)
+        runtime = build_runtime(config, overrides)
+        runner = asyncio.create_task(serve_acp(stream, runtime))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, runner.cancel)
+        log.info("ACP agent serving on stdio")
+        try:
+            await runner
+        except asyncio.CancelledError:
+            log.info("signal received, exiting")
+        finally:
+            await runtime.aclose()
+            await stream.aclose()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+# -- models ---------------------------------------------------------------------------------------
+
+
+def _model_client(config: JunctionConfig) -> Any:
+    """Until router_core's Router lands: the configured backends, tried in order."""
+    from acp.backends import BackendRoute, BackendsModelClient
+    from router_core import create_backend
+
+    routes = [
+        BackendRoute(
+            create_backend(backend.type, name, backend.url, api_key=backend.api_key or None),
+            list(backend.models),
+        )
+        for name, backend in config.backends.items()
+    ]
+    return BackendsModelClient(routes)
+
+
+# -- MCP ------------------------------------------------------------------------------------------
+
+
+async def _start_gateway(
+    config: JunctionConfig, stack: contextlib.AsyncExitStack
+) -> Gateway | None:
+    try:
+        from junction.mcp_mode import gateway_inputs
+        from mcp_gateway import Gateway
+
+        specs, options = gateway_inputs(config)
+        return await stack.enter_async_context(Gateway(specs, options))
+    except Exception:
+        log.exception("the MCP gateway did not start; sessions run without MCP tools")
+        return None
+
+
+class _SessionScope:
+    """A gateway session view as the agent's `SessionToolProvider`."""
+
+    def __init__(self, view: Catalog, names: Sequence[str], settle: float) -> None:
+        self._view = view
+        self._names = set(names)
+        self._settle = settle
+
+    async def llm_tools(self) -> Sequence[ToolInfo]:
+        return await self._view.llm_tools()
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        return await self._view.call_tool(name, arguments, on_progress=on_progress)
+
+    async def startup_problems(self) -> list[str]:
+        await self._view.wait_settled(self._settle)
+        return [
+            f"{status.name}: {status.reason or status.state}"
+            for status in self._view.statuses()
+            if status.name in self._names and str(status.state) != "ready"
+        ]
+
+
+class _GatewaySessionTools:
+    """Session-scoped upstreams (the `mcpServers` of session/new) on the global gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @contextlib.asynccontextmanager
+    async def open(self, servers: Sequence[McpServer], *, cwd: str) -> AsyncIterator[_SessionScope]:
+        from acp.schema import McpServerStdio
+        from mcp_gateway import HttpUpstream, StdioUpstream, UpstreamSpec
+
+        specs: list[UpstreamSpec] = []
+        for server in servers:
+            if isinstance(server, McpServerStdio):
+                specs.append(
+                    StdioUpstream(
+                        name=server.name,
+                        command=server.command,
+                        args=tuple(server.args),
+                        env={e.name: e.value for e in server.env},
+                        cwd=cwd,
+                    )
+                )
+            else:
+                specs.append(
+                    HttpUpstream(
+                        name=server.name,
+                        url=server.url,
+                        headers={h.name: h.value for h in server.headers},
+                        transport="sse" if server.type == "sse" else "streamable_http",
+                    )
+                )
+        settle = self._gateway.options.connect_timeout + 1
+        async with self._gateway.session(specs) as view:
+            yield _SessionScope(view, [s.name for s in specs], settle)

@@ -1,0 +1,151 @@
+"""Sessions survive a restart, load faithfully, list, resume and close."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.acp.wire import ClientError, agent, agent_config
+from tests.router_core.llm_servers import Call, Reply, openai_server
+
+
+async def test_load_after_restart_replays_history_and_continues(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("remember me")
+    db = tmp_path / "j.db"
+    async with openai_server(models=["m1"]) as server:
+        server.script(
+            [
+                Reply(
+                    reasoning="let me look",
+                    tool_calls=[Call("read_text_file", {"path": "notes.txt"})],
+                ),
+                Reply(text="It says: remember me"),
+                Reply(text="Still here."),
+            ]
+        )
+        async with agent(agent_config(server.url, db)) as first:
+            await first.initialize()
+            sid = await first.new_session(tmp_path)
+            await first.call("session/set_mode", {"sessionId": sid, "modeId": "auto"})
+            await first.prompt(sid, "What do my notes say?")
+        # A new agent process on the same store (the first one is gone).
+        async with agent(agent_config(server.url, db)) as second:
+            await second.initialize()
+            listed = await second.call("session/list", {})
+            loaded = await second.call(
+                "session/load", {"sessionId": sid, "cwd": str(tmp_path), "mcpServers": []}
+            )
+            replay = [
+                u
+                for u in second.updates
+                if u["update"]["sessionUpdate"] != "available_commands_update"
+            ]
+            response = await second.prompt(sid, "And now?")
+    assert [s["sessionId"] for s in listed["sessions"]] == [sid]
+    assert listed["sessions"][0]["title"] == "What do my notes say?"
+    assert listed["sessions"][0]["cwd"] == str(tmp_path)
+    assert loaded["modes"]["currentModeId"] == "auto"
+    kinds = [u["update"]["sessionUpdate"] for u in replay]
+    assert kinds == [
+        "user_message_chunk",
+        "agent_thought_chunk",
+        "tool_call",
+        "agent_message_chunk",
+    ]
+    assert replay[0]["update"]["content"] == {"type": "text", "text": "What do my notes say?"}
+    tool = replay[2]["update"]
+    assert tool["status"] == "completed" and tool["kind"] == "read"
+    assert tool["content"][0]["content"]["text"] == "remember me"
+    assert replay[3]["update"]["content"]["text"] == "It says: remember me"
+    assert response["result"] == {"stopReason": "end_turn"}
+    messages = server.chat_requests[2].body["messages"]
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert messages[2]["tool_calls"][0]["function"]["name"] == "read_text_file"
+    assert messages[3]["content"] == "remember me"
+
+
+async def test_list_paginates_and_filters_by_cwd(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    async with openai_server(models=["m1"]) as server:
+        async with agent(
+            agent_config(server.url, tmp_path / "j.db"), {"list_page_size": 2}
+        ) as client:
+            await client.initialize()
+            ids = [await client.new_session(d) for d in (a, a, a, b)]
+            first = await client.call("session/list", {})
+            second = await client.call("session/list", {"cursor": first["nextCursor"]})
+            only_b = await client.call("session/list", {"cwd": str(b)})
+            with pytest.raises(ClientError) as bad:
+                await client.call("session/list", {"cursor": "not-a-cursor"})
+    seen = [s["sessionId"] for s in first["sessions"] + second["sessions"]]
+    assert sorted(seen) == sorted(ids) and len(first["sessions"]) == 2
+    assert "nextCursor" not in second
+    assert [s["sessionId"] for s in only_b["sessions"]] == [ids[3]]
+    assert bad.value.code == -32602
+
+
+async def test_resume_does_not_replay_and_close_ends_the_session(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    async with openai_server(models=["m1"]) as server:
+        async with agent(agent_config(server.url, db)) as first:
+            await first.initialize()
+            sid = await first.new_session(tmp_path)
+            await first.prompt(sid, "hello")
+        async with agent(agent_config(server.url, db)) as second:
+            await second.initialize()
+            resumed = await second.call("session/resume", {"sessionId": sid, "cwd": str(tmp_path)})
+            replayed = [
+                u
+                for u in second.updates
+                if u["update"]["sessionUpdate"] != "available_commands_update"
+            ]
+            again = await second.prompt(sid, "still there?")
+            assert await second.call("session/close", {"sessionId": sid}) == {}
+            after = await second.prompt(sid, "gone?")
+            with pytest.raises(ClientError) as unknown:
+                await second.call(
+                    "session/load",
+                    {"sessionId": "sess_nope", "cwd": str(tmp_path), "mcpServers": []},
+                )
+    assert replayed == []
+    assert {o["id"] for o in resumed["configOptions"]} == {"mode", "model"}
+    assert again["result"] == {"stopReason": "end_turn"}
+    assert len(server.chat_requests[1].body["messages"]) == 4  # system, hello, answer, question
+    assert after["error"]["code"] == -32002
+    assert unknown.value.code == -32002
+
+
+async def test_new_session_offers_modes_and_a_model_option(tmp_path: Path) -> None:
+    async with openai_server(models=["m1", "m2"]) as server:
+        config = agent_config(server.url, tmp_path / "j.db", models=("m1", "m2"))
+        async with agent(config) as client:
+            await client.initialize()
+            result = await client.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})
+            sid = result["sessionId"]
+            changed = await client.call(
+                "session/set_config_option", {"sessionId": sid, "configId": "model", "value": "m2"}
+            )
+            with pytest.raises(ClientError) as bad_model:
+                await client.call(
+                    "session/set_config_option",
+                    {"sessionId": sid, "configId": "model", "value": "zzz"},
+                )
+            with pytest.raises(ClientError) as bad_mode:
+                await client.call("session/set_mode", {"sessionId": sid, "modeId": "yolo"})
+    assert result["modes"]["currentModeId"] == "ask"
+    assert [m["id"] for m in result["modes"]["availableModes"]] == ["ask", "auto", "read-only"]
+    model = next(o for o in result["configOptions"] if o["category"] == "model")
+    assert model["type"] == "select" and model["currentValue"] == "m1"
+    assert [o["value"] for o in model["options"]] == ["m1", "m2"]
+    assert next(o for o in changed["configOptions"] if o["id"] == "model")["currentValue"] == "m2"
+    assert bad_model.value.code == -32602 and bad_mode.value.code == -32602
