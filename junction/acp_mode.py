@@ -60,9 +60,16 @@ def agent_settings(
 
 
 def build_runtime(
-    config: JunctionConfig, overrides: Mapping[str, Any] | None = None
+    config: JunctionConfig,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    gateway: Gateway | None = None,
 ) -> AgentRuntime:
-    """One runtime per process: shared by the stdio connection or by every `/acp` connection."""
+    """One runtime per process: shared by the stdio connection or by every `/acp` connection.
+
+    Serve mode passes the `gateway` it already runs for `/mcp`, so the upstream MCP servers are
+    started once; otherwise the runtime starts its own after `initialize`.
+    """
     settings = agent_settings(config, overrides)
     store = SqliteSessionStore(config.store.sqlite_path)
 
@@ -73,11 +80,11 @@ def build_runtime(
         models = _model_client(config)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(close_session)
-            gateway = await _start_gateway(config, stack)
+            tools = gateway if gateway is not None else await _start_gateway(config, stack)
             yield Services(
                 models=models,
-                tools=gateway,
-                session_tools=_GatewaySessionTools(gateway) if gateway is not None else None,
+                tools=tools,
+                session_tools=_GatewaySessionTools(tools) if tools is not None else None,
                 agents=None,  # the a2a client library plugs in here (AgentDirectory)
             )
 

@@ -26,34 +26,70 @@ from transports import MessageStream
 log = logging.getLogger("junction.server")
 
 
-async def health(request: Request) -> JSONResponse:
-    """Overall status and each configured component's; only what exists so far is reported."""
-    return JSONResponse({"status": "healthy", "components": {}})
-
-
 def build_app(config: JunctionConfig) -> Starlette:
-    """The ASGI application for every surface, guarded by API keys or Host/Origin checks."""
+    """The ASGI application for every surface, guarded by API keys or Host/Origin checks.
+
+    One MCP gateway serves both `/mcp` and the ACP sessions, so each upstream MCP server runs
+    once per process.
+    """
+    from junction.a2a_mode import build_hub, hub_lifespan
     from junction.acp_mode import build_runtime, serve_acp
+    from junction.mcp_mode import gateway_inputs
+    from mcp_gateway import Gateway, http_app
     from transports import sse_routes, websocket_route
 
     limit = config.server.max_message_bytes
-    runtime = build_runtime(config)
+    specs, options = gateway_inputs(config)
+    gateway = Gateway(specs, options)
+    mcp_app = http_app(
+        gateway, path="/mcp", api_keys=config.server.api_keys, host=config.server.host
+    )
+    hub = build_hub(config)
+    runtime = build_runtime(config, gateway=gateway)
 
     async def serve_acp_connection(stream: MessageStream) -> None:
         """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
         await serve_acp(stream, runtime)
 
+    async def health(request: Request) -> JSONResponse:
+        """`healthy` only when every configured component is up; `degraded` names what is not."""
+        components: dict[str, dict[str, str]] = {
+            "mcp_servers": {
+                status.name: (
+                    f"{status.state}: {status.reason}"
+                    if status.reason and status.state != "ready"
+                    else str(status.state)
+                )
+                for status in gateway.statuses()
+            },
+            "a2a_agents": {agent.name: agent.state() for agent in hub.registry.all()},
+        }
+        down = [
+            f"{kind}.{name}"
+            for kind, states in components.items()
+            for name, state in states.items()
+            if state != "ready"
+        ]
+        return JSONResponse(
+            {"status": "degraded" if down else "healthy", "down": down, "components": components}
+        )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
+        # Starlette does not run a mounted app's lifespan: the MCP app's runs here.
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(gateway)
+            await stack.enter_async_context(mcp_app.router.lifespan_context(mcp_app))
+            await stack.enter_async_context(hub_lifespan(hub, config))
+            stack.push_async_callback(runtime.aclose)
             yield
-        finally:
-            await runtime.aclose()
 
     routes: list[BaseRoute] = [
         Route("/health", health),
         websocket_route("/acp", serve_acp_connection, max_message_bytes=limit),
         Mount("/acp", routes=sse_routes("", serve_acp_connection, max_message_bytes=limit)),
+        *hub.routes(),
+        Mount("", app=mcp_app),  # last: it answers `/mcp` and 404s everything else
     ]
     return Starlette(
         routes=routes,

@@ -155,3 +155,49 @@ def test_non_loopback_host_without_keys_refuses_to_start(tmp_path: Path) -> None
 async def test_sigterm_exits_zero(tmp_path: Path) -> None:
     served = await start(tmp_path)
     assert await stop(served) == 0
+
+
+async def test_every_surface_is_mounted_and_health_names_what_is_down(tmp_path: Path) -> None:
+    config = (
+        "mcp_servers:\n"
+        f"  broken: {{command: {sys.executable}, args: ['-c', 'raise SystemExit(3)']}}\n"
+        "a2a_agents:\n"
+        "  gone: {url: 'http://127.0.0.1:9'}\n"
+    )
+    served = await start(tmp_path, config)
+    try:
+        async with httpx.AsyncClient() as http:
+            health = await http.get(f"{served.base}/health")
+            for _ in range(100):
+                states = health.json()["components"]
+                if not states["mcp_servers"]["broken"].startswith("connecting"):
+                    break
+                await asyncio.sleep(0.1)
+                health = await http.get(f"{served.base}/health")
+            body = health.json()
+            assert body["status"] == "degraded"
+            assert set(body["down"]) == {"mcp_servers.broken", "a2a_agents.gone"}
+            assert body["components"]["mcp_servers"]["broken"].startswith("failed")
+
+            card = await http.get(f"{served.base}/.well-known/agent-card.json")
+            assert card.status_code == 200 and card.json()["name"]
+
+            initialize = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "test", "version": "1"},
+                },
+            }
+            mcp = await http.post(
+                f"{served.base}/mcp",
+                json=initialize,
+                headers={"Accept": "application/json, text/event-stream"},
+            )
+            assert mcp.status_code == 200
+            assert b"serverInfo" in mcp.content
+    finally:
+        assert await stop(served) == 0
