@@ -6,6 +6,7 @@ from a2a.compat import SUPPORTED_VERSIONS, protocol_version
 from a2a.errors import A2aError
 from a2a.hub import ROUTING_KEYS, Hub
 from a2a.registry import CardError, RegisteredAgent, Registry
+from a2a.rest import RestBinding, rest_routes
 from a2a.settings import AgentSpec, HubSettings, PushSettings
 from a2a.store import SqliteTaskStore, TaskPage, TaskRecord, TaskStore
 
@@ -22,10 +23,12 @@ __all__ = [
     "PushSettings",
     "RegisteredAgent",
     "Registry",
+    "RestBinding",
     "SqliteTaskStore",
     "TaskPage",
     "TaskRecord",
     "TaskStore",
     "TaskStream",
     "protocol_version",
+    "rest_routes",
 ]

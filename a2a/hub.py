@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
@@ -394,7 +394,8 @@ class Hub:
     # -- HTTP surface
 
     def routes(self, *, admin: bool = True) -> list[BaseRoute]:
-        """`/.well-known/agent-card.json`, `POST /a2a`, `/a2a/agents/{name}[...]`, admin routes."""
+        """`/.well-known/agent-card.json`, `POST /a2a`, `/a2a/agents/{name}[...]`, the HTTP+JSON
+        routes under both (`a2a.rest`), admin routes."""
         routes: list[BaseRoute] = [
             Route(WELL_KNOWN, self._hub_card, methods=["GET"]),
             Route("/a2a", self._rpc_hub, methods=["POST"]),
@@ -402,6 +403,9 @@ class Hub:
             Route("/a2a/agents/{name}", self._rpc_agent, methods=["POST"]),
             Route("/a2a/agents/{name}" + WELL_KNOWN, self._agent_card, methods=["GET"]),
         ]
+        from a2a.rest import rest_routes  # a2a.rest builds on this module
+
+        routes += rest_routes(self)
         if admin:
             routes += [
                 Route("/admin/a2a/agents", self._admin_list, methods=["GET"]),
@@ -443,10 +447,7 @@ class Hub:
             "name": self.settings.name,
             "description": self.settings.description,
             "version": self.settings.version,
-            "supportedInterfaces": [
-                {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
-                {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
-            ],
+            "supportedInterfaces": interfaces(url),
             "capabilities": {
                 "streaming": True,
                 "pushNotifications": True,
@@ -470,10 +471,7 @@ class Hub:
         """
         card = dict(agent.card or {})
         url = f"{base_url}/a2a/agents/{agent.name}"
-        card["supportedInterfaces"] = [
-            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
-            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
-        ]
+        card["supportedInterfaces"] = interfaces(url)
         capabilities = dict(card.get("capabilities") or {})
         params: Json = {"upstreamCardUrl": agent.card_url, "agent": agent.name}
         signatures = card.pop("signatures", None)
@@ -634,15 +632,32 @@ class Hub:
         ctx = CallContext(version, self.principal(request), self.base_url(request), agent, params)
         if method10 in compat.STREAMING_METHODS:
             return await self._streaming(request_id, method10, ctx)
+        try:
+            result = await self.invoke(method10, ctx)
+        except A2aError as exc:
+            if "id" not in message:
+                return Response(status_code=204)
+            return _json(_error_reply(request_id, exc, version))
+        if "id" not in message:
+            return Response(status_code=204)
+        if version == compat.V03:
+            result = compat.result_to_v03(method10, result)
+        return _json({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+    async def invoke(self, method: str, ctx: CallContext) -> Any:
+        """Run one non-streaming 1.0 method for either binding (JSON-RPC or HTTP+JSON).
+
+        Both go through the same jsonrpcserver dispatch, so params validation and errors are
+        the same whichever binding the caller used; a failure is raised as `A2aError`.
+        """
         token = _call.set(ctx)
         try:
             reply = await self.methods.dispatch(
-                {"jsonrpc": "2.0", "id": request_id, "method": method10, "params": params}
+                {"jsonrpc": "2.0", "id": 0, "method": method, "params": ctx.params}
             )
         finally:
             _call.reset(token)
-        if reply is None or "id" not in message:
-            return Response(status_code=204)
+        assert reply is not None  # a request with an id always gets a reply
         if "error" in reply:
             error = reply["error"]
             data = error.get("data")
@@ -652,16 +667,31 @@ class Hub:
                 else None
             )
             metadata = data if isinstance(data, dict) else None
-            reply["error"] = error_object(
-                error["code"], error["message"], version, metadata, violations=violations
-            )
-        elif version == compat.V03:
-            reply["result"] = compat.result_to_v03(method10, reply["result"])
-        return _json(reply)
+            raise A2aError(error["code"], error["message"], metadata, violations)
+        return reply["result"]
 
     # -- streaming
 
     async def _streaming(self, request_id: Any, method: str, ctx: CallContext) -> Response:
+        try:
+            relay, queue, first = await self.open_stream(method, ctx)
+        except A2aError as exc:
+            return _json(_error_reply(request_id, exc, ctx.version))
+        return EventSourceResponse(
+            self._sse(request_id, ctx.version, self.stream_events(relay, queue, first)),
+            ping=15,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def open_stream(
+        self, method: str, ctx: CallContext
+    ) -> tuple[TaskRelay, asyncio.Queue[Any], Any]:
+        """Start a streaming method for either binding, up to its first event.
+
+        Everything that can fail before an event exists (bad params, unknown task, routing, an
+        agent refusing) is raised here as `A2aError`, so the binding can still answer with a
+        plain error instead of a stream.
+        """
         model = (
             types.SendMessageRequest
             if method == "SendStreamingMessage"
@@ -670,41 +700,47 @@ class Hub:
         try:
             validated = model.model_validate(ctx.params)
         except ValidationError as exc:
-            return _json(_error_reply(request_id, _invalid(exc), ctx.version))
-        try:
-            if method == "SendStreamingMessage":
-                assert isinstance(validated, types.SendMessageRequest)
-                relay, queue, snapshot = await self._start_send_stream(ctx, validated)
-            else:
-                assert isinstance(validated, types.SubscribeToTaskRequest)
-                relay, queue, snapshot = await self._start_subscribe(ctx, validated)
-            first = snapshot if snapshot is not None else await queue.get()
-        except A2aError as exc:
-            return _json(_error_reply(request_id, exc, ctx.version))
+            raise _invalid(exc) from None
+        if method == "SendStreamingMessage":
+            assert isinstance(validated, types.SendMessageRequest)
+            relay, queue, snapshot = await self._start_send_stream(ctx, validated)
+        else:
+            assert isinstance(validated, types.SubscribeToTaskRequest)
+            relay, queue, snapshot = await self._start_subscribe(ctx, validated)
+        first = snapshot if snapshot is not None else await queue.get()
         if isinstance(first, A2aError):
             relay.unsubscribe(queue)
-            return _json(_error_reply(request_id, first, ctx.version))
+            raise first
         if first is _END:
             relay.unsubscribe(queue)
-            return _json(
-                _error_reply(
-                    request_id, A2aError(INTERNAL_ERROR, "the agent sent no events"), ctx.version
-                )
-            )
-        return EventSourceResponse(
-            self._sse(request_id, ctx.version, relay, queue, first),
-            ping=15,
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+            raise A2aError(INTERNAL_ERROR, "the agent sent no events")
+        return relay, queue, first
 
-    async def _sse(
-        self, request_id: Any, version: str, relay: TaskRelay, queue: asyncio.Queue[Any], first: Any
-    ) -> AsyncIterator[dict[str, str]]:
+    async def stream_events(
+        self, relay: TaskRelay, queue: asyncio.Queue[Any], first: Any
+    ) -> AsyncGenerator[Json | A2aError, None]:
+        """A caller's events (1.0 StreamResponses) as the relay delivers them, in order.
+
+        Ends after a message, a terminal or interrupted state, or an `A2aError` (yielded, for
+        the binding to frame); closing it unsubscribes the caller from the relay.
+        """
         item = first
         try:
-            while True:
-                if item is _END:
+            while item is not _END:
+                yield item
+                if isinstance(item, A2aError) or "message" in item:
                     return
+                if _ends_stream(event_state(item)):
+                    return
+                item = await queue.get()
+        finally:
+            relay.unsubscribe(queue)
+
+    async def _sse(
+        self, request_id: Any, version: str, events: AsyncGenerator[Json | A2aError, None]
+    ) -> AsyncIterator[dict[str, str]]:
+        async with contextlib.aclosing(events):
+            async for item in events:
                 if isinstance(item, A2aError):
                     reply = _error_reply(request_id, item, version)
                     yield (
@@ -719,11 +755,6 @@ class Hub:
                         {"jsonrpc": "2.0", "id": request_id, "result": result}
                     ).decode()
                 }
-                if "message" in item or _ends_stream(event_state(item)):
-                    return
-                item = await queue.get()
-        finally:
-            relay.unsubscribe(queue)
 
     async def _start_send_stream(
         self, ctx: CallContext, request: types.SendMessageRequest
@@ -1293,6 +1324,19 @@ def _mapping(binding: Binding) -> dict[str, str]:
     if binding.remote_context and binding.hub_context:
         mapping[binding.remote_context] = binding.hub_context
     return mapping
+
+
+def interfaces(url: str) -> list[Json]:
+    """The interfaces the hub serves at `url`: JSON-RPC and HTTP+JSON, each in 1.0 and 0.3.
+
+    JSON-RPC comes first in each version, so a 0.3 card's `url`/`preferredTransport` (see
+    `compat.with_v03_fields`) stays JSON-RPC and HTTP+JSON is an `additionalInterfaces` entry.
+    """
+    return [
+        {"url": url, "protocolBinding": binding, "protocolVersion": version}
+        for version in (compat.V10, compat.V03)
+        for binding in ("JSONRPC", "HTTP+JSON")
+    ]
 
 
 def _public_push(config: Json) -> Json:

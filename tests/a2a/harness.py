@@ -71,6 +71,8 @@ class SdkClient:
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
+        self.info: dict[str, Any] = {}
+        """The script's ready line (sdk_rest_client.py names the SDK transport it chose)."""
 
     async def call(self, op: str, timeout: float = 30, **args: Any) -> Any:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -87,10 +89,13 @@ class SdkClient:
 
 
 @asynccontextmanager
-async def sdk_client(url: str, version: str) -> AsyncIterator[SdkClient]:
+async def sdk_client(
+    url: str, version: str, script: str = "sdk_client.py"
+) -> AsyncIterator[SdkClient]:
+    """An SDK client script from tests/a2a/peers (`sdk_rest_client.py` for HTTP+JSON)."""
     process = await asyncio.create_subprocess_exec(
         str(python_peer("a2a-sdk")),
-        str(PEERS / "sdk_client.py"),
+        str(PEERS / script),
         url,
         version,
         stdin=asyncio.subprocess.PIPE,
@@ -100,7 +105,8 @@ async def sdk_client(url: str, version: str) -> AsyncIterator[SdkClient]:
     try:
         assert process.stdout is not None
         ready = await asyncio.wait_for(process.stdout.readline(), 30)
-        assert orjson.loads(ready) == {"ok": "ready"}, ready
+        client.info = orjson.loads(ready)
+        assert client.info.get("ok") == "ready", ready
         yield client
     finally:
         if process.stdin is not None:
