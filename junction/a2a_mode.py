@@ -19,22 +19,17 @@ from junction.config import JunctionConfig
 
 
 def hub_settings(config: JunctionConfig) -> HubSettings:
-    """The `a2a:` section if the config has one, else the defaults."""
-    section = getattr(config, "a2a", None)
-    if isinstance(section, HubSettings):
-        return section
-    if isinstance(section, dict):
-        return HubSettings.model_validate(section)
-    return HubSettings()
+    """The `a2a:` section (its defaults when the file has none)."""
+    return config.a2a
 
 
 def agent_specs(config: JunctionConfig) -> dict[str, AgentSpec]:
-    specs: dict[str, AgentSpec] = {}
-    for name, agent in config.a2a_agents.items():
-        extra = agent.model_dump(exclude={"url"}, exclude_none=True)
-        known = {k: v for k, v in extra.items() if k in AgentSpec.model_fields}
-        specs[name] = AgentSpec(url=str(agent.url), **known)
-    return specs
+    return {
+        name: AgentSpec(
+            url=agent.url, card_url=agent.card_url, headers=dict(agent.headers), weight=agent.weight
+        )
+        for name, agent in config.a2a_agents.items()
+    }
 
 
 def build_hub(config: JunctionConfig) -> Hub:

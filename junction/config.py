@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from a2a.settings import HubSettings
 from junction.logs import LOG_LEVELS
 
 __all__ = [
@@ -297,12 +298,42 @@ class A2aAgentConfig(_Model):
     """A remote A2A agent; its card is fetched from `<url>/.well-known/agent-card.json`."""
 
     url: HttpUrlStr
+    card_url: HttpUrlStr | None = None
+    """Where the card is when it is not at the well-known path."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Sent on every request to the agent (e.g. its API key; redacted in output)."""
+    weight: int = Field(default=1, ge=1)
+    """Share of tasks when several agents offer the requested skill."""
+
+
+Decision = Literal["allow", "ask", "deny"]
+
+
+class PermissionsConfig(_Model):
+    """Which tool calls run without asking: name globs first (first match wins), then tool kinds."""
+
+    rules: list[tuple[str, Decision]] = Field(default_factory=list)
+    kinds: dict[
+        Literal["read", "edit", "delete", "move", "search", "execute", "think", "fetch", "other"],
+        Decision,
+    ] = Field(default_factory=dict)
 
 
 class AcpConfig(_Model):
-    """Defaults for ACP sessions opened by an IDE."""
+    """Defaults for ACP sessions opened by an IDE; unset keys keep the agent's own defaults."""
 
     default_model: str | None = None
+    system_prompt: str | None = None
+    """`{cwd}` and `{roots}` are replaced with the session's directories."""
+    max_model_requests: int | None = Field(default=None, ge=1)
+    """Model calls allowed in one prompt turn before it stops with `max_turn_requests`."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    context_window: int | None = Field(default=None, ge=1)
+    default_mode: Literal["ask", "auto", "read-only"] | None = None
+    permissions: PermissionsConfig | None = None
+    image_prompts: bool | None = None
+    max_image_bytes: int | None = Field(default=None, ge=1)
+    command_timeout: float | None = Field(default=None, gt=0)
 
 
 class LoggingConfig(_Model):
@@ -337,6 +368,7 @@ class JunctionConfig(_Model):
     mcp: McpGatewayConfig = Field(default_factory=McpGatewayConfig)
     a2a_agents: dict[str, A2aAgentConfig] = Field(default_factory=dict)
     acp: AcpConfig = Field(default_factory=AcpConfig)
+    a2a: HubSettings = Field(default_factory=HubSettings)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     def redacted(self) -> dict[str, Any]:
@@ -394,7 +426,7 @@ def _is_secret(path: tuple[str, ...]) -> bool:
         return False
     if path[-1] in _SECRET_FIELDS or (len(path) >= 2 and path[-2] == "api_keys"):
         return True
-    if len(path) >= 4 and path[0] == "mcp_servers":
+    if len(path) >= 4 and path[0] in ("mcp_servers", "a2a_agents"):
         if path[2] == "headers":
             return bool(_SECRET_HEADER.search(path[3]))
         if path[2] == "env":

@@ -519,7 +519,7 @@ def test_redacted_hides_secrets_and_keeps_the_rest(tmp_path: Path) -> None:
     }
     assert shown["server"]["host"] == "0.0.0.0"
     for secret in ("server-key-1", "sk-cloud", "hunter2", "ghp-token", "Bearer abc", "tok"):
-        assert secret not in repr(shown)
+        assert repr(secret) not in repr(shown)
     # The live config is untouched.
     assert config.backends["cloud"].api_key == "sk-cloud"
 
@@ -625,3 +625,38 @@ def test_mcp_servers_file_errors_name_file_and_key(tmp_path: Path) -> None:
     assert load_error(clash).lines == [f"{json_path}: mcpServers.dup: also defined in mcp_servers"]
     json_path.write_text("{not json")
     assert "invalid JSON" in str(load_error(path))
+
+
+def test_a2a_and_acp_sections(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+            a2a: {name: Team hub, push: {allow_insecure_loopback: true}}
+            a2a_agents:
+              writer: {url: "http://127.0.0.1:9999", headers: {X-Api-Key: s3cret}, weight: 3}
+            acp:
+              default_mode: auto
+              max_model_requests: 7
+              permissions: {rules: [["mcp__*", allow]], kinds: {execute: deny}}
+            """,
+        ),
+        {},
+    )
+    assert config.a2a.name == "Team hub" and config.a2a.push.allow_insecure_loopback
+    assert config.a2a_agents["writer"].weight == 3
+    assert config.redacted()["a2a_agents"]["writer"]["headers"] == {"X-Api-Key": "***"}
+    assert config.acp.permissions is not None
+    assert config.acp.permissions.kinds == {"execute": "deny"}
+    from junction.acp_mode import agent_settings
+
+    settings = agent_settings(config)
+    assert (settings.default_mode, settings.max_model_requests) == ("auto", 7)
+    assert settings.permissions.base("mcp__files", "edit") == "allow"
+    assert settings.permissions.base("shell", "execute") == "deny"
+    assert settings.permissions.base("reader", "read") == "allow"  # defaults kept for the rest
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, "acp: {default_mode: yolo}\na2a: {strategy: 1, nme: x}\n"), {})
+    message = str(raised.value)
+    assert "acp.default_mode" in message
+    assert "a2a.nme: unknown key (did you mean 'name'?)" in message
