@@ -103,6 +103,18 @@ class Binding:
     remote_context: str | None = None
     new_context: bool = False
 
+    @classmethod
+    def of(cls, record: TaskRecord) -> Binding:
+        """The mapping of a task the store already knows."""
+        return cls(
+            record.agent,
+            record.caller,
+            record.id,
+            record.remote_id,
+            record.context_id,
+            record.remote_context_id,
+        )
+
 
 # --------------------------------------------------------------------------- id rewriting
 
@@ -814,14 +826,7 @@ class Hub:
         existing = self._relays.get(record.id)
         if existing is not None and not existing.done:
             return existing
-        binding = Binding(
-            agent=agent.name,
-            caller=record.caller,
-            hub_id=record.id,
-            remote_id=record.remote_id,
-            hub_context=record.context_id,
-            remote_context=record.remote_context_id,
-        )
+        binding = Binding.of(record)
         relay = TaskRelay(self, agent, binding, record)
         self._relays[record.id] = relay
         connection = agent.connection
@@ -918,14 +923,7 @@ class Hub:
                     {"taskId": record.id},
                 )
             agent = self._owner(record)
-            binding = Binding(
-                agent.name,
-                ctx.caller,
-                record.id,
-                record.remote_id,
-                record.context_id,
-                record.remote_context_id,
-            )
+            binding = Binding.of(record)
             return agent, binding, record
         if message.context_id:
             known = await self.store.get_context(ctx.caller, message.context_id)
@@ -1170,14 +1168,7 @@ class Hub:
         except (A2aError, AgentFailure) as exc:
             log.info("refreshing task %s from %s failed: %s", record.id, agent.name, exc)
             return record
-        binding = Binding(
-            agent.name,
-            record.caller,
-            record.id,
-            record.remote_id,
-            record.context_id,
-            record.remote_context_id,
-        )
+        binding = Binding.of(record)
         event = rewrite_event({"task": raw}, _mapping(binding))
         record.task = event["task"]
         record.updated = time.time()
@@ -1243,14 +1234,7 @@ class Hub:
             raw = await connection.call("CancelTask", params)
         except AgentFailure as exc:
             raise A2aError(INTERNAL_ERROR, f"agent {agent.name} failed: {exc}") from None
-        binding = Binding(
-            agent.name,
-            record.caller,
-            record.id,
-            record.remote_id,
-            record.context_id,
-            record.remote_context_id,
-        )
+        binding = Binding.of(record)
         event = rewrite_event({"task": raw}, _mapping(binding))
         live = self._relays.get(record.id)
         target = live.record if live is not None and live.record is not None else record

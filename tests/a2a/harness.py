@@ -173,3 +173,16 @@ async def running_hub(
             yield hub, base
     finally:
         await hub.close()
+
+
+def task_of(events: list[Any]) -> dict[str, Any]:
+    """The task in a list of stream events (or send results)."""
+    for event in events:
+        if "task" in event:
+            return dict(event["task"])
+    raise AssertionError(f"no task in {events}")
+
+
+def texts(task: dict[str, Any]) -> list[str]:
+    """Every text part of a task's artifacts, in order."""
+    return [p.get("text", "") for a in task.get("artifacts", []) for p in a.get("parts", [])]

@@ -20,7 +20,8 @@ from tests.a2a.harness import (
     running_hub,
     sdk_agent,
     sdk_client,
-    webhook_receiver,
+    task_of,
+    texts,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -54,23 +55,6 @@ async def clients(hub: tuple[Hub, str]) -> AsyncIterator[dict[str, SdkClient]]:
         sdk_client(hub[1], "0.3", script) as v03,
     ):
         yield {"1.0": v10, "0.3": v03}
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def webhooks() -> AsyncIterator[tuple[Webhooks, str]]:
-    async with webhook_receiver() as receiver:
-        yield receiver
-
-
-def task_of(events: list[Any]) -> dict[str, Any]:
-    for event in events:
-        if "task" in event:
-            return dict(event["task"])
-    raise AssertionError(f"no task in {events}")
-
-
-def texts(task: dict[str, Any]) -> list[str]:
-    return [p.get("text", "") for a in task.get("artifacts", []) for p in a.get("parts", [])]
 
 
 async def request(
