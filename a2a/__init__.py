@@ -7,7 +7,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from a2a.client import A2aClient, AgentInfo, TaskStream
+    from a2a.client import A2aClient, AgentInfo, AgentPool, TaskStream
     from a2a.compat import SUPPORTED_VERSIONS, protocol_version
     from a2a.errors import A2aError
     from a2a.hub import ROUTING_KEYS, Hub
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # on first use so that reading a config file does not pay for the whole hub.
 _LAZY = {
     "A2aClient": "a2a.client",
+    "AgentPool": "a2a.client",
     "AgentInfo": "a2a.client",
     "TaskStream": "a2a.client",
     "SUPPORTED_VERSIONS": "a2a.compat",
@@ -55,6 +56,7 @@ __all__ = [
     "A2aClient",
     "A2aError",
     "AgentInfo",
+    "AgentPool",
     "AgentSpec",
     "CardError",
     "Hub",

@@ -5,9 +5,11 @@ process-wide aiohttp session; works against the hub or any single agent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,8 @@ from a2a import compat
 from a2a.registry import WELL_KNOWN, CardError, Registry
 from a2a.settings import AgentSpec, HubSettings
 from a2a.upstream import AgentConnection, SessionFactory, _default_session
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +111,24 @@ class A2aClient:
     async def _rpc(self) -> AgentConnection:
         if self._connection is None:
             card = await self.card()
-            url = None
-            for interface in card.get("supportedInterfaces") or []:
-                if (
-                    interface.get("protocolBinding") == "JSONRPC"
-                    and compat.normalize_version(str(interface.get("protocolVersion", "")))
-                    == self.version
-                ):
-                    url = interface["url"]
-                    break
-            if url is None:
-                raise CardError(f"the endpoint offers no JSON-RPC {self.version} interface")
+            offered = {
+                compat.normalize_version(str(interface.get("protocolVersion", ""))): interface[
+                    "url"
+                ]
+                for interface in card.get("supportedInterfaces") or []
+                if interface.get("protocolBinding") == "JSONRPC" and interface.get("url")
+            }
+            # Prefer the version asked for; an agent that only speaks the other one still works
+            # (the connection translates), which is what deployed 0.3 agents need.
+            version = (
+                self.version
+                if self.version in offered
+                else next((v for v in (compat.V10, compat.V03) if v in offered), None)
+            )
+            if version is None:
+                raise CardError("the endpoint offers no JSON-RPC interface Junction speaks")
+            self.version = version
+            url = offered[version]
             self._connection = AgentConnection(
                 url,
                 self.version,
@@ -218,3 +229,93 @@ class A2aClient:
     async def cancel_task(self, task_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await (await self._rpc()).call("CancelTask", {"id": task_id})
         return result
+
+
+class AgentPool:
+    """The configured agents as an ACP session sees them: each one a tool the model can call.
+
+    It satisfies acp's `AgentDirectory` protocol: `list_agents` describes every agent whose card
+    can be fetched (an unreachable one is left out, with a warning), `send_task` streams one task
+    and returns the agent's answer as text, and cancelling the awaiting task cancels the remote
+    task.
+    """
+
+    def __init__(
+        self, specs: Mapping[str, AgentSpec], *, session: SessionFactory = _default_session
+    ) -> None:
+        self._clients = {
+            name: A2aClient(spec.url, headers=dict(spec.headers), session=session)
+            for name, spec in specs.items()
+        }
+
+    async def list_agents(self) -> list[AgentInfo]:
+        described = await asyncio.gather(
+            *(self._describe(name, client) for name, client in self._clients.items())
+        )
+        return [info for info in described if info is not None]
+
+    async def _describe(self, name: str, client: A2aClient) -> AgentInfo | None:
+        try:
+            card = await client.card()
+        except Exception as exc:
+            log.warning("A2A agent %s is not offered to the model: %s", name, exc)
+            return None
+        skills = list(card.get("skills") or [])
+        summary = ", ".join(str(s.get("name") or s.get("id")) for s in skills)
+        description = str(card.get("description") or "")
+        if summary:
+            description = f"{description} Skills: {summary}.".strip()
+        return AgentInfo(name, description, skills)
+
+    async def send_task(
+        self,
+        agent: str,
+        message: str,
+        *,
+        on_progress: Callable[[str], Awaitable[None]] | None = None,
+    ) -> str:
+        client = self._clients.get(agent)
+        if client is None:
+            raise ValueError(f"no A2A agent named {agent!r}")
+        answer: list[str] = []
+        state, note = "", ""
+        stream = await client.stream(message)
+        try:
+            async for event in stream:
+                if "message" in event:  # a direct reply: the whole answer, no task
+                    return _text(event["message"])
+                task = event.get("task") or event.get("statusUpdate") or {}
+                status = task.get("status") or {}
+                if status:
+                    state = str(status.get("state", state))
+                    note = _text(status.get("message") or {})
+                    if note and on_progress is not None:
+                        await on_progress(note + "\n")
+                for artifact in task.get("artifacts") or []:
+                    answer.append(_text(artifact))
+                if "artifactUpdate" in event:
+                    chunk = _text(event["artifactUpdate"].get("artifact") or {})
+                    answer.append(chunk)
+                    if chunk and on_progress is not None:
+                        await on_progress(chunk)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(stream.cancel())
+            raise
+        finally:
+            await stream.aclose()
+        return _outcome(agent, state, note, "".join(answer))
+
+
+def _text(holder: Mapping[str, Any]) -> str:
+    """The text parts of a message or artifact, joined."""
+    return "".join(str(part["text"]) for part in holder.get("parts") or [] if "text" in part)
+
+
+def _outcome(agent: str, state: str, note: str, answer: str) -> str:
+    if state in ("TASK_STATE_FAILED", "TASK_STATE_REJECTED", "TASK_STATE_CANCELED"):
+        word = state.removeprefix("TASK_STATE_").lower()
+        raise RuntimeError(f"the task {word}: {note or 'no reason given'}")
+    if state in ("TASK_STATE_INPUT_REQUIRED", "TASK_STATE_AUTH_REQUIRED"):
+        return f"{agent} needs more input: {note or '(no question given)'}"
+    return answer or note or f"{agent} finished without a text answer"

@@ -85,7 +85,7 @@ def build_runtime(
                 models=models,
                 tools=tools,
                 session_tools=_GatewaySessionTools(tools) if tools is not None else None,
-                agents=None,  # the a2a client library plugs in here (AgentDirectory)
+                agents=_agent_pool(config),
             )
 
     return AgentRuntime(
@@ -145,6 +145,19 @@ def _model_client(config: JunctionConfig) -> Any:
         for name, backend in config.backends.items()
     ]
     return BackendsModelClient(routes)
+
+
+# -- A2A ------------------------------------------------------------------------------------------
+
+
+def _agent_pool(config: JunctionConfig) -> Any:
+    """The configured A2A agents, each offered to the model as a tool (None when there are none)."""
+    if not config.a2a_agents:
+        return None
+    from a2a import AgentPool
+    from junction.a2a_mode import agent_specs
+
+    return AgentPool(agent_specs(config))
 
 
 # -- MCP ------------------------------------------------------------------------------------------
