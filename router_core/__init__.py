@@ -1,4 +1,6 @@
-"""LLM backends and the backend-selection core: selection strategies, health, circuit breakers."""
+"""LLM backends and the backend-selection core: selection strategies, health, circuit breakers,
+the model router and its OpenAI-compatible surface (`router_core.openai_api`, imported on use:
+it needs Starlette)."""
 
 from router_core.backends import (
     BACKEND_TYPES,
@@ -20,6 +22,20 @@ from router_core.health import (
     HealthCheckSettings,
 )
 from router_core.http import close_session, get_session
+from router_core.registry import BackendEntry, Registry, RegistryError
+from router_core.router import (
+    Attempt,
+    BackendFailed,
+    DeadlineExceeded,
+    Lease,
+    ModelNotFound,
+    NoBackendAvailable,
+    Routed,
+    RoutedResult,
+    Router,
+    RouterError,
+    RouterStream,
+)
 from router_core.selection import (
     STRATEGY_NAMES,
     Endpoint,
@@ -27,6 +43,13 @@ from router_core.selection import (
     Strategy,
     StrategyName,
     make_strategy,
+)
+from router_core.settings import (
+    BackendSpec,
+    ModelRouting,
+    RetrySettings,
+    RouterSettings,
+    TimeoutSettings,
 )
 from router_core.types import (
     BackendConnectError,
@@ -60,12 +83,16 @@ __all__ = [
     "BACKEND_TYPES",
     "STRATEGY_NAMES",
     "AnthropicBackend",
+    "Attempt",
     "Backend",
     "BackendConnectError",
     "BackendDisconnected",
+    "BackendEntry",
     "BackendError",
+    "BackendFailed",
     "BackendHTTPError",
     "BackendMalformedResponse",
+    "BackendSpec",
     "BackendTimeout",
     "BackendUnsupported",
     "BreakerSettings",
@@ -73,6 +100,7 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "CircuitBreaker",
+    "DeadlineExceeded",
     "Endpoint",
     "EndpointLike",
     "EndpointStats",
@@ -82,11 +110,24 @@ __all__ = [
     "HealthCheckSettings",
     "HealthChecker",
     "ImagePart",
+    "Lease",
     "Message",
+    "ModelNotFound",
+    "ModelRouting",
     "NamedToolChoice",
+    "NoBackendAvailable",
     "OllamaBackend",
     "OpenAIBackend",
     "ReasoningDelta",
+    "Registry",
+    "RegistryError",
+    "RetrySettings",
+    "Routed",
+    "RoutedResult",
+    "Router",
+    "RouterError",
+    "RouterSettings",
+    "RouterStream",
     "Strategy",
     "StrategyName",
     "StreamAccumulator",
@@ -94,6 +135,7 @@ __all__ = [
     "StreamEvent",
     "TextDelta",
     "TextPart",
+    "TimeoutSettings",
     "Timeouts",
     "ToolCall",
     "ToolCallDone",
