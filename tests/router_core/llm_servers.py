@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -53,12 +52,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tests.transports.servers import serve_app
 
 FaultKind = Literal[
     "http", "hang", "reset", "truncate", "malformed", "stream_error", "wrong_content_type"
@@ -838,33 +838,12 @@ S = TypeVar("S", bound=FakeLLMServer)
 @asynccontextmanager
 async def serve(server: S) -> AsyncIterator[S]:
     """Run `server` under uvicorn on a free loopback port until the block ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        server.app(),
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
-    runner = uvicorn.Server(config)
-    task = asyncio.create_task(runner.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not runner.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn stopped before it started")
-                await asyncio.sleep(0.005)
-        server.url = f"http://127.0.0.1:{port}"
-        yield server
-    finally:
-        server._closing.set()  # releases hung handlers
-        runner.should_exit = True
-        await task
-        sock.close()
+    async with serve_app(server.app()) as url:
+        server.url = url
+        try:
+            yield server
+        finally:
+            server._closing.set()  # releases hung handlers before uvicorn waits for them
 
 
 def openai_server(
