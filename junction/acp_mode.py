@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from acp.protocols import ProgressCallback, ToolInfo
     from acp.schema import McpServer
     from mcp_gateway import Catalog, Gateway
+    from router_core import ChatRequest, Router, StreamEvent
 
 log = logging.getLogger("junction.acp")
 
@@ -64,25 +65,30 @@ def build_runtime(
     overrides: Mapping[str, Any] | None = None,
     *,
     gateway: Gateway | None = None,
+    router: Router | None = None,
 ) -> AgentRuntime:
     """One runtime per process: shared by the stdio connection or by every `/acp` connection.
 
-    Serve mode passes the `gateway` it already runs for `/mcp`, so the upstream MCP servers are
-    started once; otherwise the runtime starts its own after `initialize`.
+    Serve mode passes the `gateway` and `router` it already runs for `/mcp` and `/v1`, so
+    upstreams and health checks run once; otherwise the runtime starts its own after
+    `initialize`.
     """
     settings = agent_settings(config, overrides)
     store = SqliteSessionStore(config.store.sqlite_path)
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[Services]:
+        from junction.router_mode import build_router
         from router_core import close_session
 
-        models = _model_client(config)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(close_session)
+            routed = router
+            if routed is None:
+                routed = await stack.enter_async_context(build_router(config))
             tools = gateway if gateway is not None else await _start_gateway(config, stack)
             yield Services(
-                models=models,
+                models=RoutedModels(routed),
                 tools=tools,
                 session_tools=_GatewaySessionTools(tools) if tools is not None else None,
                 agents=_agent_pool(config),
@@ -92,7 +98,7 @@ def build_runtime(
         settings,
         store,
         lifespan,
-        warm_imports=("acp.backends", "router_core.backends", "mcp_gateway.gateway"),
+        warm_imports=("router_core.router", "mcp_gateway.gateway"),
     )
 
 
@@ -132,19 +138,34 @@ def run_acp_stdio(config: JunctionConfig, overrides: Mapping[str, Any] | None = 
 # -- models ---------------------------------------------------------------------------------------
 
 
-def _model_client(config: JunctionConfig) -> Any:
-    """Until router_core's Router lands: the configured backends, tried in order."""
-    from acp.backends import BackendRoute, BackendsModelClient
-    from router_core import create_backend
+class RoutedModels:
+    """The router as the agent's `ModelClient`: a session's turns go through backend selection,
+    with the session id as the affinity key."""
 
-    routes = [
-        BackendRoute(
-            create_backend(backend.type, name, backend.url, api_key=backend.api_key or None),
-            list(backend.models),
-        )
-        for name, backend in config.backends.items()
-    ]
-    return BackendsModelClient(routes)
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    async def stream(
+        self, request: ChatRequest, *, key: str | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        from router_core import BackendError, RouterError
+
+        routed = self._router.stream(request, key=key)
+        try:
+            async for event in routed:
+                yield event
+        except RouterError as exc:
+            # The turn loop reports a BackendError to the user as a clean end of the turn.
+            raise BackendError(str(exc), status=exc.status) from None
+        finally:
+            await routed.aclose()
+
+    async def models(self) -> list[str]:
+        available = self._router.available_models()
+        if not available:  # nothing discovered yet (a session opened right after start)
+            await self._router.refresh_models(force=False)
+            available = self._router.available_models()
+        return sorted(available)
 
 
 # -- A2A ------------------------------------------------------------------------------------------

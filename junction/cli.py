@@ -19,7 +19,6 @@ MODES = ("stdio", "mcp", "serve", "bridge")
 COMMANDS = ("check", "tools", "agents", "backends", "demo")
 NOT_BUILT = {
     "bridge": "the acp issue",
-    "backends": "the router_core issue",
     "demo": "the junction issue",
 }
 
@@ -85,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from junction.mcp_mode import tools_command
 
             return tools_command(config, as_json=args.json)
+        if what == "backends":
+            from junction.router_mode import backends_command
+
+            return backends_command(config, as_json=args.json)
         if what == "agents":
             from junction.a2a_mode import agents_command
 

@@ -35,6 +35,8 @@ from pydantic_core import PydanticCustomError
 
 from a2a.settings import HubSettings
 from junction.logs import LOG_LEVELS
+from router_core.health import BreakerSettings, HealthCheckSettings
+from router_core.settings import RouterSettings, TimeoutSettings
 
 __all__ = [
     "A2aAgentConfig",
@@ -47,7 +49,6 @@ __all__ = [
     "McpServerConfig",
     "McpToolFilterConfig",
     "RemoteMcpServerConfig",
-    "RoutingConfig",
     "ServerConfig",
     "StdioMcpServerConfig",
     "StoreConfig",
@@ -182,23 +183,15 @@ class BackendConfig(_Model):
     url: HttpUrlStr
     api_key: str = ""
     models: list[str] = Field(default_factory=list)
+    """Static model list; when given, the backend's own model list is not asked for."""
     weight: int = Field(default=1, ge=1)
-
-
-class RoutingConfig(_Model):
-    """How the router picks among backends that serve the requested model."""
-
-    strategy: Literal[
-        "round_robin",
-        "weighted",
-        "random",
-        "least_outstanding",
-        "least_latency",
-        "power_of_two",
-        "consistent_hash",
-        "cache_aware",
-        "priority",
-    ] = "least_latency"
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra request headers (redacted in output when they look like credentials)."""
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    health: HealthCheckSettings | None = None
+    """Overrides `routing.health` for this backend."""
+    breaker: BreakerSettings | None = None
+    """Overrides `routing.breaker` for this backend."""
 
 
 class McpToolFilterConfig(_Model):
@@ -361,7 +354,7 @@ class JunctionConfig(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     backends: dict[str, BackendConfig] = Field(default_factory=dict)
-    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    routing: RouterSettings = Field(default_factory=RouterSettings)
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
     mcp_servers_file: str | None = None
     """A JSON file in the common `mcpServers` format (Claude Desktop, Cursor), merged in."""
@@ -426,7 +419,7 @@ def _is_secret(path: tuple[str, ...]) -> bool:
         return False
     if path[-1] in _SECRET_FIELDS or (len(path) >= 2 and path[-2] == "api_keys"):
         return True
-    if len(path) >= 4 and path[0] in ("mcp_servers", "a2a_agents"):
+    if len(path) >= 4 and path[0] in ("mcp_servers", "a2a_agents", "backends"):
         if path[2] == "headers":
             return bool(_SECRET_HEADER.search(path[3]))
         if path[2] == "env":

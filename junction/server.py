@@ -29,12 +29,13 @@ log = logging.getLogger("junction.server")
 def build_app(config: JunctionConfig) -> Starlette:
     """The ASGI application for every surface, guarded by API keys or Host/Origin checks.
 
-    One MCP gateway serves both `/mcp` and the ACP sessions, so each upstream MCP server runs
-    once per process.
+    One MCP gateway serves both `/mcp` and the ACP sessions, and one router both `/v1` and the
+    ACP sessions, so each upstream runs, and is health-checked, once per process.
     """
     from junction.a2a_mode import build_hub, hub_lifespan
     from junction.acp_mode import build_runtime, serve_acp
     from junction.mcp_mode import gateway_inputs
+    from junction.router_mode import build_router, openai_routes
     from mcp_gateway import Gateway, http_app
     from transports import sse_routes, websocket_route
 
@@ -45,7 +46,8 @@ def build_app(config: JunctionConfig) -> Starlette:
         gateway, path="/mcp", api_keys=config.server.api_keys, host=config.server.host
     )
     hub = build_hub(config)
-    runtime = build_runtime(config, gateway=gateway)
+    router = build_router(config)
+    runtime = build_runtime(config, gateway=gateway, router=router)
 
     async def serve_acp_connection(stream: MessageStream) -> None:
         """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
@@ -63,6 +65,10 @@ def build_app(config: JunctionConfig) -> Starlette:
                 for status in gateway.statuses()
             },
             "a2a_agents": {agent.name: agent.state() for agent in hub.registry.all()},
+            "backends": {
+                row["name"]: "ready" if row["available"] else str(row["reason"])
+                for row in router.snapshot()
+            },
         }
         down = [
             f"{kind}.{name}"
@@ -78,6 +84,7 @@ def build_app(config: JunctionConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Starlette does not run a mounted app's lifespan: the MCP app's runs here.
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(router)
             await stack.enter_async_context(gateway)
             await stack.enter_async_context(mcp_app.router.lifespan_context(mcp_app))
             await stack.enter_async_context(hub_lifespan(hub, config))
@@ -89,6 +96,7 @@ def build_app(config: JunctionConfig) -> Starlette:
         websocket_route("/acp", serve_acp_connection, max_message_bytes=limit),
         Mount("/acp", routes=sse_routes("", serve_acp_connection, max_message_bytes=limit)),
         *hub.routes(),
+        *openai_routes(router),
         Mount("", app=mcp_app),  # last: it answers `/mcp` and 404s everything else
     ]
     return Starlette(

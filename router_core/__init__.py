@@ -2,82 +2,175 @@
 the model router and its OpenAI-compatible surface (`router_core.openai_api`, imported on use:
 it needs Starlette)."""
 
-from router_core.backends import (
-    BACKEND_TYPES,
-    AnthropicBackend,
-    Backend,
-    ForwardResponse,
-    OllamaBackend,
-    OpenAIBackend,
-    Timeouts,
-    chat_request_from_openai,
-    create_backend,
-)
-from router_core.health import (
-    BreakerSettings,
-    BreakerState,
-    CircuitBreaker,
-    EndpointStats,
-    HealthChecker,
-    HealthCheckSettings,
-)
-from router_core.http import close_session, get_session
-from router_core.registry import BackendEntry, Registry, RegistryError
-from router_core.router import (
-    Attempt,
-    BackendFailed,
-    DeadlineExceeded,
-    Lease,
-    ModelNotFound,
-    NoBackendAvailable,
-    Routed,
-    RoutedResult,
-    Router,
-    RouterError,
-    RouterStream,
-)
-from router_core.selection import (
-    STRATEGY_NAMES,
-    Endpoint,
-    EndpointLike,
-    Strategy,
-    StrategyName,
-    make_strategy,
-)
-from router_core.settings import (
-    BackendSpec,
-    ModelRouting,
-    RetrySettings,
-    RouterSettings,
-    TimeoutSettings,
-)
-from router_core.types import (
-    BackendConnectError,
-    BackendDisconnected,
-    BackendError,
-    BackendHTTPError,
-    BackendMalformedResponse,
-    BackendTimeout,
-    BackendUnsupported,
-    ChatRequest,
-    ChatResult,
-    Finish,
-    FinishReason,
-    ImagePart,
-    Message,
-    NamedToolChoice,
-    ReasoningDelta,
-    StreamAccumulator,
-    StreamError,
-    StreamEvent,
-    TextDelta,
-    TextPart,
-    ToolCall,
-    ToolCallDone,
-    ToolDefinition,
-    Usage,
-    accumulate,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from router_core.backends import (
+        BACKEND_TYPES,
+        AnthropicBackend,
+        Backend,
+        ForwardResponse,
+        OllamaBackend,
+        OpenAIBackend,
+        Timeouts,
+        chat_request_from_openai,
+        create_backend,
+    )
+    from router_core.health import (
+        BreakerSettings,
+        BreakerState,
+        CircuitBreaker,
+        EndpointStats,
+        HealthChecker,
+        HealthCheckSettings,
+    )
+    from router_core.http import (
+        close_session,
+        get_session,
+    )
+    from router_core.registry import (
+        BackendEntry,
+        Registry,
+        RegistryError,
+    )
+    from router_core.router import (
+        Attempt,
+        BackendFailed,
+        DeadlineExceeded,
+        Lease,
+        ModelNotFound,
+        NoBackendAvailable,
+        Routed,
+        RoutedResult,
+        Router,
+        RouterError,
+        RouterStream,
+    )
+    from router_core.selection import (
+        STRATEGY_NAMES,
+        Endpoint,
+        EndpointLike,
+        Strategy,
+        StrategyName,
+        make_strategy,
+    )
+    from router_core.settings import (
+        BackendSpec,
+        ModelRouting,
+        RetrySettings,
+        RouterSettings,
+        TimeoutSettings,
+    )
+    from router_core.types import (
+        BackendConnectError,
+        BackendDisconnected,
+        BackendError,
+        BackendHTTPError,
+        BackendMalformedResponse,
+        BackendTimeout,
+        BackendUnsupported,
+        ChatRequest,
+        ChatResult,
+        Finish,
+        FinishReason,
+        ImagePart,
+        Message,
+        NamedToolChoice,
+        ReasoningDelta,
+        StreamAccumulator,
+        StreamError,
+        StreamEvent,
+        TextDelta,
+        TextPart,
+        ToolCall,
+        ToolCallDone,
+        ToolDefinition,
+        Usage,
+        accumulate,
+    )
+
+# Backends pull in aiohttp (~0.15 s); configuration only needs the settings models, and ACP's
+# `initialize` must not wait for either. Names load on first use.
+_LAZY = {
+    "BACKEND_TYPES": "router_core.backends",
+    "AnthropicBackend": "router_core.backends",
+    "Backend": "router_core.backends",
+    "ForwardResponse": "router_core.backends",
+    "OllamaBackend": "router_core.backends",
+    "OpenAIBackend": "router_core.backends",
+    "Timeouts": "router_core.backends",
+    "chat_request_from_openai": "router_core.backends",
+    "create_backend": "router_core.backends",
+    "BreakerSettings": "router_core.health",
+    "BreakerState": "router_core.health",
+    "CircuitBreaker": "router_core.health",
+    "EndpointStats": "router_core.health",
+    "HealthChecker": "router_core.health",
+    "HealthCheckSettings": "router_core.health",
+    "close_session": "router_core.http",
+    "get_session": "router_core.http",
+    "BackendEntry": "router_core.registry",
+    "Registry": "router_core.registry",
+    "RegistryError": "router_core.registry",
+    "Attempt": "router_core.router",
+    "BackendFailed": "router_core.router",
+    "DeadlineExceeded": "router_core.router",
+    "Lease": "router_core.router",
+    "ModelNotFound": "router_core.router",
+    "NoBackendAvailable": "router_core.router",
+    "Routed": "router_core.router",
+    "RoutedResult": "router_core.router",
+    "Router": "router_core.router",
+    "RouterError": "router_core.router",
+    "RouterStream": "router_core.router",
+    "STRATEGY_NAMES": "router_core.selection",
+    "Endpoint": "router_core.selection",
+    "EndpointLike": "router_core.selection",
+    "Strategy": "router_core.selection",
+    "StrategyName": "router_core.selection",
+    "make_strategy": "router_core.selection",
+    "BackendSpec": "router_core.settings",
+    "ModelRouting": "router_core.settings",
+    "RetrySettings": "router_core.settings",
+    "RouterSettings": "router_core.settings",
+    "TimeoutSettings": "router_core.settings",
+    "BackendConnectError": "router_core.types",
+    "BackendDisconnected": "router_core.types",
+    "BackendError": "router_core.types",
+    "BackendHTTPError": "router_core.types",
+    "BackendMalformedResponse": "router_core.types",
+    "BackendTimeout": "router_core.types",
+    "BackendUnsupported": "router_core.types",
+    "ChatRequest": "router_core.types",
+    "ChatResult": "router_core.types",
+    "Finish": "router_core.types",
+    "FinishReason": "router_core.types",
+    "ImagePart": "router_core.types",
+    "Message": "router_core.types",
+    "NamedToolChoice": "router_core.types",
+    "ReasoningDelta": "router_core.types",
+    "StreamAccumulator": "router_core.types",
+    "StreamError": "router_core.types",
+    "StreamEvent": "router_core.types",
+    "TextDelta": "router_core.types",
+    "TextPart": "router_core.types",
+    "ToolCall": "router_core.types",
+    "ToolCallDone": "router_core.types",
+    "ToolDefinition": "router_core.types",
+    "Usage": "router_core.types",
+    "accumulate": "router_core.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'router_core' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "BACKEND_TYPES",

@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.router_core.llm_servers import Reply, openai_server
 from transports import HandshakeRefusedError, connect_sse, connect_websocket
 
 JUNCTION = str(Path(sys.executable).with_name("junction"))
@@ -158,13 +159,21 @@ async def test_sigterm_exits_zero(tmp_path: Path) -> None:
 
 
 async def test_every_surface_is_mounted_and_health_names_what_is_down(tmp_path: Path) -> None:
-    config = (
-        "mcp_servers:\n"
-        f"  broken: {{command: {sys.executable}, args: ['-c', 'raise SystemExit(3)']}}\n"
-        "a2a_agents:\n"
-        "  gone: {url: 'http://127.0.0.1:9'}\n"
-    )
-    served = await start(tmp_path, config)
+    async with openai_server(models=["m1"]) as model:
+        model.default = Reply(text="routed")
+        config = (
+            "mcp_servers:\n"
+            f"  broken: {{command: {sys.executable}, args: ['-c', 'raise SystemExit(3)']}}\n"
+            "a2a_agents:\n"
+            "  gone: {url: 'http://127.0.0.1:9'}\n"
+            "backends:\n"
+            f"  fake: {{type: openai, url: '{model.url}/v1', models: [m1]}}\n"
+        )
+        served = await start(tmp_path, config)
+        await check_every_surface(served)
+
+
+async def check_every_surface(served: Served) -> None:
     try:
         async with httpx.AsyncClient() as http:
             health = await http.get(f"{served.base}/health")
@@ -199,5 +208,16 @@ async def test_every_surface_is_mounted_and_health_names_what_is_down(tmp_path: 
             )
             assert mcp.status_code == 200
             assert b"serverInfo" in mcp.content
+
+            models = await http.get(f"{served.base}/v1/models")
+            assert [m["id"] for m in models.json()["data"]] == ["m1"]
+            completion = await http.post(
+                f"{served.base}/v1/chat/completions",
+                json={"model": "m1", "messages": [{"role": "user", "content": "hi"}]},
+            )
+            assert completion.status_code == 200
+            assert completion.headers["x-junction-backend"] == "fake"
+            assert completion.json()["choices"][0]["message"]["content"] == "routed"
+            assert body["components"]["backends"] == {"fake": "ready"}
     finally:
         assert await stop(served) == 0

@@ -191,7 +191,7 @@ def test_invalid_config_exits_2_with_the_key_path_and_no_traceback(tmp_path: Pat
     assert b"Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("argv", [["--mode", "bridge"], ["demo"], ["backends"]])
+@pytest.mark.parametrize("argv", [["--mode", "bridge"], ["demo"]])
 def test_modes_not_built_yet_exit_2_with_one_line(argv: list[str], tmp_path: Path) -> None:
     done = subprocess.run(
         [JUNCTION, *argv], capture_output=True, timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL
