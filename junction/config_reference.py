@@ -1,0 +1,145 @@
+"""Renders docs/configuration.md from the configuration models, so the reference cannot drift.
+
+    python -m junction.config_reference > docs/configuration.md
+
+A test renders it again and compares, so a key added to a model without regenerating fails CI.
+Descriptions are the attribute docstrings under each field (the convention in every settings
+model), read from the source with `ast`.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import itertools
+import textwrap
+import types
+import typing
+from functools import cache
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from junction.config import JunctionConfig
+
+HEADER = """# Configuration reference
+
+Generated from the configuration models by `python -m junction.config_reference`; a test keeps
+it in sync. Junction reads YAML from `--config FILE`, else `$JUNCTION_CONFIG`, else
+`./junction.yaml`, else runs on embedded defaults (backends from `OPENAI_API_KEY` /
+`OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, `OLLAMA_HOST`). Every string may use `${VAR}` and
+`${VAR:-default}`; `$${` is a literal `${`. Unknown keys are errors that name their key path.
+`NAME` stands for a key you choose (a backend's, a server's, an agent's name).
+
+Changes to the file take effect on restart (hot reload is not built yet).
+
+| key | type | default | what it is |
+|---|---|---|---|
+"""
+
+
+@cache
+def _attribute_docs(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> the docstring written under it, for a model and its bases."""
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or cls is BaseModel:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, following in itertools.pairwise(body):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in get_args(annotation):
+        found.extend(_models_in(arg))
+    return found
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in get_args(annotation))
+    if origin is typing.Literal:
+        return " or ".join(f"`{arg}`" for arg in get_args(annotation))
+    if origin in (list, tuple):
+        return f"list of {', '.join(_type_name(arg) for arg in get_args(annotation) if arg is not Ellipsis)}"
+    if origin is dict:
+        _, value = get_args(annotation)
+        return f"map of {_type_name(value)}"
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return "section"
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        try:
+            value = field.default_factory()  # type: ignore[call-arg]
+        except TypeError:
+            return "(computed)"
+    elif field.default is PydanticUndefined:
+        return "required"
+    else:
+        value = field.default
+    if isinstance(value, BaseModel):
+        return ""
+    if value in ({}, []):
+        return "empty"
+    text = repr(value)
+    return f"`{text}`" if len(text) <= 40 else "(see the model)"
+
+
+def _rows(model: type[BaseModel], prefix: str, seen: tuple[type[BaseModel], ...]) -> list[str]:
+    rows: list[str] = []
+    docs = _attribute_docs(model)
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        sections = _models_in(annotation)
+        description = docs.get(name) or field.description or ""
+        if not description and sections:
+            description = " ".join((sections[0].__doc__ or "").split())
+        rows.append(
+            f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {description} |".replace(
+                "\n", " "
+            )
+        )
+        origin = get_origin(annotation)
+        child_prefix = f"{key}.NAME." if origin is dict else f"{key}."
+        for child in sections:
+            if child not in seen:
+                rows.extend(_rows(child, child_prefix, (*seen, child)))
+    return rows
+
+
+def render() -> str:
+    """The whole reference page."""
+    return HEADER + "\n".join(_rows(JunctionConfig, "", (JunctionConfig,))) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
