@@ -17,10 +17,6 @@ from junction.logs import configure_logging, register_secret
 
 MODES = ("stdio", "mcp", "serve", "bridge")
 COMMANDS = ("check", "tools", "agents", "backends", "demo")
-NOT_BUILT = {
-    "bridge": "the acp issue",
-    "demo": "the junction issue",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="listen address for --mode serve")
     parser.add_argument("--port", type=int, help="listen port for --mode serve")
     parser.add_argument("--connect", metavar="URL", help="remote Junction for --mode bridge")
-    parser.add_argument("--token", help="bearer token for --mode bridge")
+    parser.add_argument(
+        "--token", help="bearer token for --mode bridge (or $JUNCTION_TOKEN, which ps cannot show)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -52,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("junction: give exactly one of --mode or a command", file=sys.stderr)
         return 2
+    if args.command == "demo":  # self-contained: it writes its own config, so none is read
+        from junction.demo import run_demo
+
+        configure_logging(args.log_level or "warning")
+        return run_demo(JunctionConfig())
     try:
         config = load_config(find_config_path(args.config, os.environ), os.environ)
         if args.mcp_config:
@@ -66,11 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         register_secret(secret)
 
     what = args.mode or args.command
-    if what in NOT_BUILT:
-        print(
-            f"junction: {what} is not built yet (it comes with {NOT_BUILT[what]})", file=sys.stderr
-        )
-        return 2
     try:
         if what == "stdio":
             from junction.acp_mode import run_acp_stdio
@@ -84,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from junction.mcp_mode import tools_command
 
             return tools_command(config, as_json=args.json)
+        if what == "bridge":
+            if not args.connect:
+                print("junction: --mode bridge needs --connect ws(s)://HOST/acp", file=sys.stderr)
+                return 2
+            from junction.bridge import run_bridge
+
+            return run_bridge(config, args.connect, args.token or os.environ.get("JUNCTION_TOKEN"))
         if what == "backends":
             from junction.router_mode import backends_command
 
