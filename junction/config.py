@@ -28,6 +28,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -39,8 +40,11 @@ from router_core.health import BreakerSettings, HealthCheckSettings
 from router_core.settings import RouterSettings, TimeoutSettings
 
 __all__ = [
+    "API_KEY_SCOPES",
     "A2aAgentConfig",
     "AcpConfig",
+    "ApiKeyConfig",
+    "ApiKeyScope",
     "BackendConfig",
     "ConfigError",
     "JunctionConfig",
@@ -119,6 +123,69 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+ApiKeyScope = Literal["mcp", "a2a", "acp", "openai", "admin", "metrics"]
+"""A surface a key may use; `metrics` (or `admin`) reads `/metrics` when it is not public."""
+
+API_KEY_SCOPES: tuple[ApiKeyScope, ...] = get_args(ApiKeyScope)
+
+
+class ApiKeyConfig(_Model):
+    """A key limited to some surfaces, and within them to some MCP tools, A2A agents and models.
+
+    The globs match names as clients see them (namespaced tool names, agent names, model names
+    or aliases); the default `["*"]` means no limit. `name` is the principal tasks are owned by.
+    """
+
+    key: str = Field(repr=False)  # never in reprs, tracebacks or logs
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
+    """Who the key belongs to; unnamed keys are `key-<position>` (1-based) in `api_keys`."""
+    scopes: list[ApiKeyScope] = Field(default_factory=lambda: list(API_KEY_SCOPES), min_length=1)
+    mcp_tools: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
+    a2a_agents: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
+    models: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
+
+
+def _api_key_entries(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate each entry as a string or an `ApiKeyConfig` by its shape.
+
+    Pydantic's union errors would name both members (`api_keys.0.str: ...`,
+    `api_keys.0.ApiKeyConfig.scopes.0: ...`); this keeps paths to what the user wrote.
+    """
+    if not isinstance(value, list):
+        return handler(value)
+    entries: list[Any] = []
+    errors: list[Any] = []
+    for index, item in enumerate(value):
+        if isinstance(item, str | ApiKeyConfig):
+            entries.append(item)
+        elif isinstance(item, dict):
+            try:
+                entries.append(ApiKeyConfig.model_validate(item))
+            except ValidationError as exc:
+                for error in exc.errors(include_url=False):
+                    loc = (index, *error["loc"])
+                    if error["type"] == "extra_forbidden":
+                        close = difflib.get_close_matches(
+                            str(error["loc"][-1]), list(ApiKeyConfig.model_fields), n=1
+                        )
+                        hint = f"did you mean {close[0]!r}?" if close else "expected one of: "
+                        if not close:
+                            hint += ", ".join(ApiKeyConfig.model_fields)
+                        custom = PydanticCustomError("unknown_key", f"unknown key ({hint})")
+                        errors.append({"type": custom, "loc": loc, "input": error["input"]})
+                    else:
+                        errors.append({**error, "loc": loc})
+        else:
+            custom = PydanticCustomError(
+                "api_key_shape",
+                "expected a key (string) or a mapping with 'key' (and scopes, name, ...)",
+            )
+            errors.append({"type": custom, "loc": (index,), "input": item})
+    if errors:
+        raise ValidationError.from_exception_data("api_keys", errors)
+    return handler(entries)
+
+
 class ServerConfig(_Model):
     """Where the HTTP surfaces listen; off loopback they must not be open to anyone."""
 
@@ -126,13 +193,24 @@ class ServerConfig(_Model):
     port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port (logged at start)
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest JSON-RPC message on stdio, WebSocket and SSE (images in prompts make them big)."""
-    api_keys: list[str] = Field(default_factory=list, validate_default=True)
+    api_keys: list[str | ApiKeyConfig] = Field(default_factory=list, validate_default=True)
+    """Plain strings have full access; mappings (`ApiKeyConfig`) are limited by their scopes."""
+    metrics_public: bool = False
+    """Serve `/metrics` without a key (for a scraper on a trusted network); otherwise it needs
+    a key with the `metrics` or `admin` scope."""
+
+    @field_validator("api_keys", mode="wrap")
+    @classmethod
+    def _entries_by_shape(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _api_key_entries(value, handler)
 
     @field_validator("api_keys")
     @classmethod
-    def _keys_required_off_loopback(cls, keys: list[str], info: ValidationInfo) -> list[str]:
-        for key in keys:
-            if not key.strip():
+    def _keys_required_off_loopback(
+        cls, keys: list[str | ApiKeyConfig], info: ValidationInfo
+    ) -> list[str | ApiKeyConfig]:
+        for entry in keys:
+            if not (entry if isinstance(entry, str) else entry.key).strip():
                 raise PydanticCustomError(
                     "empty_api_key",
                     "an API key is empty (is the environment variable it comes from unset?)",
@@ -144,7 +222,64 @@ class ServerConfig(_Model):
                 "required when server.host is not a loopback address (host is {host})",
                 {"host": repr(host)},
             )
+        _check_key_identities(keys)
         return keys
+
+    def key_grants(self) -> list[ApiKeyConfig]:
+        """Every key as an `ApiKeyConfig` with its name filled in (plain strings: every scope).
+
+        A key listed twice (allowed for plain strings only) keeps its first position's name.
+        """
+        grants: list[ApiKeyConfig] = []
+        seen: set[str] = set()
+        for position, entry in enumerate(self.api_keys, start=1):
+            if isinstance(entry, str):
+                entry = ApiKeyConfig(key=entry)  # noqa: PLW2901 (normalised in place)
+            if entry.key in seen:
+                continue
+            seen.add(entry.key)
+            grants.append(
+                entry if entry.name else entry.model_copy(update={"name": f"key-{position}"})
+            )
+        return grants
+
+
+def _check_key_identities(keys: list[str | ApiKeyConfig]) -> None:
+    """Names must be unique (they own tasks), and a key may not carry two different grants."""
+    errors: list[Any] = []
+    names: set[str] = set()
+    plain: set[str] = set()
+    scoped: set[str] = set()
+    for position, entry in enumerate(keys, start=1):
+        if isinstance(entry, str):
+            if entry in scoped:
+                errors.append(
+                    _identity_error(position - 1, (), "this key is also listed with scopes")
+                )
+            plain.add(entry)
+            name = f"key-{position}"
+        else:
+            if entry.key in plain or entry.key in scoped:
+                errors.append(
+                    _identity_error(position - 1, ("key",), "this key is listed more than once")
+                )
+            scoped.add(entry.key)
+            name = entry.name or f"key-{position}"
+        if name in names:
+            errors.append(
+                _identity_error(position - 1, ("name",), f"name {name!r} is already used")
+            )
+        names.add(name)
+    if errors:
+        raise ValidationError.from_exception_data("api_keys", errors)
+
+
+def _identity_error(index: int, rest: tuple[str, ...], message: str) -> dict[str, Any]:
+    return {
+        "type": PydanticCustomError("api_key_identity", message),
+        "loc": (index, *rest),
+        "input": None,
+    }
 
 
 def _default_store_url() -> str:
@@ -419,6 +554,8 @@ def _is_secret(path: tuple[str, ...]) -> bool:
         return False
     if path[-1] in _SECRET_FIELDS or (len(path) >= 2 and path[-2] == "api_keys"):
         return True
+    if len(path) >= 3 and path[-3] == "api_keys" and path[-1] == "key":
+        return True  # a scoped key: its `key`, not its name, scopes or globs
     if len(path) >= 4 and path[0] in ("mcp_servers", "a2a_agents", "backends"):
         if path[2] == "headers":
             return bool(_SECRET_HEADER.search(path[3]))

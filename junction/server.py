@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from junction.config import JunctionConfig
+from junction.logs import redact
+from junction.metrics import Metrics, RequestMetrics
 from junction.security import AccessGuard
 from transports import MessageStream
 
@@ -30,7 +32,8 @@ def build_app(config: JunctionConfig) -> Starlette:
     """The ASGI application for every surface, guarded by API keys or Host/Origin checks.
 
     One MCP gateway serves both `/mcp` and the ACP sessions, and one router both `/v1` and the
-    ACP sessions, so each upstream runs, and is health-checked, once per process.
+    ACP sessions, so each upstream runs, and is health-checked, once per process. The metrics
+    middleware sits outside the guard so refused requests are counted too.
     """
     from junction.a2a_mode import build_hub, hub_lifespan
     from junction.acp_mode import build_runtime, serve_acp
@@ -42,12 +45,15 @@ def build_app(config: JunctionConfig) -> Starlette:
     limit = config.server.max_message_bytes
     specs, options = gateway_inputs(config)
     gateway = Gateway(specs, options)
+    grants = config.server.key_grants()
     mcp_app = http_app(
-        gateway, path="/mcp", api_keys=config.server.api_keys, host=config.server.host
+        gateway, path="/mcp", api_keys=[grant.key for grant in grants], host=config.server.host
     )
     hub = build_hub(config)
     router = build_router(config)
     runtime = build_runtime(config, gateway=gateway, router=router)
+    metrics = Metrics()
+    metrics.watch(router=router, gateway=gateway, hub=hub)
 
     async def serve_acp_connection(stream: MessageStream) -> None:
         """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
@@ -80,11 +86,23 @@ def build_app(config: JunctionConfig) -> Starlette:
             {"status": "degraded" if down else "healthy", "down": down, "components": components}
         )
 
+    async def admin_mcp(request: Request) -> JSONResponse:
+        """Every MCP upstream's connection state; reasons pass through log redaction because
+        upstream errors can quote URLs or headers."""
+        servers = []
+        for status in gateway.statuses():
+            row = status.as_dict()
+            row["reason"] = redact(row["reason"]) if row["reason"] else row["reason"]
+            row["warnings"] = [redact(warning) for warning in row["warnings"]]
+            servers.append(row)
+        return JSONResponse({"servers": servers})
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Starlette does not run a mounted app's lifespan: the MCP app's runs here.
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(router)
+            metrics.state.watch_breakers()
             await stack.enter_async_context(gateway)
             await stack.enter_async_context(mcp_app.router.lifespan_context(mcp_app))
             await stack.enter_async_context(hub_lifespan(hub, config))
@@ -93,6 +111,8 @@ def build_app(config: JunctionConfig) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/health", health),
+        Route("/metrics", metrics.endpoint(), methods=["GET"]),
+        Route("/admin/mcp", admin_mcp, methods=["GET"]),
         websocket_route("/acp", serve_acp_connection, max_message_bytes=limit),
         Mount("/acp", routes=sse_routes("", serve_acp_connection, max_message_bytes=limit)),
         *hub.routes(),
@@ -102,7 +122,10 @@ def build_app(config: JunctionConfig) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(AccessGuard, api_keys=config.server.api_keys)],
+        middleware=[
+            Middleware(RequestMetrics, metrics=metrics.http),
+            Middleware(AccessGuard, grants=grants, metrics_public=config.server.metrics_public),
+        ],
     )
 
 

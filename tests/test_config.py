@@ -9,6 +9,8 @@ import platformdirs
 import pytest
 
 from junction.config import (
+    API_KEY_SCOPES,
+    ApiKeyConfig,
     ConfigError,
     JunctionConfig,
     RemoteMcpServerConfig,
@@ -660,3 +662,113 @@ def test_a2a_and_acp_sections(tmp_path: Path) -> None:
     message = str(raised.value)
     assert "acp.default_mode" in message
     assert "a2a.nme: unknown key (did you mean 'name'?)" in message
+
+
+# --------------------------------------------------------------------------- scoped API keys
+
+SCOPED_KEYS_YAML = """\
+server:
+  host: 0.0.0.0
+  api_keys:
+    - plain-key
+    - key: "${CI_KEY}"
+      name: ci
+      scopes: [openai, metrics]
+      models: ["gpt-4*", local-*]
+    - {key: tools-key, scopes: [mcp], mcp_tools: ["notes__*"], a2a_agents: []}
+"""
+
+
+def test_scoped_api_keys_load_next_to_plain_ones(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, SCOPED_KEYS_YAML), {"CI_KEY": "ci-secret"})
+    plain, ci, tools = config.server.api_keys
+    assert plain == "plain-key"
+    assert isinstance(ci, ApiKeyConfig) and isinstance(tools, ApiKeyConfig)
+    assert (ci.key, ci.name, ci.scopes, ci.models) == (
+        "ci-secret",
+        "ci",
+        ["openai", "metrics"],
+        ["gpt-4*", "local-*"],
+    )
+    assert ci.mcp_tools == ["*"] and ci.a2a_agents == ["*"]  # unlimited unless listed
+    assert (tools.scopes, tools.mcp_tools, tools.a2a_agents) == (["mcp"], ["notes__*"], [])
+    assert config.server.metrics_public is False
+    grants = config.server.key_grants()
+    assert [g.name for g in grants] == ["key-1", "ci", "key-3"]  # unnamed keys: by position
+    assert grants[0].scopes == list(API_KEY_SCOPES)  # a plain string has full access
+    assert "ci-secret" not in repr(config) and "tools-key" not in repr(grants)
+
+
+def test_a_key_listed_twice_keeps_its_first_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "server: {api_keys: [same, other, same]}\n")
+    grants = load_config(path, {}).server.key_grants()
+    assert [(g.key, g.name) for g in grants] == [("same", "key-1"), ("other", "key-2")]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("{key: k, scopes: [mcp, tools]}", "server.api_keys.0.scopes.1: Input should be 'mcp'"),
+        ("{key: k, scope: [mcp]}", "server.api_keys.0.scope: unknown key (did you mean 'scopes'?)"),
+        ("{name: ci}", "server.api_keys.0.key: required"),
+        ("{key: k, scopes: []}", "server.api_keys.0.scopes: List should have at least 1 item"),
+        ("{key: k, name: 'two words'}", "server.api_keys.0.name: String should match pattern"),
+        ("42", "server.api_keys.0: expected a key (string) or a mapping with 'key'"),
+        ("{key: '${UNSET:-}'}", "server.api_keys: an API key is empty"),
+    ],
+)
+def test_bad_scoped_keys_name_the_key_path(tmp_path: Path, entry: str, expected: str) -> None:
+    path = write(tmp_path, f"server:\n  api_keys:\n    - {entry}\n")
+    error = load_error(path)
+    assert_clean(error)
+    (line,) = error.lines
+    assert line.startswith(f"{path}: {expected}"), line
+
+
+def test_key_names_and_keys_must_not_clash(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        server:
+          api_keys:
+            - first
+            - {key: k2, name: ops}
+            - {key: k3, name: ops}
+            - {key: first, scopes: [mcp]}
+            - {key: k5, name: key-1}
+        """,
+    )
+    lines = load_error(path).lines
+    assert lines == [
+        f"{path}: server.api_keys.2.name: name 'ops' is already used",
+        f"{path}: server.api_keys.3.key: this key is listed more than once",
+        f"{path}: server.api_keys.4.name: name 'key-1' is already used",
+    ]
+
+
+def test_scoped_keys_are_redacted_but_their_limits_are_shown(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, SCOPED_KEYS_YAML), {"CI_KEY": "ci-secret"})
+    shown = config.redacted()["server"]["api_keys"]
+    assert shown[0] == "***"
+    assert shown[1] == {
+        "key": "***",
+        "name": "ci",
+        "scopes": ["openai", "metrics"],
+        "mcp_tools": ["*"],
+        "a2a_agents": ["*"],
+        "models": ["gpt-4*", "local-*"],
+    }
+    assert shown[2]["key"] == "***" and shown[2]["mcp_tools"] == ["notes__*"]
+    assert sorted(config.secret_values()) == ["ci-secret", "plain-key", "tools-key"]
+
+
+def test_scoped_keys_survive_command_line_overrides(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, SCOPED_KEYS_YAML), {"CI_KEY": "ci-secret"})
+    moved = config.with_server(port=9100)
+    assert moved.server.api_keys == config.server.api_keys
+    assert moved.server.key_grants()[1].name == "ci"
+
+
+def test_metrics_public_is_a_server_setting(tmp_path: Path) -> None:
+    path = write(tmp_path, "server: {metrics_public: true}\n")
+    assert load_config(path, {}).server.metrics_public is True

@@ -31,6 +31,9 @@ class Served:
 
 async def start(tmp_path: Path, config: str = "", *args: str) -> Served:
     path = tmp_path / "junction.yaml"
+    # Each test its own store: the default one in the user data dir is shared across runs.
+    if "store:" not in config:
+        config = f"store: {{url: 'sqlite:///{tmp_path}/junction.db'}}\n{config}"
     path.write_text(config)
     process = await asyncio.create_subprocess_exec(
         JUNCTION,

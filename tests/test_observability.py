@@ -1,0 +1,397 @@
+"""`/metrics`, `/admin/mcp` and scoped API keys on a real `junction --mode serve` process."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.mcp_gateway.conftest import SERVERS
+from tests.router_core.llm_servers import Fault, Reply, openai_server
+from tests.test_serve_mode import Served, start, stop
+from transports import HandshakeRefusedError, connect_websocket
+
+EXAMPLE_AGENT = Path(__file__).parent.parent / "examples" / "a2a_agent.py"
+MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+KEYS = """\
+server:
+  api_keys:
+    - full-key
+    - {key: mcp-key, name: tools-only, scopes: [mcp]}
+    - {key: alice-key, name: alice, scopes: [a2a]}
+    - {key: bob-key, name: bob, scopes: [a2a, openai], models: ["m*"]}
+    - {key: scrape-key, name: prometheus, scopes: [metrics]}
+"""
+SECRET_WORDS = (b"full-key", b"mcp-key", b"alice", b"bob", b"scrape-key", b"prometheus")
+
+
+def keys(tmp_path: Path) -> str:
+    """The keys above and a store of the test's own (tasks are kept per principal in it)."""
+    return KEYS + f"store: {{url: 'sqlite:///{tmp_path}/junction.db'}}\n"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a scrape, keyed by name and label set."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(
+    scrape: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return scrape.get((name, frozenset(labels.items())), 0.0)
+
+
+@asynccontextmanager
+async def example_agent() -> AsyncIterator[str]:
+    """The bundled example A2A agent (plain Starlette), on a free port."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLE_AGENT),
+        "--port",
+        str(port),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                try:
+                    if (await http.get(f"{url}/.well-known/agent-card.json")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def wait_until_settled(
+    http: httpx.AsyncClient, served: Served, headers: dict[str, str]
+) -> dict[str, Any]:
+    """`/health` once no MCP upstream is still connecting and every A2A agent has a card."""
+    for _ in range(150):
+        body: dict[str, Any] = (await http.get(f"{served.base}/health", headers=headers)).json()
+        components = body["components"]
+        connecting = any(s.startswith("connecting") for s in components["mcp_servers"].values())
+        fetching = any("not fetched" in s for s in components["a2a_agents"].values())
+        if not connecting and not fetching:
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"components never settled: {body}")
+
+
+def initialize(request_id: int = 1) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"},
+        },
+    }
+
+
+# --------------------------------------------------------------------------- /metrics
+
+
+async def test_metrics_count_traffic_and_show_live_state(tmp_path: Path) -> None:
+    async with openai_server(models=["m1"]) as model:
+        model.default = Reply(text="routed")
+        config = (
+            keys(tmp_path)
+            + "mcp_servers:\n"
+            + f"  tools: {{command: {sys.executable}, args: ['{SERVERS}', ok]}}\n"
+            + "a2a_agents:\n"
+            + "  gone: {url: 'http://127.0.0.1:9'}\n"
+            + "backends:\n"
+            + f"  fake: {{type: openai, url: '{model.url}/v1', models: [m1]}}\n"
+        )
+        served = await start(tmp_path, config)
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                full = bearer("full-key")
+                await wait_until_settled(http, served, full)
+                for _ in range(3):
+                    ok = await http.post(
+                        f"{served.base}/v1/chat/completions",
+                        json={"model": "m1", "messages": [{"role": "user", "content": "hi"}]},
+                        headers=full,
+                    )
+                    assert ok.status_code == 200
+                streamed = await http.post(
+                    f"{served.base}/v1/chat/completions",
+                    json={
+                        "model": "m1",
+                        "stream": True,
+                        "messages": [{"role": "user", "content": "x"}],
+                    },
+                    headers=full,
+                )
+                assert streamed.status_code == 200 and b"[DONE]" in streamed.content
+                mcp = await http.post(
+                    f"{served.base}/mcp", json=initialize(), headers={**full, **MCP_ACCEPT}
+                )
+                assert mcp.status_code == 200
+                assert (
+                    await http.get(f"{served.base}/v1/models", headers=bearer("nope"))
+                ).status_code == 401
+                assert (
+                    await http.get(f"{served.base}/no/such/path", headers=full)
+                ).status_code == 404
+                model.script([Reply(fault=Fault.http(500))] * 20)
+                failed = await http.post(
+                    f"{served.base}/v1/chat/completions",
+                    json={"model": "m1", "messages": [{"role": "user", "content": "boom"}]},
+                    headers=full,
+                )
+                assert failed.status_code >= 500
+                client = await connect_websocket(
+                    f"ws://127.0.0.1:{served.port}/acp", token="full-key"
+                )
+                await client.aclose()
+                with pytest.raises(HandshakeRefusedError):
+                    await connect_websocket(f"ws://127.0.0.1:{served.port}/acp", token="mcp-key")
+
+                assert (await http.get(f"{served.base}/metrics")).status_code == 401
+                assert (
+                    await http.get(f"{served.base}/metrics", headers=bearer("mcp-key"))
+                ).status_code == 403
+                assert (await http.get(f"{served.base}/metrics", headers=full)).status_code == 200
+                reply = await http.get(f"{served.base}/metrics", headers=bearer("scrape-key"))
+        finally:
+            assert await stop(served) == 0
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    scrape = samples(reply.text)
+
+    requests = "junction_http_requests_total"
+    assert value(scrape, requests, surface="openai", code="2xx") >= 4
+    assert value(scrape, requests, surface="openai", code="4xx") >= 1  # the wrong key
+    assert value(scrape, requests, surface="openai", code="5xx") >= 1
+    assert value(scrape, requests, surface="mcp", code="2xx") >= 1
+    assert value(scrape, requests, surface="other", code="4xx") >= 1
+    assert value(scrape, requests, surface="metrics", code="4xx") >= 2
+    assert value(scrape, requests, surface="health", code="2xx") >= 1
+    assert value(scrape, "junction_http_errors_total", surface="openai") >= 1
+    assert value(scrape, "junction_http_request_duration_seconds_count", surface="openai") >= 6
+    assert value(scrape, "junction_http_request_duration_seconds_sum", surface="openai") > 0
+    assert value(scrape, "junction_http_requests_in_progress", surface="metrics") == 1  # this one
+    assert (
+        value(scrape, "junction_websocket_connections_total", surface="acp", outcome="accepted")
+        == 1
+    )
+    assert (
+        value(scrape, "junction_websocket_connections_total", surface="acp", outcome="refused") == 1
+    )
+    assert value(scrape, "junction_websocket_connections_open", surface="acp") == 0
+
+    assert value(scrape, "junction_backend_successes_total", backend="fake") >= 4
+    assert value(scrape, "junction_backend_failures_total", backend="fake") >= 1
+    assert ("junction_backend_in_flight", frozenset({("backend", "fake")})) in scrape
+    assert value(scrape, "junction_backend_latency_ewma_seconds", backend="fake") > 0
+    states = {
+        s: value(scrape, "junction_backend_circuit_state", backend="fake", state=s)
+        for s in ("closed", "open", "half_open")
+    }
+    assert sorted(states.values()) == [0, 0, 1]
+
+    assert value(scrape, "junction_mcp_upstream_state", server="tools", state="ready") == 1
+    assert value(scrape, "junction_mcp_upstream_state", server="tools", state="failed") == 0
+    assert value(scrape, "junction_mcp_upstream_tools", server="tools") > 0
+    assert value(scrape, "junction_a2a_agent_state", agent="gone", state="error") == 1
+    assert value(scrape, "junction_a2a_agent_state", agent="gone", state="ready") == 0
+    assert any(name == "process_resident_memory_bytes" for name, _ in scrape)
+
+
+async def test_metrics_can_be_public(tmp_path: Path) -> None:
+    served = await start(
+        tmp_path,
+        "server: {api_keys: [k], metrics_public: true}\n"
+        f"store: {{url: 'sqlite:///{tmp_path}/junction.db'}}\n",
+    )
+    try:
+        async with httpx.AsyncClient() as http:
+            public = await http.get(
+                f"{served.base}/metrics", headers={"Accept": "application/openmetrics-text"}
+            )
+            assert (await http.get(f"{served.base}/v1/models")).status_code == 401
+    finally:
+        assert await stop(served) == 0
+    assert public.status_code == 200
+    assert public.headers["content-type"].startswith("application/openmetrics-text")
+    assert public.text.rstrip().endswith("# EOF")
+
+
+# --------------------------------------------------------------------------- /admin/mcp
+
+
+async def test_admin_mcp_lists_every_upstream(tmp_path: Path) -> None:
+    config = (
+        keys(tmp_path)
+        + "mcp_servers:\n"
+        + f"  tools: {{command: {sys.executable}, args: ['{SERVERS}', ok]}}\n"
+        + f"  broken: {{command: {sys.executable}, args: ['{SERVERS}', exit]}}\n"
+    )
+    served = await start(tmp_path, config)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            await wait_until_settled(http, served, bearer("full-key"))
+            reply = await http.get(f"{served.base}/admin/mcp", headers=bearer("full-key"))
+            refused = await http.get(f"{served.base}/admin/mcp", headers=bearer("mcp-key"))
+    finally:
+        assert await stop(served) == 0
+    assert refused.status_code == 403
+    assert reply.status_code == 200
+    servers = {row["name"]: row for row in reply.json()["servers"]}
+    assert set(servers) == {"tools", "broken"}
+    tools = servers["tools"]
+    assert (tools["kind"], tools["state"], tools["reason"]) == ("stdio", "ready", None)
+    assert tools["protocol_version"] and tools["server_info"]
+    assert tools["tools"] > 0
+    broken = servers["broken"]
+    assert broken["state"] == "failed" and broken["reason"]
+    assert broken["tools"] == 0
+
+
+# --------------------------------------------------------------------------- scoped keys
+
+
+async def rpc(http: httpx.AsyncClient, base: str, key: str, method: str, params: Any) -> Any:
+    reply = await http.post(
+        f"{base}/a2a",
+        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+        headers={**bearer(key), "A2A-Version": "1.0"},
+    )
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+async def test_keys_are_held_to_their_scopes(tmp_path: Path) -> None:
+    async with example_agent() as agent_url:
+        served = await start(
+            tmp_path, keys(tmp_path) + f"a2a_agents:\n  planner: {{url: '{agent_url}'}}\n"
+        )
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                settled = await wait_until_settled(http, served, bearer("full-key"))
+                assert settled["components"]["a2a_agents"] == {"planner": "ready"}
+                base = served.base
+
+                # Out of scope: 403, saying nothing about other keys.
+                denied = await http.get(f"{base}/v1/models", headers=bearer("mcp-key"))
+                assert denied.status_code == 403
+                assert not any(word in denied.content for word in SECRET_WORDS)
+                assert "openai" in denied.json()["error"]
+                mcp = await http.post(
+                    f"{base}/mcp", json=initialize(), headers={**bearer("mcp-key"), **MCP_ACCEPT}
+                )
+                assert mcp.status_code == 200 and b"serverInfo" in mcp.content
+                for path in (
+                    "/admin/backends",
+                    "/admin/mcp",
+                    "/.well-known/agent-card.json",
+                    "/acp/events",
+                ):
+                    assert (
+                        await http.get(base + path, headers=bearer("mcp-key"))
+                    ).status_code == 403, path
+                assert (
+                    await http.get(f"{base}/v1/models", headers=bearer("bob-key"))
+                ).status_code == 200
+                assert (
+                    await http.get(f"{base}/health", headers=bearer("mcp-key"))
+                ).status_code == 200
+
+                # Missing or wrong key: 401, no detail.
+                for headers in (
+                    {},
+                    bearer("wrong"),
+                    bearer("full-key-but-longer"),
+                    {"Authorization": "Basic x"},
+                ):
+                    wrong = await http.get(f"{base}/v1/models", headers=headers)
+                    assert wrong.status_code == 401
+                    assert wrong.headers["www-authenticate"] == "Bearer"
+                    assert not any(word in wrong.content for word in SECRET_WORDS)
+
+                # The key's name is the principal: bob cannot see alice's task.
+                sent = await rpc(
+                    http,
+                    base,
+                    "alice-key",
+                    "SendMessage",
+                    {
+                        "message": {
+                            "messageId": "m-1",
+                            "role": "ROLE_USER",
+                            "parts": [{"text": "plan a picnic"}],
+                            "metadata": {"agent": "planner"},
+                        }
+                    },
+                )
+                task_id = sent["result"]["task"]["id"]
+                mine = await rpc(http, base, "alice-key", "GetTask", {"id": task_id})
+                assert mine["result"]["id"] == task_id
+                theirs = await rpc(http, base, "bob-key", "GetTask", {"id": task_id})
+                assert "error" in theirs and "result" not in theirs
+                alice_list = await rpc(http, base, "alice-key", "ListTasks", {})
+                bob_list = await rpc(http, base, "bob-key", "ListTasks", {})
+                assert [t["id"] for t in alice_list["result"]["tasks"]] == [task_id]
+                assert bob_list["result"]["tasks"] == []
+        finally:
+            assert await stop(served) == 0
+
+
+async def test_scoped_websocket_and_loopback_without_keys_still_work(tmp_path: Path) -> None:
+    served = await start(tmp_path, keys(tmp_path))
+    try:
+        client = await connect_websocket(f"ws://127.0.0.1:{served.port}/acp", token="full-key")
+        await client.send(b'{"jsonrpc": "2.0", "id": 1, "method": "x"}')
+        reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
+        assert reply["error"]["code"] == -32601
+        await client.aclose()
+        for token in ("alice-key", "wrong"):
+            with pytest.raises(HandshakeRefusedError):
+                await connect_websocket(f"ws://127.0.0.1:{served.port}/acp", token=token)
+    finally:
+        assert await stop(served) == 0
+    open_served = await start(tmp_path, f"store: {{url: 'sqlite:///{tmp_path}/open.db'}}\n")
+    try:
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{open_served.base}/metrics")).status_code == 200
+            forged = await http.get(f"{open_served.base}/metrics", headers={"Host": "evil.example"})
+            assert forged.status_code == 403
+    finally:
+        assert await stop(open_served) == 0
