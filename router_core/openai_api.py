@@ -22,6 +22,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 import orjson
@@ -355,6 +356,18 @@ class _Watch:
                 return
 
 
+def allowed_models(scope: Scope) -> tuple[str, ...] | None:
+    """The model globs the caller's API key is limited to (set by the server's access guard in
+    `scope["state"]["allowed_models"]`), or None when it is not limited."""
+    state = scope.get("state")
+    globs = state.get("allowed_models") if isinstance(state, dict) else None
+    return None if globs is None else tuple(globs)
+
+
+def model_allowed(allowed: tuple[str, ...] | None, model: str) -> bool:
+    return allowed is None or any(fnmatchcase(model, glob) for glob in allowed)
+
+
 class ChatCompletions:
     """`POST /v1/chat/completions` as an ASGI app."""
 
@@ -375,7 +388,7 @@ class ChatCompletions:
                 await self._send_error(send, status, message, started, None, code=code)
                 return
             watcher = asyncio.get_running_loop().create_task(watch.run(receive))
-            await self._handle(send, body, key, started, watch)
+            await self._handle(send, body, key, started, watch, allowed=allowed_models(scope))
         except asyncio.CancelledError:
             if watch.gone:
                 task.uncancel()
@@ -431,7 +444,14 @@ class ChatCompletions:
         return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), key, None
 
     async def _handle(
-        self, send: Send, body: bytes, key: str | None, started: float, watch: _Watch
+        self,
+        send: Send,
+        body: bytes,
+        key: str | None,
+        started: float,
+        watch: _Watch,
+        *,
+        allowed: tuple[str, ...] | None,
     ) -> None:
         try:
             doc = orjson.loads(body)
@@ -449,6 +469,12 @@ class ChatCompletions:
         model = doc.get("model")
         if not isinstance(model, str) or not model:
             await self._send_error(send, 400, "'model' is missing or not a string", started)
+            return
+        if not model_allowed(allowed, model):
+            # The same answer as for a model that does not exist: a key learns nothing more.
+            await self._send_error(
+                send, 404, f"no model {model!r} for this API key", started, code="model_not_found"
+            )
             return
         stream = doc.get("stream") is True
         if key is None:
@@ -675,7 +701,12 @@ def openai_routes(router: Router) -> list[BaseRoute]:
 
     async def models(request: Request) -> Response:
         await router.registry.ensure_discovered()  # at once unless a backend never answered
-        available = router.available_models()
+        allowed = allowed_models(request.scope)
+        available = {
+            model: backends
+            for model, backends in router.available_models().items()
+            if model_allowed(allowed, model)
+        }
         data = [
             {
                 "id": model,

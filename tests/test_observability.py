@@ -395,3 +395,38 @@ async def test_scoped_websocket_and_loopback_without_keys_still_work(tmp_path: P
             assert forged.status_code == 403
     finally:
         assert await stop(open_served) == 0
+
+
+async def test_a_key_limited_to_some_models_sees_and_uses_only_those(tmp_path: Path) -> None:
+    async with openai_server(models=["m1", "m2"]) as model:
+        model.default = Reply(text="ok")
+        config = (
+            "server:\n  api_keys:\n    - full-key\n"
+            "    - {name: small, key: small-key, scopes: [openai], models: ['m1']}\n"
+            f"backends:\n  fake: {{type: openai, url: '{model.url}/v1', models: [m1, m2]}}\n"
+        )
+        served = await start(tmp_path, config)
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                base = served.base
+
+                async def listed(key: str) -> list[str]:
+                    reply = await http.get(f"{base}/v1/models", headers=bearer(key))
+                    return sorted(m["id"] for m in reply.json()["data"])
+
+                async def chat(key: str, name: str) -> httpx.Response:
+                    body = {"model": name, "messages": [{"role": "user", "content": "hi"}]}
+                    return await http.post(
+                        f"{base}/v1/chat/completions", json=body, headers=bearer(key)
+                    )
+
+                assert await listed("full-key") == ["m1", "m2"]
+                assert await listed("small-key") == ["m1"]
+                assert (await chat("small-key", "m1")).status_code == 200
+                refused = await chat("small-key", "m2")
+                assert refused.status_code == 404
+                assert "m1" not in refused.text  # nothing about what else exists
+                assert (await chat("full-key", "m2")).status_code == 200
+        finally:
+            assert await stop(served) == 0
+    assert [r.body["model"] for r in model.chat_requests] == ["m1", "m2"]
