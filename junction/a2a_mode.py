@@ -54,23 +54,26 @@ async def hub_lifespan(hub: Hub, config: JunctionConfig) -> AsyncIterator[None]:
         await hub.close()
 
 
-async def _inspect(config: JunctionConfig) -> list[dict[str, Any]]:
-    from router_core.http import close_session
-
+async def inspect_agents(config: JunctionConfig) -> list[dict[str, Any]]:
+    """Fetch every configured agent's card once (concurrently); the caller closes the shared
+    HTTP session (`router_core.close_session`) when done."""
     registry = Registry(hub_settings(config))
-    try:
-        for name, spec in agent_specs(config).items():
-            await registry.add(name, spec, source="config", strict=False)  # errors become state
-        return [agent.summary() for agent in registry.all()]
-    finally:
-        await close_session()
+    await asyncio.gather(
+        *(
+            registry.add(name, spec, source="config", strict=False)  # errors become state
+            for name, spec in agent_specs(config).items()
+        )
+    )
+    return [agent.summary() for agent in registry.all()]
 
 
 def agents_command(config: JunctionConfig, *, as_json: bool) -> int:
     """`junction agents`: fetch each configured agent's card and show skills and state.
 
     Exit 0 when every agent answered with a usable card, 1 otherwise."""
-    summaries = asyncio.run(_inspect(config))
+    from junction.router_mode import closing_session
+
+    summaries = asyncio.run(closing_session(inspect_agents(config)))
     healthy = all(s["state"] == "ready" for s in summaries)
     if as_json:
         print(json.dumps({"agents": summaries}))

@@ -101,33 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from junction.server import run_serve
 
             return run_serve(config)
-        return check(config, as_json=args.json)
+        from junction.check import check_command
+
+        return check_command(config, as_json=args.json)
     except KeyboardInterrupt:
         return 130
-
-
-def check(config: JunctionConfig, *, as_json: bool) -> int:
-    """Validate the configuration and show what it configures (upstream probing comes later)."""
-    summary = {
-        "server": f"{config.server.host}:{config.server.port}",
-        "store": config.store.url,
-        "backends": ", ".join(config.backends) or "-",
-        "mcp_servers": ", ".join(config.mcp_servers) or "-",
-        "a2a_agents": ", ".join(config.a2a_agents) or "-",
-        "routing": config.routing.strategy,
-    }
-    if as_json:
-        import json
-
-        print(json.dumps({"valid": True, "config": summary}))
-        return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="junction configuration (valid)")
-    table.add_column("section")
-    table.add_column("value")
-    for section, value in summary.items():
-        table.add_row(section, value)
-    Console().print(table)
-    return 0

@@ -100,21 +100,24 @@ def run_mcp_stdio(config: JunctionConfig) -> int:
     return 0
 
 
-def tools_command(config: JunctionConfig, *, as_json: bool) -> int:
-    """Connect to every upstream, show its state and the exposed tools; 1 if any is down."""
-    import anyio
-
+async def inspect_upstreams(
+    config: JunctionConfig,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Connect to every upstream once (within its connect timeout): their states and the tools."""
     from mcp_gateway import Gateway
 
     specs, options = gateway_inputs(config)
     wait = max([s.connect_timeout or options.connect_timeout for s in specs] or [0.0])
+    async with Gateway(specs, options) as gateway:
+        await gateway.wait_settled(wait)
+        return [s.as_dict() for s in gateway.statuses()], _tool_rows(gateway)
 
-    async def collect() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        async with Gateway(specs, options) as gateway:
-            await gateway.wait_settled(wait)
-            return [s.as_dict() for s in gateway.statuses()], _tool_rows(gateway)
 
-    statuses, tools = anyio.run(collect)
+def tools_command(config: JunctionConfig, *, as_json: bool) -> int:
+    """Connect to every upstream, show its state and the exposed tools; 1 if any is down."""
+    import anyio
+
+    statuses, tools = anyio.run(inspect_upstreams, config)
     ok = all(s["state"] == "ready" for s in statuses)
     if as_json:
         import json

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from starlette.routing import BaseRoute
 
@@ -21,6 +22,7 @@ from router_core import BackendSpec, Router, RouterSettings, close_session
 __all__ = ["backend_specs", "backends_command", "build_router", "openai_routes", "router_settings"]
 
 log = logging.getLogger("junction.router")
+T = TypeVar("T")
 
 
 def router_settings(config: JunctionConfig) -> RouterSettings:
@@ -49,9 +51,10 @@ def openai_routes(router: Router) -> list[BaseRoute]:
     return routes(router)
 
 
-async def _inspect(config: JunctionConfig) -> list[dict[str, Any]]:
+async def inspect_backends(config: JunctionConfig) -> list[dict[str, Any]]:
     """Discover and probe every backend once; one probe decides `healthy` here (the running
-    router's hysteresis thresholds are for flapping over time, not for a one-shot look)."""
+    router's hysteresis thresholds are for flapping over time, not for a one-shot look). The
+    caller closes the shared HTTP session (`router_core.close_session`) when done."""
     router = build_router(config)
     entries = router.registry.entries()
 
@@ -61,17 +64,22 @@ async def _inspect(config: JunctionConfig) -> list[dict[str, Any]]:
         ok = await entry.health.check_once()
         return ok, None if ok else entry.health.last_error
 
-    try:
-        _, probes = await asyncio.gather(
-            router.refresh_models(force=True), asyncio.gather(*(probe(e) for e in entries))
-        )
-        rows = router.snapshot()
-    finally:
-        await close_session()
+    _, probes = await asyncio.gather(
+        router.refresh_models(force=True), asyncio.gather(*(probe(e) for e in entries))
+    )
+    rows = router.snapshot()
     for row, (ok, error) in zip(rows, probes, strict=True):
         row["healthy"] = ok
         row["probe_error"] = error
     return rows
+
+
+async def closing_session(work: Awaitable[T]) -> T:
+    """Run one-shot work that uses the process-wide HTTP session, then close that session."""
+    try:
+        return await work
+    finally:
+        await close_session()
 
 
 def _ms(value: float | None) -> str:
@@ -81,7 +89,7 @@ def _ms(value: float | None) -> str:
 def backends_command(config: JunctionConfig, *, as_json: bool) -> int:
     """Probe every configured backend once, discover its models, print the state as a table
     (or JSON). Exit 0 when every backend is healthy, 1 when any is not."""
-    rows = asyncio.run(_inspect(config)) if config.backends else []
+    rows = asyncio.run(closing_session(inspect_backends(config))) if config.backends else []
     healthy = all(row["healthy"] and row["discovery_error"] is None for row in rows)
     if as_json:
         print(json.dumps({"healthy": healthy, "backends": rows}, default=str))
