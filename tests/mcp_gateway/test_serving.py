@@ -22,7 +22,6 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
-import junction.cli
 from mcp_gateway import Gateway, http_app
 from tests.mcp_gateway.conftest import SERVERS, fault, free_port, hosted
 from tests.peers import npm_bin
@@ -33,21 +32,14 @@ ERAS = ["legacy", "2026-07-28"]
 
 
 def junction_mcp_command(config: Path) -> list[str]:
-    """`junction --mode mcp` once the CLI routes it; until then, the same function it will call."""
-    if "mcp" not in junction.cli.NOT_BUILT:
-        return [
-            str(Path(sys.executable).with_name("junction")),
-            "--mode",
-            "mcp",
-            "--config",
-            str(config),
-        ]
-    code = (
-        "import sys; from pathlib import Path; from junction.config import load_config; "
-        "from junction.mcp_mode import run_mcp_stdio; "
-        "sys.exit(run_mcp_stdio(load_config(Path(sys.argv[1]))))"
-    )
-    return [sys.executable, "-c", code, str(config)]
+    """The real `junction --mode mcp`, as an MCP client configures it."""
+    return [
+        str(Path(sys.executable).with_name("junction")),
+        "--mode",
+        "mcp",
+        "--config",
+        str(config),
+    ]
 
 
 @pytest.fixture(scope="module")
