@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="debug, info, warning or error")
     parser.add_argument("--host", help="listen address for --mode serve")
     parser.add_argument("--port", type=int, help="listen port for --mode serve")
+    parser.add_argument("--uds", metavar="PATH", help="listen on a Unix socket (removed on exit)")
     parser.add_argument("--connect", metavar="URL", help="remote Junction for --mode bridge")
     parser.add_argument(
         "--token", help="bearer token for --mode bridge (or $JUNCTION_TOKEN, which ps cannot show)"
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if what == "serve":
             from junction.server import run_serve
 
-            return run_serve(config)
+            return run_serve(config, uds=args.uds)
         from junction.check import check_command
 
         return check_command(config, as_json=args.json)

@@ -193,6 +193,8 @@ class ServerConfig(_Model):
     port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port (logged at start)
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest JSON-RPC message on stdio, WebSocket and SSE (images in prompts make them big)."""
+    shutdown_grace_seconds: int = Field(default=10, ge=0)
+    """On SIGTERM, how long in-flight requests and streams may finish before they are cut."""
     api_keys: list[str | ApiKeyConfig] = Field(default_factory=list, validate_default=True)
     """Plain strings have full access; mappings (`ApiKeyConfig`) are limited by their scopes."""
     metrics_public: bool = False

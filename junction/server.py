@@ -1,17 +1,17 @@
-"""`junction --mode serve`: one Starlette application mounting every HTTP surface, under uvicorn.
-
-Each surface is mounted here as its issue lands; until then its routes do not exist (404), which is
-more honest than a stub that pretends.
-"""
+"""`junction --mode serve` and the library API: one Starlette application mounting every HTTP
+surface (under uvicorn when Junction serves it itself), built by the `Junction` class."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from junction.config import JunctionConfig
+from junction.config import JunctionConfig, load_config
 from junction.logs import redact
 from junction.metrics import Metrics, RequestMetrics
 from junction.security import AccessGuard
@@ -28,38 +28,103 @@ from transports import MessageStream
 log = logging.getLogger("junction.server")
 
 
-def build_app(config: JunctionConfig) -> Starlette:
-    """The ASGI application for every surface, guarded by API keys or Host/Origin checks.
+class Junction:
+    """Every surface of `junction --mode serve`, as an object a Python application can embed.
 
     One MCP gateway serves both `/mcp` and the ACP sessions, and one router both `/v1` and the
-    ACP sessions, so each upstream runs, and is health-checked, once per process. The metrics
-    middleware sits outside the guard so refused requests are counted too.
+    ACP sessions, so each upstream runs, and is health-checked, once per process.
+
+        junction = Junction.from_config_file("junction.yaml")
+        app.mount("/junction", junction.asgi_app())   # in the host's lifespan: async with junction
+        await junction.serve(port=8765)               # or run it on its own
+
+    A mounted app's lifespan is not run by Starlette, so a host that mounts `asgi_app()` enters
+    `async with junction:` in its own lifespan; served on its own, the app does that itself.
     """
-    from junction.a2a_mode import build_hub, hub_lifespan
-    from junction.acp_mode import build_runtime, serve_acp
-    from junction.mcp_mode import gateway_inputs
-    from junction.router_mode import build_router, openai_routes
-    from mcp_gateway import Gateway, http_app
-    from transports import sse_routes, websocket_route
 
-    limit = config.server.max_message_bytes
-    specs, options = gateway_inputs(config)
-    gateway = Gateway(specs, options)
-    grants = config.server.key_grants()
-    mcp_app = http_app(
-        gateway, path="/mcp", api_keys=[grant.key for grant in grants], host=config.server.host
-    )
-    hub = build_hub(config)
-    router = build_router(config)
-    runtime = build_runtime(config, gateway=gateway, router=router)
-    metrics = Metrics()
-    metrics.watch(router=router, gateway=gateway, hub=hub)
+    def __init__(self, config: JunctionConfig) -> None:
+        from junction.a2a_mode import build_hub
+        from junction.acp_mode import build_runtime
+        from junction.mcp_mode import gateway_inputs
+        from junction.router_mode import build_router
+        from mcp_gateway import Gateway, http_app
 
-    async def serve_acp_connection(stream: MessageStream) -> None:
-        """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
-        await serve_acp(stream, runtime)
+        self._config = config
+        specs, options = gateway_inputs(config)
+        self.gateway = Gateway(specs, options)
+        self._grants = config.server.key_grants()
+        self._mcp_app = http_app(
+            self.gateway,
+            path="/mcp",
+            api_keys=[grant.key for grant in self._grants],
+            host=config.server.host,
+        )
+        self.hub = build_hub(config)
+        self.router = build_router(config)
+        self.runtime = build_runtime(config, gateway=self.gateway, router=self.router)
+        self.metrics = Metrics()
+        self.metrics.watch(router=self.router, gateway=self.gateway, hub=self.hub)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._app: Starlette | None = None
 
-    async def health(request: Request) -> JSONResponse:
+    @classmethod
+    def from_config_file(cls, path: str | Path) -> Junction:
+        """Load, substitute and validate a YAML file (raises `ConfigError` naming key paths)."""
+        return cls(load_config(Path(path)))
+
+    @classmethod
+    def from_config(cls, config: JunctionConfig | Mapping[str, Any]) -> Junction:
+        """From config objects, or from the same data a YAML file would hold."""
+        if not isinstance(config, JunctionConfig):
+            config = JunctionConfig.model_validate(config)
+        return cls(config)
+
+    @property
+    def config(self) -> JunctionConfig:
+        """The configuration this instance runs (read-only; changing it needs a new instance)."""
+        return self._config
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._stack is not None
+
+    async def start(self) -> None:
+        """Start the router's health checks, the MCP upstreams, the hub; idempotent."""
+        from junction.a2a_mode import hub_lifespan
+
+        if self._stack is not None:
+            return
+        stack = contextlib.AsyncExitStack()
+        try:
+            await stack.enter_async_context(self.router)
+            self.metrics.state.watch_breakers()
+            await stack.enter_async_context(self.gateway)
+            await stack.enter_async_context(self._mcp_app.router.lifespan_context(self._mcp_app))
+            await stack.enter_async_context(hub_lifespan(self.hub, self._config))
+            stack.push_async_callback(self.runtime.aclose)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def aclose(self) -> None:
+        """Stop everything `start` started: sessions, upstream connections, child processes."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> Junction:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- live state --------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
         """`healthy` only when every configured component is up; `degraded` names what is not."""
         components: dict[str, dict[str, str]] = {
             "mcp_servers": {
@@ -68,12 +133,12 @@ def build_app(config: JunctionConfig) -> Starlette:
                     if status.reason and status.state != "ready"
                     else str(status.state)
                 )
-                for status in gateway.statuses()
+                for status in self.gateway.statuses()
             },
-            "a2a_agents": {agent.name: agent.state() for agent in hub.registry.all()},
+            "a2a_agents": {agent.name: agent.state() for agent in self.hub.registry.all()},
             "backends": {
                 row["name"]: "ready" if row["available"] else str(row["reason"])
-                for row in router.snapshot()
+                for row in self.router.snapshot()
             },
         }
         down = [
@@ -82,79 +147,132 @@ def build_app(config: JunctionConfig) -> Starlette:
             for name, state in states.items()
             if state != "ready"
         ]
-        return JSONResponse(
-            {"status": "degraded" if down else "healthy", "down": down, "components": components}
-        )
+        return {"status": "degraded" if down else "healthy", "down": down, "components": components}
 
-    async def admin_mcp(request: Request) -> JSONResponse:
+    def mcp_servers(self) -> list[dict[str, Any]]:
         """Every MCP upstream's connection state; reasons pass through log redaction because
         upstream errors can quote URLs or headers."""
         servers = []
-        for status in gateway.statuses():
+        for status in self.gateway.statuses():
             row = status.as_dict()
             row["reason"] = redact(row["reason"]) if row["reason"] else row["reason"]
             row["warnings"] = [redact(warning) for warning in row["warnings"]]
             servers.append(row)
-        return JSONResponse({"servers": servers})
+        return servers
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Starlette does not run a mounted app's lifespan: the MCP app's runs here.
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(router)
-            metrics.state.watch_breakers()
-            await stack.enter_async_context(gateway)
-            await stack.enter_async_context(mcp_app.router.lifespan_context(mcp_app))
-            await stack.enter_async_context(hub_lifespan(hub, config))
-            stack.push_async_callback(runtime.aclose)
-            yield
+    # -- HTTP --------------------------------------------------------------------------------
 
-    routes: list[BaseRoute] = [
-        Route("/health", health),
-        Route("/metrics", metrics.endpoint(), methods=["GET"]),
-        Route("/admin/mcp", admin_mcp, methods=["GET"]),
-        websocket_route("/acp", serve_acp_connection, max_message_bytes=limit),
-        Mount("/acp", routes=sse_routes("", serve_acp_connection, max_message_bytes=limit)),
-        *hub.routes(),
-        *openai_routes(router),
-        Mount("", app=mcp_app),  # last: it answers `/mcp` and 404s everything else
-    ]
-    return Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        middleware=[
-            Middleware(RequestMetrics, metrics=metrics.http),
-            Middleware(AccessGuard, grants=grants, metrics_public=config.server.metrics_public),
-        ],
-    )
+    def asgi_app(self) -> Starlette:
+        """The application for every surface, guarded by API keys or Host/Origin checks; the
+        metrics middleware sits outside the guard so refused requests are counted too."""
+        if self._app is None:
+            self._app = self._build_app()
+        return self._app
+
+    def _build_app(self) -> Starlette:
+        from junction.acp_mode import serve_acp
+        from junction.router_mode import openai_routes
+        from transports import sse_routes, websocket_route
+
+        limit = self._config.server.max_message_bytes
+        runtime = self.runtime
+
+        async def serve_acp_connection(stream: MessageStream) -> None:
+            """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
+            await serve_acp(stream, runtime)
+
+        async def health(request: Request) -> JSONResponse:
+            return JSONResponse(self.health())
+
+        async def admin_mcp(request: Request) -> JSONResponse:
+            return JSONResponse({"servers": self.mcp_servers()})
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            if self.running:  # a host application already started us
+                yield
+                return
+            async with self:
+                yield
+
+        routes: list[BaseRoute] = [
+            Route("/health", health),
+            Route("/metrics", self.metrics.endpoint(), methods=["GET"]),
+            Route("/admin/mcp", admin_mcp, methods=["GET"]),
+            websocket_route("/acp", serve_acp_connection, max_message_bytes=limit),
+            Mount("/acp", routes=sse_routes("", serve_acp_connection, max_message_bytes=limit)),
+            *self.hub.routes(),
+            *openai_routes(self.router),
+            Mount("", app=self._mcp_app),  # last: it answers `/mcp` and 404s everything else
+        ]
+        return Starlette(
+            routes=routes,
+            lifespan=lifespan,
+            middleware=[
+                Middleware(RequestMetrics, metrics=self.metrics.http),
+                Middleware(
+                    AccessGuard,
+                    grants=self._grants,
+                    metrics_public=self._config.server.metrics_public,
+                ),
+            ],
+        )
+
+    async def serve(
+        self, host: str | None = None, port: int | None = None, *, uds: str | None = None
+    ) -> None:
+        """Serve over HTTP in this event loop until cancelled or signalled (then drain)."""
+        config = self._config.with_server(host, port) if (host or port is not None) else None
+        server = _uvicorn(self, config or self._config, uds=uds)
+        serving = asyncio.ensure_future(server.serve())
+        try:
+            await asyncio.shield(serving)
+        except asyncio.CancelledError:
+            # Cancelled by the embedding application: drain like a SIGTERM, then stop.
+            server.should_exit = True
+            await serving
+            raise
 
 
-def run_serve(config: JunctionConfig) -> int:
-    """Serve until SIGINT/SIGTERM; uvicorn drains connections before returning."""
+def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
         def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
             # One stable line (with the real port when --port 0) that people and tests can read.
             for listener in listeners:
-                host, port = listener.getsockname()[:2]
-                log.info("listening on http://%s:%s", host, port)
+                address = listener.getsockname()
+                if isinstance(address, str):
+                    log.info("listening on unix:%s", address)
+                else:
+                    log.info("listening on http://%s:%s", address[0], address[1])
 
-    server = Server(
+    return Server(
         uvicorn.Config(
-            build_app(config),
+            junction.asgi_app(),
             host=config.server.host,
             port=config.server.port,
+            uds=uds,
             log_config=None,  # keep our stderr logging (uvicorn's default writes to stdout)
             access_log=False,
             ws="websockets-sansio",
             ws_max_size=config.server.max_message_bytes,
             lifespan="on",
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=config.server.shutdown_grace_seconds,
         )
     )
+
+
+def run_serve(config: JunctionConfig, *, uds: str | None = None) -> int:
+    """Serve until SIGINT/SIGTERM; uvicorn drains connections before returning."""
+    server = _uvicorn(Junction(config), config, uds=uds)
     # uvicorn drains on SIGTERM, then re-raises it under the handler that was in place before:
     # make that one a no-op so a graceful stop exits 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    asyncio.run(server.serve())
+    try:
+        asyncio.run(server.serve())
+    finally:
+        if uds:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(uds)
     return 0
