@@ -13,10 +13,12 @@ that disconnects does not stop the recording, and `SubscribeToTask` joins the sa
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
 import hashlib
 import logging
-import secrets
+import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -68,8 +70,12 @@ _END = object()
 
 
 def new_id() -> str:
-    """128 random bits, URL-safe: task and context ids nobody can guess."""
-    return secrets.token_urlsafe(16)
+    """128 random bits, URL-safe: task and context ids nobody can guess.
+
+    What `secrets.token_urlsafe(16)` makes (the same CSPRNG, `os.urandom`), without its
+    `SystemRandom` detour: ids are made twice per routed task.
+    """
+    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode("ascii")
 
 
 def default_principal(request: Request) -> str:
@@ -83,9 +89,16 @@ def default_principal(request: Request) -> str:
 class CallContext:
     version: str
     caller: str
-    base_url: str
+    base: str | Callable[[], str]
+    """The hub's base URL, or how to work it out (only card methods need it, so it is lazy)."""
     agent: str | None
     params: Json
+
+    @property
+    def base_url(self) -> str:
+        if not isinstance(self.base, str):
+            self.base = self.base()
+        return self.base
 
 
 _call: ContextVar[CallContext] = ContextVar("a2a_call")
@@ -400,6 +413,46 @@ class Hub:
         await self.push.close()
         await self.store.close()
 
+    def end_streams(self, reason: str) -> None:
+        """A server shutdown: end every open client stream with one last status event.
+
+        The upstream task is left running at its agent (the hub only relays it) and the event
+        keeps the task's current state, with `reason` as its message and
+        `metadata.junction.shutdown: true`; after a restart the caller follows the task with
+        GetTask or SubscribeToTask. Nothing is recorded: the stored task is the agent's last
+        word. `close()` then stops the relays."""
+        for relay in list(self._relays.values()):
+            record = relay.record
+            if relay.done or not relay.subscribers or record is None:
+                continue
+            state = (record.task.get("status") or {}).get("state", "TASK_STATE_WORKING")
+            text = (
+                f"{reason}: this stream ends here; the task continues at agent "
+                f"{relay.agent.name} (follow it with GetTask or SubscribeToTask)"
+            )
+            relay._publish(
+                {
+                    "statusUpdate": {
+                        "taskId": record.id,
+                        "contextId": record.context_id,
+                        "status": {
+                            "state": state,
+                            "message": {
+                                "messageId": str(uuid.uuid4()),
+                                "role": "ROLE_AGENT",
+                                "taskId": record.id,
+                                "contextId": record.context_id,
+                                "parts": [{"text": text}],
+                            },
+                            "timestamp": _now_iso(),
+                        },
+                        "metadata": {"junction": {"shutdown": True, "reason": reason}},
+                    }
+                }
+            )
+            relay._publish(_END)
+            relay.subscribers.clear()
+
     def _card_changed(self) -> None:
         self._card_cache.clear()
 
@@ -641,7 +694,8 @@ class Hub:
             return _json(
                 _error_reply(request_id, A2aError(METHOD_NOT_FOUND, "Method not found"), version)
             )
-        ctx = CallContext(version, self.principal(request), self.base_url(request), agent, params)
+        base = functools.partial(self.base_url, request)
+        ctx = CallContext(version, self.principal(request), base, agent, params)
         if method10 in compat.STREAMING_METHODS:
             return await self._streaming(request_id, method10, ctx)
         try:

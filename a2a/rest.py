@@ -21,6 +21,7 @@ paths is -32009, as calling the other version's method names is in JSON-RPC.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -186,7 +187,8 @@ class RestBinding:
             if agent is not None and hub.registry.get(agent) is None:
                 raise A2aError(METHOD_NOT_FOUND, f"no agent {agent!r}", {"agent": agent})
             params = await self._params(request, op, legacy)
-            ctx = CallContext(version, hub.principal(request), hub.base_url(request), agent, params)
+            base = functools.partial(hub.base_url, request)
+            ctx = CallContext(version, hub.principal(request), base, agent, params)
             if op.method in compat.STREAMING_METHODS:
                 relay, queue, first = await hub.open_stream(op.method, ctx)
                 return EventSourceResponse(

@@ -4,7 +4,10 @@ Three processes: a fast A2A 1.0 agent (aiohttp server, answers at once), the hub
 store in a temp dir) with that agent registered, and this client (one pooled aiohttp session).
 Reports ratios and added times measured in this run, never bare times alone.
 
-    python benchmarks/a2a_bench.py [--requests 2000] [--seconds 5] [--json]
+    python benchmarks/a2a_bench.py [--requests 2000] [--seconds 5] [--json] [--loop uvloop]
+
+`--loop uvloop` runs the hub's event loop on uvloop (if installed; the agent and this client
+stay on asyncio), to measure what that dependency would buy.
 
 Targets (issue 5): SendMessage added p50 at concurrency 1 <= 2 ms; throughput through the hub at
 concurrency 16 >= 0.5 x direct; SendStreamingMessage added time to first event <= 2 ms.
@@ -114,7 +117,7 @@ def serve_agent(port: int) -> None:
 # -- the hub (child process) -------------------------------------------------------------------
 
 
-def serve_hub(port: int, agent_url: str, db: str) -> None:
+def serve_hub(port: int, agent_url: str, db: str, loop: str = "asyncio") -> None:
     import logging
 
     import uvicorn
@@ -143,7 +146,12 @@ def serve_hub(port: int, agent_url: str, db: str) -> None:
         await task
         await hub.close()
 
-    asyncio.run(run())
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(run())
+    else:
+        asyncio.run(run())
 
 
 # -- the client --------------------------------------------------------------------------------
@@ -258,12 +266,13 @@ def main() -> None:
         serve_agent(int(sys.argv[2]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-hub":
-        serve_hub(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        serve_hub(int(sys.argv[2]), sys.argv[3], sys.argv[4], *sys.argv[5:6])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
     agent_port, hub_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -273,6 +282,7 @@ def main() -> None:
             str(hub_port),
             f"http://127.0.0.1:{agent_port}",
             os.path.join(tmp, "bench.db"),
+            args.loop,
         )
         try:
             results = asyncio.run(

@@ -1,13 +1,16 @@
 """MCP gateway benchmark: the same upstream called directly and through Junction, in one run.
 
-    python benchmarks/mcp_bench.py [--calls 300]
+    python benchmarks/mcp_bench.py [--calls 300] [--only stdio,http,list]
 
 For a stdio upstream (an `mcp` SDK server) and a Streamable HTTP upstream (server-everything):
 `tools/call` latency at concurrency 1 (p50 ratio, target <= 2.0x direct) and throughput at
 concurrency 16 (ratio, target >= 0.5). Then `tools/list` through Junction across 20 upstreams x
-50 tools when nothing changed (target <= 5 ms). Clients are the `mcp` SDK; Junction runs as its
-own process (`--mode mcp` over stdio, or `/mcp` under uvicorn). Ratios only mean something
-within one run on one machine.
+50 tools when nothing changed (target <= 5 ms), next to the same 1000 tools listed by one `mcp`
+SDK server directly: the SDK client's own work (parsing a ~150 KB message, building 1000 `Tool`
+models) is in both, so "added" is what Junction costs. "wire" times the same request through the
+client's dispatcher without the typed result (the JSON-RPC message is still parsed).
+Clients are the `mcp` SDK; Junction runs as its own process (`--mode mcp` over stdio, or `/mcp`
+under uvicorn). Ratios only mean something within one run on one machine.
 """
 
 from __future__ import annotations
@@ -134,37 +137,86 @@ async def bench_http(calls: int) -> None:
         upstream.stop()
 
 
+def serve_tools(count: int) -> None:
+    """`--serve-tools N`: one `mcp` SDK server listing N tools shaped like servers.py's `many`."""
+    from tests.mcp_gateway.servers import raw_tools_server
+
+    schema = {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}
+    tools = [
+        {
+            "name": f"s{i // 50:02}__tool_{i % 50:02}",
+            "description": f"Tool {i % 50}.",
+            "inputSchema": schema,
+        }
+        for i in range(count)
+    ]
+    from mcp.server.stdio import stdio_server
+
+    async def run() -> None:
+        server = raw_tools_server(tools)
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+    anyio.run(run)
+
+
+async def time_lists(client: Client, rounds: int) -> tuple[list[float], list[float]]:
+    """(typed `list_tools` timings, wire timings) for one client, interleaved."""
+    first = await client.list_tools()
+    assert len(first.tools) == 1000, len(first.tools)
+    typed: list[float] = []
+    wire: list[float] = []
+    dispatcher = client.session._dispatcher
+    for _ in range(rounds):
+        start = time.perf_counter()
+        await client.list_tools()
+        typed.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        await dispatcher.send_raw_request("tools/list", None, {})
+        wire.append(time.perf_counter() - start)
+    return typed, wire
+
+
+def p50_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
 async def bench_list(rounds: int) -> None:
     servers = {
         f"s{i:02}": {"command": sys.executable, "args": [SERVERS, "many"]} for i in range(20)
     }
     via = [sys.executable, "-c", JUNCTION_MCP, str(write_config(servers))]
     async with Client(stdio(via), mode="legacy") as client:
-        first = await client.list_tools()
-        assert len(first.tools) == 1000, len(first.tools)
-        timings = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            await client.list_tools()
-            timings.append(time.perf_counter() - start)
+        typed, wire = await time_lists(client, rounds)
+    one = [sys.executable, __file__, "--serve-tools", "1000"]
+    async with Client(stdio(one), mode="legacy") as client:
+        direct_typed, direct_wire = await time_lists(client, rounds)
     print(
         f"tools/list, 20 upstreams x 50 tools (1000 tools, unchanged): "
-        f"p50 {statistics.median(timings) * 1000:.2f} ms, "
-        f"p90 {sorted(timings)[int(rounds * 0.9)] * 1000:.2f} ms (target <= 5 ms)"
+        f"p50 {p50_ms(typed):.2f} ms, p90 {sorted(typed)[int(rounds * 0.9)] * 1000:.2f} ms "
+        f"(target <= 5 ms) | same 1000 tools from one SDK server directly: p50 "
+        f"{p50_ms(direct_typed):.2f} ms -> added {p50_ms(typed) - p50_ms(direct_typed):.2f} ms"
+        f" | wire p50: via Junction {p50_ms(wire):.2f} ms, direct {p50_ms(direct_wire):.2f} ms"
     )
 
 
-async def main(calls: int) -> None:
-    steps: list[Callable[[], Awaitable[None]]] = [
-        lambda: bench_stdio(calls),
-        lambda: bench_http(calls),
-        lambda: bench_list(100),
+async def main(calls: int, only: set[str]) -> None:
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("stdio", lambda: bench_stdio(calls)),
+        ("http", lambda: bench_http(calls)),
+        ("list", lambda: bench_list(100)),
     ]
-    for step in steps:
-        await step()
+    for name, step in steps:
+        if name in only:
+            await step()
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--serve-tools":
+        serve_tools(int(sys.argv[2]))
+        sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
-    anyio.run(main, parser.parse_args().calls)
+    parser.add_argument("--only", default="stdio,http,list", help="comma-separated steps")
+    args = parser.parse_args()
+    anyio.run(main, args.calls, set(args.only.split(",")))

@@ -20,7 +20,6 @@ import mcp_types as types
 from mcp.server import CacheHint, NotificationOptions, Server, ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.session import ServerSession
-from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
@@ -36,6 +35,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcp_gateway._stdio_server import serve_streams
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.gateway import Catalog
 
@@ -252,7 +252,7 @@ async def serve_stdio(catalog: Catalog) -> None:
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(notifier.pump)
-            async with stdio_server() as (read, write):
+            async with serve_streams() as (read, write):
                 await server.run(read, write, server.create_initialization_options(_NOTIFICATIONS))
             tg.cancel_scope.cancel()
     finally:
