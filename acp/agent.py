@@ -50,6 +50,7 @@ from acp.schema import (
 from acp.session import Session
 from acp.store import InvalidCursorError, SessionRecord
 from transports import (
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
     JsonRpcPeer,
@@ -74,6 +75,8 @@ class AgentConnection:
         self.client_info: Implementation | None = None
         self.sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._prompts: dict[asyncio.Task[Any], Session] = {}
+        """Running `session/prompt` requests (the tasks that also send their answers)."""
         peer.on("initialize", self.initialize, InitializeRequest)
         peer.on("authenticate", self.authenticate, AuthenticateRequest)
         peer.on("session/new", self.new_session, NewSessionRequest)
@@ -222,6 +225,10 @@ class AgentConnection:
 
     async def prompt(self, params: PromptRequest) -> PromptResponse:
         session = self._session(params.session_id)
+        if not self.runtime.accepting:
+            raise RpcError(
+                INTERNAL_ERROR, "the agent is shutting down; send the prompt again once it is back"
+            )
         if session.running:
             raise RpcError(
                 INVALID_REQUEST,
@@ -243,6 +250,10 @@ class AgentConnection:
             name=f"acp turn {session.id}",
         )
         session.turn = turn
+        request = asyncio.current_task()
+        if request is not None:  # done once the answer has been sent (see shut_down)
+            self._prompts[request] = session
+            request.add_done_callback(self._prompt_done)
         stop: StopReason
         try:
             stop = await asyncio.shield(turn)
@@ -347,6 +358,25 @@ class AgentConnection:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _prompt_done(self, request: asyncio.Task[Any]) -> None:
+        self._prompts.pop(request, None)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a prompt turn is running on this connection."""
+        return bool(self._prompts)
+
+    async def shut_down(self, timeout: float) -> None:
+        """The server is stopping: cancel running prompts, give their answers (`cancelled`) up
+        to `timeout` seconds to go out, then close the connection (requests still running get
+        -32800, the transport closes normally)."""
+        running = list(self._prompts.items())
+        for _, session in running:
+            session.cancel()
+        if running:
+            await asyncio.wait([request for request, _ in running], timeout=timeout)
+        await self.peer.aclose()
+
     async def aclose(self) -> None:
         """The connection ended: cancel turns, stop session servers, flush the store."""
         sessions, self.sessions = list(self.sessions.values()), {}
@@ -373,9 +403,11 @@ async def serve_connection(stream: MessageStream, runtime: AgentRuntime) -> None
     """Serve one ACP client on `stream` until it goes away."""
     peer = JsonRpcPeer(stream)
     connection = AgentConnection(peer, runtime)
+    runtime.attach(connection)
     try:
         await peer.run()
     finally:
+        runtime.detach(connection)
         with contextlib.suppress(Exception):
             await asyncio.shield(connection.aclose())
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 from acp.protocols import AgentDirectory, ModelClient, SessionTools, ToolProvider
 from acp.settings import AgentSettings
@@ -42,6 +43,19 @@ class ServicesUnavailable(RuntimeError):
     """The services failed to start; the message says why."""
 
 
+class Connection(Protocol):
+    """What the runtime needs of a live connection to shut it down (`AgentConnection`)."""
+
+    @property
+    def busy(self) -> bool:
+        """Whether a prompt turn is running on it."""
+        ...
+
+    async def shut_down(self, timeout: float) -> None:
+        """Cancel running prompts (they answer `cancelled`), then close the connection."""
+        ...
+
+
 class AgentRuntime:
     """Shared state of the agent; `start()` is idempotent and cheap to call."""
 
@@ -60,6 +74,9 @@ class AgentRuntime:
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[Services] | None = None
         self._stop: asyncio.Event | None = None
+        self._connections: set[Connection] = set()
+        self.accepting = True
+        """False once a server shutdown has begun: new prompts are refused."""
 
     def start(self) -> None:
         """Begin starting the services in the background (no-op once started)."""
@@ -93,6 +110,36 @@ class AgentRuntime:
             if not self._ready.done():
                 self._ready.set_exception(ServicesUnavailable("the agent is shutting down"))
 
+    # -- connections, for a graceful server shutdown ---------------------------------------------
+
+    def attach(self, connection: Connection) -> None:
+        self._connections.add(connection)
+
+    def detach(self, connection: Connection) -> None:
+        self._connections.discard(connection)
+
+    @property
+    def busy(self) -> bool:
+        """Whether any connection is running a prompt turn."""
+        return any(connection.busy for connection in self._connections)
+
+    def stop_accepting(self) -> None:
+        """A shutdown began: running turns may finish, new prompts get an error."""
+        self.accepting = False
+
+    async def drain(self, timeout: float) -> None:
+        """End every connection for a shutdown: running prompts are cancelled and answer
+        `stopReason: cancelled` (like `session/cancel`, so their history is kept), other
+        requests get -32800, then each connection closes. Returns within about `timeout`
+        seconds plus the peers' close grace."""
+        self.accepting = False
+        connections = list(self._connections)
+        if connections:
+            await asyncio.gather(
+                *(connection.shut_down(timeout) for connection in connections),
+                return_exceptions=True,
+            )
+
     async def aclose(self) -> None:
         """Stop the services and close the store."""
         if self._task is not None and self._stop is not None:
@@ -116,4 +163,4 @@ def _import_all(modules: Sequence[str]) -> None:
             log.exception("warm-up import of %s failed", name)
 
 
-__all__ = ["AgentRuntime", "Lifespan", "Services", "ServicesUnavailable"]
+__all__ = ["AgentRuntime", "Connection", "Lifespan", "Services", "ServicesUnavailable"]

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,10 @@ from junction.security import AccessGuard
 from transports import MessageStream
 
 log = logging.getLogger("junction.server")
+
+SHUTDOWN_SETTLE_SECONDS = 3
+"""After the grace period: how long cut work has to send its last answers, and upstream
+connections and child processes to end, before the rest is cancelled."""
 
 
 class Junction:
@@ -114,6 +118,37 @@ class Junction:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
+
+    async def drain(self, grace: float) -> None:
+        """The first half of a graceful stop (the server has stopped accepting connections).
+
+        In-flight HTTP requests and streams and running ACP turns get up to `grace` seconds
+        to finish (new ACP prompts are refused meanwhile). Then what is left is cut, each
+        with its protocol's ending: ACP prompts answer `stopReason: cancelled` and ACP
+        connections close; A2A client streams end with a status event saying why (the tasks
+        keep running at their agents); the MCP upstreams are closed, so tool calls in flight
+        answer with a JSON-RPC error and the child processes exit. Returns within `grace`
+        plus about `SHUTDOWN_SETTLE_SECONDS`; `aclose()` (the app's lifespan) does the rest.
+        """
+        loop = asyncio.get_running_loop()
+        self.runtime.stop_accepting()
+        deadline = loop.time() + grace
+        await _poll_until(lambda: not self._busy(), deadline)
+        if self._busy():
+            log.info("shutdown grace period (%gs) is over: cutting in-flight work", grace)
+        self.hub.end_streams("Junction is shutting down")
+        # ACP first: a turn waiting on an MCP tool is cancelled (and says so) rather than
+        # failing with the upstream that is about to close.
+        await self.runtime.drain(SHUTDOWN_SETTLE_SECONDS / 2)
+        await self.gateway.stop_upstreams(SHUTDOWN_SETTLE_SECONDS)
+        settled = loop.time() + SHUTDOWN_SETTLE_SECONDS / 2
+        await _poll_until(lambda: not self._requests_in_flight(), settled)
+
+    def _requests_in_flight(self) -> int:
+        return sum(surface.in_progress for surface in self.metrics.http.surfaces.values())
+
+    def _busy(self) -> bool:
+        return self.runtime.busy or self._requests_in_flight() > 0
 
     async def __aenter__(self) -> Junction:
         await self.start()
@@ -234,10 +269,58 @@ class Junction:
             raise
 
 
+async def _poll_until(done: Callable[[], bool], deadline: float) -> None:
+    """Wait until `done()` or the loop time `deadline` (the counters it reads have no event)."""
+    loop = asyncio.get_running_loop()
+    while not done():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(min(0.05, remaining))
+
+
 def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None) -> Any:
     import uvicorn
+    from sse_starlette.sse import AppStatus
+
+    grace = config.server.shutdown_grace_seconds
 
     class Server(uvicorn.Server):
+        # sse-starlette cuts every event stream (MCP, A2A, ACP's SSE variant) mid-body the
+        # moment uvicorn sees the signal; while we serve, `drain` ends them properly instead.
+        # Its switches are process-wide, so they are put back once this server has stopped.
+        _sse_auto_drain = True
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            self._sse_auto_drain = AppStatus.enable_automatic_graceful_drain
+            AppStatus.enable_automatic_graceful_drain = False
+            AppStatus.should_exit = False
+            await super().startup(sockets)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Stop accepting first, then drain while the connections are still open: uvicorn's
+            # own shutdown closes every WebSocket at once (code 1012) and cuts the rest after
+            # its timeout, which is only the backstop here.
+            for server in self.servers:
+                server.close()
+            if not self.force_exit:
+                log.info("shutting down: in-flight work has up to %gs to finish", grace)
+                draining = asyncio.ensure_future(junction.drain(grace))
+                while not draining.done() and not self.force_exit:  # a second Ctrl-C forces
+                    await asyncio.wait({draining}, timeout=0.1)
+                if not draining.done():
+                    log.warning("forced exit: in-flight work is not drained")
+                    draining.cancel()
+                    await asyncio.wait({draining})
+                elif not draining.cancelled() and (error := draining.exception()) is not None:
+                    log.error("draining in-flight work failed", exc_info=error)
+            AppStatus.should_exit = True  # any event stream still open ends now
+            try:
+                await super().shutdown(sockets)
+            finally:
+                AppStatus.should_exit = False
+                AppStatus.enable_automatic_graceful_drain = self._sse_auto_drain
+
         def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
             # One stable line (with the real port when --port 0) that people and tests can read.
             for listener in listeners:
@@ -258,7 +341,7 @@ def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None) -> 
             ws="websockets-sansio",
             ws_max_size=config.server.max_message_bytes,
             lifespan="on",
-            timeout_graceful_shutdown=config.server.shutdown_grace_seconds,
+            timeout_graceful_shutdown=SHUTDOWN_SETTLE_SECONDS,  # after Junction.drain
         )
     )
 
