@@ -19,6 +19,9 @@ stack (ASGI server, HTTP client, an extra hop on the same cores), the gap betwee
 Junction is Junction's own.
 
     python benchmarks/router_bench.py [--pairs 2000] [--seconds 3] [--stream-pairs 200] [--json]
+
+Set ROUTER_BENCH_LOOP=uvloop to run Junction's process on uvloop (as serve mode does when uvloop
+is installed); the upstream, the reference proxy and the client stay on asyncio.
 """
 
 from __future__ import annotations
@@ -183,7 +186,12 @@ def serve_junction(upstream: str) -> None:
             app = Starlette(routes=openai_routes(router))
             await run_uvicorn(app, listening_socket())
 
-    asyncio.run(main())
+    if os.environ.get("ROUTER_BENCH_LOOP") == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 # -- reference: the smallest pass-through proxy on the same stack (child process) ---------------

@@ -353,7 +353,7 @@ def run_serve(config: JunctionConfig, *, uds: str | None = None) -> int:
     # make that one a no-op so a graceful stop exits 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
-        asyncio.run(server.serve())
+        server.run()  # on uvloop when it is installed (uvicorn picks the loop)
     finally:
         if uds:
             with contextlib.suppress(FileNotFoundError):
