@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any], Awaitable[Any]]
 RequestId = int | str
 
+
 def to_jsonable(value: Any) -> Any:
     """Turn a handler's result (a pydantic model, or plain JSON data) into JSON data."""
     if isinstance(value, BaseModel):
