@@ -19,7 +19,8 @@ from tests.router_core.llm_servers import Call, Reply, openai_server
 
 REPO = Path(__file__).resolve().parents[2]
 PEERS = Path(__file__).parent / "peers"
-AGENT = [sys.executable, "-m", "tests.acp.run_agent"]
+AGENT = [str(Path(sys.executable).with_name("junction")), "--mode", "stdio", "--config"]
+"""What an IDE runs (the config path follows)."""
 
 
 def write_config(tmp_path: Path, model_url: str) -> Path:
