@@ -231,6 +231,32 @@ class A2aClient:
         return result
 
 
+@dataclass(slots=True)
+class TaskResult:
+    """How one task ended, as `AgentPool.run_task` reports it.
+
+    `state` is the final 1.0 state (`TASK_STATE_COMPLETED`, ... or `""` for a direct message
+    reply); `artifacts` are the final artifacts (chunks appended), `note` the text of the last
+    status message (a failure's reason, or what an `input-required` agent asks).
+    """
+
+    state: str = ""
+    task_id: str | None = None
+    context_id: str | None = None
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+    message: dict[str, Any] | None = None
+    """A direct reply (no task), or the task's last status message."""
+
+    @property
+    def failed(self) -> bool:
+        return self.state in ("TASK_STATE_FAILED", "TASK_STATE_REJECTED", "TASK_STATE_CANCELED")
+
+    @property
+    def needs_input(self) -> bool:
+        return self.state in ("TASK_STATE_INPUT_REQUIRED", "TASK_STATE_AUTH_REQUIRED")
+
+
 class AgentPool:
     """The configured agents as an ACP session sees them: each one a tool the model can call.
 
@@ -247,6 +273,8 @@ class AgentPool:
             name: A2aClient(spec.url, headers=dict(spec.headers), session=session)
             for name, spec in specs.items()
         }
+        self._waiting: dict[tuple[str, str], str] = {}
+        """(agent, contextId) -> the id of that context's task waiting for input."""
 
     async def list_agents(self) -> list[AgentInfo]:
         described = await asyncio.gather(
@@ -266,6 +294,76 @@ class AgentPool:
         if summary:
             description = f"{description} Skills: {summary}.".strip()
         return AgentInfo(name, description, skills)
+
+    async def run_task(
+        self,
+        agent: str,
+        message: str,
+        *,
+        data: Mapping[str, Any] | None = None,
+        context_id: str | None = None,
+        on_progress: Callable[[str], Awaitable[None]] | None = None,
+    ) -> TaskResult:
+        """Stream one task to its end; the artifacts, state and ids (see `TaskResult`).
+
+        With `context_id`, a task of that context left waiting for input is continued. Cancelling
+        the awaiting task cancels the remote task. Transport errors propagate.
+        """
+        client = self._clients.get(agent)
+        if client is None:
+            raise ValueError(f"no A2A agent named {agent!r}")
+        parts: list[dict[str, Any]] = [{"text": message}]
+        if data is not None:
+            parts.append({"data": dict(data), "mediaType": "application/json"})
+        task_id = self._waiting.pop((agent, context_id), None) if context_id else None
+        out = TaskResult(context_id=context_id)
+        artifacts: dict[str, dict[str, Any]] = {}
+        stream = await client.stream(
+            message={"parts": parts}, task_id=task_id, context_id=context_id
+        )
+        try:
+            async for event in stream:
+                if "message" in event:  # a direct reply: the whole answer, no task
+                    out.message = event["message"]
+                    out.context_id = out.message.get("contextId") or out.context_id
+                    break
+                body = event.get("task") or event.get("statusUpdate") or {}
+                status = body.get("status") or {}
+                if status:
+                    out.state = str(status.get("state", out.state))
+                    if status.get("message"):
+                        out.message = status["message"]
+                        out.note = _text(status["message"])
+                        if out.note and on_progress is not None:
+                            await on_progress(out.note)
+                for artifact in body.get("artifacts") or []:
+                    artifacts[str(artifact.get("artifactId", len(artifacts)))] = artifact
+                update = event.get("artifactUpdate")
+                if update:
+                    artifact = update.get("artifact") or {}
+                    key = str(artifact.get("artifactId", len(artifacts)))
+                    if update.get("append") and key in artifacts:
+                        prior = artifacts[key]
+                        artifact = {
+                            **prior,
+                            "parts": [*prior.get("parts", []), *artifact.get("parts", [])],
+                        }
+                    artifacts[key] = artifact
+                    chunk = _text(update.get("artifact") or {})
+                    if chunk and on_progress is not None:
+                        await on_progress(chunk)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(stream.cancel())
+            raise
+        finally:
+            await stream.aclose()
+        out.task_id = stream.task_id or out.task_id
+        out.context_id = stream.context_id or out.context_id
+        out.artifacts = list(artifacts.values())
+        if out.needs_input and out.task_id and out.context_id:
+            self._waiting[(agent, out.context_id)] = out.task_id
+        return out
 
     async def send_task(
         self,

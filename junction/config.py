@@ -434,6 +434,8 @@ class A2aAgentConfig(_Model):
     """Sent on every request to the agent (e.g. its API key; redacted in output)."""
     weight: int = Field(default=1, ge=1)
     """Share of tasks when several agents offer the requested skill."""
+    mcp_tool: bool = True
+    """Offer the agent as a tool (`a2a__NAME`) on the aggregated MCP server (stdio and `/mcp`)."""
 
 
 Decision = Literal["allow", "ask", "deny"]

@@ -7,19 +7,30 @@ the functions, so other modes never pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from junction.config import JunctionConfig, StdioMcpServerConfig
 
 if TYPE_CHECKING:
-    from mcp_gateway import Catalog, GatewayOptions, UpstreamSpec
+    from a2a import AgentPool
+    from a2a.client import AgentInfo, TaskResult
+    from mcp_gateway import Catalog, Gateway, GatewayOptions, LocalTool, UpstreamSpec
 
 log = logging.getLogger("junction.mcp")
 
-__all__ = ["gateway_inputs", "run_mcp_stdio", "tools_command"]
+__all__ = [
+    "A2A_TOOL_SCHEMA",
+    "a2a_agent_tools",
+    "a2a_tool_name",
+    "gateway_inputs",
+    "run_mcp_stdio",
+    "tools_command",
+]
 
 
 def gateway_inputs(config: JunctionConfig) -> tuple[list[UpstreamSpec], GatewayOptions]:
@@ -78,7 +89,11 @@ def run_mcp_stdio(config: JunctionConfig) -> int:
     specs, options = gateway_inputs(config)
 
     async def main() -> None:
-        async with Gateway(specs, options) as gateway, anyio.create_task_group() as tg:
+        async with (
+            Gateway(specs, options) as gateway,
+            a2a_agent_tools(gateway, config),
+            anyio.create_task_group() as tg,
+        ):
 
             async def stop_on_signal() -> None:
                 with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -98,6 +113,192 @@ def run_mcp_stdio(config: JunctionConfig) -> int:
 
     anyio.run(main)
     return 0
+
+
+# --------------------------------------------------------------------------- A2A agents as tools
+
+A2A_TOOL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "message": {"type": "string", "description": "What to ask the agent, in plain text."},
+        "data": {
+            "type": "object",
+            "description": "Optional structured input, sent as a data part beside the text.",
+        },
+        "contextId": {
+            "type": "string",
+            "description": "Continue an earlier conversation (the contextId a result gave).",
+        },
+    },
+    "required": ["message"],
+    "additionalProperties": False,
+}
+
+
+def a2a_tool_name(agent: str, separator: str = "__") -> str:
+    """`a2a__<agent>`, kept within `[A-Za-z0-9_-]{1,64}` (else sanitised and hash-suffixed)."""
+    from mcp_gateway.naming import safe_name
+
+    return safe_name(f"a2a{separator}{agent}", ("a2a", agent))
+
+
+@contextlib.asynccontextmanager
+async def a2a_agent_tools(gateway: Gateway, config: JunctionConfig) -> AsyncIterator[None]:
+    """Offer every configured A2A agent (unless `mcp_tool: false`) as a local tool of `gateway`.
+
+    An agent whose card cannot be fetched is left out; the cards are fetched again every
+    `a2a.card_refresh` seconds, so an agent that comes up (or goes away) is added (or removed)
+    and MCP clients hear `tools/list_changed`. Leaving the block removes the tools.
+    """
+    offered = {name: agent for name, agent in config.a2a_agents.items() if agent.mcp_tool}
+    if not offered:
+        yield
+        return
+    import anyio
+
+    from a2a import AgentPool
+    from junction.a2a_mode import agent_specs
+
+    specs = agent_specs(config)
+    pool = AgentPool({name: specs[name] for name in offered})
+    separator = config.mcp.separator
+
+    async def refresh() -> None:
+        agents = await pool.list_agents()
+        gateway.set_local_tools(_agent_tool(pool, info, separator) for info in agents)
+
+    with anyio.move_on_after(config.a2a.card_timeout + 1):
+        await refresh()
+    async with anyio.create_task_group() as tg:
+
+        async def keep_fresh() -> None:
+            while True:
+                await anyio.sleep(config.a2a.card_refresh)
+                try:
+                    await refresh()
+                except Exception:
+                    log.exception("refreshing the A2A agent tools failed")
+
+        tg.start_soon(keep_fresh)
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()
+            gateway.set_local_tools(())
+
+
+def _agent_tool(pool: AgentPool, info: AgentInfo, separator: str) -> LocalTool:
+    from mcp.shared.dispatcher import ProgressFnT
+
+    from mcp_gateway import LocalTool
+
+    agent = info.name
+
+    async def call(arguments: dict[str, Any], progress: ProgressFnT | None) -> dict[str, Any]:
+        steps = 0
+
+        async def on_progress(note: str) -> None:
+            nonlocal steps
+            steps += 1
+            if progress is not None:
+                await progress(float(steps), None, note)
+
+        try:
+            result = await pool.run_task(
+                agent,
+                str(arguments.get("message", "")),
+                data=arguments.get("data"),
+                context_id=arguments.get("contextId"),
+                on_progress=on_progress,
+            )
+        except Exception as exc:
+            log.warning("A2A agent %s: the task failed: %s", agent, exc)
+            reason = str(exc) or type(exc).__name__
+            return _error(f"A2A agent {agent!r} could not complete the task: {reason}")
+        return a2a_result(agent, result)
+
+    description = (
+        f"Hand a task to the A2A agent {agent!r}. {info.description}".strip()
+        + " Returns the agent's answer; pass the contextId it gives to continue the conversation."
+    )
+    return LocalTool(
+        name=a2a_tool_name(agent, separator),
+        description=description,
+        input_schema=A2A_TOOL_SCHEMA,
+        handler=call,
+        server="a2a",
+        origin=agent,
+    )
+
+
+def _error(text: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def a2a_result(agent: str, result: TaskResult) -> dict[str, Any]:
+    """A finished A2A task as an MCP `CallToolResult` dict."""
+    ids = {"contextId": result.context_id, "taskId": result.task_id}
+    ids = {k: v for k, v in ids.items() if v}
+    if result.failed:
+        word = result.state.removeprefix("TASK_STATE_").lower()
+        reason = result.note or "no reason given"
+        return {
+            **_error(f"A2A agent {agent!r}: the task {word}: {reason}"),
+            "structuredContent": {"state": word, "reason": reason, **ids},
+        }
+    if result.needs_input:
+        question = result.note or "(the agent did not say what it needs)"
+        state = result.state.removeprefix("TASK_STATE_").lower().replace("_", "-")
+        text = (
+            f"A2A agent {agent!r} needs more input: {question}\n"
+            f"To answer, call this tool again with contextId {result.context_id!r}."
+        )
+        return {
+            "content": [{"type": "text", "text": text}],
+            "structuredContent": {"state": state, "question": question, **ids},
+        }
+    content: list[dict[str, Any]] = []
+    data: list[Any] = []
+    holders = result.artifacts or ([result.message] if result.message else [])
+    for holder in holders:
+        for part in holder.get("parts") or []:
+            content.extend(_part_content(agent, result, holder, part, data))
+    structured: dict[str, Any] | None = None
+    if len(data) == 1 and isinstance(data[0], dict):
+        structured = data[0]
+    elif data:
+        structured = {"data": data}
+    if not content:
+        content.append({"type": "text", "text": f"A2A agent {agent!r} finished with no output."})
+    out: dict[str, Any] = {"content": content}
+    if structured is not None:
+        out["structuredContent"] = structured
+    if ids:
+        out["_meta"] = {"a2a": ids}
+    return out
+
+
+def _part_content(
+    agent: str, result: TaskResult, holder: dict[str, Any], part: dict[str, Any], data: list[Any]
+) -> list[dict[str, Any]]:
+    """MCP content for one A2A part (a data part is also collected into `data`)."""
+    import json
+
+    if "text" in part:
+        return [{"type": "text", "text": str(part["text"])}] if part["text"] else []
+    if "data" in part:
+        data.append(part["data"])
+        return [{"type": "text", "text": json.dumps(part["data"])}]
+    name = str(part.get("filename") or holder.get("name") or "file")
+    mime = str(part.get("mediaType") or "application/octet-stream")
+    if "url" in part:
+        return [{"type": "resource_link", "uri": str(part["url"]), "name": name, "mimeType": mime}]
+    if "raw" in part:
+        artifact = holder.get("artifactId") or "message"
+        uri = f"a2a://{agent}/tasks/{result.task_id or 'none'}/artifacts/{artifact}/{name}"
+        resource = {"uri": uri, "mimeType": mime, "blob": str(part["raw"])}
+        return [{"type": "resource", "resource": resource}]
+    return []
 
 
 async def inspect_upstreams(

@@ -97,6 +97,7 @@ class Junction:
     async def start(self) -> None:
         """Start the router's health checks, the MCP upstreams, the hub; idempotent."""
         from junction.a2a_mode import hub_lifespan
+        from junction.mcp_mode import a2a_agent_tools
 
         if self._stack is not None:
             return
@@ -105,6 +106,8 @@ class Junction:
             await stack.enter_async_context(self.router)
             self.metrics.state.watch_breakers()
             await stack.enter_async_context(self.gateway)
+            # After the gateway, so the agents' tools go away before it does.
+            await stack.enter_async_context(a2a_agent_tools(self.gateway, self._config))
             await stack.enter_async_context(self._mcp_app.router.lifespan_context(self._mcp_app))
             await stack.enter_async_context(hub_lifespan(self.hub, self._config))
             stack.push_async_callback(self.runtime.aclose)

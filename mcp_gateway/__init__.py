@@ -25,7 +25,14 @@ from mcp_gateway.specs import (
 )
 
 if TYPE_CHECKING:
-    from mcp_gateway.gateway import Catalog, Gateway, GatewaySession, ToolSchema
+    from mcp_gateway.gateway import (
+        Catalog,
+        Gateway,
+        GatewaySession,
+        LocalHandler,
+        LocalTool,
+        ToolSchema,
+    )
     from mcp_gateway.server import build_server, http_app, serve_stdio
     from mcp_gateway.upstream import UpstreamState, UpstreamStatus
 
@@ -36,6 +43,8 @@ __all__ = [
     "GatewayOptions",
     "GatewaySession",
     "HttpUpstream",
+    "LocalHandler",
+    "LocalTool",
     "PrefixMode",
     "StdioUpstream",
     "ToolFilter",
@@ -53,6 +62,8 @@ _LAZY = {
     "Gateway": "mcp_gateway.gateway",
     "GatewaySession": "mcp_gateway.gateway",
     "ToolSchema": "mcp_gateway.gateway",
+    "LocalTool": "mcp_gateway.gateway",
+    "LocalHandler": "mcp_gateway.gateway",
     "build_server": "mcp_gateway.server",
     "http_app": "mcp_gateway.server",
     "serve_stdio": "mcp_gateway.server",

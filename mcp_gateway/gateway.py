@@ -12,8 +12,8 @@ import contextlib
 import importlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -25,7 +25,7 @@ from mcp.shared.uri_template import UriTemplate
 from mcp_types import SERVER_INFO_META_KEY
 
 from mcp_gateway.errors import RESOURCE_NOT_FOUND, GatewayError
-from mcp_gateway.naming import assign_names
+from mcp_gateway.naming import VALID_NAME, assign_names, safe_name, stable_hash
 from mcp_gateway.specs import GatewayOptions, UpstreamSpec
 from mcp_gateway.upstream import Upstream, UpstreamState, UpstreamStatus
 
@@ -48,10 +48,48 @@ class ToolSchema:
     upstream_name: str
 
 
+LocalHandler = Callable[[dict[str, Any], ProgressFnT | None], Awaitable[dict[str, Any]]]
+"""Runs a local tool: (arguments, progress callback or None) -> a `CallToolResult` dict."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTool:
+    """A tool served by this process rather than an upstream, listed and routed like the rest.
+
+    `name` is exposed as is (it must already be a valid, namespaced tool name; an upstream tool
+    that would take the same name is renamed instead). Cancelling the call cancels `handler`.
+    """
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    handler: LocalHandler = field(compare=False)
+    server: str = "local"
+    """Shown as the tool's server (`ToolSchema.server`); `origin` as its upstream name."""
+    origin: str = ""
+
+    def __post_init__(self) -> None:
+        if not VALID_NAME.fullmatch(self.name):
+            raise ValueError(f"invalid local tool name: {self.name!r}")
+
+    def as_mcp(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class _Route:
     upstream: Upstream
     name: str
+
+
+def _input_schema(route: _Route | LocalTool) -> Any:
+    if isinstance(route, LocalTool):
+        return route.input_schema
+    return route.upstream.catalog.tools.get(route.name, {}).get("inputSchema")
 
 
 class Catalog:
@@ -60,7 +98,7 @@ class Catalog:
     def __init__(self, options: GatewayOptions) -> None:
         self.options = options
         self._listeners: list[Listener] = []
-        self._tools: dict[str, _Route] = {}
+        self._tools: dict[str, _Route | LocalTool] = {}
         self._tool_list: list[dict[str, Any]] = []
         self._prompts: dict[str, _Route] = {}
         self._prompt_list: list[dict[str, Any]] = []
@@ -76,6 +114,10 @@ class Catalog:
     def upstreams(self) -> list[Upstream]:
         raise NotImplementedError
 
+    def local_tools(self) -> Sequence[LocalTool]:
+        """Tools served by this process (see `Gateway.set_local_tools`)."""
+        return ()
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Hear about list changes; returns an unsubscribe callable."""
         self._listeners.append(listener)
@@ -87,10 +129,15 @@ class Catalog:
         sep, prefix = self.options.separator, self.options.prefix
         tool_entries = [(u, n) for u in ups for n in u.catalog.tools]
         names = assign_names(((u.name, n) for u, n in tool_entries), prefix=prefix, separator=sep)
-        tools: dict[str, _Route] = {}
-        tool_list: list[dict[str, Any]] = []
+        tools: dict[str, _Route | LocalTool] = {local.name: local for local in self.local_tools()}
+        tool_list = [local.as_mcp() for local in self.local_tools()]
         for upstream, name in tool_entries:
             exposed = names[(upstream.name, name)]
+            attempt = 0
+            while exposed in tools:  # a local tool holds the name: the upstream's is hashed
+                attempt += 1
+                suffix = stable_hash(upstream.name, name, str(attempt))
+                exposed = safe_name(f"{exposed}_{suffix}", (upstream.name, name))
             tools[exposed] = _Route(upstream, name)
             tool_list.append({**upstream.catalog.tools[name], "name": exposed})
 
@@ -203,8 +250,8 @@ class Catalog:
                     name=tool["name"],
                     description=tool.get("description") or tool.get("title") or "",
                     parameters=tool.get("inputSchema") or {"type": "object"},
-                    server=route.upstream.name,
-                    upstream_name=route.name,
+                    server=route.server if isinstance(route, LocalTool) else route.upstream.name,
+                    upstream_name=route.origin if isinstance(route, LocalTool) else route.name,
                 )
             )
         return result
@@ -213,7 +260,7 @@ class Catalog:
         route = self._tools.get(name)
         if route is None:
             return None
-        schema = route.upstream.catalog.tools.get(route.name, {}).get("inputSchema")
+        schema = _input_schema(route)
         return schema if isinstance(schema, dict) else None
 
     # ------------------------------------------------------------------ calls
@@ -252,6 +299,15 @@ class Catalog:
                 "content": [{"type": "text", "text": f"Invalid arguments for {name}: {problem}"}],
                 "isError": True,
             }
+        if isinstance(route, LocalTool):
+            limit = self.options.call_timeout if timeout is None else timeout
+            try:
+                with anyio.fail_after(limit):
+                    return await route.handler(args, on_progress)
+            except TimeoutError:
+                raise GatewayError(
+                    types.REQUEST_TIMEOUT, f"tool {name!r} timed out after {limit:g}s"
+                ) from None
         params: dict[str, Any] = {"name": route.name, "arguments": args}
         if meta:
             params["_meta"] = {k: v for k, v in meta.items() if k != "progressToken"}
@@ -270,13 +326,15 @@ class Catalog:
             result["_meta"] = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
         return result
 
-    def _argument_problem(self, name: str, route: _Route, args: dict[str, Any]) -> str | None:
+    def _argument_problem(
+        self, name: str, route: _Route | LocalTool, args: dict[str, Any]
+    ) -> str | None:
         """Check arguments against the tool's input schema, so a wrong type is a clear error."""
         validator: Any = self._validators.get(name)
         if validator is None:
             # jsonschema comes with the SDK; imported on first use, untyped (no stubs installed).
             validators: Any = importlib.import_module("jsonschema.validators")
-            schema = route.upstream.catalog.tools.get(route.name, {}).get("inputSchema")
+            schema = _input_schema(route)
             try:
                 cls = validators.validator_for(schema)
                 cls.check_schema(schema)
@@ -351,11 +409,24 @@ class Gateway(Catalog):
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate upstream names: {names}")
         self._upstreams: list[Upstream] = []
+        self._local: tuple[LocalTool, ...] = ()
         self._stack: contextlib.AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
 
     def upstreams(self) -> list[Upstream]:
         return self._upstreams
+
+    def local_tools(self) -> Sequence[LocalTool]:
+        return self._local
+
+    def set_local_tools(self, tools: Iterable[LocalTool]) -> None:
+        """Replace the local tools; listeners (so MCP clients) hear of it if the list changed."""
+        local = tuple(tools)
+        names = [t.name for t in local]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate local tool names: {names}")
+        self._local = local
+        self.rebuild()
 
     async def __aenter__(self) -> Gateway:
         async with contextlib.AsyncExitStack() as stack:
@@ -412,6 +483,9 @@ class GatewaySession(Catalog):
     def upstreams(self) -> list[Upstream]:
         mine = {u.name for u in self._own}
         return [u for u in self._gateway.upstreams() if u.name not in mine] + self._own
+
+    def local_tools(self) -> Sequence[LocalTool]:
+        return self._gateway.local_tools()
 
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:

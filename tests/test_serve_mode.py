@@ -224,3 +224,30 @@ async def check_every_surface(served: Served) -> None:
             assert body["components"]["backends"] == {"fake": "ready"}
     finally:
         assert await stop(served) == 0
+
+
+async def test_a2a_agents_are_tools_on_serve_modes_mcp_endpoint(tmp_path: Path) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    from tests.a2a.harness import sdk_agent
+
+    with sdk_agent("helper", "1.0") as agent:
+        served = await start(tmp_path, f"a2a_agents:\n  helper: {{url: '{agent}'}}\n")
+        try:
+            async with create_mcp_http_client() as http:
+                transport = streamable_http_client(f"{served.base}/mcp", http_client=http)
+                async with Client(transport) as client:
+                    names = set()
+                    for _ in range(50):  # the agent's card is fetched in the background
+                        names = {tool.name for tool in (await client.list_tools()).tools}
+                        if "a2a__helper" in names:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert "a2a__helper" in names
+                    result = await client.call_tool("a2a__helper", {"message": "echo served"})
+            assert not result.is_error
+            assert "echo: served" in str(result.content[0])
+        finally:
+            assert await stop(served) == 0
