@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from tests.mcp_gateway.conftest import SERVERS
 from tests.peers import npm_package_dir, python_peer
 from tests.router_core.llm_servers import Call, Reply, openai_server
 
@@ -80,6 +81,7 @@ async def test_python_sdk_client_full_session_and_load_after_restart(tmp_path: P
                 Reply(tool_calls=[Call("read_text_file", {"path": "notes.txt"})]),
                 Reply(text="Edited."),
                 Reply(text="x" * 3000, chunk_size=1, chunk_delay=0.005),
+                Reply(tool_calls=[Call("ok__echo", {"message": "through a real MCP server"})]),
                 Reply(text="Back again."),
             ]
         )
@@ -88,9 +90,16 @@ async def test_python_sdk_client_full_session_and_load_after_restart(tmp_path: P
         first = await run_python_sdk(
             tmp_path, {"agent": agent, "cwd": str(project), "phase": "first"}
         )
+        mcp = {"name": "ok", "command": sys.executable, "args": [SERVERS, "ok"]}
         second = await run_python_sdk(
             tmp_path,
-            {"agent": agent, "cwd": str(project), "phase": "second", "session": first["session"]},
+            {
+                "agent": agent,
+                "cwd": str(project),
+                "phase": "second",
+                "session": first["session"],
+                "mcp": mcp,
+            },
         )
 
     # initialize and session/new, as the SDK parsed them
@@ -147,6 +156,14 @@ async def test_python_sdk_client_full_session_and_load_after_restart(tmp_path: P
     ]
     assert second["stop"] == "end_turn"
     assert text(second["after"]) == "Back again."
+    # a tool call on a real MCP server (session-scoped, from session/load), after permission
+    assert [p["toolCall"]["title"] for p in second["permissions"]] == ["ok__echo"]
+    done = [
+        u
+        for u in second["after"]
+        if u["sessionUpdate"] == "tool_call_update" and u.get("status") == "completed"
+    ]
+    assert len(done) == 1 and "through a real MCP server" in json.dumps(done[0]["content"])
     last = server.chat_requests[-1].body["messages"]
     assert [m["content"] for m in last if m["role"] == "user"] == [
         "hello",

@@ -5,7 +5,9 @@
 SPEC: {"agent": [argv...], "cwd": DIR, "phase": "first" | "second", "session": ID}.
 "first": initialize, session/new, a streamed prompt, a write + read through fs/* with a permission
 round trip, then a prompt cancelled mid-stream. "second" (a new agent process on the same store):
-session/list, session/load (replay), and one more prompt.
+session/list, session/load (replay) handing the agent the MCP server in SPEC["mcp"] (a
+session-scoped server: {"name", "command", "args"}), and one more prompt, whose tool call on that
+server asks permission.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from acp.schema import (
     ClientCapabilities,
     FileSystemCapabilities,
     Implementation,
+    McpServerStdio,
     ReadTextFileResponse,
     RequestPermissionResponse,
     WriteTextFileResponse,
@@ -108,10 +111,13 @@ async def first(conn: Any, ide: Ide, cwd: str) -> dict[str, Any]:
     }
 
 
-async def second(conn: Any, ide: Ide, cwd: str, sid: str) -> dict[str, Any]:
+async def second(
+    conn: Any, ide: Ide, cwd: str, sid: str, mcp: dict[str, Any] | None
+) -> dict[str, Any]:
     await conn.initialize(protocol_version=1, client_capabilities=ClientCapabilities())
     listed = await conn.list_sessions()
-    await conn.load_session(cwd=cwd, session_id=sid, mcp_servers=[])
+    servers = [McpServerStdio(env=[], **mcp)] if mcp else []
+    await conn.load_session(cwd=cwd, session_id=sid, mcp_servers=servers)
     replayed = list(ide.updates)
     stop = (await conn.prompt(session_id=sid, prompt=[text_block("after restart")])).stop_reason
     return {
@@ -119,6 +125,7 @@ async def second(conn: Any, ide: Ide, cwd: str, sid: str) -> dict[str, Any]:
         "replayed": replayed,
         "stop": stop,
         "after": ide.updates[len(replayed) :],
+        "permissions": ide.permissions,
     }
 
 
@@ -133,7 +140,7 @@ async def main() -> None:
         if spec["phase"] == "first":
             report = await first(conn, ide, spec["cwd"])
         else:
-            report = await second(conn, ide, spec["cwd"], spec["session"])
+            report = await second(conn, ide, spec["cwd"], spec["session"], spec.get("mcp"))
     print(json.dumps(report))
 
 
