@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 import anyio
@@ -55,7 +56,8 @@ class _Notifier:
         self.bus = InMemorySubscriptionBus()
         self.listen = ListenHandler(self.bus)
         self._sessions: dict[int, ServerSession] = {}
-        self._tools_wire: dict[str, dict[str, Any]] = {}
+        self._tools_wire: dict[tuple[str, tuple[str, ...] | None], dict[str, Any]] = {}
+        """Per protocol version and per key limit (a limited key sees a filtered list)."""
         self._send, self._recv = anyio.create_memory_object_stream[frozenset[str]](64)
         self._unsubscribe = catalog.subscribe(self._on_change)
 
@@ -87,7 +89,7 @@ class _Notifier:
         """
         if ctx.method != "tools/list" or (ctx.params or {}).get("cursor"):
             return await call_next(ctx)
-        key = ctx.protocol_version
+        key = (ctx.protocol_version, allowed_tools(ctx))
         cached = self._tools_wire.get(key)
         if cached is None:
             result = await call_next(ctx)
@@ -136,6 +138,23 @@ def _page(items: list[dict[str, Any]], cursor: str | None, size: int, key: str) 
     return result
 
 
+def allowed_tools(ctx: ServerRequestContext[Any, Any]) -> tuple[str, ...] | None:
+    """The tool-name globs the caller's API key is limited to, or None when it is not limited.
+
+    Over HTTP the server's access guard puts them in `scope["state"]["allowed_mcp_tools"]`; over
+    stdio there is no key, so no limit.
+    """
+    request = ctx.request
+    scope = getattr(request, "scope", None)
+    state = scope.get("state") if isinstance(scope, dict) else None
+    globs = state.get("allowed_mcp_tools") if isinstance(state, dict) else None
+    return None if globs is None else tuple(globs)
+
+
+def tool_allowed(allowed: tuple[str, ...] | None, name: str) -> bool:
+    return allowed is None or any(fnmatchcase(name, glob) for glob in allowed)
+
+
 def _complete(result: dict[str, Any]) -> dict[str, Any]:
     """2026-07-28 results must say `resultType`; handshake-era upstreams never do."""
     result.setdefault("resultType", "complete")
@@ -154,11 +173,16 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> Any:
-        return _page(await catalog.list_tools(), params.cursor if params else None, size, "tools")
+        allowed = allowed_tools(ctx)
+        tools = [t for t in await catalog.list_tools() if tool_allowed(allowed, t["name"])]
+        return _page(tools, params.cursor if params else None, size, "tools")
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> Any:
+        if not tool_allowed(allowed_tools(ctx), params.name):
+            # The same answer as for a tool that does not exist: a key learns nothing more.
+            raise _mcp_error(GatewayError(types.INVALID_PARAMS, f"Unknown tool: {params.name!r}"))
         meta = params.meta or {}
         token = meta.get("progress_token", meta.get("progressToken"))
 

@@ -430,3 +430,37 @@ async def test_a_key_limited_to_some_models_sees_and_uses_only_those(tmp_path: P
         finally:
             assert await stop(served) == 0
     assert [r.body["model"] for r in model.chat_requests] == ["m1", "m2"]
+
+
+async def test_a_key_limited_to_some_mcp_tools_sees_and_calls_only_those(tmp_path: Path) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp.shared.exceptions import MCPError
+
+    config = (
+        "server:\n  api_keys:\n    - full-key\n"
+        "    - {name: narrow, key: narrow-key, scopes: [mcp], mcp_tools: ['ok__ec*']}\n"
+        f"mcp_servers:\n  ok: {{command: {sys.executable}, args: [{SERVERS}, ok]}}\n"
+    )
+    served = await start(tmp_path, config)
+    try:
+        seen: dict[str, set[str]] = {}
+        for key in ("full-key", "narrow-key"):
+            async with create_mcp_http_client(headers=bearer(key)) as http:
+                transport = streamable_http_client(f"{served.base}/mcp", http_client=http)
+                async with Client(transport) as client:
+                    for _ in range(50):  # the upstream connects in the background
+                        seen[key] = {tool.name for tool in (await client.list_tools()).tools}
+                        if seen[key]:
+                            break
+                        await asyncio.sleep(0.1)
+                    echoed = await client.call_tool("ok__echo", {"message": "hi"})
+                    assert not echoed.is_error
+                    if key == "narrow-key":
+                        with pytest.raises(MCPError, match="Unknown tool"):
+                            await client.call_tool("ok__big", {"size": 10})
+    finally:
+        assert await stop(served) == 0
+    assert "ok__echo" in seen["full-key"] and len(seen["full-key"]) > 1
+    assert seen["narrow-key"] == {"ok__echo"}
