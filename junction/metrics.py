@@ -274,7 +274,6 @@ class StateCollector:
         selections = CounterMetricFamily(
             "junction_backend_selections", "Times the router chose each backend.", labels=labels
         )
-        has_selections = False
         for row in rows:
             name = [str(row["name"])]
             in_flight.add_metric(name, row["in_flight"])
@@ -288,9 +287,7 @@ class StateCollector:
                 circuit.add_metric([name[0], candidate], 1.0 if candidate == state else 0.0)
             successes.add_metric(name, row["successes"])
             failures.add_metric(name, row["failures"])
-            if "selections" in row:  # not in router_core's snapshot yet
-                has_selections = True
-                selections.add_metric(name, row["selections"])
+            selections.add_metric(name, row["selections"])
         transitions = CounterMetricFamily(
             "junction_backend_circuit_transitions",
             "Circuit breaker transitions since start, by backend and new state.",
@@ -298,9 +295,17 @@ class StateCollector:
         )
         for (backend, to), count in sorted(self._transitions.items()):
             transitions.add_metric([backend, to], count)
-        yield from (in_flight, latency, ttft, available, circuit, successes, failures, transitions)
-        if has_selections:
-            yield selections
+        yield from (
+            in_flight,
+            latency,
+            ttft,
+            available,
+            circuit,
+            selections,
+            successes,
+            failures,
+            transitions,
+        )
 
     def _mcp(self) -> Iterator[Metric]:
         if self.gateway is None:

@@ -107,6 +107,7 @@ class EndpointStats:
         "in_flight",
         "last_error",
         "latency_ewma",
+        "selections",
         "successes",
         "ttft_ewma",
     )
@@ -117,6 +118,8 @@ class EndpointStats:
         self.alpha = alpha
         """Weight of the newest sample in both EWMAs."""
         self.in_flight = 0
+        self.selections = 0
+        """Requests sent to this endpoint, ever (what `/metrics` counts as selections)."""
         self.successes = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -126,6 +129,7 @@ class EndpointStats:
     def begin(self) -> None:
         """A request was sent to this endpoint."""
         self.in_flight += 1
+        self.selections += 1
 
     def observe_ttft(self, seconds: float) -> None:
         """A stream's first token arrived `seconds` after the request was sent."""
@@ -161,6 +165,7 @@ class EndpointStats:
         """Plain data for `/admin/backends` and `junction backends`."""
         return {
             "in_flight": self.in_flight,
+            "selections": self.selections,
             "successes": self.successes,
             "failures": self.failures,
             "latency_ewma_ms": None if self.latency_ewma is None else self.latency_ewma * 1000,

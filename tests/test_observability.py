@@ -218,6 +218,8 @@ async def test_metrics_count_traffic_and_show_live_state(tmp_path: Path) -> None
     assert value(scrape, "junction_websocket_connections_open", surface="acp") == 0
 
     assert value(scrape, "junction_backend_successes_total", backend="fake") >= 4
+    selected = value(scrape, "junction_backend_selections_total", backend="fake")
+    assert selected >= value(scrape, "junction_backend_successes_total", backend="fake") + 1
     assert value(scrape, "junction_backend_failures_total", backend="fake") >= 1
     assert ("junction_backend_in_flight", frozenset({("backend", "fake")})) in scrape
     assert value(scrape, "junction_backend_latency_ewma_seconds", backend="fake") > 0

@@ -366,3 +366,18 @@ async def test_disabled_health_checks_do_not_start() -> None:
     assert not checker.running
     await asyncio.sleep(0.01)
     assert upstream.calls == 0
+
+
+def test_every_begun_request_is_a_selection() -> None:
+    stats = EndpointStats()
+    for outcome in ("ok", "fail", "abandon"):
+        stats.begin()
+        if outcome == "ok":
+            stats.succeed(0.1)
+        elif outcome == "fail":
+            stats.fail("boom")
+        else:
+            stats.abandon()
+    snapshot = stats.snapshot()
+    assert (snapshot["selections"], snapshot["successes"], snapshot["failures"]) == (3, 1, 1)
+    assert snapshot["in_flight"] == 0
