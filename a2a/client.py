@@ -303,11 +303,13 @@ class AgentPool:
         data: Mapping[str, Any] | None = None,
         context_id: str | None = None,
         on_progress: Callable[[str], Awaitable[None]] | None = None,
+        note_end: str = "",
     ) -> TaskResult:
         """Stream one task to its end; the artifacts, state and ids (see `TaskResult`).
 
-        With `context_id`, a task of that context left waiting for input is continued. Cancelling
-        the awaiting task cancels the remote task. Transport errors propagate.
+        `on_progress` gets each status message's text (followed by `note_end`) and each artifact
+        chunk. With `context_id`, a task of that context left waiting for input is continued.
+        Cancelling the awaiting task cancels the remote task. Transport errors propagate.
         """
         client = self._clients.get(agent)
         if client is None:
@@ -335,7 +337,7 @@ class AgentPool:
                         out.message = status["message"]
                         out.note = _text(status["message"])
                         if out.note and on_progress is not None:
-                            await on_progress(out.note)
+                            await on_progress(out.note + note_end)
                 for artifact in body.get("artifacts") or []:
                     artifacts[str(artifact.get("artifactId", len(artifacts)))] = artifact
                 update = event.get("artifactUpdate")
@@ -372,48 +374,19 @@ class AgentPool:
         *,
         on_progress: Callable[[str], Awaitable[None]] | None = None,
     ) -> str:
-        client = self._clients.get(agent)
-        if client is None:
-            raise ValueError(f"no A2A agent named {agent!r}")
-        answer: list[str] = []
-        state, note = "", ""
-        stream = await client.stream(message)
-        try:
-            async for event in stream:
-                if "message" in event:  # a direct reply: the whole answer, no task
-                    return _text(event["message"])
-                task = event.get("task") or event.get("statusUpdate") or {}
-                status = task.get("status") or {}
-                if status:
-                    state = str(status.get("state", state))
-                    note = _text(status.get("message") or {})
-                    if note and on_progress is not None:
-                        await on_progress(note + "\n")
-                for artifact in task.get("artifacts") or []:
-                    answer.append(_text(artifact))
-                if "artifactUpdate" in event:
-                    chunk = _text(event["artifactUpdate"].get("artifact") or {})
-                    answer.append(chunk)
-                    if chunk and on_progress is not None:
-                        await on_progress(chunk)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(stream.cancel())
-            raise
-        finally:
-            await stream.aclose()
-        return _outcome(agent, state, note, "".join(answer))
+        """`run_task`, with the outcome as the text a model reads (a failure raises)."""
+        result = await self.run_task(agent, message, on_progress=on_progress, note_end="\n")
+        if not result.state and result.message is not None:  # a direct reply, no task
+            return _text(result.message)
+        if result.failed:
+            word = result.state.removeprefix("TASK_STATE_").lower()
+            raise RuntimeError(f"the task {word}: {result.note or 'no reason given'}")
+        if result.needs_input:
+            return f"{agent} needs more input: {result.note or '(no question given)'}"
+        answer = "".join(_text(artifact) for artifact in result.artifacts)
+        return answer or result.note or f"{agent} finished without a text answer"
 
 
 def _text(holder: Mapping[str, Any]) -> str:
     """The text parts of a message or artifact, joined."""
     return "".join(str(part["text"]) for part in holder.get("parts") or [] if "text" in part)
-
-
-def _outcome(agent: str, state: str, note: str, answer: str) -> str:
-    if state in ("TASK_STATE_FAILED", "TASK_STATE_REJECTED", "TASK_STATE_CANCELED"):
-        word = state.removeprefix("TASK_STATE_").lower()
-        raise RuntimeError(f"the task {word}: {note or 'no reason given'}")
-    if state in ("TASK_STATE_INPUT_REQUIRED", "TASK_STATE_AUTH_REQUIRED"):
-        return f"{agent} needs more input: {note or '(no question given)'}"
-    return answer or note or f"{agent} finished without a text answer"
