@@ -200,6 +200,8 @@ class ServerConfig(_Model):
     metrics_public: bool = False
     """Serve `/metrics` without a key (for a scraper on a trusted network); otherwise it needs
     a key with the `metrics` or `admin` scope."""
+    watch_config: bool = True
+    """In serve mode, reload the config file when it changes (SIGHUP reloads it too)."""
 
     @field_validator("api_keys", mode="wrap")
     @classmethod
@@ -434,11 +436,32 @@ class A2aAgentConfig(_Model):
     """Sent on every request to the agent (e.g. its API key; redacted in output)."""
     weight: int = Field(default=1, ge=1)
     """Share of tasks when several agents offer the requested skill."""
-    mcp_tool: bool = True
-    """Offer the agent as a tool (`a2a__NAME`) on the aggregated MCP server (stdio and `/mcp`)."""
+    mcp_tool: Literal["agent", "skills", "off"] = "agent"
+    """How the agent appears on the aggregated MCP server (stdio and `/mcp`): one tool
+    (`a2a__NAME`), one tool per skill of its card (`a2a__NAME__SKILL`), or not at all.
+    `true`/`false` mean `agent`/`off`."""
+
+    @field_validator("mcp_tool", mode="before")
+    @classmethod
+    def _mcp_tool_flag(cls, value: object) -> object:
+        if value is True:
+            return "agent"
+        if value is False:
+            return "off"
+        return value
 
 
 Decision = Literal["allow", "ask", "deny"]
+
+
+class SelfAgentSkill(_Model):
+    """One skill on the self-agent's card (A2A `AgentSkill`)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    name: str | None = None
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(default_factory=list)
 
 
 class PermissionsConfig(_Model):
@@ -468,6 +491,30 @@ class AcpConfig(_Model):
     command_timeout: float | None = Field(default=None, gt=0)
 
 
+class SelfAgentConfig(_Model):
+    """Junction's own A2A agent: it answers tasks with the ACP turn loop (models through the
+    router, tools from the aggregated MCP servers and the other A2A agents). Nobody is there to
+    ask, so a tool call the permission policy would ask about is denied, with the reason."""
+
+    name: str = Field(default="junction", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+    """Its name among the hub's agents (route to it with metadata `agent: NAME`)."""
+    description: str = "Junction's own agent: answers with its models and the tools it aggregates."
+    skills: list[SelfAgentSkill] = Field(default_factory=list)
+    """Skills listed on its card (and the hub's); tasks asking for one are routed to it."""
+    model: str | None = None
+    """The model its turns use (default: `acp.default_model`, else the router's first)."""
+    system_prompt: str | None = None
+    mcp_tools: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
+    """Globs over aggregated MCP tool names it may call; others are not offered to its model."""
+    a2a_agents: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
+    """Globs over the registered A2A agents it may hand work to (never itself)."""
+    permissions: PermissionsConfig | None = None
+    """Which calls run; `ask` means deny (default: allow what `mcp_tools` lets through)."""
+    fallback: bool = False
+    """Take tasks that name no agent, skill or tag no registered agent matches."""
+    max_model_requests: int | None = Field(default=None, ge=1)
+
+
 class LoggingConfig(_Model):
     """Log verbosity and shape; logs always go to stderr."""
 
@@ -487,6 +534,13 @@ class LoggingConfig(_Model):
         return normalized
 
 
+class A2aConfig(HubSettings):
+    """The A2A hub (`a2a/settings.py` HubSettings) and Junction's own agent in it."""
+
+    self_agent: SelfAgentConfig | None = None
+    """Off unless set; `self_agent: {}` turns it on with defaults."""
+
+
 class JunctionConfig(_Model):
     """The whole configuration; every section has a default, so `{}` is a valid config."""
 
@@ -500,7 +554,7 @@ class JunctionConfig(_Model):
     mcp: McpGatewayConfig = Field(default_factory=McpGatewayConfig)
     a2a_agents: dict[str, A2aAgentConfig] = Field(default_factory=dict)
     acp: AcpConfig = Field(default_factory=AcpConfig)
-    a2a: HubSettings = Field(default_factory=HubSettings)
+    a2a: A2aConfig = Field(default_factory=A2aConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     def redacted(self) -> dict[str, Any]:

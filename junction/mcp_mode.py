@@ -150,7 +150,7 @@ async def a2a_agent_tools(gateway: Gateway, config: JunctionConfig) -> AsyncIter
     `a2a.card_refresh` seconds, so an agent that comes up (or goes away) is added (or removed)
     and MCP clients hear `tools/list_changed`. Leaving the block removes the tools.
     """
-    offered = {name: agent for name, agent in config.a2a_agents.items() if agent.mcp_tool}
+    offered = {name: agent for name, agent in config.a2a_agents.items() if agent.mcp_tool != "off"}
     if not offered:
         yield
         return

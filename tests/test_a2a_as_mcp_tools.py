@@ -199,7 +199,8 @@ async def test_mcp_tool_is_on_by_default_and_typed() -> None:
             }
         }
     )
-    assert config.a2a_agents["a"].mcp_tool and not config.a2a_agents["b"].mcp_tool
+    assert config.a2a_agents["a"].mcp_tool == "agent"
+    assert config.a2a_agents["b"].mcp_tool == "off"
     with pytest.raises(ValueError, match="mcp_tool"):
         JunctionConfig.model_validate(
             {"a2a_agents": {"a": {"url": "http://127.0.0.1:1", "mcp_tool": "sometimes"}}}
