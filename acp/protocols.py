@@ -114,9 +114,17 @@ class AgentDirectory(Protocol):
     async def list_agents(self) -> Sequence[AgentInfo]: ...
 
     async def send_task(
-        self, agent: str, message: str, *, on_progress: AgentProgress | None = None
+        self,
+        agent: str,
+        message: str,
+        *,
+        on_progress: AgentProgress | None = None,
+        session_id: str | None = None,
     ) -> str:
-        """Send the agent a task and return its final answer as text; raise on failure."""
+        """Send the agent a task and return its final answer as text; raise on failure.
+
+        `session_id` names the session asking, for a directory that treats sessions apart
+        (Junction's own A2A agent stamps each task's routing path onto the tasks it sends)."""
         ...
 
 

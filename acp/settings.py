@@ -42,6 +42,9 @@ class AgentSettings:
     auth_methods: tuple[AuthMethod, ...] = ()
     models_timeout: float = 5.0
     """How long session/new waits for the model list before offering the default alone."""
+    unattended: str | None = None
+    """Set when no person answers permission requests (Junction's own A2A agent): a call the
+    policy would ask about is denied, and this text is the reason the model is given."""
 
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "AgentSettings"]

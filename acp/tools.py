@@ -438,7 +438,9 @@ class AgentTool(Tool):
             await ctx.progress([text_content("".join(progress))])
 
         try:
-            answer = await self._directory.send_task(self.agent, message, on_progress=on_progress)
+            answer = await self._directory.send_task(
+                self.agent, message, on_progress=on_progress, session_id=ctx.session_id
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:

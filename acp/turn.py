@@ -345,7 +345,9 @@ class Turn:
             mode=session.mode,
             remembered=session.record.permissions.get(tool.name),
         )
-        if decision == "ask":
+        if decision == "ask" and self.settings.unattended:
+            decision, reason = "deny", self.settings.unattended
+        elif decision == "ask":
             decision, reason = await self._ask(call, tool, ctx)
         if decision == "deny":
             await self._fail(call, f"Permission denied: {reason}.")

@@ -26,7 +26,8 @@ from junction.config import JunctionConfig
 from transports import MessageStream
 
 if TYPE_CHECKING:
-    from acp.protocols import ProgressCallback, ToolInfo
+    from a2a import AgentPool
+    from acp.protocols import AgentInfo, AgentProgress, ProgressCallback, ToolInfo
     from acp.schema import McpServer
     from mcp_gateway import Catalog, Gateway
     from router_core import ChatRequest, Router, StreamEvent
@@ -171,14 +172,34 @@ class RoutedModels:
 # -- A2A ------------------------------------------------------------------------------------------
 
 
-def _agent_pool(config: JunctionConfig) -> Any:
+def _agent_pool(config: JunctionConfig) -> PoolDirectory | None:
     """The configured A2A agents, each offered to the model as a tool (None when there are none)."""
     if not config.a2a_agents:
         return None
     from a2a import AgentPool
     from junction.a2a_mode import agent_specs
 
-    return AgentPool(agent_specs(config))
+    return PoolDirectory(AgentPool(agent_specs(config)))
+
+
+class PoolDirectory:
+    """The A2A client's `AgentPool` as the agent's `AgentDirectory`."""
+
+    def __init__(self, pool: AgentPool) -> None:
+        self.pool = pool
+
+    async def list_agents(self) -> Sequence[AgentInfo]:
+        return await self.pool.list_agents()
+
+    async def send_task(
+        self,
+        agent: str,
+        message: str,
+        *,
+        on_progress: AgentProgress | None = None,
+        session_id: str | None = None,
+    ) -> str:
+        return await self.pool.send_task(agent, message, on_progress=on_progress)
 
 
 # -- MCP ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from transports.errors import (
     PeerClosedError,
     RpcError,
 )
+from transports.memory import MemoryStream, memory_pair
 from transports.ndjson import NdjsonStream, claim_stdout, open_pipe_stream, open_stdio
 from transports.peer import CANCEL_METHOD, JsonRpcPeer, session_lane
 from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream, Oversized
@@ -54,6 +55,7 @@ __all__ = [
     "REQUEST_CANCELLED",
     "HandshakeRefusedError",
     "JsonRpcPeer",
+    "MemoryStream",
     "MessageStream",
     "NdjsonStream",
     "Oversized",
@@ -62,6 +64,7 @@ __all__ = [
     "claim_stdout",
     "connect_sse",
     "connect_websocket",
+    "memory_pair",
     "open_pipe_stream",
     "open_stdio",
     "session_lane",
