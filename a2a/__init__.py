@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from a2a.rest import RestBinding, rest_routes
     from a2a.settings import AgentSpec, HubSettings, PushSettings
     from a2a.store import SqliteTaskStore, TaskPage, TaskRecord, TaskStore
+    from a2a.upstream import AgentConnection, AgentFailure, AgentTransport, RestConnection
 
 # The hub pulls in starlette and aiohttp; the configuration only needs `a2a.settings`. Names load
 # on first use so that reading a config file does not pay for the whole hub.
@@ -40,6 +41,10 @@ _LAZY = {
     "TaskPage": "a2a.store",
     "TaskRecord": "a2a.store",
     "TaskStore": "a2a.store",
+    "AgentConnection": "a2a.upstream",
+    "AgentFailure": "a2a.upstream",
+    "AgentTransport": "a2a.upstream",
+    "RestConnection": "a2a.upstream",
 }
 
 
@@ -55,9 +60,12 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "A2aClient",
     "A2aError",
+    "AgentConnection",
+    "AgentFailure",
     "AgentInfo",
     "AgentPool",
     "AgentSpec",
+    "AgentTransport",
     "CardError",
     "Hub",
     "HubSettings",
@@ -65,6 +73,7 @@ __all__ = [
     "RegisteredAgent",
     "Registry",
     "RestBinding",
+    "RestConnection",
     "SqliteTaskStore",
     "TaskPage",
     "TaskRecord",

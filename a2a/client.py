@@ -304,11 +304,14 @@ class AgentPool:
         context_id: str | None = None,
         on_progress: Callable[[str], Awaitable[None]] | None = None,
         note_end: str = "",
+        metadata: dict[str, Any] | None = None,
     ) -> TaskResult:
         """Stream one task to its end; the artifacts, state and ids (see `TaskResult`).
 
         `on_progress` gets each status message's text (followed by `note_end`) and each artifact
         chunk. With `context_id`, a task of that context left waiting for input is continued.
+        `metadata` goes into the message's metadata (e.g. `junction/via`, so hubs can refuse a
+        message that loops back to them).
         Cancelling the awaiting task cancels the remote task. Transport errors propagate.
         """
         client = self._clients.get(agent)
@@ -320,9 +323,10 @@ class AgentPool:
         task_id = self._waiting.pop((agent, context_id), None) if context_id else None
         out = TaskResult(context_id=context_id)
         artifacts: dict[str, dict[str, Any]] = {}
-        stream = await client.stream(
-            message={"parts": parts}, task_id=task_id, context_id=context_id
-        )
+        outgoing: dict[str, Any] = {"parts": parts}
+        if metadata:
+            outgoing["metadata"] = dict(metadata)
+        stream = await client.stream(message=outgoing, task_id=task_id, context_id=context_id)
         try:
             async for event in stream:
                 if "message" in event:  # a direct reply: the whole answer, no task
@@ -373,9 +377,12 @@ class AgentPool:
         message: str,
         *,
         on_progress: Callable[[str], Awaitable[None]] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         """`run_task`, with the outcome as the text a model reads (a failure raises)."""
-        result = await self.run_task(agent, message, on_progress=on_progress, note_end="\n")
+        result = await self.run_task(
+            agent, message, on_progress=on_progress, note_end="\n", metadata=metadata
+        )
         if not result.state and result.message is not None:  # a direct reply, no task
             return _text(result.message)
         if result.failed:

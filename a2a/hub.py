@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 import orjson
@@ -64,6 +65,9 @@ ROUTING_KEYS = ("agent", "skill", "tags")
 """Message (or request) metadata keys the hub routes on: `agent` names one agent, `skill` is a
 skill id (plain, or `agent/skill` as on the hub's card), `tags` a list of skill tags."""
 
+VIA = "junction/via"
+"""Message metadata key: the ids of the hubs a message has passed through, oldest first."""
+
 ANONYMOUS = "anonymous"
 _SUBSCRIBER_BACKLOG = 1024
 _END = object()
@@ -76,6 +80,19 @@ def new_id() -> str:
     `SystemRandom` detour: ids are made twice per routed task.
     """
     return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode("ascii")
+
+
+def allowed_agents(request: Request) -> tuple[str, ...] | None:
+    """The agent globs the auth middleware put in `scope["state"]["allowed_a2a_agents"]`, or
+    None when the caller may use every agent."""
+    state = request.scope.get("state") or {}
+    globs = state.get("allowed_a2a_agents") if isinstance(state, dict) else None
+    return None if globs is None else tuple(globs)
+
+
+def may_use(allowed: tuple[str, ...] | None, agent: str) -> bool:
+    """Whether a caller limited to `allowed` (`fnmatch` globs; None: no limit) may use `agent`."""
+    return allowed is None or any(fnmatchcase(agent, glob) for glob in allowed)
 
 
 def default_principal(request: Request) -> str:
@@ -93,6 +110,8 @@ class CallContext:
     """The hub's base URL, or how to work it out (only card methods need it, so it is lazy)."""
     agent: str | None
     params: Json
+    allowed: tuple[str, ...] | None = None
+    """The agents this caller may use (globs), None for all: others are treated as unknown."""
 
     @property
     def base_url(self) -> str:
@@ -382,6 +401,8 @@ class Hub:
         principal: Callable[[Request], str] = default_principal,
     ) -> None:
         self.settings = settings or HubSettings()
+        self.hub_id = self.settings.hub_id or os.urandom(8).hex()
+        """This hub's entry in `junction/via` (loop detection)."""
         self.store = store
         self.registry = Registry(self.settings, session=session, on_change=self._card_changed)
         self.push = PushDispatcher(self.settings.push)
@@ -456,6 +477,10 @@ class Hub:
     def _card_changed(self) -> None:
         self._card_cache.clear()
 
+    def task_state_counts(self) -> dict[str, int]:
+        """Recorded tasks by current 1.0 state (kept by the store as it writes: no query)."""
+        return self.store.state_counts()
+
     # -- HTTP surface
 
     def routes(self, *, admin: bool = True) -> list[BaseRoute]:
@@ -486,12 +511,15 @@ class Hub:
 
     # -- cards
 
-    def hub_card(self, base_url: str) -> Json:
-        """The hub's own card: every registered agent's skills, attributed to their agent."""
+    def hub_card(self, base_url: str, allowed: tuple[str, ...] | None = None) -> Json:
+        """The hub's own card: the skills of every agent the caller may use, attributed to
+        their agent."""
         skills: list[Json] = []
         inputs: list[str] = []
         outputs: list[str] = []
         for agent in self.registry.all():
+            if not may_use(allowed, agent.name):
+                continue
             agent_card = agent.card or {}
             for mode in agent_card.get("defaultInputModes") or []:
                 if mode not in inputs:
@@ -538,7 +566,9 @@ class Hub:
         url = f"{base_url}/a2a/agents/{agent.name}"
         card["supportedInterfaces"] = interfaces(url)
         capabilities = dict(card.get("capabilities") or {})
-        params: Json = {"upstreamCardUrl": agent.card_url, "agent": agent.name}
+        params: Json = {"agent": agent.name}
+        if agent.card_url is not None:  # a local agent has no card elsewhere
+            params["upstreamCardUrl"] = agent.card_url
         signatures = card.pop("signatures", None)
         if signatures:
             params["originalSignatures"] = signatures
@@ -566,6 +596,7 @@ class Hub:
             "ETag": etag,
             "Last-Modified": formatdate(int(modified), usegmt=True),
             "Cache-Control": f"public, max-age={self.settings.card_cache_seconds}",
+            "Vary": "Authorization",  # a key limited to some agents sees only theirs
         }
         inm = request.headers.get("if-none-match")
         if inm is not None:
@@ -582,13 +613,23 @@ class Hub:
 
     async def _hub_card(self, request: Request) -> Response:
         base = self.base_url(request)
+        allowed = allowed_agents(request)
         return self._card_response(
-            request, f"hub|{base}", lambda: self.hub_card(base), self.registry.changed_at
+            request,
+            f"hub|{base}|{allowed}",
+            lambda: self.hub_card(base, allowed),
+            self.registry.changed_at,
         )
+
+    def visible(self, request: Request, name: str) -> RegisteredAgent | None:
+        """The agent `name` if it is registered and the caller may use it (else, to the caller,
+        it does not exist)."""
+        agent = self.registry.get(name)
+        return agent if agent is not None and may_use(allowed_agents(request), name) else None
 
     async def _agent_card(self, request: Request) -> Response:
         name = request.path_params["name"]
-        agent = self.registry.get(name)
+        agent = self.visible(request, name)
         if agent is None or agent.card is None:
             return JSONResponse({"error": f"no agent {name!r} with a card"}, status_code=404)
         base = self.base_url(request)
@@ -613,14 +654,31 @@ class Hub:
             spec = AgentSpec.model_validate(body)
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
             return JSONResponse({"error": f"bad registration: {exc}"}, status_code=400)
+        if (problem := self._builtin(name)) is not None:
+            return problem
         try:
             agent = await self.registry.add(name, spec, source="admin", strict=True)
         except CardError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         return JSONResponse(agent.summary(), status_code=201)
 
+    def _builtin(self, name: str) -> Response | None:
+        """409 for a local (in-process) agent: it belongs to the program, not to the admin API."""
+        agent = self.registry.get(name)
+        if agent is None or agent.source != "local":
+            return None
+        return JSONResponse(
+            {
+                "error": f"agent {name!r} is built into this process; it cannot be replaced or removed"
+            },
+            status_code=409,
+        )
+
     async def _admin_remove(self, request: Request) -> Response:
-        if await self.registry.remove(request.path_params["name"]):
+        name = request.path_params["name"]
+        if (problem := self._builtin(name)) is not None:
+            return problem
+        if await self.registry.remove(name):
             return Response(status_code=204)
         return JSONResponse({"error": "no such agent"}, status_code=404)
 
@@ -631,7 +689,7 @@ class Hub:
 
     async def _rpc_agent(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if self.registry.get(name) is None:
+        if self.visible(request, name) is None:
             return JSONResponse({"error": f"no agent {name!r}"}, status_code=404)
         return await self.handle(request, name)
 
@@ -695,7 +753,9 @@ class Hub:
                 _error_reply(request_id, A2aError(METHOD_NOT_FOUND, "Method not found"), version)
             )
         base = functools.partial(self.base_url, request)
-        ctx = CallContext(version, self.principal(request), base, agent, params)
+        ctx = CallContext(
+            version, self.principal(request), base, agent, params, allowed_agents(request)
+        )
         if method10 in compat.STREAMING_METHODS:
             return await self._streaming(request_id, method10, ctx)
         try:
@@ -968,6 +1028,7 @@ class Hub:
         self, ctx: CallContext, request: types.SendMessageRequest
     ) -> tuple[RegisteredAgent, Binding, TaskRecord | None]:
         message = request.message
+        self._check_hops(message.metadata)
         if message.task_id:
             record = await self._owned(ctx, message.task_id)
             if message.context_id and message.context_id != record.context_id:
@@ -981,7 +1042,11 @@ class Hub:
             return agent, binding, record
         if message.context_id:
             known = await self.store.get_context(ctx.caller, message.context_id)
-            if known is not None and (ctx.agent is None or known[0] == ctx.agent):
+            if (
+                known is not None
+                and (ctx.agent is None or known[0] == ctx.agent)
+                and may_use(ctx.allowed, known[0])
+            ):
                 owner = self.registry.get(known[0])
                 if owner is None:
                     raise A2aError(
@@ -1006,10 +1071,32 @@ class Hub:
             binding.new_context = True
         return agent, binding, None
 
+    def _check_hops(self, metadata: Json | None) -> None:
+        """Refuse a message that has been through this hub already, or through too many."""
+        via = (metadata or {}).get(VIA)
+        if via is None:
+            return
+        if not isinstance(via, list) or not all(isinstance(hop, str) for hop in via):
+            raise A2aError(INVALID_PARAMS, f"message metadata {VIA!r} must be a list of hub ids")
+        if self.hub_id in via:
+            raise A2aError(
+                INVALID_PARAMS,
+                "routing loop: this message has already passed through this hub"
+                f" (via {' -> '.join(via)})",
+                {"hubId": self.hub_id, "via": ",".join(via)},
+            )
+        if len(via) >= self.settings.max_hops:
+            raise A2aError(
+                INVALID_PARAMS,
+                f"too many hops ({len(via)} >= max_hops {self.settings.max_hops})",
+                {"via": ",".join(via)},
+            )
+
     def _choose(self, ctx: CallContext, request: types.SendMessageRequest) -> RegisteredAgent:
+        allowed = ctx.allowed
         if ctx.agent is not None:
             agent = self.registry.get(ctx.agent)
-            if agent is None:
+            if agent is None or not may_use(allowed, ctx.agent):
                 raise A2aError(INVALID_PARAMS, f"no agent {ctx.agent!r}")
             return agent
         hints: Json = {}
@@ -1020,7 +1107,7 @@ class Hub:
         name = hints.get("agent")
         if isinstance(name, str):
             agent = self.registry.get(name)
-            if agent is None:
+            if agent is None or not may_use(allowed, name):
                 raise A2aError(INVALID_PARAMS, f"no agent {name!r}", {"agent": name})
             return agent
         skill = hints.get("skill")
@@ -1030,13 +1117,23 @@ class Hub:
         if isinstance(skill, str) and "/" in skill:
             owner, _, bare = skill.partition("/")
             pinned = self.registry.get(owner)
-            if pinned is not None and any(s.get("id") == bare for s in pinned.skills):
+            if (
+                pinned is not None
+                and may_use(allowed, owner)
+                and any(s.get("id") == bare for s in pinned.skills)
+            ):
                 return pinned
         if skill or tags:
-            candidates = self.registry.candidates(
-                skill if isinstance(skill, str) else None, list(tags)
+            candidates = [
+                agent
+                for agent in self.registry.candidates(
+                    skill if isinstance(skill, str) else None, list(tags)
+                )
+                if may_use(allowed, agent.name)
+            ]
+            picked = self.registry.pick(candidates, key=request.message.context_id) or (
+                self._fallback(allowed)
             )
-            picked = self.registry.pick(candidates, key=request.message.context_id)
             if picked is None:
                 raise A2aError(
                     UNSUPPORTED_OPERATION,
@@ -1044,14 +1141,24 @@ class Hub:
                     {"skill": str(skill), "tags": ",".join(tags)},
                 )
             return picked
-        agents = self.registry.all()
+        agents = [agent for agent in self.registry.all() if may_use(allowed, agent.name)]
         if len(agents) == 1:
             return agents[0]
+        fallback = self._fallback(allowed)
+        if fallback is not None:
+            return fallback
         raise A2aError(
             INVALID_PARAMS,
             "say which agent: message metadata `agent` (a name) or `skill`/`tags`",
             {"agents": ",".join(a.name for a in agents)},
         )
+
+    def _fallback(self, allowed: tuple[str, ...] | None) -> RegisteredAgent | None:
+        """`fallback_agent`, when it is set, registered, and the caller may use it."""
+        name = self.settings.fallback_agent
+        if name is None or not may_use(allowed, name):
+            return None
+        return self.registry.get(name)
 
     def _owner(self, record: TaskRecord) -> RegisteredAgent:
         agent = self.registry.get(record.agent)
@@ -1081,13 +1188,21 @@ class Hub:
 
     async def _owned(self, ctx: CallContext, task_id: str) -> TaskRecord:
         record = await self.store.get_task(task_id, ctx.caller)
-        if record is None or (ctx.agent is not None and record.agent != ctx.agent):
+        if (
+            record is None
+            or (ctx.agent is not None and record.agent != ctx.agent)
+            or not may_use(ctx.allowed, record.agent)
+        ):
             raise A2aError(TASK_NOT_FOUND, "Task not found", {"taskId": task_id})
         return record
 
     def _upstream_params(self, params: Json, binding: Binding) -> Json:
         out = dict(params)
         message = dict(out["message"])
+        metadata = dict(message.get("metadata") or {})
+        via = metadata.get(VIA)
+        metadata[VIA] = [*(via if isinstance(via, list) else []), self.hub_id]
+        message["metadata"] = metadata
         if binding.remote_id:
             message["taskId"] = binding.remote_id
         if binding.remote_context:
@@ -1259,7 +1374,9 @@ class Hub:
         )
         tasks = []
         for record in page.records:
-            if ctx.agent is not None and record.agent != ctx.agent:
+            if (ctx.agent is not None and record.agent != ctx.agent) or not may_use(
+                ctx.allowed, record.agent
+            ):
                 continue
             task = trim_history(record.task, request.history_length)
             if not request.include_artifacts:
@@ -1349,7 +1466,7 @@ class Hub:
             if agent is None or agent.card is None:
                 raise A2aError(UNSUPPORTED_OPERATION, "the agent's card is not available")
             return self.proxied_card(agent, ctx.base_url)
-        return self.hub_card(ctx.base_url)
+        return self.hub_card(ctx.base_url, ctx.allowed)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1409,4 +1526,13 @@ def _json(reply: Json) -> Response:
     return Response(orjson.dumps(reply), media_type="application/json")
 
 
-__all__ = ["ROUTING_KEYS", "Hub", "TaskRelay", "default_principal", "new_id"]
+__all__ = [
+    "ROUTING_KEYS",
+    "VIA",
+    "Hub",
+    "TaskRelay",
+    "allowed_agents",
+    "default_principal",
+    "may_use",
+    "new_id",
+]

@@ -8,6 +8,7 @@ The periodic refresh is a conditional GET (ETag) and doubles as the agent's heal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,8 +24,21 @@ from a2a import compat
 from a2a.netguard import BlockedTargetError, Guard
 from a2a.settings import AgentSpec, HubSettings
 from a2a.types import AgentCard
-from a2a.upstream import AgentConnection, SessionFactory, _default_session
-from router_core import CircuitBreaker, Endpoint, HealthChecker, Strategy, make_strategy
+from a2a.upstream import (
+    AgentConnection,
+    AgentTransport,
+    RestConnection,
+    SessionFactory,
+    _default_session,
+)
+from router_core import (
+    BreakerState,
+    CircuitBreaker,
+    Endpoint,
+    HealthChecker,
+    Strategy,
+    make_strategy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +54,23 @@ class RegisteredAgent:
     """One agent and everything the hub knows about it."""
 
     name: str
-    spec: AgentSpec
-    source: Literal["config", "admin"]
+    spec: AgentSpec | None
+    """Where the agent is; None for an in-process (`local`) agent."""
+    source: Literal["config", "admin", "local"]
     endpoint: Endpoint[RegisteredAgent] = field(init=False)
     card: dict[str, Any] | None = None
     """The card in 1.0 shape."""
     raw_card: dict[str, Any] | None = None
     """The card exactly as the agent served it (signatures cover this)."""
     etag: str | None = None
-    connection: AgentConnection | None = None
+    connection: AgentTransport | None = None
     error: str | None = None
     fetched_at: float | None = None
 
     @property
-    def card_url(self) -> str:
+    def card_url(self) -> str | None:
+        if self.spec is None:
+            return None
         return self.spec.card_url or self.spec.url.rstrip("/") + WELL_KNOWN
 
     @property
@@ -82,7 +99,7 @@ class RegisteredAgent:
         card = self.card or {}
         return {
             "name": self.name,
-            "url": self.spec.url,
+            "url": self.spec.url if self.spec is not None else None,
             "source": self.source,
             "state": self.state(),
             "version": self.connection.version if self.connection else None,
@@ -97,6 +114,19 @@ class RegisteredAgent:
             "stats": self.endpoint.stats.snapshot(),
             "breaker": self.endpoint.breaker.snapshot(),
         }
+
+
+_LOCAL_INTERFACE = {"url": "local:", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+"""Stands in for a local agent's interfaces when its card is checked (the hub serves it)."""
+
+
+def _validate_card(card: dict[str, Any]) -> None:
+    try:
+        AgentCard.model_validate(card)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CardError(f"invalid agent card: {where}: {first['msg']}") from None
 
 
 def _same_origin(a: str, b: str) -> bool:
@@ -120,6 +150,7 @@ class Registry:
         self._strategy: Strategy = make_strategy(self.settings.strategy)
         self._guard = Guard(self.settings.push.allow_hosts)
         self._on_change = on_change
+        self._listeners: list[Callable[[], None]] = []
         self._started = False
         self.revision = 0
         self.changed_at = time.time()
@@ -132,26 +163,56 @@ class Registry:
     def all(self) -> list[RegisteredAgent]:
         return list(self._agents.values())
 
+    def _new_agent(
+        self, name: str, spec: AgentSpec | None, source: Literal["config", "admin", "local"]
+    ) -> RegisteredAgent:
+        agent = RegisteredAgent(name=name, spec=spec, source=source)
+        breaker = CircuitBreaker(self.settings.breaker, name=name)
+        breaker.add_listener(self._breaker_moved)
+        weight = spec.weight if spec is not None else 1
+        agent.endpoint = Endpoint(name=name, target=agent, weight=weight, breaker=breaker)
+        return agent
+
+    async def _install(self, agent: RegisteredAgent) -> None:
+        old = self._agents.get(agent.name)
+        self._agents[agent.name] = agent
+        if old is not None and old.endpoint.health is not None:
+            await old.endpoint.health.stop()
+        if self._started and agent.spec is not None:
+            self._start_health(agent)
+        self._changed()
+
     async def add(
         self, name: str, spec: AgentSpec, *, source: Literal["config", "admin"], strict: bool
     ) -> RegisteredAgent:
         """Register (or replace) `name`; with `strict` a card problem raises CardError instead."""
-        agent = RegisteredAgent(name=name, spec=spec, source=source)
-        breaker = CircuitBreaker(self.settings.breaker, name=name)
-        agent.endpoint = Endpoint(name=name, target=agent, weight=spec.weight, breaker=breaker)
+        agent = self._new_agent(name, spec, source)
         try:
             await self.refresh(agent)
         except CardError as exc:
             if strict:
                 raise
             log.warning("agent %s: %s", name, exc)
-        old = self._agents.get(name)
-        self._agents[name] = agent
-        if old is not None and old.endpoint.health is not None:
-            await old.endpoint.health.stop()
-        if self._started:
-            self._start_health(agent)
-        self._changed()
+        await self._install(agent)
+        return agent
+
+    async def add_local(
+        self, name: str, card: dict[str, Any], connection: AgentTransport
+    ) -> RegisteredAgent:
+        """Register (or replace) an in-process agent: its 1.0 card is taken as given (never
+        fetched, refreshed or probed) and `connection` answers for it; only its breaker can
+        make it unavailable. The admin API can neither remove nor replace it.
+
+        Raises CardError when the card is not a usable 1.0 card (interfaces may be left out:
+        the hub serves the agent under its own URL).
+        """
+        if not name or "/" in name:
+            raise CardError("an agent name must be non-empty and without '/'")
+        _validate_card({"supportedInterfaces": [_LOCAL_INTERFACE], **card})
+        agent = self._new_agent(name, None, "local")
+        agent.card, agent.raw_card, agent.connection = card, card, connection
+        agent.fetched_at = time.time()
+        await self._install(agent)
         return agent
 
     async def remove(self, name: str) -> bool:
@@ -167,7 +228,8 @@ class Registry:
         """Begin periodic card refresh / health probes (needs a running loop)."""
         self._started = True
         for agent in self._agents.values():
-            self._start_health(agent)
+            if agent.spec is not None:
+                self._start_health(agent)
 
     async def stop(self) -> None:
         self._started = False
@@ -182,6 +244,7 @@ class Registry:
             await self.refresh(agent)
 
         checker = HealthChecker(probe, settings, name=agent.name, breaker=agent.endpoint.breaker)
+        checker.add_listener(lambda _checker, _healthy: self._notify())
         agent.endpoint.health = checker
         if agent.connection is None:
             checker.start()  # first probe now: a failed startup fetch is retried at once
@@ -189,11 +252,38 @@ class Registry:
             loop = asyncio.get_running_loop()
             loop.call_later(self.settings.card_refresh, checker.start)
 
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener()` after an agent is added, removed or replaced, its card changes, or
+        its availability flips (health, breaker); returns the function that unsubscribes it.
+        (MCP's `notifications/tools/list_changed` hangs off this.)"""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("registry listener failed")
+
+    def _breaker_moved(
+        self, _breaker: CircuitBreaker, old: BreakerState, new: BreakerState
+    ) -> None:
+        if (old is BreakerState.OPEN) != (new is BreakerState.OPEN):
+            self._notify()
+
     def _changed(self) -> None:
+        """Membership or a card changed: the hub's card is stale, and listeners hear of it."""
         self.revision += 1
         self.changed_at = time.time()
         if self._on_change is not None:
             self._on_change()
+        self._notify()
 
     # -- selection
 
@@ -222,12 +312,15 @@ class Registry:
 
     async def refresh(self, agent: RegisteredAgent) -> None:
         """Fetch the card (conditionally); on success the agent gets a usable connection."""
+        spec, card_url = agent.spec, agent.card_url
+        if spec is None or card_url is None:
+            return  # a local agent: its card is what it was registered with
         try:
-            raw, etag = await self.fetch_card(agent.card_url, agent.spec, etag=agent.etag)
+            raw, etag = await self.fetch_card(card_url, spec, etag=agent.etag)
             if raw is None:  # 304: unchanged
                 agent.fetched_at = time.time()
                 return
-            card, connection = self._parse(agent, raw)
+            card, connection = self._parse(spec, card_url, raw)
         except CardError as exc:
             agent.error = str(exc)
             raise
@@ -239,36 +332,39 @@ class Registry:
             self._changed()
 
     def _parse(
-        self, agent: RegisteredAgent, raw: dict[str, Any]
-    ) -> tuple[dict[str, Any], AgentConnection]:
+        self, spec: AgentSpec, card_url: str, raw: dict[str, Any]
+    ) -> tuple[dict[str, Any], AgentTransport]:
+        """The card in 1.0 shape and a connection to the interface the hub will use: JSON-RPC
+        when offered (1.0, else 0.3), else HTTP+JSON (1.0, else 0.3)."""
         card = compat.card_to_v10(raw)
-        try:
-            AgentCard.model_validate(card)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise CardError(f"invalid agent card: {where}: {first['msg']}") from None
+        _validate_card(card)
         chosen: dict[str, Any] | None = None
-        for wanted in (compat.V10, compat.V03):
-            for interface in card["supportedInterfaces"]:
-                version = compat.normalize_version(str(interface.get("protocolVersion", "")))
-                if interface.get("protocolBinding") == "JSONRPC" and version == wanted:
-                    chosen = {**interface, "protocolVersion": version}
+        for binding in ("JSONRPC", "HTTP+JSON"):
+            for wanted in (compat.V10, compat.V03):
+                for interface in card["supportedInterfaces"]:
+                    version = compat.normalize_version(str(interface.get("protocolVersion", "")))
+                    if interface.get("protocolBinding") == binding and version == wanted:
+                        chosen = {**interface, "protocolVersion": version}
+                        break
+                if chosen is not None:
                     break
             if chosen is not None:
                 break
         if chosen is None:
-            raise CardError("the card offers no JSON-RPC interface of version 1.0 or 0.3")
-        url = urljoin(agent.card_url, str(chosen["url"]))
+            raise CardError(
+                "the card offers no JSON-RPC or HTTP+JSON interface of version 1.0 or 0.3"
+            )
+        url = urljoin(card_url, str(chosen["url"]))
         if (
-            not _same_origin(url, agent.spec.url)
-            and urlsplit(url).hostname != urlsplit(agent.spec.url).hostname
+            not _same_origin(url, spec.url)
+            and urlsplit(url).hostname != urlsplit(spec.url).hostname
         ):
             self._check_public_sync(url)
-        connection = AgentConnection(
+        kind = AgentConnection if chosen["protocolBinding"] == "JSONRPC" else RestConnection
+        connection = kind(
             url,
             chosen["protocolVersion"],
-            headers=agent.spec.headers,
+            headers=spec.headers,
             session=self._session,
             request_timeout=self.settings.request_timeout,
             idle_timeout=self.settings.stream_idle_timeout,

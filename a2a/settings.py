@@ -61,6 +61,15 @@ class HubSettings(_Model):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Largest JSON-RPC request body accepted, and largest single event relayed."""
     redirect_limit: int = Field(default=3, ge=0)
+    fallback_agent: str | None = None
+    """Where a message goes that names no agent and whose skill/tags match no healthy agent (or
+    that gives no hint while several agents, or none, could take it). Unset: such a message is
+    refused."""
+    hub_id: str | None = None
+    """This hub's name in `junction/via` message metadata (loop detection); a random id per
+    process when unset. Give hubs that call each other distinct ids."""
+    max_hops: int = Field(default=8, ge=1)
+    """A message that has already passed through this many hubs is refused."""
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     health: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
     push: PushSettings = Field(default_factory=PushSettings)

@@ -12,6 +12,7 @@ import base64
 import logging
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ class TaskRecord:
     task: dict[str, Any]
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
+    stored_state: str | None = None
+    """The state this record last had in the store (None: not stored yet); keeps the store's
+    per-state counts exact without a query."""
 
     @property
     def state(self) -> str:
@@ -81,6 +85,9 @@ class TaskStore(Protocol):
     ) -> dict[str, Any] | None: ...
     async def list_push(self, task_id: str, caller: str | None = None) -> list[dict[str, Any]]: ...
     async def delete_push(self, caller: str, task_id: str, config_id: str) -> None: ...
+    def state_counts(self) -> dict[str, int]:
+        """Stored tasks by current state; cheap (a metrics scrape calls it)."""
+        ...
 
 
 _SCHEMA = """
@@ -177,7 +184,7 @@ _COLUMNS = "id, caller, agent, remote_id, context_id, remote_context_id, created
 
 
 def _record(row: tuple[Any, ...]) -> TaskRecord:
-    return TaskRecord(
+    record = TaskRecord(
         id=row[0],
         caller=row[1],
         agent=row[2],
@@ -188,6 +195,8 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         updated=row[7],
         task=orjson.loads(row[8]),
     )
+    record.stored_state = record.state
+    return record
 
 
 def _encode_cursor(updated: float, task_id: str) -> str:
@@ -238,6 +247,8 @@ class SqliteTaskStore:
         """Batches queued on the thread: while any is, later batches follow them there."""
         self._since_checkpoint = 0
         self._checkpointing = False
+        self._states: Counter[str] = Counter()
+        """Tasks per state: counted from the table at `open`, then kept as tasks are saved."""
 
     @property
     def _inline(self) -> bool:
@@ -336,6 +347,9 @@ class SqliteTaskStore:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = connect(self.path)
             db.executescript(_SCHEMA)
+            self._states = Counter(
+                dict(db.execute("SELECT state, COUNT(*) FROM a2a_tasks GROUP BY state").fetchall())
+            )
             if not self._inline:
                 writer = connect(self.path)
                 writer.execute("PRAGMA busy_timeout=0")  # never wait on the event loop
@@ -365,6 +379,12 @@ class SqliteTaskStore:
 
     async def save_task(self, record: TaskRecord, *, with_context: bool = False) -> None:
         """Insert or update; `with_context` also records the task's context mapping (one trip)."""
+        state = record.state
+        if state != record.stored_state:
+            if record.stored_state is not None:
+                self._states[record.stored_state] -= 1
+            self._states[state] += 1
+            record.stored_state = state
         row = (
             record.id,
             record.caller,
@@ -382,6 +402,9 @@ class SqliteTaskStore:
             await self._write((_UPSERT_TASK, row), (_UPSERT_CONTEXT, context))
         else:
             await self._write((_UPSERT_TASK, row))
+
+    def state_counts(self) -> dict[str, int]:
+        return {state: count for state, count in self._states.items() if count > 0}
 
     async def get_task(self, task_id: str, caller: str) -> TaskRecord | None:
         def read(db: sqlite3.Connection) -> TaskRecord | None:

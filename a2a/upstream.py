@@ -1,26 +1,32 @@
 """JSON-RPC calls and SSE streams to one remote agent, in the version that agent speaks.
 
-Callers pass and get 1.0 JSON; a 0.3 agent's traffic is translated here. Every failure of the
-agent (unreachable, HTTP error, malformed JSON or events, silence) surfaces as `AgentFailure`,
-which the hub counts against the agent's breaker; an A2A error the agent answered with is an
-`A2aError` (the agent is fine, the request was not).
+Callers pass and get 1.0 JSON; a 0.3 agent's traffic is translated here. Two bindings:
+JSON-RPC (`AgentConnection`, preferred) and HTTP+JSON (`RestConnection`); both satisfy
+`AgentTransport`, which is all the hub uses, so an in-process agent can stand in for them.
+
+Every failure of the agent (unreachable, HTTP error, malformed JSON or events, silence)
+surfaces as `AgentFailure`, which the hub counts against the agent's breaker; an A2A error the
+agent answered with is an `A2aError` (the agent is fine, the request was not).
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
 import orjson
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-from a2a import compat
-from a2a.errors import from_error_member
+from a2a import compat, restwire
+from a2a.errors import UNSUPPORTED_OPERATION, A2aError, from_error_member
+from router_core import tracing
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +45,24 @@ def _default_session() -> aiohttp.ClientSession:
     return get_session()
 
 
-class AgentConnection:
-    """Where and how to reach one agent's JSON-RPC interface."""
+class AgentTransport(Protocol):
+    """How the hub reaches one agent, whatever the wire: JSON-RPC, HTTP+JSON, or in-process.
+
+    Callers pass 1.0 params and get 1.0 results. The hub uses `SendMessage`,
+    `SendStreamingMessage`, `GetTask`, `CancelTask` and `SubscribeToTask`. An A2A error answer
+    is raised as `A2aError` (the agent is fine); a broken agent as `AgentFailure` (its breaker
+    counts it).
+    """
+
+    version: str
+
+    async def call(self, method_v10: str, params: dict[str, Any]) -> Any: ...
+
+    def stream(self, method_v10: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]: ...
+
+
+class _HttpAgent:
+    """What both HTTP bindings share: headers, limits, the pooled session, SSE reading."""
 
     def __init__(
         self,
@@ -65,86 +87,50 @@ class AgentConnection:
         self.idle_timeout = idle_timeout
         self.max_event_bytes = max_event_bytes
 
-    def _body(self, method_v10: str, params: dict[str, Any]) -> bytes:
-        method = method_v10
-        if self.version == compat.V03:
-            method = compat.METHODS_V10_TO_V03[method_v10]
-            params = compat.params_to_v03(method_v10, params)
-        return orjson.dumps(
-            {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params}
-        )
+    def _headers(self, *, stream: bool = False) -> dict[str, str]:
+        """Per request: the trace context of the request being served joins the fixed headers."""
+        extra = tracing.headers()
+        if stream:
+            extra["Accept"] = "text/event-stream"
+        return {**self.headers, **extra} if extra else self.headers
 
-    async def call(self, method_v10: str, params: dict[str, Any]) -> Any:
-        """One request/response; returns the 1.0 result."""
-        body = self._body(method_v10, params)
+    async def _open(self, verb: str, url: str, body: bytes | None, *, stream: bool) -> Any:
+        """Send one request and wait for its head; the caller releases the response."""
         try:
             async with asyncio.timeout(self.request_timeout):
-                async with self._session().post(
-                    self.url, data=body, headers=self.headers, allow_redirects=False
+                return await self._session().request(
+                    verb,
+                    url,
+                    data=body,
+                    headers=self._headers(stream=stream),
+                    allow_redirects=False,
+                )
+        except TimeoutError:
+            raise AgentFailure(f"agent did not answer within {self.request_timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise AgentFailure(f"agent unreachable: {exc}") from None
+
+    async def _exchange(self, verb: str, url: str, body: bytes | None) -> tuple[int, bytes]:
+        """One whole request/response within `request_timeout`: the status and the body."""
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                async with self._session().request(
+                    verb, url, data=body, headers=self._headers(), allow_redirects=False
                 ) as response:
-                    if response.status != 200:
-                        raise AgentFailure(f"agent answered HTTP {response.status}")
-                    raw = await response.read()
+                    return response.status, await response.read()
         except TimeoutError:
             raise AgentFailure(f"agent did not answer within {self.request_timeout:g} s") from None
         except aiohttp.ClientError as exc:
             raise AgentFailure(f"agent unreachable: {exc}") from None
-        return self._result(method_v10, raw)
 
-    def _result(self, method_v10: str, raw: bytes) -> Any:
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
-            reply = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise AgentFailure("agent answered with malformed JSON") from None
-        if not isinstance(reply, dict):
-            raise AgentFailure("agent answered with a non-object")
-        if "error" in reply:
-            raise from_error_member(reply["error"])
-        if "result" not in reply:
-            raise AgentFailure("agent reply has neither result nor error")
-        result = reply["result"]
-        if self.version == compat.V03:
-            result = compat.result_to_v10(method_v10, result)
-            if method_v10 == "SendMessage" and result is None:
-                raise AgentFailure("agent answered message/send with neither a task nor a message")
-        return result
-
-    async def stream(
-        self, method_v10: str, params: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
-        """The agent's events as 1.0 StreamResponse dicts, each yielded as soon as it is parsed.
-
-        Raises `A2aError` when the agent refuses up front, `AgentFailure` when the stream breaks
-        (connection lost, malformed event, silence beyond `idle_timeout`).
-        """
-        body = self._body(method_v10, params)
-        headers = {**self.headers, "Accept": "text/event-stream"}
-        try:
-            async with asyncio.timeout(self.request_timeout):
-                response = await self._session().post(
-                    self.url, data=body, headers=headers, allow_redirects=False
-                )
-        except TimeoutError:
-            raise AgentFailure(f"agent did not answer within {self.request_timeout:g} s") from None
+            return await response.read()
         except aiohttp.ClientError as exc:
             raise AgentFailure(f"agent unreachable: {exc}") from None
-        try:
-            if response.status != 200:
-                raise AgentFailure(f"agent answered HTTP {response.status}")
-            if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                # An up-front JSON-RPC answer: an error, or a result from an agent that does not stream.
-                raw = await response.read()
-                result = self._result(
-                    "SendMessage" if method_v10 != "SubscribeToTask" else "GetTask", raw
-                )
-                yield {"task": result} if method_v10 == "SubscribeToTask" else result
-                return
-            async for data in self._events(response):
-                yield self._event(data)
-        finally:
-            response.release()
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
+        """(event type, data) of each SSE event with data, as soon as it is complete."""
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         lines, events = SSELineDecoder(), SSEDecoder()
         pending = 0
@@ -166,13 +152,77 @@ class AgentConnection:
                 if event is not None:
                     pending = 0
                     if event.data:
-                        yield event.data
+                        yield event.event, event.data
+
+
+def _json(data: bytes | str, what: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise AgentFailure(f"agent sent a malformed {what} (not JSON)") from None
+
+
+class AgentConnection(_HttpAgent):
+    """One agent's JSON-RPC interface."""
+
+    def _body(self, method_v10: str, params: dict[str, Any]) -> bytes:
+        method = method_v10
+        if self.version == compat.V03:
+            method = compat.METHODS_V10_TO_V03[method_v10]
+            params = compat.params_to_v03(method_v10, params)
+        return orjson.dumps(
+            {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params}
+        )
+
+    async def call(self, method_v10: str, params: dict[str, Any]) -> Any:
+        """One request/response; returns the 1.0 result."""
+        status, raw = await self._exchange("POST", self.url, self._body(method_v10, params))
+        if status != 200:
+            raise AgentFailure(f"agent answered HTTP {status}")
+        return self._result(method_v10, raw)
+
+    def _result(self, method_v10: str, raw: bytes) -> Any:
+        reply = _json(raw, "answer")
+        if not isinstance(reply, dict):
+            raise AgentFailure("agent answered with a non-object")
+        if "error" in reply:
+            raise from_error_member(reply["error"])
+        if "result" not in reply:
+            raise AgentFailure("agent reply has neither result nor error")
+        result = reply["result"]
+        if self.version == compat.V03:
+            result = compat.result_to_v10(method_v10, result)
+            if method_v10 == "SendMessage" and result is None:
+                raise AgentFailure("agent answered message/send with neither a task nor a message")
+        return result
+
+    async def stream(
+        self, method_v10: str, params: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The agent's events as 1.0 StreamResponse dicts, each yielded as soon as it is parsed.
+
+        Raises `A2aError` when the agent refuses up front, `AgentFailure` when the stream breaks
+        (connection lost, malformed event, silence beyond `idle_timeout`).
+        """
+        response = await self._open("POST", self.url, self._body(method_v10, params), stream=True)
+        try:
+            if response.status != 200:
+                raise AgentFailure(f"agent answered HTTP {response.status}")
+            if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                # An up-front JSON-RPC answer: an error, or a result from an agent that does not stream.
+                raw = await self._read(response)
+                result = self._result(
+                    "SendMessage" if method_v10 != "SubscribeToTask" else "GetTask", raw
+                )
+                yield {"task": result} if method_v10 == "SubscribeToTask" else result
+                return
+            async for _, data in self._events(response):
+                yield self._event(data)
+        finally:
+            response.release()
 
     def _event(self, data: str) -> dict[str, Any]:
-        try:
-            message = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise AgentFailure("agent sent a malformed event (not JSON)") from None
+        message = _json(data, "event")
         if not isinstance(message, dict):
             raise AgentFailure("agent sent a malformed event (not an object)")
         if "error" in message:
@@ -182,12 +232,106 @@ class AgentConnection:
             converted = compat.event_to_v10(result)
         else:
             converted = result if isinstance(result, dict) else None
-            if (
-                converted is not None
-                and len(converted.keys() & {"task", "message", "statusUpdate", "artifactUpdate"})
-                != 1
-            ):
+            if converted is not None and len(converted.keys() & _PAYLOADS) != 1:
                 converted = None
         if converted is None:
             raise AgentFailure("agent sent a malformed event (not a stream response)")
         return converted
+
+
+_PAYLOADS = frozenset({"task", "message", "statusUpdate", "artifactUpdate"})
+
+
+class RestConnection(_HttpAgent):
+    """One agent's HTTP+JSON (REST) interface: 1.0 at `{url}/...`, 0.3 at `{url}/v1/...`.
+
+    For agents whose card offers no JSON-RPC interface. 0.3 bodies are the 0.3 proto's JSON
+    (`content` parts, `TASK_STATE_CANCELLED`), translated here both ways.
+    """
+
+    def __init__(self, url: str, version: str, **options: Any) -> None:
+        super().__init__(url, version, **options)
+        self.base = url.rstrip("/") + ("/v1" if version == compat.V03 else "")
+
+    def _route(self, method_v10: str, params: dict[str, Any]) -> tuple[str, str, bytes | None]:
+        """The verb, URL and body of one 1.0 method call."""
+        legacy = self.version == compat.V03
+        if method_v10 in ("SendMessage", "SendStreamingMessage"):
+            body = restwire.send_params_to_v03(params) if legacy else params
+            action = "send" if method_v10 == "SendMessage" else "stream"
+            return "POST", f"{self.base}/message:{action}", orjson.dumps(body)
+        task = quote(str(params.get("id", "")), safe="")
+        if method_v10 == "GetTask":
+            query = ""
+            if params.get("historyLength") is not None:
+                query = f"?historyLength={int(params['historyLength'])}"
+            return "GET", f"{self.base}/tasks/{task}{query}", None
+        if method_v10 == "CancelTask":
+            extra = {} if legacy else {k: v for k, v in params.items() if k == "metadata"}
+            return "POST", f"{self.base}/tasks/{task}:cancel", orjson.dumps(extra)
+        if method_v10 == "SubscribeToTask":
+            return "POST", f"{self.base}/tasks/{task}:subscribe", None
+        raise A2aError(UNSUPPORTED_OPERATION, f"{method_v10} is not relayed to HTTP+JSON agents")
+
+    def _refusal(self, status: int, raw: bytes) -> Exception:
+        """A non-200 answer: the agent's A2A error if it sent one, else a broken agent."""
+        with contextlib.suppress(orjson.JSONDecodeError):
+            error = restwire.error_from_body(orjson.loads(raw))
+            if error is not None:
+                return error
+        return AgentFailure(f"agent answered HTTP {status}")
+
+    def _payload(self, value: Any) -> dict[str, Any] | None:
+        """A StreamResponse / SendMessageResponse in 1.0 shape, or None if it is not one."""
+        if self.version == compat.V03:
+            return restwire.stream_response_to_v10(value)
+        if isinstance(value, dict) and len(value.keys() & _PAYLOADS) == 1:
+            return value
+        return None
+
+    def _converted(self, method_v10: str, value: Any) -> Any:
+        if method_v10 == "SendMessage":
+            result = self._payload(value)
+            if result is None or len(result.keys() & {"task", "message"}) != 1:
+                raise AgentFailure("agent answered message:send with neither a task nor a message")
+            return result
+        if not isinstance(value, dict):
+            raise AgentFailure("agent answered with a non-object")
+        return restwire.task_to_v10(value) if self.version == compat.V03 else value
+
+    async def call(self, method_v10: str, params: dict[str, Any]) -> Any:
+        """One request/response; returns the 1.0 result."""
+        verb, url, body = self._route(method_v10, params)
+        status, raw = await self._exchange(verb, url, body)
+        if status != 200:
+            raise self._refusal(status, raw)
+        return self._converted(method_v10, _json(raw, "answer"))
+
+    async def stream(
+        self, method_v10: str, params: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The agent's events as 1.0 StreamResponse dicts (see `AgentConnection.stream`)."""
+        verb, url, body = self._route(method_v10, params)
+        response = await self._open(verb, url, body, stream=True)
+        try:
+            if response.status != 200:
+                raise self._refusal(response.status, await self._read(response))
+            if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                raw = _json(await self._read(response), "answer")
+                if method_v10 == "SubscribeToTask":
+                    yield {"task": self._converted("GetTask", raw)}
+                else:
+                    yield self._converted("SendMessage", raw)
+                return
+            async for kind, data in self._events(response):
+                value = _json(data, "event")
+                if kind == "error":
+                    raise restwire.error_from_body(value) or AgentFailure(
+                        "agent sent a malformed error event"
+                    )
+                event = self._payload(value)
+                if event is None:
+                    raise AgentFailure("agent sent a malformed event (not a stream response)")
+                yield event
+        finally:
+            response.release()
