@@ -10,17 +10,26 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
 from a2a import AgentSpec, Hub, HubSettings, Registry, SqliteTaskStore
 from junction.config import JunctionConfig
 
+if TYPE_CHECKING:
+    from mcp_gateway import Gateway
+    from router_core import Router
+
 
 def hub_settings(config: JunctionConfig) -> HubSettings:
-    """The `a2a:` section (its defaults when the file has none)."""
-    return config.a2a
+    """The `a2a:` section (its defaults when the file has none); Junction's own agent, when it
+    takes unrouted tasks, is the hub's fallback unless one is named."""
+    settings: HubSettings = config.a2a
+    own = config.a2a.self_agent
+    if own is not None and own.fallback and settings.fallback_agent is None:
+        settings = settings.model_copy(update={"fallback_agent": own.name})
+    return settings
 
 
 def agent_specs(config: JunctionConfig) -> dict[str, AgentSpec]:
@@ -45,12 +54,30 @@ def hub_routes(hub: Hub) -> list[BaseRoute]:
 
 
 @asynccontextmanager
-async def hub_lifespan(hub: Hub, config: JunctionConfig) -> AsyncIterator[None]:
-    """Start the hub (store, configured agents, card refresh) and stop it; nest in the app's lifespan."""
+async def hub_lifespan(
+    hub: Hub,
+    config: JunctionConfig,
+    *,
+    router: Router | None = None,
+    gateway: Gateway | None = None,
+) -> AsyncIterator[None]:
+    """Start the hub (store, configured agents, card refresh) and stop it; nest in the app's
+    lifespan. With `a2a.self_agent` configured and a `router` to run its model turns on,
+    Junction's own agent joins the hub's agents (its tools come from `gateway`)."""
+    from junction.self_agent import SelfAgent
+
     await hub.start(agent_specs(config))
+    own: SelfAgent | None = None
     try:
+        if config.a2a.self_agent is not None and router is not None:
+            own = SelfAgent(config, config.a2a.self_agent, router=router, gateway=gateway)
+            await own.start()
+            await hub.registry.add_local(own.name, own.card(), own)
         yield
     finally:
+        if own is not None:
+            await hub.registry.remove(own.name)
+            await own.aclose()
         await hub.close()
 
 

@@ -109,7 +109,9 @@ class Junction:
             # After the gateway, so the agents' tools go away before it does.
             await stack.enter_async_context(a2a_agent_tools(self.gateway, self._config))
             await stack.enter_async_context(self._mcp_app.router.lifespan_context(self._mcp_app))
-            await stack.enter_async_context(hub_lifespan(self.hub, self._config))
+            await stack.enter_async_context(
+                hub_lifespan(self.hub, self._config, router=self.router, gateway=self.gateway)
+            )
             stack.push_async_callback(self.runtime.aclose)
         except BaseException:
             await stack.aclose()
