@@ -22,15 +22,24 @@ UVICORN_WS_MAX_SIZE = 16 * 1024 * 1024
 """uvicorn's own default, used when a test does not say."""
 
 
-@asynccontextmanager
-async def serve_app(app: ASGIApp, *, ws_max_size: int = UVICORN_WS_MAX_SIZE) -> AsyncIterator[str]:
-    """Run `app` under uvicorn (WebSockets by the `websockets` library, as in serve mode) on a free
-    loopback port; yields the base URL, e.g. "http://127.0.0.1:41234"."""
+def loopback_socket() -> socket.socket:
+    """A listening-ready TCP socket on a free loopback port (bind first, serve later: for peers
+    that must know each other's URL before either starts)."""
     # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on accepted sockets when the listening
     # socket names its protocol, and without it every response waits ~40 ms on delayed ACKs.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@asynccontextmanager
+async def serve_app(
+    app: ASGIApp, *, ws_max_size: int = UVICORN_WS_MAX_SIZE, sock: socket.socket | None = None
+) -> AsyncIterator[str]:
+    """Run `app` under uvicorn (WebSockets by the `websockets` library, as in serve mode) on a free
+    loopback port (or `sock`); yields the base URL, e.g. "http://127.0.0.1:41234"."""
+    sock = sock or loopback_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
