@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -186,3 +187,32 @@ def task_of(events: list[Any]) -> dict[str, Any]:
 def texts(task: dict[str, Any]) -> list[str]:
     """Every text part of a task's artifacts, in order."""
     return [p.get("text", "") for a in task.get("artifacts", []) for p in a.get("parts", [])]
+
+
+async def rpc(base: str, method: str, params: Any, path: str = "/a2a") -> Any:
+    """One 1.0 JSON-RPC call: the reply, or the list of SSE replies of a stream."""
+    async with httpx.AsyncClient(timeout=20) as http:
+        response = await http.post(
+            base + path,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+            headers={"A2A-Version": "1.0"},
+        )
+        if response.headers["content-type"].startswith("text/event-stream"):
+            return [
+                orjson.loads(line[5:])
+                for line in response.text.splitlines()
+                if line.startswith("data:")
+            ]
+        return response.json()
+
+
+def send_params(text: str, agent: str) -> dict[str, Any]:
+    """SendMessage params for `text`, routed to `agent` by name."""
+    return {
+        "message": {
+            "messageId": text,
+            "role": "ROLE_USER",
+            "parts": [{"text": text}],
+            "metadata": {"agent": agent},
+        }
+    }

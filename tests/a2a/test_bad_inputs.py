@@ -18,7 +18,14 @@ from starlette.routing import Route
 
 from a2a import Hub
 from router_core.http import close_session
-from tests.a2a.harness import Webhooks, running_hub, sdk_agent, webhook_receiver
+from tests.a2a.harness import (
+    Webhooks,
+    rpc,
+    running_hub,
+    sdk_agent,
+    send_params,
+    webhook_receiver,
+)
 from tests.transports.servers import serve_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -119,33 +126,6 @@ async def hub(
     async with running_hub(agents, db, request_timeout=1.0, stream_idle_timeout=1.0) as running:
         yield running
     await close_session()
-
-
-async def rpc(base: str, method: str, params: Any, path: str = "/a2a") -> Any:
-    async with httpx.AsyncClient(timeout=20) as http:
-        response = await http.post(
-            base + path,
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-            headers={"A2A-Version": "1.0"},
-        )
-        if response.headers["content-type"].startswith("text/event-stream"):
-            return [
-                orjson.loads(line[5:])
-                for line in response.text.splitlines()
-                if line.startswith("data:")
-            ]
-        return response.json()
-
-
-def send_params(text: str, agent: str) -> dict[str, Any]:
-    return {
-        "message": {
-            "messageId": text,
-            "role": "ROLE_USER",
-            "parts": [{"text": text}],
-            "metadata": {"agent": agent},
-        }
-    }
 
 
 @pytest.mark.parametrize(

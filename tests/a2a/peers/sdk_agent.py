@@ -1,6 +1,10 @@
 """An A2A agent built with the official a2a-sdk, run as a separate process by the tests.
 
     python sdk_agent.py --port P --version 1.0|0.3 --name NAME [--skill ID:TAG,TAG ...]
+                        [--binding jsonrpc|rest|both]
+
+`--binding rest` serves (and lists on its card) only the SDK's HTTP+JSON routes; `both` lists
+JSON-RPC and HTTP+JSON.
 
 `--version 0.3` serves a 0.3-only card and refuses 1.0 requests (so a hub must translate).
 What it does is chosen by the first word of the user's text:
@@ -26,7 +30,7 @@ from a2a.helpers import new_task_from_user_message, new_text_message, new_text_p
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
-from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
 from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types.a2a_pb2 import (
     AgentCapabilities,
@@ -113,6 +117,7 @@ def main() -> None:
     parser.add_argument("--name", default="agent")
     parser.add_argument("--skill", action="append", default=[])
     parser.add_argument("--no-streaming", action="store_true")
+    parser.add_argument("--binding", choices=["jsonrpc", "rest", "both"], default="jsonrpc")
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     skills = []
@@ -131,8 +136,9 @@ def main() -> None:
         description=f"test agent {args.name}",
         version="1.0.0",
         supported_interfaces=[
-            AgentInterface(
-                url=f"{base}/", protocol_binding="JSONRPC", protocol_version=args.version
+            AgentInterface(url=f"{base}/", protocol_binding=binding, protocol_version=args.version)
+            for binding in {"jsonrpc": ["JSONRPC"], "rest": ["HTTP+JSON"]}.get(
+                args.binding, ["JSONRPC", "HTTP+JSON"]
             )
         ],
         capabilities=AgentCapabilities(streaming=not args.no_streaming, push_notifications=False),
@@ -143,9 +149,12 @@ def main() -> None:
     handler = DefaultRequestHandler(
         agent_executor=Executor(args.name), task_store=InMemoryTaskStore(), agent_card=card
     )
-    routes = create_agent_card_routes(card) + create_jsonrpc_routes(
-        handler, "/", enable_v0_3_compat=args.version == "0.3"
-    )
+    legacy = args.version == "0.3"
+    routes = create_agent_card_routes(card)
+    if args.binding != "rest":
+        routes += create_jsonrpc_routes(handler, "/", enable_v0_3_compat=legacy)
+    if args.binding != "jsonrpc":
+        routes += create_rest_routes(handler, enable_v0_3_compat=legacy)
 
     async def garbage(request: Request) -> Response:
         async def body():  # type: ignore[no-untyped-def]
