@@ -216,3 +216,36 @@ def send_params(text: str, agent: str) -> dict[str, Any]:
             "metadata": {"agent": agent},
         }
     }
+
+
+class Recorder:
+    """A pass-through proxy in front of a real agent that keeps the headers of each request."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+    async def endpoint(self, request: Request) -> Response:
+        self.requests.append((request.url.path, dict(request.headers)))
+        keep = {"content-type", "a2a-version", "accept"}
+        headers = {k: v for k, v in request.headers.items() if k in keep}
+        async with httpx.AsyncClient(timeout=20) as http:
+            answer = await http.request(
+                request.method,
+                self.target + request.url.path,
+                params=dict(request.query_params),
+                content=await request.body(),
+                headers=headers,
+            )
+        media = answer.headers.get("content-type", "application/json")
+        return Response(answer.content, status_code=answer.status_code, media_type=media)
+
+
+@asynccontextmanager
+async def recording_proxy(target: str) -> AsyncIterator[tuple[Recorder, str]]:
+    """`Recorder` served on loopback; yields it and its base URL."""
+    recorder = Recorder(target)
+    verbs = ["GET", "POST", "DELETE"]
+    app = Starlette(routes=[Route("/{path:path}", recorder.endpoint, methods=verbs)])
+    async with serve_app(app) as base:
+        yield recorder, base
