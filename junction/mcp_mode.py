@@ -11,13 +11,13 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from junction.config import JunctionConfig, StdioMcpServerConfig
 
 if TYPE_CHECKING:
-    from a2a import AgentPool
+    from a2a import AgentPool, AgentSpec, Registry
     from a2a.client import AgentInfo, TaskResult
     from mcp_gateway import Catalog, Gateway, GatewayOptions, LocalTool, UpstreamSpec
 
@@ -135,45 +135,98 @@ A2A_TOOL_SCHEMA: dict[str, Any] = {
 }
 
 
-def a2a_tool_name(agent: str, separator: str = "__") -> str:
-    """`a2a__<agent>`, kept within `[A-Za-z0-9_-]{1,64}` (else sanitised and hash-suffixed)."""
+def a2a_tool_name(agent: str, separator: str = "__", *, skill: str | None = None) -> str:
+    """`a2a__<agent>` (or `a2a__<agent>__<skill>`), kept within `[A-Za-z0-9_-]{1,64}` (else
+    sanitised and hash-suffixed)."""
     from mcp_gateway.naming import safe_name
 
-    return safe_name(f"a2a{separator}{agent}", ("a2a", agent))
+    if skill is None:
+        return safe_name(f"a2a{separator}{agent}", ("a2a", agent))
+    return safe_name(f"a2a{separator}{agent}{separator}{skill}", ("a2a", agent, skill))
 
 
 @contextlib.asynccontextmanager
-async def a2a_agent_tools(gateway: Gateway, config: JunctionConfig) -> AsyncIterator[None]:
-    """Offer every configured A2A agent (unless `mcp_tool: false`) as a local tool of `gateway`.
+async def a2a_agent_tools(
+    gateway: Gateway,
+    config: JunctionConfig,
+    *,
+    registry: Registry | None = None,
+    current: Callable[[], JunctionConfig] | None = None,
+) -> AsyncIterator[None]:
+    """Offer the configured A2A agents as local tools of `gateway`: one tool each, one per skill
+    (`mcp_tool: skills`), or none (`mcp_tool: off`).
 
-    An agent whose card cannot be fetched is left out; the cards are fetched again every
-    `a2a.card_refresh` seconds, so an agent that comes up (or goes away) is added (or removed)
-    and MCP clients hear `tools/list_changed`. Leaving the block removes the tools.
+    An agent whose card cannot be fetched is left out. The cards are fetched again every
+    `a2a.card_refresh` seconds and, in serve mode, whenever the hub's `registry` changes (an
+    agent added, removed, replaced, or its health flipping; an unhealthy one is left out), so
+    MCP clients hear `tools/list_changed`. `current` gives the config in force (it changes on
+    a reload). Leaving the block removes the tools.
     """
-    offered = {name: agent for name, agent in config.a2a_agents.items() if agent.mcp_tool != "off"}
-    if not offered:
-        yield
-        return
     import anyio
 
     from a2a import AgentPool
     from junction.a2a_mode import agent_specs
 
-    specs = agent_specs(config)
-    pool = AgentPool({name: specs[name] for name in offered})
-    separator = config.mcp.separator
+    def offered(cfg: JunctionConfig) -> dict[str, str]:
+        return {
+            name: agent.mcp_tool
+            for name, agent in cfg.a2a_agents.items()
+            if agent.mcp_tool != "off"
+        }
+
+    if not offered(config) and registry is None:
+        yield
+        return
+    pools: dict[tuple[tuple[str, str], ...], AgentPool] = {}
+    wake = anyio.Event()
+
+    def pool_for(specs: dict[str, AgentSpec]) -> AgentPool:
+        key = tuple(sorted((name, spec.model_dump_json()) for name, spec in specs.items()))
+        if key not in pools:
+            pools.clear()  # the agents changed: a new pool, so calls reach the new specs
+            pools[key] = AgentPool(specs)
+        return pools[key]
+
+    def chosen(cfg: JunctionConfig) -> tuple[dict[str, AgentSpec], dict[str, str]]:
+        """The agents to offer and how; in serve mode the hub's registry says which are up
+        (admin-registered ones included, as one tool each)."""
+        modes = offered(cfg)
+        if registry is None:
+            specs = agent_specs(cfg)
+            return {name: specs[name] for name in modes}, modes
+        specs, live = {}, {}
+        for agent in registry.all():
+            mode = modes.get(agent.name, "off" if agent.name in cfg.a2a_agents else "agent")
+            if agent.spec is not None and mode != "off" and agent.available():
+                specs[agent.name], live[agent.name] = agent.spec, mode
+        return specs, live
 
     async def refresh() -> None:
-        agents = await pool.list_agents()
-        gateway.set_local_tools(_agent_tool(pool, info, separator) for info in agents)
+        cfg = current() if current is not None else config
+        specs, modes = chosen(cfg)
+        pool = pool_for(specs)
+        tools: list[LocalTool] = []
+        for info in await pool.list_agents():
+            tools.extend(
+                _agent_tools(pool, info, modes[info.name], cfg.mcp.separator, cfg.mcp.call_timeout)
+            )
+        gateway.set_local_tools(tools)
 
     with anyio.move_on_after(config.a2a.card_timeout + 1):
         await refresh()
+
+    def poke() -> None:
+        wake.set()  # the current event: keep_fresh replaces it after each wake-up
+
+    unsubscribe = registry.subscribe(poke) if registry is not None else None
     async with anyio.create_task_group() as tg:
 
         async def keep_fresh() -> None:
+            nonlocal wake
             while True:
-                await anyio.sleep(config.a2a.card_refresh)
+                with anyio.move_on_after(config.a2a.card_refresh):
+                    await wake.wait()
+                wake = anyio.Event()
                 try:
                     await refresh()
                 except Exception:
@@ -183,18 +236,43 @@ async def a2a_agent_tools(gateway: Gateway, config: JunctionConfig) -> AsyncIter
         try:
             yield
         finally:
+            if unsubscribe is not None:
+                unsubscribe()
             tg.cancel_scope.cancel()
             gateway.set_local_tools(())
 
 
-def _agent_tool(pool: AgentPool, info: AgentInfo, separator: str) -> LocalTool:
+def _agent_tools(
+    pool: AgentPool, info: AgentInfo, mode: str, separator: str, deadline: float
+) -> list[LocalTool]:
+    """The tools for one agent: itself, or each of its skills."""
+    if mode != "skills":
+        return [_agent_tool(pool, info, separator, deadline)]
+    return [
+        _agent_tool(pool, info, separator, deadline, skill=skill)
+        for skill in info.skills
+        if isinstance(skill.get("id"), str) and skill["id"]
+    ]
+
+
+def _agent_tool(
+    pool: AgentPool,
+    info: AgentInfo,
+    separator: str,
+    deadline: float,
+    *,
+    skill: dict[str, Any] | None = None,
+) -> LocalTool:
     from mcp.shared.dispatcher import ProgressFnT
 
     from mcp_gateway import LocalTool
 
     agent = info.name
+    skill_id = str(skill["id"]) if skill is not None else None
 
     async def call(arguments: dict[str, Any], progress: ProgressFnT | None) -> dict[str, Any]:
+        import anyio
+
         steps = 0
 
         async def on_progress(note: str) -> None:
@@ -204,12 +282,19 @@ def _agent_tool(pool: AgentPool, info: AgentInfo, separator: str) -> LocalTool:
                 await progress(float(steps), None, note)
 
         try:
-            result = await pool.run_task(
-                agent,
-                str(arguments.get("message", "")),
-                data=arguments.get("data"),
-                context_id=arguments.get("contextId"),
-                on_progress=on_progress,
+            with anyio.fail_after(deadline):  # cancelling run_task cancels the remote task
+                result = await pool.run_task(
+                    agent,
+                    str(arguments.get("message", "")),
+                    data=arguments.get("data"),
+                    context_id=arguments.get("contextId"),
+                    on_progress=on_progress,
+                    metadata={"skill": skill_id} if skill_id else None,
+                )
+        except TimeoutError:
+            log.warning("A2A agent %s: no result within %gs; task canceled", agent, deadline)
+            return _error(
+                f"A2A agent {agent!r} did not finish within {deadline:g} s; the task was canceled"
             )
         except Exception as exc:
             log.warning("A2A agent %s: the task failed: %s", agent, exc)
@@ -217,17 +302,21 @@ def _agent_tool(pool: AgentPool, info: AgentInfo, separator: str) -> LocalTool:
             return _error(f"A2A agent {agent!r} could not complete the task: {reason}")
         return a2a_result(agent, result)
 
-    description = (
-        f"Hand a task to the A2A agent {agent!r}. {info.description}".strip()
-        + " Returns the agent's answer; pass the contextId it gives to continue the conversation."
-    )
+    if skill is None:
+        name = a2a_tool_name(agent, separator)
+        description = f"Hand a task to the A2A agent {agent!r}. {info.description}".strip()
+    else:
+        name = a2a_tool_name(agent, separator, skill=str(skill_id))
+        about = str(skill.get("description") or skill.get("name") or skill_id)
+        description = f"Ask the A2A agent {agent!r} for its skill {skill_id!r}: {about}"
     return LocalTool(
-        name=a2a_tool_name(agent, separator),
-        description=description,
+        name=name,
+        description=description
+        + " Returns the agent's answer; pass the contextId it gives to continue the conversation.",
         input_schema=A2A_TOOL_SCHEMA,
         handler=call,
         server="a2a",
-        origin=agent,
+        origin=agent if skill is None else f"{agent}/{skill_id}",
     )
 
 

@@ -107,7 +107,14 @@ class Junction:
             self.metrics.state.watch_breakers()
             await stack.enter_async_context(self.gateway)
             # After the gateway, so the agents' tools go away before it does.
-            await stack.enter_async_context(a2a_agent_tools(self.gateway, self._config))
+            await stack.enter_async_context(
+                a2a_agent_tools(
+                    self.gateway,
+                    self._config,
+                    registry=self.hub.registry,
+                    current=lambda: self.config,
+                )
+            )
             await stack.enter_async_context(self._mcp_app.router.lifespan_context(self._mcp_app))
             await stack.enter_async_context(
                 hub_lifespan(self.hub, self._config, router=self.router, gateway=self.gateway)
