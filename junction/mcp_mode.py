@@ -207,9 +207,7 @@ async def a2a_agent_tools(
         pool = pool_for(specs)
         tools: list[LocalTool] = []
         for info in await pool.list_agents():
-            tools.extend(
-                _agent_tools(pool, info, modes[info.name], cfg.mcp.separator, cfg.mcp.call_timeout)
-            )
+            tools.extend(_agent_tools(pool, info, modes[info.name], cfg.mcp.separator))
         gateway.set_local_tools(tools)
 
     with anyio.move_on_after(config.a2a.card_timeout + 1):
@@ -242,14 +240,12 @@ async def a2a_agent_tools(
             gateway.set_local_tools(())
 
 
-def _agent_tools(
-    pool: AgentPool, info: AgentInfo, mode: str, separator: str, deadline: float
-) -> list[LocalTool]:
+def _agent_tools(pool: AgentPool, info: AgentInfo, mode: str, separator: str) -> list[LocalTool]:
     """The tools for one agent: itself, or each of its skills."""
     if mode != "skills":
-        return [_agent_tool(pool, info, separator, deadline)]
+        return [_agent_tool(pool, info, separator)]
     return [
-        _agent_tool(pool, info, separator, deadline, skill=skill)
+        _agent_tool(pool, info, separator, skill=skill)
         for skill in info.skills
         if isinstance(skill.get("id"), str) and skill["id"]
     ]
@@ -259,7 +255,6 @@ def _agent_tool(
     pool: AgentPool,
     info: AgentInfo,
     separator: str,
-    deadline: float,
     *,
     skill: dict[str, Any] | None = None,
 ) -> LocalTool:
@@ -271,8 +266,6 @@ def _agent_tool(
     skill_id = str(skill["id"]) if skill is not None else None
 
     async def call(arguments: dict[str, Any], progress: ProgressFnT | None) -> dict[str, Any]:
-        import anyio
-
         steps = 0
 
         async def on_progress(note: str) -> None:
@@ -281,20 +274,14 @@ def _agent_tool(
             if progress is not None:
                 await progress(float(steps), None, note)
 
-        try:
-            with anyio.fail_after(deadline):  # cancelling run_task cancels the remote task
-                result = await pool.run_task(
-                    agent,
-                    str(arguments.get("message", "")),
-                    data=arguments.get("data"),
-                    context_id=arguments.get("contextId"),
-                    on_progress=on_progress,
-                    metadata={"skill": skill_id} if skill_id else None,
-                )
-        except TimeoutError:
-            log.warning("A2A agent %s: no result within %gs; task canceled", agent, deadline)
-            return _error(
-                f"A2A agent {agent!r} did not finish within {deadline:g} s; the task was canceled"
+        try:  # the gateway's call deadline cancels this, and so the remote task
+            result = await pool.run_task(
+                agent,
+                str(arguments.get("message", "")),
+                data=arguments.get("data"),
+                context_id=arguments.get("contextId"),
+                on_progress=on_progress,
+                metadata={"skill": skill_id} if skill_id else None,
             )
         except Exception as exc:
             log.warning("A2A agent %s: the task failed: %s", agent, exc)

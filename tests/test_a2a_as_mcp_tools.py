@@ -205,3 +205,71 @@ async def test_mcp_tool_is_on_by_default_and_typed() -> None:
         JunctionConfig.model_validate(
             {"a2a_agents": {"a": {"url": "http://127.0.0.1:1", "mcp_tool": "sometimes"}}}
         )
+
+
+async def test_serve_mode_tools_follow_the_registry_per_skill_with_a_deadline(
+    tmp_path: Path, agents: dict[str, str]
+) -> None:
+    """On `/mcp`: one tool per skill, an agent registered or removed through the admin API
+    shows up or goes with `tools/list_changed` (no card refresh needed), and a call that
+    outlives the MCP deadline is ended and its task canceled."""
+    import httpx
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+
+    from junction import Junction
+    from tests.transports.servers import serve_app
+
+    with sdk_agent("skilled", "1.0", ("summarize:text", "translate:text")) as skilled:
+        junction = Junction.from_config(
+            {
+                "store": {"url": f"sqlite:///{tmp_path}/junction.db"},
+                "mcp": {"call_timeout": 1},
+                "a2a": {"card_timeout": 2, "card_refresh": 3600},
+                "a2a_agents": {"skilled": {"url": skilled, "mcp_tool": "skills"}},
+            }
+        )
+        changes: list[str] = []
+
+        async def on_message(message: Any) -> None:
+            if getattr(message, "method", "") == "notifications/tools/list_changed":
+                changes.append("tools")
+
+        async def names(client: Client) -> set[str]:
+            return {t.name for t in (await client.list_tools(cache_mode="refresh")).tools}
+
+        async def until(client: Client, check: Any) -> set[str]:
+            with anyio.fail_after(10):
+                while not check(current := await names(client)):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            return current
+
+        async with junction, serve_app(junction.asgi_app()) as base:
+            mcp = streamable_http_client(f"{base}/mcp")
+            async with Client(mcp, mode="legacy", message_handler=on_message) as client:
+                assert {n for n in await names(client) if n.startswith("a2a__")} == {
+                    "a2a__skilled__summarize",
+                    "a2a__skilled__translate",
+                }
+                async with httpx.AsyncClient(base_url=base) as http:
+                    added = await http.post(
+                        "/admin/a2a/agents", json={"name": "extra", "url": agents["helper"]}
+                    )
+                    assert added.status_code in (200, 201), added.text
+                    await until(client, lambda n: "a2a__extra" in n)
+                    assert changes  # the client was told, not left to poll
+                    echo = await client.call_tool("a2a__extra", {"message": "echo hey"})
+                    assert text(echo) == "echo: hey"
+                    seen = len(changes)
+                    assert (await http.delete("/admin/a2a/agents/extra")).status_code in (200, 204)
+                    await until(client, lambda n: "a2a__extra" not in n)
+                    assert len(changes) > seen
+
+                with pytest.raises(MCPError, match="timed out after 1s"):
+                    await client.call_tool("a2a__skilled__summarize", {"message": "wait"})
+            agent = A2aClient(skilled)
+            with anyio.fail_after(5):
+                try:
+                    await _until_canceled(agent)
+                finally:
+                    await close_session()
