@@ -226,3 +226,22 @@ async def _card(base: str) -> dict[str, Any]:
         response.raise_for_status()
         card: dict[str, Any] = response.json()
         return card
+
+
+async def test_subscribe_and_cancel_a_running_task(tmp_path: Path) -> None:
+    async with openai_server(models=["m1"]) as model:
+        model.script([Reply(text="slow " * 200, chunk_size=5, chunk_delay=0.05)])
+        async with served(config(tmp_path, model.url)) as (_, base):
+            async with sdk_client(base, "1.0") as client:
+                started = task_of(
+                    await client.ok("send", text="take your time", return_immediately=True)
+                )
+                events = await client.ok("subscribe", id=started["id"], max_events=3)
+                assert any("artifactUpdate" in e for e in events), events  # it is streaming
+                canceled = await client.ok("cancel", id=started["id"])
+                assert state(canceled) == "TASK_STATE_CANCELED"
+                stored = await client.ok("get", id=started["id"])
+                assert state(stored) == "TASK_STATE_CANCELED"
+                again = await client.call("cancel", id=started["id"])
+                assert "error" in again  # already canceled: not cancelable again
+            await model.wait_disconnect()  # the model's stream was closed, not left running
