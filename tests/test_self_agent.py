@@ -245,3 +245,26 @@ async def test_subscribe_and_cancel_a_running_task(tmp_path: Path) -> None:
                 again = await client.call("cancel", id=started["id"])
                 assert "error" in again  # already canceled: not cancelable again
             await model.wait_disconnect()  # the model's stream was closed, not left running
+
+
+async def test_a_waiting_task_is_continued_after_a_restart(tmp_path: Path) -> None:
+    async with openai_server(models=["m1"]) as model:
+        model.script(
+            [
+                Reply(tool_calls=[Call("ask_caller", {"question": "Which file?"})]),
+                Reply(text="Asked."),
+                lambda received: Reply(text=f"Opened {last_user_text(received)}"),
+            ]
+        )
+        cfg = config(tmp_path, model.url)
+        async with served(cfg) as (_, base):
+            async with sdk_client(base, "1.0") as client:
+                asked = task_of(await client.ok("send", text="open the file"))
+        assert state(asked) == "TASK_STATE_INPUT_REQUIRED"
+        async with served(cfg) as (_, base):  # a new process's worth of state: store only
+            async with sdk_client(base, "1.0") as client:
+                done = task_of(await client.ok("send", text="notes.md", task_id=asked["id"]))
+    assert state(done) == "TASK_STATE_COMPLETED"
+    assert texts(done)[-1] == "Opened notes.md"
+    # The resumed session still had the first turn: the model saw its own question.
+    assert "Which file?" in str(model.chat_requests[2].body["messages"])
