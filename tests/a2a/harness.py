@@ -91,9 +91,11 @@ class SdkClient:
 
 @asynccontextmanager
 async def sdk_client(
-    url: str, version: str, script: str = "sdk_client.py"
+    url: str, version: str, script: str = "sdk_client.py", *, token: str | None = None
 ) -> AsyncIterator[SdkClient]:
-    """An SDK client script from tests/a2a/peers (`sdk_rest_client.py` for HTTP+JSON)."""
+    """An SDK client script from tests/a2a/peers (`sdk_rest_client.py` for HTTP+JSON); `token`
+    is sent as a bearer API key."""
+    env = {**os.environ, **({"A2A_BEARER": token} if token else {})}
     process = await asyncio.create_subprocess_exec(
         str(python_peer("a2a-sdk")),
         str(PEERS / script),
@@ -101,6 +103,7 @@ async def sdk_client(
         version,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        env=env,
     )
     client = SdkClient(process)
     try:

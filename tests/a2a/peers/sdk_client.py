@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import uuid
 from typing import Any
@@ -45,7 +46,10 @@ def proto(value: Any) -> Any:
 
 async def main() -> None:
     url, version = sys.argv[1], sys.argv[2]
-    http = httpx.AsyncClient(timeout=30, headers={"A2A-Version": version})
+    headers = {"A2A-Version": version}
+    if os.environ.get("A2A_BEARER"):  # an API key for a hub that requires one
+        headers["Authorization"] = f"Bearer {os.environ['A2A_BEARER']}"
+    http = httpx.AsyncClient(timeout=30, headers=headers)
     card = await A2ACardResolver(http, url).get_agent_card()
     kept = [i for i in card.supported_interfaces if i.protocol_version.startswith(version)]
     del card.supported_interfaces[:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
@@ -25,7 +26,10 @@ REST = "HTTP+JSON"
 
 async def main() -> None:
     url, version = sys.argv[1], sys.argv[2]
-    http = httpx.AsyncClient(timeout=30, headers={"A2A-Version": version})
+    headers = {"A2A-Version": version}
+    if os.environ.get("A2A_BEARER"):  # an API key for a hub that requires one
+        headers["Authorization"] = f"Bearer {os.environ['A2A_BEARER']}"
+    http = httpx.AsyncClient(timeout=30, headers=headers)
     card = await A2ACardResolver(http, url).get_agent_card()
     kept = [
         i
