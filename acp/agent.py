@@ -3,19 +3,25 @@
 `serve_connection(stream, runtime)` is all a transport needs: stdio, a WebSocket or an SSE pair
 each give a `MessageStream`, and many connections may share one `AgentRuntime`.
 
-Nothing here imports router_core or the turn loop at module level: `initialize` is answered
-with only the wire types loaded, and the rest loads in the background after it.
+Nothing here imports router_core (but its stdlib-only `tracing`) or the turn loop at module
+level: `initialize` is answered with only the wire types loaded, and the rest loads in the
+background after it.
+
+A W3C trace context in the `_meta` of `session/new`, `session/load`, `session/resume` or
+`session/prompt` is active while that request runs, and in the turn it starts, so the model
+and tool calls it makes carry it upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from acp.permissions import MODE_IDS, MODES
 from acp.prompt import PromptError, check_prompt
@@ -46,9 +52,11 @@ from acp.schema import (
     SetSessionConfigOptionResponse,
     SetSessionModeRequest,
     StopReason,
+    WireModel,
 )
 from acp.session import Session
 from acp.store import InvalidCursorError, SessionRecord
+from router_core import tracing
 from transports import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -62,6 +70,26 @@ log = logging.getLogger(__name__)
 
 RESOURCE_NOT_FOUND = -32002
 """ACP's error code for an unknown session (or other missing resource)."""
+
+_Params = TypeVar("_Params", bound=WireModel)
+_Result = TypeVar("_Result")
+
+
+def _traced(
+    handler: Callable[[AgentConnection, _Params], Awaitable[_Result]],
+) -> Callable[[AgentConnection, _Params], Awaitable[_Result]]:
+    """Run the handler with the trace context in its params' `_meta`, if any (a malformed
+    one is ignored); tasks it starts, such as a prompt's turn, keep that context."""
+
+    @functools.wraps(handler)
+    async def traced(self: AgentConnection, params: _Params) -> _Result:
+        trace = tracing.from_meta(params.meta)
+        if trace is None:
+            return await handler(self, params)
+        with tracing.active(trace):
+            return await handler(self, params)
+
+    return traced
 
 
 class AgentConnection:
@@ -129,6 +157,7 @@ class AgentConnection:
 
     # -- session setup --------------------------------------------------------------------------
 
+    @_traced
     async def new_session(self, params: NewSessionRequest) -> SessionSetupResponse:
         cwd, extra = _directories(params)
         models = await self._models()
@@ -141,6 +170,7 @@ class AgentConnection:
             config={"model": model},
         )
         await self.runtime.store.save(record)
+        self.runtime.sessions_created += 1
         session = self._open(record, [])
         session.open_tools(params.mcp_servers)
         self._after_response(session.send_commands())
@@ -150,6 +180,7 @@ class AgentConnection:
             config_options=session.config_options(models),
         )
 
+    @_traced
     async def load_session(self, params: LoadSessionRequest) -> SessionSetupResponse:
         session = await self._restore(params)
         from acp.history import replay_updates
@@ -158,6 +189,7 @@ class AgentConnection:
             await session.send(update)
         return await self._setup_response(session)
 
+    @_traced
     async def resume_session(self, params: ResumeSessionRequest) -> SessionSetupResponse:
         session = await self._restore(params)
         return await self._setup_response(session)
@@ -223,6 +255,7 @@ class AgentConnection:
 
     # -- prompt turns ---------------------------------------------------------------------------
 
+    @_traced
     async def prompt(self, params: PromptRequest) -> PromptResponse:
         session = self._session(params.session_id)
         if not self.runtime.accepting:
@@ -250,6 +283,7 @@ class AgentConnection:
             name=f"acp turn {session.id}",
         )
         session.turn = turn
+        turn.add_done_callback(self._turn_done)
         request = asyncio.current_task()
         if request is not None:  # done once the answer has been sent (see shut_down)
             self._prompts[request] = session
@@ -360,6 +394,15 @@ class AgentConnection:
 
     def _prompt_done(self, request: asyncio.Task[Any]) -> None:
         self._prompts.pop(request, None)
+
+    def _turn_done(self, turn: asyncio.Task[StopReason]) -> None:
+        """Count the turn by how it ended (the prompt request reads its result)."""
+        if turn.cancelled():
+            self.runtime.turn_ended("cancelled")
+        elif turn.exception() is not None:
+            self.runtime.turn_ended("error")
+        else:
+            self.runtime.turn_ended(turn.result())
 
     @property
     def busy(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -44,7 +44,13 @@ class ServicesUnavailable(RuntimeError):
 
 
 class Connection(Protocol):
-    """What the runtime needs of a live connection to shut it down (`AgentConnection`)."""
+    """What the runtime needs of a live connection to shut it down and count its sessions
+    (`AgentConnection`)."""
+
+    @property
+    def sessions(self) -> Mapping[str, object]:
+        """The sessions open on it, by id."""
+        ...
 
     @property
     def busy(self) -> bool:
@@ -77,6 +83,10 @@ class AgentRuntime:
         self._connections: set[Connection] = set()
         self.accepting = True
         """False once a server shutdown has begun: new prompts are refused."""
+        self.sessions_created = 0
+        """`session/new` answered, on every connection (for `/metrics`)."""
+        self.turns: dict[str, int] = {}
+        """Prompt turns ended, by stop reason (`error` for a turn that failed)."""
 
     def start(self) -> None:
         """Begin starting the services in the background (no-op once started)."""
@@ -117,6 +127,13 @@ class AgentRuntime:
 
     def detach(self, connection: Connection) -> None:
         self._connections.discard(connection)
+
+    def open_sessions(self) -> int:
+        """Sessions open now on all connections."""
+        return sum(len(connection.sessions) for connection in self._connections)
+
+    def turn_ended(self, stop: str) -> None:
+        self.turns[stop] = self.turns.get(stop, 0) + 1
 
     @property
     def busy(self) -> bool:

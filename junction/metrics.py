@@ -1,9 +1,12 @@
 """`/metrics`: per-surface HTTP metrics from one ASGI middleware, live state read at scrape time.
 
 Requests are counted by a pure ASGI middleware (so WebSocket upgrades and streaming responses
-are seen, and a stream is timed to its last byte). Everything else (backends, MCP upstreams,
-A2A agents) is read from the running objects by a custom collector when Prometheus scrapes, so
-no package carries metric hooks and an idle process does no metrics work at all.
+are seen, and a stream is timed to its last byte). The same middleware accepts a W3C trace
+context (`traceparent`/`tracestate` headers) for the request's upstream calls and writes its
+access log record (`junction.access_log`). Everything else (backends and their tokens, MCP
+upstreams and tool calls, A2A agents and tasks, ACP sessions and turns) is read from the running
+objects by a custom collector when Prometheus scrapes: the packages keep plain counters and
+carry no metrics code, and an idle process does no metrics work at all.
 
 Each app gets its own `CollectorRegistry`: several apps in one process (tests, an embedding
 application) never clash over metric names.
@@ -23,6 +26,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
+    SummaryMetricFamily,
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
@@ -32,10 +36,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from junction.access_log import log_access
 from junction.security import SURFACES, surface_of
+from router_core import tracing
 
 if TYPE_CHECKING:
     from a2a import Hub
+    from acp.runtime import AgentRuntime
     from mcp_gateway import Gateway
     from router_core import Router
     from router_core.health import BreakerState, CircuitBreaker
@@ -146,7 +153,8 @@ class RequestMetrics:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        surface = self.surfaces[surface_of(scope["path"])]
+        name = surface_of(scope["path"])
+        surface = self.surfaces[name]
         status = 0
 
         async def send_and_see(message: Message) -> None:
@@ -155,6 +163,8 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
+        trace = _trace_of(scope)
+        token = tracing.activate(trace) if trace is not None else None
         surface.in_progress += 1
         start = time.perf_counter()
         failed = True
@@ -163,6 +173,8 @@ class RequestMetrics:
             failed = False
         finally:
             elapsed = time.perf_counter() - start
+            if token is not None:
+                tracing.deactivate(token)
             surface.in_progress -= 1
             surface.latency_sum += elapsed
             surface.buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
@@ -170,30 +182,71 @@ class RequestMetrics:
                 surface.codes[_CODE_CLASSES[status // 100]] += 1
             else:  # uvicorn answers 500 for an app that raised before responding
                 surface.codes["5xx" if failed else "none"] += 1
+                status = 500 if failed else status
             if failed or status >= 500:
                 surface.errors += 1
+            log_access(
+                scope,
+                surface=name,
+                status=status,
+                seconds=elapsed,
+                trace_id=trace.trace_id if trace is not None else None,
+            )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        surface = self.surfaces[surface_of(scope["path"])]
+        name = surface_of(scope["path"])
+        surface = self.surfaces[name]
         accepted = False
+        status = 0
 
         async def send_and_see(message: Message) -> None:
-            nonlocal accepted
-            if message["type"] == "websocket.accept":
+            nonlocal accepted, status
+            kind = message["type"]
+            if kind == "websocket.accept":
                 accepted = True
+                status = 101
                 surface.ws_open += 1
+            elif kind == "websocket.http.response.start":
+                status = message["status"]
+            elif kind == "websocket.close" and not accepted:
+                status = 403  # what the server answers a handshake closed before accepting
             await send(message)
 
+        trace = _trace_of(scope)
+        token = tracing.activate(trace) if trace is not None else None
+        start = time.perf_counter()
         try:
             await self.app(scope, receive, send_and_see)
         finally:
+            elapsed = time.perf_counter() - start
+            if token is not None:
+                tracing.deactivate(token)
             surface.ws["accepted" if accepted else "refused"] += 1
             if accepted:
                 surface.ws_open -= 1
+            log_access(
+                scope,
+                surface=name,
+                status=status,
+                seconds=elapsed,
+                trace_id=trace.trace_id if trace is not None else None,
+            )
+
+
+def _trace_of(scope: Scope) -> tracing.TraceContext | None:
+    """The W3C trace context in the request's headers (None when absent or malformed)."""
+    parent = state = None
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            parent = value.decode("latin-1")
+        elif name == b"tracestate":
+            state = value.decode("latin-1")
+    return tracing.parse(parent, state) if parent is not None else None
 
 
 class StateCollector:
-    """Backends, MCP upstreams and A2A agents as gauges and counters, read at scrape time.
+    """Backends, MCP upstreams, A2A agents and ACP sessions as gauges and counters, read at
+    scrape time.
 
     Each part is read on its own: one that fails (a package changed its snapshot shape) is
     logged and skipped, and the rest of the scrape still answers.
@@ -205,10 +258,12 @@ class StateCollector:
         router: Router | None = None,
         gateway: Gateway | None = None,
         hub: Hub | None = None,
+        runtime: AgentRuntime | None = None,
     ) -> None:
         self.router = router
         self.gateway = gateway
         self.hub = hub
+        self.runtime = runtime
         self._transitions: dict[tuple[str, str], int] = {}
         self._watched: set[int] = set()
 
@@ -230,7 +285,15 @@ class StateCollector:
         self._transitions[key] = self._transitions.get(key, 0) + 1
 
     def collect(self) -> Iterable[Metric]:
-        for part in (self._backends, self._mcp, self._agents):
+        for part in (
+            self._backends,
+            self._tokens,
+            self._mcp,
+            self._tool_calls,
+            self._agents,
+            self._tasks,
+            self._acp,
+        ):
             try:
                 yield from part()
             except Exception:  # a scrape must answer even if one part breaks
@@ -307,6 +370,20 @@ class StateCollector:
             transitions,
         )
 
+    def _tokens(self) -> Iterator[Metric]:
+        if self.router is None:
+            return
+        tokens = CounterMetricFamily(
+            "junction_backend_tokens",
+            "Tokens each backend reported using, by kind (prompt or completion).",
+            labels=["backend", "kind"],
+        )
+        for entry in self.router.registry.entries():
+            backend = entry.backend
+            tokens.add_metric([entry.name, "prompt"], backend.prompt_tokens)
+            tokens.add_metric([entry.name, "completion"], backend.completion_tokens)
+        yield tokens
+
     def _mcp(self) -> Iterator[Metric]:
         if self.gateway is None:
             return
@@ -332,6 +409,28 @@ class StateCollector:
             tools.add_metric([status.name], status.tools)
             attempts.add_metric([status.name], status.attempts)
         yield from (state, tools, attempts)
+
+    def _tool_calls(self) -> Iterator[Metric]:
+        if self.gateway is None:
+            return
+        calls = CounterMetricFamily(
+            "junction_mcp_tool_calls",
+            "MCP tools/call requests to each upstream, by tool (the upstream's own name) and "
+            "outcome (ok; tool_error: the tool answered isError; error: the call failed; "
+            "cancelled).",
+            labels=["server", "tool", "outcome"],
+        )
+        duration = SummaryMetricFamily(
+            "junction_mcp_tool_call_duration_seconds",
+            "Time from sending a tools/call to its answer, by upstream and tool.",
+            labels=["server", "tool"],
+        )
+        for upstream in self.gateway.upstreams():
+            for tool, stats in sorted(upstream.tool_calls.items()):
+                for outcome, count in stats.outcomes.items():
+                    calls.add_metric([upstream.name, tool, outcome], count)
+                duration.add_metric([upstream.name, tool], stats.calls, stats.seconds)
+        yield from (calls, duration)
 
     def _agents(self) -> Iterator[Metric]:
         if self.hub is None:
@@ -369,6 +468,43 @@ class StateCollector:
             failures.add_metric([agent.name], stats["failures"])
         yield from (state, in_flight, successes, failures)
 
+    def _tasks(self) -> Iterator[Metric]:
+        # The hub counts its stored tasks by state in versions that have `task_state_counts`.
+        counts = getattr(self.hub, "task_state_counts", None)
+        if counts is None:
+            return
+        tasks = GaugeMetricFamily(
+            "junction_a2a_tasks",
+            "A2A tasks in the hub's store, by current state.",
+            labels=["state"],
+        )
+        for state, count in sorted(counts().items()):
+            tasks.add_metric([str(state)], count)
+        yield tasks
+
+    def _acp(self) -> Iterator[Metric]:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        yield GaugeMetricFamily(
+            "junction_acp_sessions_open",
+            "ACP sessions open now, on every connection.",
+            value=runtime.open_sessions(),
+        )
+        yield CounterMetricFamily(
+            "junction_acp_sessions_created",
+            "ACP sessions created (session/new) since start.",
+            value=runtime.sessions_created,
+        )
+        turns = CounterMetricFamily(
+            "junction_acp_turns",
+            "ACP prompt turns ended, by stop reason (error: the turn failed).",
+            labels=["stop_reason"],
+        )
+        for stop, count in sorted(runtime.turns.items()):
+            turns.add_metric([stop], count)
+        yield turns
+
 
 class Metrics:
     """One app's metrics: its registry, the request middleware's metrics, the state collector."""
@@ -390,11 +526,13 @@ class Metrics:
         router: Router | None = None,
         gateway: Gateway | None = None,
         hub: Hub | None = None,
+        runtime: AgentRuntime | None = None,
     ) -> None:
         """Report these live objects' state at each scrape."""
         self.state.router = router
         self.state.gateway = gateway
         self.state.hub = hub
+        self.state.runtime = runtime
 
     def endpoint(self) -> Callable[[Request], Any]:
         """The `/metrics` handler: text format, or OpenMetrics when the scraper asks for it."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -39,6 +40,7 @@ from pydantic import ValidationError
 from mcp_gateway._stdio import ChildProcess, stdio_transport
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.specs import GatewayOptions, StdioUpstream, UpstreamSpec
+from router_core import tracing
 
 log = logging.getLogger("mcp_gateway.upstream")
 
@@ -80,6 +82,24 @@ class UpstreamStatus:
             "attempts": self.attempts,
             "warnings": list(self.warnings),
         }
+
+
+class ToolCallStats:
+    """One tool's calls on one upstream, as plain numbers `/metrics` reads when scraped."""
+
+    __slots__ = ("outcomes", "seconds")
+
+    OUTCOMES = ("ok", "tool_error", "error", "cancelled")
+    """`tool_error`: the tool answered `isError`; `error`: the call failed (timeout, protocol
+    error, lost connection); `cancelled`: the caller gave up."""
+
+    def __init__(self) -> None:
+        self.outcomes = dict.fromkeys(self.OUTCOMES, 0)
+        self.seconds = 0.0
+
+    @property
+    def calls(self) -> int:
+        return sum(self.outcomes.values())
 
 
 @dataclass(slots=True)
@@ -192,6 +212,8 @@ class Upstream:
         self._was_ready = False
         self._sequence = 0
         self._child = ChildProcess(spec.name) if isinstance(spec, StdioUpstream) else None
+        self.tool_calls: dict[str, ToolCallStats] = {}
+        """Per tool (the upstream's own name); tool names are bounded by the upstream's list."""
 
     # ------------------------------------------------------------------ status
 
@@ -496,7 +518,41 @@ class Upstream:
         """Send one request within `timeout` seconds (reconnecting on use if needed).
 
         Raises GatewayError naming this server for every failure: the caller never hangs.
+        A traced caller's context (`router_core.tracing`) goes along in `params._meta`, and
+        `tools/call` is counted per tool for `/metrics`.
         """
+        trace = tracing.current()
+        if trace is not None:
+            params = dict(params or {})
+            params["_meta"] = {**(params.get("_meta") or {}), **trace.headers()}
+        if method != "tools/call":
+            return await self._request(method, params, timeout, on_progress, idempotent)
+        tool = str((params or {}).get("name"))
+        stats = self.tool_calls.get(tool)
+        if stats is None:
+            stats = self.tool_calls[tool] = ToolCallStats()
+        outcome = "error"
+        start = time.perf_counter()
+        try:
+            result = await self._request(method, params, timeout, on_progress, idempotent)
+            outcome = "tool_error" if result.get("isError") is True else "ok"
+            return result
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                outcome = "cancelled"
+            raise
+        finally:
+            stats.outcomes[outcome] += 1
+            stats.seconds += time.perf_counter() - start
+
+    async def _request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        timeout: float | None,
+        on_progress: ProgressFnT | None,
+        idempotent: bool,
+    ) -> dict[str, Any]:
         limit = min(timeout or math.inf, self.call_timeout)
         self._sequence += 1
         request_id = f"gw-{self._sequence}"  # ours, so a failed write can be recognised

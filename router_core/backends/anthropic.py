@@ -390,6 +390,8 @@ class AnthropicBackend(Backend):
                     if decoder.stopped:
                         break
         for item in decoder.end():
+            if isinstance(item, Usage):
+                self.count_usage(item)
             yield item
 
     async def complete(self, request: ChatRequest) -> ChatResult:
@@ -397,7 +399,9 @@ class AnthropicBackend(Backend):
             "POST", self.messages_url, body=self._body(request, False)
         ) as response:
             doc = await read_json(response, self.name)
-        return result_from_anthropic(doc, self.name)
+        result = result_from_anthropic(doc, self.name)
+        self.count_usage(result.usage)
+        return result
 
     async def list_models(self) -> list[str]:
         names: list[str] = []

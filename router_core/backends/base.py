@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
+from router_core import tracing
 from router_core.http import get_session
 from router_core.types import (
     BackendConnectError,
@@ -32,6 +33,7 @@ from router_core.types import (
     ChatRequest,
     ChatResult,
     StreamEvent,
+    Usage,
     parse_retry_after,
 )
 
@@ -98,6 +100,15 @@ class Backend(abc.ABC):
             **self.auth_headers(),
             **(headers or {}),
         }
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        """Tokens the upstream reported using, summed since start (read by `/metrics`)."""
+
+    def count_usage(self, usage: Usage | None) -> None:
+        """Add one answer's reported usage to the totals (upstreams that report none add 0)."""
+        if usage is not None:
+            self.prompt_tokens += usage.prompt_tokens
+            self.completion_tokens += usage.completion_tokens
 
     def auth_headers(self) -> dict[str, str]:
         """Headers that carry the API key (none without a key)."""
@@ -140,14 +151,19 @@ class Backend(abc.ABC):
         Error statuses raise BackendHTTPError (with Retry-After); aiohttp and timeout failures,
         while sending or while the body is read inside the block, are mapped to BackendError.
         On leaving the block the response is released to the pool when it was read to the end,
-        and its connection closed otherwise (an error, a cancellation, an early exit)."""
+        and its connection closed otherwise (an error, a cancellation, an early exit).
+        A traced request (`router_core.tracing`) sends its `traceparent` along."""
         session = get_session()
+        sent = self.headers if headers is None else headers
+        trace = tracing.current()
+        if trace is not None:
+            sent = {**sent, **trace.headers()}
         try:
             response = await session.request(
                 method,
                 url,
                 data=body,
-                headers=self.headers if headers is None else headers,
+                headers=sent,
                 timeout=self._timeout if timeout is None else timeout,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:

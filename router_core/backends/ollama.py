@@ -218,6 +218,7 @@ class OllamaBackend(Backend):
             )
         usage = _usage(final)
         if usage is not None:
+            self.count_usage(usage)
             yield usage
         yield Finish(map_finish(final.get("done_reason"), has_calls))
 
@@ -225,7 +226,9 @@ class OllamaBackend(Backend):
         body = orjson.dumps(ollama_body(request, stream=False, backend=self.name))
         async with self.open("POST", self.chat_url, body=body) as response:
             doc = await read_json(response, self.name)
-        return result_from_ollama(doc, self.name)
+        result = result_from_ollama(doc, self.name)
+        self.count_usage(result.usage)
+        return result
 
     async def list_models(self) -> list[str]:
         doc = await self.get_json(f"{self.root}/api/tags")

@@ -5,6 +5,7 @@ plus `forward()`, the raw pass-through the OpenAI surface uses when no translati
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from router_core import tracing
 from router_core.backends.base import (
     Backend,
     check_content_type,
@@ -503,13 +505,17 @@ class OpenAIBackend(Backend):
                     for item in decoder.feed(doc):
                         yield item
         for item in decoder.end(saw_done=saw_done):
+            if isinstance(item, Usage):
+                self.count_usage(item)
             yield item
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         body = orjson.dumps(openai_body(request, stream=False))
         async with self.open("POST", self.chat_url, body=body) as response:
             doc = await read_json(response, self.name)
-        return result_from_openai(doc, self.name)
+        result = result_from_openai(doc, self.name)
+        self.count_usage(result.usage)
+        return result
 
     async def list_models(self) -> list[str]:
         doc = await self.get_json(self.models_url)
@@ -532,9 +538,13 @@ class OpenAIBackend(Backend):
         and for non-streaming requests a body that is not JSON. A stream that breaks later raises
         from `chunks`: BackendDisconnected, also when it ends without `data: [DONE]`."""
         session = get_session()
+        headers = self._forward_headers
+        trace = tracing.current()
+        if trace is not None:
+            headers = {**headers, **trace.headers()}
         try:
             response = await session.post(
-                self.chat_url, data=body, headers=self._forward_headers, timeout=self._timeout
+                self.chat_url, data=body, headers=headers, timeout=self._timeout
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise map_client_error(exc, self.name, "waiting for the response") from exc
@@ -554,12 +564,14 @@ class OpenAIBackend(Backend):
             check_content_type(response, self.name, "application/json")
             data = await response.read()
             try:
-                orjson.loads(data)
+                doc = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
                 raise BackendMalformedResponse(
                     f"response body is not valid JSON ({exc}): {excerpt(data)}", backend=self.name
                 ) from exc
             response.release()
+            if isinstance(doc, dict):
+                self.count_usage(parse_usage(doc.get("usage")))
             return ForwardResponse(response.status, headers, _once(data), body=data)
         except BaseException as exc:
             response.close()
@@ -570,13 +582,16 @@ class OpenAIBackend(Backend):
     async def _relay(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         completed = False
         tail = b""
+        recent: deque[bytes] = deque(maxlen=_USAGE_CHUNKS)
         try:
             async for chunk in response.content.iter_any():
                 tail = (tail + chunk[-64:])[-64:]
+                recent.append(chunk)
                 yield chunk
             if b"[DONE]" not in tail:
                 raise BackendDisconnected("the stream ended before data: [DONE]", backend=self.name)
             completed = True
+            self.count_usage(_streamed_usage(b"".join(recent)))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise map_client_error(exc, self.name, "reading the stream") from exc
         finally:
@@ -584,6 +599,27 @@ class OpenAIBackend(Backend):
                 response.release()
             else:
                 response.close()
+
+
+_USAGE_CHUNKS = 4
+"""Relayed chunks kept to find the usage event, which upstreams send just before `[DONE]`."""
+
+
+def _streamed_usage(tail: bytes) -> Usage | None:
+    """The usage in the last `data:` event that has one (sent when the client asked for
+    `stream_options.include_usage`); the relay passes bytes through, so it is found here."""
+    at = tail.rfind(b'"usage"')
+    if at < 0:
+        return None
+    start = tail.rfind(b"data:", 0, at)
+    end = tail.find(b"\n", at)
+    if start < 0 or end < 0:
+        return None
+    try:
+        doc = orjson.loads(tail[start + 5 : end])
+    except orjson.JSONDecodeError:
+        return None
+    return parse_usage(doc.get("usage")) if isinstance(doc, dict) else None
 
 
 __all__ = [
