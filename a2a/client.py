@@ -1,6 +1,7 @@
 """A small A2A client for Junction's ACP sessions: list agents and skills, send a message and
-stream its events (cancellable), get and cancel tasks. Speaks 1.0 (or 0.3) JSON-RPC over the
-process-wide aiohttp session; works against the hub or any single agent.
+stream its events (cancellable), get and cancel tasks. Speaks 1.0 (or 0.3) JSON-RPC, or
+HTTP+JSON to an endpoint that offers only that, over the process-wide aiohttp session; works
+against the hub or any single agent.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import Any
 from a2a import compat
 from a2a.registry import WELL_KNOWN, CardError, Registry
 from a2a.settings import AgentSpec, HubSettings
-from a2a.upstream import AgentConnection, SessionFactory, _default_session
+from a2a.upstream import (
+    AgentConnection,
+    AgentTransport,
+    RestConnection,
+    SessionFactory,
+    _default_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +100,7 @@ class A2aClient:
         self._session = session
         self._timeout = timeout
         self._card: dict[str, Any] | None = None
-        self._connection: AgentConnection | None = None
+        self._connection: AgentTransport | None = None
 
     async def card(self, *, refresh: bool = False) -> dict[str, Any]:
         """The endpoint's card (1.0 shape), fetched once with the hub's limits."""
@@ -108,30 +115,36 @@ class A2aClient:
             self._connection = None
         return self._card
 
-    async def _rpc(self) -> AgentConnection:
+    async def _rpc(self) -> AgentTransport:
         if self._connection is None:
             card = await self.card()
-            offered = {
-                compat.normalize_version(str(interface.get("protocolVersion", ""))): interface[
-                    "url"
-                ]
-                for interface in card.get("supportedInterfaces") or []
-                if interface.get("protocolBinding") == "JSONRPC" and interface.get("url")
-            }
-            # Prefer the version asked for; an agent that only speaks the other one still works
-            # (the connection translates), which is what deployed 0.3 agents need.
-            version = (
-                self.version
-                if self.version in offered
-                else next((v for v in (compat.V10, compat.V03) if v in offered), None)
-            )
-            if version is None:
-                raise CardError("the endpoint offers no JSON-RPC interface Junction speaks")
+            # JSON-RPC when the endpoint offers it, else HTTP+JSON; within a binding, prefer the
+            # version asked for, but an endpoint that only speaks the other one still works (the
+            # connection translates), which is what deployed 0.3 agents need.
+            for binding in ("JSONRPC", "HTTP+JSON"):
+                offered = {
+                    compat.normalize_version(str(interface.get("protocolVersion", ""))): interface[
+                        "url"
+                    ]
+                    for interface in card.get("supportedInterfaces") or []
+                    if interface.get("protocolBinding") == binding and interface.get("url")
+                }
+                version = (
+                    self.version
+                    if self.version in offered
+                    else next((v for v in (compat.V10, compat.V03) if v in offered), None)
+                )
+                if version is not None:
+                    break
+            else:
+                raise CardError(
+                    "the endpoint offers no JSON-RPC or HTTP+JSON interface Junction speaks"
+                )
             self.version = version
-            url = offered[version]
-            self._connection = AgentConnection(
-                url,
-                self.version,
+            kind = AgentConnection if binding == "JSONRPC" else RestConnection
+            self._connection = kind(
+                offered[version],
+                version,
                 headers=self.headers,
                 session=self._session,
                 request_timeout=self._timeout,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from a2a import AgentConnection, Hub, RestConnection
+from a2a import A2aClient, AgentConnection, AgentPool, AgentSpec, Hub, RestConnection
 from router_core.http import close_session
 from tests.a2a.harness import (
     SdkClient,
@@ -133,3 +133,25 @@ async def test_rest_agent_dying_mid_stream(hub: tuple[Hub, str], client: SdkClie
     assert stored["status"]["state"] == "TASK_STATE_FAILED"
     still = task_of(await client.ok("send", text="echo alive", metadata={"agent": "rest10"}))
     assert texts(still) == ["echo: alive"]
+
+
+@pytest.mark.parametrize("agent", REST_AGENTS)
+async def test_the_client_library_speaks_rest_to_rest_only_agents(
+    agents: dict[str, str], agent: str
+) -> None:
+    """What ACP sessions and the MCP tools use (`AgentPool`, `A2aClient`), straight at a
+    REST-only agent: a streamed task to its end, then a task cancelled mid-way."""
+    pool = AgentPool({agent: AgentSpec(url=agents[agent])})
+    progress: list[str] = []
+
+    async def note(text: str) -> None:
+        progress.append(text)
+
+    result = await pool.run_task(agent, "steps 2", on_progress=note, metadata={"trace": "t1"})
+    assert result.state == "TASK_STATE_COMPLETED"
+    assert progress == ["chunk 0", "chunk 1"]
+    client = A2aClient(agents[agent])
+    started = await client.send("wait", return_immediately=True)
+    canceled = await client.cancel_task(started["task"]["id"])
+    assert canceled["status"]["state"] == "TASK_STATE_CANCELED"
+    assert isinstance(client._connection, RestConnection)
