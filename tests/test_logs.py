@@ -288,3 +288,39 @@ def test_redaction_survives_a_second_handler(capsys: pytest.CaptureFixture[str])
     logging.getLogger("junction").info("api_key=%s", "verysecret")
     assert seen == ["api_key=***"]
     assert "verysecret" not in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- access records
+
+
+def test_access_records_in_both_formats_redact_the_path(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from junction.access_log import log_access
+
+    register_secret("hunter2-the-secret")
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/a2a/agents/hunter2-the-secret",
+        "state": {"principal": "bob"},
+    }
+    configure_logging("info", "plain")
+    log_access(scope, surface="a2a", status=200, seconds=0.0125, trace_id="ab" * 16)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith(
+        f"INFO    junction.access: POST /a2a/agents/*** 200 12.5ms principal=bob trace={'ab' * 16}"
+    )
+    configure_logging("info", "json")
+    log_access(scope, surface="a2a", status=200, seconds=0.0125, trace_id=None)
+    (entry,) = json_lines(capsys.readouterr().err)
+    assert entry["path"] == "/a2a/agents/***"
+    assert "hunter2" not in str(entry)
+    assert (entry["principal"], entry["trace_id"], entry["duration_ms"]) == ("bob", None, 12.5)
+    # Silenced by level like any other logger.
+    logging.getLogger("junction.access").setLevel(logging.WARNING)
+    try:
+        log_access(scope, surface="a2a", status=200, seconds=0.0125, trace_id=None)
+    finally:
+        logging.getLogger("junction.access").setLevel(logging.NOTSET)
+    assert capsys.readouterr().err == ""

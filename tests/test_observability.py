@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -466,3 +468,211 @@ async def test_a_key_limited_to_some_mcp_tools_sees_and_calls_only_those(tmp_pat
         assert await stop(served) == 0
     assert "ok__echo" in seen["full-key"] and len(seen["full-key"]) > 1
     assert seen["narrow-key"] == {"ok__echo"}
+
+
+# --------------------------------------------------------------------------- usage metrics
+
+
+async def acp_call(client: Any, request_id: int, method: str, params: dict[str, Any]) -> Any:
+    """One ACP request over a WebSocket stream; session/update notifications are skipped."""
+    await client.send(
+        orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+    )
+    while True:
+        raw = await asyncio.wait_for(client.receive(), 30)
+        assert raw is not None, "the ACP connection closed"
+        message = orjson.loads(raw)
+        if message.get("id") == request_id and "method" not in message:
+            assert "error" not in message, message
+            return message["result"]
+
+
+async def mcp_calls(url: str, key: str) -> list[bool]:
+    """tools/call through `/mcp` with the SDK client: two that work, one the tool marks as an
+    error, one the gateway refuses before the upstream (bad arguments), one whose upstream
+    dies mid-call. Returns each result's isError (None for the failed call)."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp.shared.exceptions import MCPError
+
+    async with (
+        create_mcp_http_client(headers=bearer(key)) as http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
+    ):
+        errors = [
+            (await client.call_tool("tools__echo", {"message": "a"})).is_error,
+            (await client.call_tool("tools__echo", {"message": "b"})).is_error,
+            (await client.call_tool("tools__rich", {})).is_error,
+            (await client.call_tool("tools__add", {"a": "one", "b": 2})).is_error,
+        ]
+        with pytest.raises(MCPError):
+            await client.call_tool("tools__die", {})
+    return errors
+
+
+async def test_metrics_count_tokens_tool_calls_sessions_turns_and_tasks(tmp_path: Path) -> None:
+    async with openai_server(models=["m1"]) as model, example_agent() as agent_url:
+        model.default = Reply(text="counted", usage=(10, 5))
+        config = (
+            keys(tmp_path)
+            + "mcp_servers:\n"
+            + f"  tools: {{command: {sys.executable}, args: ['{SERVERS}', ok]}}\n"
+            + f"a2a_agents:\n  planner: {{url: '{agent_url}'}}\n"
+            + f"backends:\n  fake: {{type: openai, url: '{model.url}/v1', models: [m1]}}\n"
+            + "acp: {default_model: m1}\n"
+        )
+        served = await start(tmp_path, config)
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                full = bearer("full-key")
+                await wait_until_settled(http, served, full)
+                body: dict[str, Any] = {
+                    "model": "m1",
+                    "messages": [{"role": "user", "content": "hi"}],
+                }
+                chat = f"{served.base}/v1/chat/completions"
+                for extra in (
+                    {},  # usage in the JSON body
+                    {"stream": True, "stream_options": {"include_usage": True}},  # in the stream
+                    {"stream": True},  # a stream without usage: nothing to count
+                ):
+                    reply = await http.post(chat, json=body | extra, headers=full)
+                    assert reply.status_code == 200
+
+                tool_errors = await mcp_calls(f"{served.base}/mcp", "full-key")
+
+                sent = await rpc(
+                    http,
+                    served.base,
+                    "alice-key",
+                    "SendMessage",
+                    {
+                        "message": {
+                            "messageId": "m-1",
+                            "role": "ROLE_USER",
+                            "parts": [{"text": "plan a picnic"}],
+                            "metadata": {"agent": "planner"},
+                        }
+                    },
+                )
+                task_state = sent["result"]["task"]["status"]["state"]
+
+                acp = await connect_websocket(f"ws://127.0.0.1:{served.port}/acp", token="full-key")
+                try:
+                    await acp_call(acp, 1, "initialize", {"protocolVersion": 1})
+                    session = await acp_call(
+                        acp, 2, "session/new", {"cwd": str(tmp_path), "mcpServers": []}
+                    )
+                    prompt = {
+                        "sessionId": session["sessionId"],
+                        "prompt": [{"type": "text", "text": "hello"}],
+                    }
+                    turn = await acp_call(acp, 3, "session/prompt", prompt)
+                    second = await acp_call(acp, 4, "session/new", {"cwd": str(tmp_path)})
+                    await acp_call(acp, 5, "session/close", {"sessionId": second["sessionId"]})
+                    # Scraped with the first session still open.
+                    scraped = await http.get(f"{served.base}/metrics", headers=full)
+                finally:
+                    await acp.aclose()
+        finally:
+            assert await stop(served) == 0
+    assert tool_errors == [False, False, True, True]
+    assert turn["stopReason"] == "end_turn"
+    assert scraped.status_code == 200
+    scrape = samples(scraped.text)
+
+    # Three upstream answers reported usage: two chat completions and the ACP turn.
+    assert value(scrape, "junction_backend_tokens_total", backend="fake", kind="prompt") == 30
+    assert value(scrape, "junction_backend_tokens_total", backend="fake", kind="completion") == 15
+
+    calls = "junction_mcp_tool_calls_total"
+    assert value(scrape, calls, server="tools", tool="echo", outcome="ok") == 2
+    assert value(scrape, calls, server="tools", tool="echo", outcome="error") == 0
+    assert value(scrape, calls, server="tools", tool="rich", outcome="tool_error") == 1
+    assert value(scrape, calls, server="tools", tool="die", outcome="error") == 1
+    assert not any(
+        name == calls and ("tool", "add") in labels for name, labels in scrape
+    )  # refused by the gateway: never reached the upstream
+    duration = "junction_mcp_tool_call_duration_seconds"
+    assert value(scrape, f"{duration}_count", server="tools", tool="echo") == 2
+    assert value(scrape, f"{duration}_sum", server="tools", tool="echo") > 0
+
+    assert value(scrape, "junction_acp_sessions_created_total") == 2
+    assert value(scrape, "junction_acp_sessions_open") == 1
+    assert value(scrape, "junction_acp_turns_total", stop_reason="end_turn") == 1
+
+    assert value(scrape, "junction_a2a_tasks", state=task_state) >= 1
+
+
+# --------------------------------------------------------------------------- access logs
+
+
+async def start_with_json_logs(tmp_path: Path, config: str) -> Served:
+    """`junction --mode serve` as `start` runs it, but logging JSON lines."""
+    path = tmp_path / "junction.yaml"
+    path.write_text(config)
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("junction")),
+        "--mode",
+        "serve",
+        "--config",
+        str(path),
+        "--port",
+        "0",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "JUNCTION_LOG_FORMAT": "json"},
+    )
+    assert process.stderr is not None
+    async with asyncio.timeout(30):
+        while True:
+            line = await process.stderr.readline()
+            assert line, "junction exited before listening"
+            record = orjson.loads(line)
+            found = re.search(r"listening on http://[\d.]+:(\d+)", record["msg"])
+            if found:
+                port = int(found.group(1))
+                return Served(process, f"http://127.0.0.1:{port}", port)
+
+
+async def test_access_log_records_each_exchange_without_secrets(tmp_path: Path) -> None:
+    served = await start_with_json_logs(tmp_path, keys(tmp_path))
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    try:
+        async with httpx.AsyncClient() as http:
+            base = served.base
+            ok = await http.get(
+                f"{base}/v1/models?api_key=full-key",
+                headers={**bearer("bob-key"), "traceparent": traceparent},
+            )
+            refused = await http.get(f"{base}/admin/mcp", headers=bearer("wrong-secret-key"))
+            metrics = await http.get(f"{base}/metrics", headers=bearer("scrape-key"))
+        ws = await connect_websocket(f"ws://127.0.0.1:{served.port}/acp", token="full-key")
+        await ws.aclose()
+    finally:
+        assert await stop(served) == 0
+    assert served.process.stderr is not None
+    stderr = await served.process.stderr.read()
+    assert (ok.status_code, refused.status_code, metrics.status_code) == (200, 401, 200)
+
+    records = [orjson.loads(line) for line in stderr.splitlines() if line.strip()]
+    access = [r for r in records if r["logger"] == "junction.access"]
+    by_path = {r["path"]: r for r in access}
+    models = by_path["/v1/models"]  # the query string (and the key in it) is not logged
+    assert models["level"] == "info"
+    assert (models["method"], models["surface"], models["status"]) == ("GET", "openai", 200)
+    assert models["principal"] == "bob"
+    assert models["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert models["duration_ms"] >= 0
+    assert "GET /v1/models 200" in models["msg"] and "principal=bob" in models["msg"]
+
+    admin = by_path["/admin/mcp"]
+    assert (admin["status"], admin["principal"], admin["trace_id"]) == (401, None, None)
+    assert (by_path["/metrics"]["status"], by_path["/metrics"]["principal"]) == (200, "prometheus")
+    socket = by_path["/acp"]
+    assert (socket["status"], socket["principal"], socket["surface"]) == (101, "key-1", "acp")
+
+    for secret in (b"full-key", b"bob-key", b"wrong-secret-key", b"scrape-key", b"alice-key"):
+        assert secret not in stderr
