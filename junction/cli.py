@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from junction.config import ConfigError, JunctionConfig, find_config_path, load_config
+from junction.config import ConfigError, JunctionConfig, find_config_path
 from junction.logs import configure_logging, register_secret
+from junction.reload import ConfigSource
 
 MODES = ("stdio", "mcp", "serve", "bridge")
 COMMANDS = ("check", "tools", "agents", "backends", "demo")
@@ -56,12 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         configure_logging(args.log_level or "warning")
         return run_demo(JunctionConfig())
+    serve = args.mode == "serve"
     try:
-        config = load_config(find_config_path(args.config, os.environ), os.environ)
-        if args.mcp_config:
-            config = config.with_mcp_servers_file(Path(args.mcp_config))
-        if args.mode == "serve":
-            config = config.with_server(args.host, args.port)
+        # Kept by serve mode, to read the same files the same way on a reload.
+        source = ConfigSource(
+            find_config_path(args.config, os.environ),
+            mcp_config=Path(args.mcp_config) if args.mcp_config else None,
+            host=args.host if serve else None,
+            port=args.port if serve else None,
+        )
+        config = source.load()
     except ConfigError as exc:
         print(f"junction: invalid configuration\n{exc}", file=sys.stderr)
         return 2
@@ -101,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if what == "serve":
             from junction.server import run_serve
 
-            return run_serve(config, uds=args.uds)
+            return run_serve(config, uds=args.uds, source=source, log_level=args.log_level)
         from junction.check import check_command
 
         return check_command(config, as_json=args.json)

@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from junction.config import JunctionConfig
+from junction.reload import APPLY, RESTART, reload_mode
 
 HEADER = """# Configuration reference
 
@@ -33,10 +34,17 @@ it in sync. Junction reads YAML from `--config FILE`, else `$JUNCTION_CONFIG`, e
 `${VAR:-default}`; `$${` is a literal `${`. Unknown keys are errors that name their key path.
 `NAME` stands for a key you choose (a backend's, a server's, an agent's name).
 
-Changes to the file take effect on restart (hot reload is not built yet).
+In `junction --mode serve` a change to the file is applied while Junction runs (it looks at the
+file once a second while `server.watch_config` is on, and on SIGHUP), without dropping work in
+flight; so is `Junction.replace_config` in the library. The "reload" column says which keys
+that covers: `hot` applies at once, `restart` is logged as needing a restart and keeps its
+running value. An invalid file is rejected with its errors and the running configuration stays.
 
-| key | type | default | what it is |
-|---|---|---|---|
+"""
+
+TABLE_HEAD = """
+| key | type | default | reload | what it is |
+|---|---|---|---|---|
 """
 
 
@@ -113,6 +121,16 @@ def _default(field: FieldInfo) -> str:
     return f"`{text}`" if len(text) <= 40 else "(see the model)"
 
 
+def _reload(key: str) -> str:
+    """`hot` or `restart`; a section whose keys differ says so, and its keys say which."""
+    try:
+        return reload_mode(key)
+    except KeyError:
+        if any(listed.startswith(f"{key}.") for listed in (*RESTART, *APPLY)):
+            return "per key"
+        raise
+
+
 def _rows(model: type[BaseModel], prefix: str, seen: tuple[type[BaseModel], ...]) -> list[str]:
     rows: list[str] = []
     docs = _attribute_docs(model)
@@ -124,9 +142,8 @@ def _rows(model: type[BaseModel], prefix: str, seen: tuple[type[BaseModel], ...]
         if not description and sections:
             description = " ".join((sections[0].__doc__ or "").split())
         rows.append(
-            f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {description} |".replace(
-                "\n", " "
-            )
+            f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {_reload(key)} "
+            f"| {description} |".replace("\n", " ")
         )
         origin = get_origin(annotation)
         child_prefix = f"{key}.NAME." if origin is dict else f"{key}."
@@ -136,9 +153,15 @@ def _rows(model: type[BaseModel], prefix: str, seen: tuple[type[BaseModel], ...]
     return rows
 
 
+def _restart_notes() -> str:
+    lines = [f"- `{key}`: {why}." for key, why in RESTART.items()]
+    return "Why some keys need a restart:\n\n" + "\n".join(lines) + "\n"
+
+
 def render() -> str:
     """The whole reference page."""
-    return HEADER + "\n".join(_rows(JunctionConfig, "", (JunctionConfig,))) + "\n"
+    rows = "\n".join(_rows(JunctionConfig, "", (JunctionConfig,)))
+    return HEADER + _restart_notes() + TABLE_HEAD + rows + "\n"
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`junction --mode serve` and the library API: one Starlette application mounting every HTTP
-surface (under uvicorn when Junction serves it itself), built by the `Junction` class."""
+surface (under uvicorn when Junction serves it itself), built by the `Junction` class, whose
+configuration can be read, replaced and followed while it runs (`junction/reload.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,21 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from junction.config import JunctionConfig, load_config
-from junction.logs import redact
+from junction.config import JunctionConfig, ServerConfig
+from junction.logs import configure_logging, redact, register_secret
 from junction.metrics import Metrics, RequestMetrics
+from junction.reload import (
+    ConfigSource,
+    Listener,
+    ReloadResult,
+    apply,
+    plan,
+    reload_and_log,
+    validate,
+    watch_files,
+)
 from junction.security import AccessGuard
 from transports import MessageStream
 
@@ -44,9 +56,18 @@ class Junction:
 
     A mounted app's lifespan is not run by Starlette, so a host that mounts `asgi_app()` enters
     `async with junction:` in its own lifespan; served on its own, the app does that itself.
+
+    The configuration is a handle: `config` is what runs now, `await replace_config(new)` runs
+    another one without a restart (a `ReloadResult` says what changed and what still needs a
+    restart), `subscribe(listener)` hears each change, `await reload()` reads the file again.
+    Served by `serve()` or `junction --mode serve`, a change to the file reloads it (while
+    `server.watch_config`); `junction --mode serve` also reloads on SIGHUP.
+
+        junction.subscribe(lambda old, new: log.info("now %d backends", len(new.backends)))
+        result = await junction.replace_config(junction.config.model_dump() | {"backends": {}})
     """
 
-    def __init__(self, config: JunctionConfig) -> None:
+    def __init__(self, config: JunctionConfig, *, source: ConfigSource | None = None) -> None:
         from junction.a2a_mode import build_hub
         from junction.acp_mode import build_runtime
         from junction.mcp_mode import gateway_inputs
@@ -54,27 +75,32 @@ class Junction:
         from mcp_gateway import Gateway, http_app
 
         self._config = config
+        self._source = source
+        self._listeners: list[Listener] = []
+        self._reloading = asyncio.Lock()
+        self._owns_logging = False
+        self._log_level: str | None = None
         specs, options = gateway_inputs(config)
         self.gateway = Gateway(specs, options)
-        self._grants = config.server.key_grants()
-        self._mcp_app = http_app(
-            self.gateway,
-            path="/mcp",
-            api_keys=[grant.key for grant in self._grants],
-            host=config.server.host,
-        )
+        # No keys of its own: the access guard in front of everything checks `/mcp` too, with
+        # the keys of the configuration running now.
+        self._mcp_app = http_app(self.gateway, path="/mcp", host=config.server.host)
         self.hub = build_hub(config)
         self.router = build_router(config)
         self.runtime = build_runtime(config, gateway=self.gateway, router=self.router)
         self.metrics = Metrics()
-        self.metrics.watch(router=self.router, gateway=self.gateway, hub=self.hub)
+        self.metrics.watch(
+            router=self.router, gateway=self.gateway, hub=self.hub, runtime=self.runtime
+        )
         self._stack: contextlib.AsyncExitStack | None = None
         self._app: Starlette | None = None
 
     @classmethod
     def from_config_file(cls, path: str | Path) -> Junction:
-        """Load, substitute and validate a YAML file (raises `ConfigError` naming key paths)."""
-        return cls(load_config(Path(path)))
+        """Load, substitute and validate a YAML file (raises `ConfigError` naming key paths);
+        `reload()` reads it again."""
+        source = ConfigSource(Path(path))
+        return cls(source.load(), source=source)
 
     @classmethod
     def from_config(cls, config: JunctionConfig | Mapping[str, Any]) -> Junction:
@@ -83,10 +109,79 @@ class Junction:
             config = JunctionConfig.model_validate(config)
         return cls(config)
 
+    # -- configuration -----------------------------------------------------------------------
+
     @property
     def config(self) -> JunctionConfig:
-        """The configuration this instance runs (read-only; changing it needs a new instance)."""
+        """The configuration running now: after a reload the new one, except keys that need
+        a restart, which keep their running values (`junction.reload.RESTART`)."""
         return self._config
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(old, new)` (a function or a coroutine function) after each applied
+        change of configuration; returns the function that unsubscribes it. A listener that
+        raises is logged and does not stop the others."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    async def replace_config(self, new: JunctionConfig | Mapping[str, Any]) -> ReloadResult:
+        """Run another configuration without a restart and without dropping work in flight.
+
+        Raises `ConfigError` (naming key paths) when `new` is invalid; then nothing is applied.
+        Changes to keys that need a restart are logged as a warning and not applied; the rest
+        is. Reloads run one at a time.
+        """
+        config = validate(new)
+        async with self._reloading:
+            old = self._config
+            planned = plan(old, config)
+            if not planned.hot and not planned.restart:
+                log.debug("configuration unchanged")
+                return ReloadResult()
+            for secret in planned.running.secret_values():
+                register_secret(secret)  # new keys and tokens are redacted in logs from now on
+            self._config = planned.running  # what every part reads from here on
+            failed = await apply(self, old, planned)
+            if planned.hot:
+                log.info("configuration changed: %s", ", ".join(planned.hot))
+            if planned.restart:
+                log.warning(
+                    "configuration: %s needs a restart; still running with the old value",
+                    ", ".join(planned.restart),
+                )
+            for listener in list(self._listeners):
+                try:
+                    outcome = listener(old, planned.running)
+                    if isinstance(outcome, Awaitable):
+                        await outcome
+                except Exception:
+                    log.exception("configuration listener failed")
+        return ReloadResult(planned.hot, planned.restart, failed)
+
+    async def reload(self) -> ReloadResult:
+        """Read the configuration again from where it came from (the file, with the command
+        line's additions) and run it with `replace_config`; raises `ConfigError` if invalid."""
+        source = self._source
+        if source is None:
+            raise RuntimeError(
+                "this Junction was built from config objects: there is no file to read again "
+                "(use replace_config)"
+            )
+        return await self.replace_config(await asyncio.to_thread(source.load))
+
+    def _own_logging(self, level_override: str | None) -> None:
+        """The process's logging is Junction's (the CLI set it up), so `logging:` changes apply
+        to it; `level_override` (`--log-level`) wins over the file."""
+        self._owns_logging, self._log_level = True, level_override
+
+    def _configure_logging(self, config: JunctionConfig) -> None:
+        if self._owns_logging:  # an embedding application owns its logging
+            configure_logging(self._log_level or config.logging.level, config.logging.format)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -217,6 +312,8 @@ class Junction:
         return self._app
 
     def _build_app(self) -> Starlette:
+        """Routes read the live objects (router, gateway, hub, runtime), which a reload changes
+        in place; the access guard reads the running configuration's keys."""
         from junction.acp_mode import serve_acp
         from junction.router_mode import openai_routes
         from transports import sse_routes, websocket_route
@@ -257,20 +354,17 @@ class Junction:
             lifespan=lifespan,
             middleware=[
                 Middleware(RequestMetrics, metrics=self.metrics.http),
-                Middleware(
-                    AccessGuard,
-                    grants=self._grants,
-                    metrics_public=self._config.server.metrics_public,
-                ),
+                Middleware(_CurrentAccessGuard, junction=self),
             ],
         )
 
     async def serve(
         self, host: str | None = None, port: int | None = None, *, uds: str | None = None
     ) -> None:
-        """Serve over HTTP in this event loop until cancelled or signalled (then drain)."""
+        """Serve over HTTP in this event loop until cancelled or signalled (then drain); built
+        from a file, a change to it is reloaded while `server.watch_config`."""
         config = self._config.with_server(host, port) if (host or port is not None) else None
-        server = _uvicorn(self, config or self._config, uds=uds)
+        server = _uvicorn(self, config or self._config, uds=uds, sighup=False)
         serving = asyncio.ensure_future(server.serve())
         try:
             await asyncio.shield(serving)
@@ -279,6 +373,30 @@ class Junction:
             server.should_exit = True
             await serving
             raise
+
+
+class _CurrentAccessGuard:
+    """The `AccessGuard` for the keys of the running configuration: rebuilt when a reload
+    changes `server`, so rotating a key needs no restart. A request keeps the grant it came
+    in with (a WebSocket opened with a key that is then removed stays open)."""
+
+    def __init__(self, app: ASGIApp, *, junction: Junction) -> None:
+        self.app = app
+        self.junction = junction
+        self._server: ServerConfig | None = None
+        self._guard: AccessGuard | None = None
+
+    def _current(self) -> AccessGuard:
+        server = self.junction.config.server
+        if self._guard is None or server is not self._server:
+            self._guard = AccessGuard(
+                self.app, grants=server.key_grants(), metrics_public=server.metrics_public
+            )
+            self._server = server
+        return self._guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._current()(scope, receive, send)
 
 
 async def _poll_until(done: Callable[[], bool], deadline: float) -> None:
@@ -291,30 +409,50 @@ async def _poll_until(done: Callable[[], bool], deadline: float) -> None:
         await asyncio.sleep(min(0.05, remaining))
 
 
-def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None) -> Any:
+def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None, sighup: bool) -> Any:
+    """A uvicorn server for the app that drains on shutdown and, while it serves, reloads the
+    configuration when its file changes (and on SIGHUP when `sighup`: when Junction owns the
+    process, never in an application that embeds it)."""
     import uvicorn
     from sse_starlette.sse import AppStatus
-
-    grace = config.server.shutdown_grace_seconds
 
     class Server(uvicorn.Server):
         # sse-starlette cuts every event stream (MCP, A2A, ACP's SSE variant) mid-body the
         # moment uvicorn sees the signal; while we serve, `drain` ends them properly instead.
         # Its switches are process-wide, so they are put back once this server has stopped.
         _sse_auto_drain = True
+        _reloads: set[asyncio.Task[None]]
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             self._sse_auto_drain = AppStatus.enable_automatic_graceful_drain
             AppStatus.enable_automatic_graceful_drain = False
             AppStatus.should_exit = False
+            self._reloads = set()
+            source = junction._source
+            if source is not None:
+                self._spawn(watch_files(junction, source))
+            if sighup:
+                asyncio.get_running_loop().add_signal_handler(
+                    signal.SIGHUP, lambda: self._spawn(reload_and_log(junction, "SIGHUP"))
+                )
             await super().startup(sockets)
 
+        def _spawn(self, work: Any) -> None:
+            task = asyncio.ensure_future(work)
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            for task in list(self._reloads):  # the watcher, and a reload under way
+                task.cancel()
             # Stop accepting first, then drain while the connections are still open: uvicorn's
             # own shutdown closes every WebSocket at once (code 1012) and cuts the rest after
             # its timeout, which is only the backstop here.
             for server in self.servers:
                 server.close()
+            grace = junction.config.server.shutdown_grace_seconds
             if not self.force_exit:
                 log.info("shutting down: in-flight work has up to %gs to finish", grace)
                 draining = asyncio.ensure_future(junction.drain(grace))
@@ -358,9 +496,21 @@ def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None) -> 
     )
 
 
-def run_serve(config: JunctionConfig, *, uds: str | None = None) -> int:
-    """Serve until SIGINT/SIGTERM; uvicorn drains connections before returning."""
-    server = _uvicorn(Junction(config), config, uds=uds)
+def run_serve(
+    config: JunctionConfig,
+    *,
+    uds: str | None = None,
+    source: ConfigSource | None = None,
+    log_level: str | None = None,
+) -> int:
+    """Serve until SIGINT/SIGTERM (uvicorn drains connections before returning); reload the
+    configuration from `source` on SIGHUP and, while `server.watch_config`, when it changes.
+
+    The CLI set up logging, so `logging:` changes apply (`log_level`, from `--log-level`,
+    wins over the file's level)."""
+    junction = Junction(config, source=source)
+    junction._own_logging(log_level)
+    server = _uvicorn(junction, config, uds=uds, sighup=True)
     # uvicorn drains on SIGTERM, then re-raises it under the handler that was in place before:
     # make that one a no-op so a graceful stop exits 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)

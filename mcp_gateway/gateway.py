@@ -12,7 +12,15 @@ import contextlib
 import importlib
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +100,33 @@ def _input_schema(route: _Route | LocalTool) -> Any:
     return route.upstream.catalog.tools.get(route.name, {}).get("inputSchema")
 
 
+class _InFlight:
+    """Requests under way per upstream, so one leaving the configuration finishes them first."""
+
+    def __init__(self) -> None:
+        self._counts: dict[Upstream, int] = {}
+        self._idle: dict[Upstream, anyio.Event] = {}
+
+    @contextlib.contextmanager
+    def using(self, upstream: Upstream) -> Iterator[None]:
+        self._counts[upstream] = self._counts.get(upstream, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._counts[upstream] - 1
+            if left:
+                self._counts[upstream] = left
+            else:
+                del self._counts[upstream]
+                idle = self._idle.pop(upstream, None)
+                if idle is not None:
+                    idle.set()
+
+    async def wait_idle(self, upstream: Upstream) -> None:
+        if upstream in self._counts:
+            await self._idle.setdefault(upstream, anyio.Event()).wait()
+
+
 class Catalog:
     """A routed view over a list of upstreams; the shared core of gateway and session."""
 
@@ -108,6 +143,7 @@ class Catalog:
         self._templates: list[tuple[UriTemplate, _Route]] = []
         self._validators: dict[str, Any] = {}
         self._grace_deadline = math.inf
+        self._in_flight = _InFlight()
 
     # ------------------------------------------------------------------ composition
 
@@ -311,9 +347,10 @@ class Catalog:
         params: dict[str, Any] = {"name": route.name, "arguments": args}
         if meta:
             params["_meta"] = {k: v for k, v in meta.items() if k != "progressToken"}
-        result = await route.upstream.request(
-            "tools/call", params, timeout=timeout, on_progress=on_progress, idempotent=False
-        )
+        with self._in_flight.using(route.upstream):
+            result = await route.upstream.request(
+                "tools/call", params, timeout=timeout, on_progress=on_progress, idempotent=False
+            )
         if not isinstance(result.get("content"), list):
             raise GatewayError(
                 types.INTERNAL_ERROR,
@@ -361,7 +398,10 @@ class Catalog:
                 f"Unknown resource: {uri!r} (a URI several servers share is listed as "
                 f"'{URI_PREFIX}<server>:<uri>')",
             )
-        return await route.upstream.request("resources/read", {"uri": route.name}, timeout=timeout)
+        with self._in_flight.using(route.upstream):
+            return await route.upstream.request(
+                "resources/read", {"uri": route.name}, timeout=timeout
+            )
 
     def _resource_route(self, uri: str) -> _Route | None:
         route = self._resources.get(uri)
@@ -389,7 +429,8 @@ class Catalog:
         params: dict[str, Any] = {"name": route.name}
         if arguments:
             params["arguments"] = dict(arguments)
-        return await route.upstream.request("prompts/get", params, timeout=timeout)
+        with self._in_flight.using(route.upstream):
+            return await route.upstream.request("prompts/get", params, timeout=timeout)
 
 
 class Gateway(Catalog):
@@ -398,17 +439,18 @@ class Gateway(Catalog):
     Entering starts every upstream concurrently and returns at once: a slow or broken upstream
     never blocks the others. Listings wait (once, up to `options.startup_grace`) for upstreams
     still on their first attempt, so the first `tools/list` is complete when it can be.
+    `reconfigure` changes the set of upstreams while it serves.
     """
 
     def __init__(
         self, specs: Iterable[UpstreamSpec] = (), options: GatewayOptions | None = None
     ) -> None:
         super().__init__(options or GatewayOptions())
-        self._specs = list(specs)
-        names = [s.name for s in self._specs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"duplicate upstream names: {names}")
+        self._specs = _unique(specs)
         self._upstreams: list[Upstream] = []
+        self._starting: dict[str, Upstream] = {}
+        """Replacements of changed upstreams, connecting beside the ones still serving."""
+        self._retiring: set[Upstream] = set()
         self._local: tuple[LocalTool, ...] = ()
         self._stack: contextlib.AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -442,10 +484,16 @@ class Gateway(Catalog):
     async def __aexit__(self, *exc: object) -> None:
         if self._stack is not None:
             stack, self._stack = self._stack, None
-            await stack.aclose()
+            try:
+                await stack.aclose()
+            finally:
+                self._tg = None
+
+    def _every_upstream(self) -> list[Upstream]:
+        return [*self._upstreams, *self._starting.values(), *self._retiring]
 
     def _close_upstreams(self) -> None:
-        for upstream in self._upstreams:
+        for upstream in self._every_upstream():
             upstream.close()
 
     async def stop_upstreams(self, timeout: float = 10.0) -> None:
@@ -454,10 +502,82 @@ class Gateway(Catalog):
         For a process about to exit from a task that cannot unwind the gateway's own scope
         (a signal handler while the stdio server is blocked reading stdin).
         """
+        upstreams = self._every_upstream()
         self._close_upstreams()
         with anyio.move_on_after(timeout):
-            for upstream in self._upstreams:
+            for upstream in upstreams:
                 await upstream.stopped.wait()
+
+    def reconfigure(
+        self, specs: Iterable[UpstreamSpec], options: GatewayOptions | None = None
+    ) -> None:
+        """Make the upstreams exactly `specs` (a hot reload); returns at once.
+
+        An added server starts connecting; a removed one leaves the catalog now and is closed
+        once the calls it is answering are done (at most its call timeout). A changed one (or
+        every one, when `options` changed) starts anew beside the old one, which keeps serving
+        until the new one's first connection attempt is over. Listeners hear each change of
+        the lists, so MCP clients get `list_changed`. Before the gateway is entered, this only
+        replaces what entering will start.
+        """
+        wanted = _unique(specs)
+        options = options or self.options
+        restart_all = options != self.options
+        self._specs, self.options = wanted, options
+        tg = self._tg
+        if tg is None:
+            return
+        serving = {upstream.name: upstream for upstream in self._upstreams}
+        upstreams: list[Upstream] = []
+        for spec in wanted:
+            current, pending = serving.get(spec.name), self._starting.get(spec.name)
+            intended = pending or current
+            if intended is not None and intended.spec == spec and not restart_all:
+                if current is not None:
+                    upstreams.append(current)
+                continue
+            if pending is not None:  # superseded before it took over
+                del self._starting[spec.name]
+                tg.start_soon(self._retire, pending)
+            fresh = Upstream(spec, options, self.rebuild)
+            tg.start_soon(fresh.run, name=f"mcp upstream {fresh.name}")
+            if current is None:
+                upstreams.append(fresh)
+                log.info("MCP server %s added", spec.name)
+            else:
+                upstreams.append(current)
+                self._starting[spec.name] = fresh
+                tg.start_soon(self._take_over, current, fresh)
+                log.info("MCP server %s changed: restarting it", spec.name)
+        names = {spec.name for spec in wanted}
+        for name in [name for name in self._starting if name not in names]:
+            tg.start_soon(self._retire, self._starting.pop(name))
+        for name, current in serving.items():
+            if name not in names:
+                log.info("MCP server %s removed", name)
+                tg.start_soon(self._retire, current)
+        self._upstreams = upstreams
+        self.rebuild()
+
+    async def _take_over(self, old: Upstream, fresh: Upstream) -> None:
+        """Serve with `fresh` instead of `old` once its first connection attempt is over."""
+        await fresh.first_attempt_done.wait()
+        if self._starting.get(fresh.name) is not fresh:
+            return  # superseded (and retired) meanwhile
+        del self._starting[fresh.name]
+        self._upstreams = [fresh if upstream is old else upstream for upstream in self._upstreams]
+        self.rebuild()
+        await self._retire(old)
+
+    async def _retire(self, upstream: Upstream) -> None:
+        """Close an upstream that left the configuration once its calls in flight are done."""
+        self._retiring.add(upstream)
+        try:
+            with anyio.move_on_after(upstream.call_timeout):
+                await self._in_flight.wait_idle(upstream)
+        finally:
+            upstream.close()
+            self._retiring.discard(upstream)
 
     @contextlib.asynccontextmanager
     async def session(self, specs: Sequence[UpstreamSpec]) -> AsyncIterator[GatewaySession]:
@@ -471,12 +591,21 @@ class Gateway(Catalog):
             yield view
 
 
+def _unique(specs: Iterable[UpstreamSpec]) -> list[UpstreamSpec]:
+    listed = list(specs)
+    names = [spec.name for spec in listed]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate upstream names: {names}")
+    return listed
+
+
 class GatewaySession(Catalog):
     """Session-scoped upstreams over a `Gateway`; made by `Gateway.session()`."""
 
     def __init__(self, gateway: Gateway, specs: Sequence[UpstreamSpec]) -> None:
         super().__init__(gateway.options)
         self._gateway = gateway
+        self._in_flight = gateway._in_flight  # so a reload waits for this session's calls too
         self._specs = list(specs)
         self._own: list[Upstream] = []
 

@@ -215,6 +215,52 @@ class Registry:
         log.info("backend %s registered (%s, ttl %.1f s)", spec.name, spec.url, ttl)
         return entry
 
+    def configure(self, specs: Iterable[BackendSpec], settings: RouterSettings) -> None:
+        """Make the configured backends exactly `specs`, under `settings` (a hot reload).
+
+        A backend whose spec and breaker/health settings did not change keeps its entry (stats,
+        circuit state, discovered models); a changed one gets a fresh entry; one no longer listed
+        leaves. Requests in flight hold their entry, so they finish on the backend they started
+        on. A runtime registration under a name the configuration now uses gives way to it.
+        Config backends come first, in config order (what `priority` falls back on).
+        """
+        old_settings, self.settings = self.settings, settings
+        self.aliases = dict(settings.aliases)
+        wanted = {spec.name: spec for spec in specs}
+        entries: dict[str, BackendEntry] = {}
+        fresh: list[BackendEntry] = []
+        for name, spec in wanted.items():
+            current = self._entries.get(name)
+            if (
+                current is not None
+                and current.source == "config"
+                and current.spec == spec
+                and (spec.breaker or old_settings.breaker) == (spec.breaker or settings.breaker)
+                and (spec.health or old_settings.health) == (spec.health or settings.health)
+            ):
+                entries[name] = current
+                continue
+            if current is not None:
+                self._drop(current)
+            entries[name] = make_entry(spec, settings)
+            fresh.append(entries[name])
+            log.info(
+                "backend %s %s (%s)", name, "added" if current is None else "replaced", spec.url
+            )
+        for name, current in self._entries.items():
+            if name in wanted:
+                continue
+            if current.source == "config":
+                self._drop(current)
+                log.info("backend %s removed", name)
+            else:
+                entries[name] = current
+        self._entries = entries
+        self._reindex()
+        if self._running:
+            for entry in fresh:
+                self._start_entry(entry)
+
     def heartbeat(self, name: str) -> BackendEntry:
         """Extend a registered backend's lease; KeyError when it is unknown (or expired)."""
         if self._next_expiry <= self._clock():

@@ -415,9 +415,10 @@ class Router:
         await self.aclose()
 
     async def _maintain(self) -> None:
-        interval = min(1.0, self.settings.registration_ttl / 4, self.settings.discovery_ttl / 4)
         while True:
-            await asyncio.sleep(interval)
+            # Read each round: `reconfigure` may have changed the TTLs.
+            settings = self.settings
+            await asyncio.sleep(min(1.0, settings.registration_ttl / 4, settings.discovery_ttl / 4))
             try:
                 self.registry.sweep()
                 await self.registry.refresh()
@@ -432,6 +433,23 @@ class Router:
         """Run one health probe of every backend now (what `junction backends` shows)."""
         checkers = [e.health for e in self.registry.entries() if e.health is not None]
         await asyncio.gather(*(h.check_once() for h in checkers))
+
+    def reconfigure(self, backends: Iterable[BackendSpec], settings: RouterSettings) -> None:
+        """Take a new configuration while requests run (a hot reload).
+
+        The configured backends become exactly `backends` (see `Registry.configure`: unchanged
+        ones keep their state, requests in flight finish where they started). Retries, deadline,
+        fallbacks and aliases apply from the next request on; strategies are rebuilt when their
+        settings changed, since their per-pool state belongs to the old ones.
+        """
+        old, self.settings = self.settings, settings
+        if (old.strategy, old.strategy_options, old.models) != (
+            settings.strategy,
+            settings.strategy_options,
+            settings.models,
+        ):
+            self._strategies = {}
+        self.registry.configure(backends, settings)
 
     # -- runtime registration --------------------------------------------------------------
 
