@@ -147,6 +147,7 @@ class Junction:
                 register_secret(secret)  # new keys and tokens are redacted in logs from now on
             self._config = planned.running  # what every part reads from here on
             failed = await apply(self, old, planned)
+            # Once applied (so a line at the new log level), for people and tests to rely on.
             if planned.hot:
                 log.info("configuration changed: %s", ", ".join(planned.hot))
             if planned.restart:

@@ -115,3 +115,35 @@ def test_cli_serves_on_a_unix_socket_and_removes_it(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
     assert not socket_path.exists()
+
+
+async def test_the_config_handle_example_adds_and_removes_a_backend(tmp_path: Path) -> None:
+    example = load_example("config_handle")
+    async with openai_server(models=["m1"]) as first, openai_server(models=["m2"]) as second:
+        second.default = Reply(text="from the added backend")
+        junction = Junction.from_config(config(tmp_path, first.url))
+        host = example.build(junction)
+        async with host.router.lifespan_context(host), serve_app(host) as base:
+            async with httpx.AsyncClient(base_url=base) as http:
+                added = await http.put(
+                    "/backends/added",
+                    json={"type": "openai", "url": f"{second.url}/v1", "models": ["m2"]},
+                )
+                assert added.json() == {"applied": ["backends.added"], "needs_restart": []}
+                answer = await http.post(
+                    "/junction/v1/chat/completions",
+                    json={"model": "m2", "messages": [{"role": "user", "content": "hi"}]},
+                )
+                assert answer.json()["choices"][0]["message"]["content"] == "from the added backend"
+
+                bad = await http.put("/backends/bad", json={"type": "openai", "url": "ftp://x"})
+                assert bad.status_code == 400
+                assert "backends.bad.url: not a valid URL" in bad.json()["errors"][0]
+
+                assert (await http.delete("/backends/fake")).json()["applied"] == ["backends.fake"]
+                models = (await http.get("/junction/v1/models")).json()
+                assert [m["id"] for m in models["data"]] == ["m2"]
+                assert (await http.get("/changes")).json() == {
+                    "changes": [["backends.added"], ["backends.fake"]]
+                }
+                assert (await http.get("/config")).json()["backends"].keys() == {"added"}

@@ -510,3 +510,82 @@ def test_every_key_in_the_reload_table_is_a_configuration_key() -> None:
     assert reload_mode("a2a.self_agent.model") == "restart"
     with pytest.raises(KeyError):
         reload_mode("no_such_section")
+
+
+async def test_a2a_agents_added_changed_and_removed_take_their_mcp_tools_along(
+    tmp_path: Path,
+) -> None:
+    from tests.a2a.harness import sdk_agent
+
+    with (
+        sdk_agent("helper", "1.0") as helper,
+        sdk_agent("skilled", "1.0", ("summarize:text",)) as skilled,
+    ):
+        first = base_config(tmp_path, a2a_agents={"helper": {"url": helper}})
+        junction = Junction.from_config(first)
+        changes: list[str] = []
+        async with junction, serve_app(junction.asgi_app()) as base:
+            async with mcp_client(f"{base}/mcp", changes) as client, httpx.AsyncClient() as http:
+                await tools_until(client, lambda n: "a2a__helper" in n)
+
+                agents = {
+                    "helper": {"url": helper, "mcp_tool": "off"},
+                    "skilled": {"url": skilled, "mcp_tool": "skills"},
+                }
+                result = await junction.replace_config(base_config(tmp_path, a2a_agents=agents))
+                assert result.applied == ("a2a_agents.helper", "a2a_agents.skilled")
+                names = await tools_until(
+                    client, lambda n: "a2a__skilled__summarize" in n and "a2a__helper" not in n
+                )
+                assert {n for n in names if n.startswith("a2a__")} == {"a2a__skilled__summarize"}
+                card = await http.get(f"{base}/a2a/agents/skilled/.well-known/agent-card.json")
+                assert card.status_code == 200
+
+                result = await junction.replace_config(first)
+                assert result.applied == ("a2a_agents.helper", "a2a_agents.skilled")
+                await tools_until(
+                    client, lambda n: "a2a__helper" in n and "a2a__skilled__summarize" not in n
+                )
+                card = await http.get(f"{base}/a2a/agents/skilled/.well-known/agent-card.json")
+                assert card.status_code == 404
+                echo = await client.call_tool("a2a__helper", {"message": "echo back"})
+                assert "echo: back" in text(echo)
+            assert changes
+
+
+async def test_a_changed_mcp_server_is_restarted(tmp_path: Path) -> None:
+    gate = gate_server(tmp_path)
+    junction = Junction.from_config(base_config(tmp_path, mcp_servers={"gate": gate}))
+    changes: list[str] = []
+    async with junction, serve_app(junction.asgi_app()) as base:
+        async with mcp_client(f"{base}/mcp", changes) as client:
+            await tools_until(client, lambda n: "gate__pid" in n)
+            before = int(text(await client.call_tool("gate__pid", {})))
+            changed = {**gate, "tools": {"deny": ["gate"]}}
+            result = await junction.replace_config(
+                base_config(tmp_path, mcp_servers={"gate": changed})
+            )
+            assert result.applied == ("mcp_servers.gate",)
+            await tools_until(client, lambda n: n == {"gate__pid"})
+            after = int(text(await client.call_tool("gate__pid", {})))
+            assert after != before
+            with anyio.fail_after(30):
+                while _alive(before):  # noqa: ASYNC110 (another process: no event to wait on)
+                    await anyio.sleep(0.05)
+
+
+async def test_the_log_level_follows_the_file(tmp_path: Path) -> None:
+    async with openai_server(models=["m1"]) as model:
+        backend = f"backends:\n  only: {{type: openai, url: '{model.url}/v1', models: [m1]}}\n"
+        served = await start(tmp_path, backend)
+        try:
+            # At warning, the reload's info line is not written; its restart warning is.
+            moved = f"store: {{url: 'sqlite:///{tmp_path}/elsewhere.db'}}\n"
+            rewrite(tmp_path, moved + "logging: {level: warning}\n")
+            seen: list[str] = []
+            await wait_log(served, r"store\.url needs a restart", seen)
+            assert not any("configuration changed" in line for line in seen)
+            rewrite(tmp_path, backend)
+            await wait_log(served, r"configuration changed: backends\.only, logging\.level$")
+        finally:
+            assert await stop(served) == 0
