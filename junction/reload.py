@@ -267,6 +267,7 @@ class Plan:
 
 
 def plan(old: JunctionConfig, new: JunctionConfig) -> Plan:
+    """Split what changed by what it takes; ConfigError when a kept value clashes with the new."""
     keys = changed_keys(old, new)
     restart = tuple(key for key in keys if reload_mode(key) == "restart")
     hot = tuple(key for key in keys if key not in restart)
