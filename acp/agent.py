@@ -98,7 +98,6 @@ class AgentConnection:
     def __init__(self, peer: JsonRpcPeer, runtime: AgentRuntime) -> None:
         self.peer = peer
         self.runtime = runtime
-        self.settings = runtime.settings
         self.client = ClientCapabilities()
         self.client_info: Implementation | None = None
         self.sessions: dict[str, Session] = {}
@@ -131,7 +130,7 @@ class AgentConnection:
         # Start loading the services only after this answer has been written.
         loop = asyncio.get_running_loop()
         loop.call_soon(loop.call_soon, self.runtime.start)
-        settings = self.settings
+        settings = self.runtime.settings
         return InitializeResponse(
             protocol_version=PROTOCOL_VERSION,
             agent_capabilities=AgentCapabilities(
@@ -151,7 +150,7 @@ class AgentConnection:
         )
 
     async def authenticate(self, params: AuthenticateRequest) -> dict[str, Any]:
-        if not any(method.id == params.method_id for method in self.settings.auth_methods):
+        if not any(method.id == params.method_id for method in self.runtime.settings.auth_methods):
             raise RpcError(INVALID_PARAMS, f"unknown authentication method {params.method_id!r}")
         return {}
 
@@ -161,12 +160,12 @@ class AgentConnection:
     async def new_session(self, params: NewSessionRequest) -> SessionSetupResponse:
         cwd, extra = _directories(params)
         models = await self._models()
-        model = self.settings.default_model or (models[0] if models else "default")
+        model = self.runtime.settings.default_model or (models[0] if models else "default")
         record = SessionRecord(
             session_id=f"sess_{uuid.uuid4().hex}",
             cwd=cwd,
             additional_directories=tuple(extra),
-            mode=self.settings.default_mode,
+            mode=self.runtime.settings.default_mode,
             config={"model": model},
         )
         await self.runtime.store.save(record)
@@ -225,7 +224,7 @@ class AgentConnection:
             raise RpcError(INVALID_PARAMS, f"cwd must be an absolute path, got {params.cwd!r}")
         try:
             records, cursor = await self.runtime.store.list(
-                cwd=params.cwd, cursor=params.cursor, limit=self.settings.list_page_size
+                cwd=params.cwd, cursor=params.cursor, limit=self.runtime.settings.list_page_size
             )
         except InvalidCursorError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
@@ -271,8 +270,8 @@ class AgentConnection:
         try:
             check_prompt(
                 params.prompt,
-                image=self.settings.image_prompts,
-                max_image_bytes=self.settings.max_image_bytes,
+                image=self.runtime.settings.image_prompts,
+                max_image_bytes=self.runtime.settings.max_image_bytes,
             )
         except PromptError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
@@ -380,7 +379,7 @@ class AgentConnection:
         except ServicesUnavailable:
             return []
         try:
-            async with asyncio.timeout(self.settings.models_timeout):
+            async with asyncio.timeout(self.runtime.settings.models_timeout):
                 return list(await services.models.models())
         except Exception as exc:
             log.warning("could not list models: %s", exc)

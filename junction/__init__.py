@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from junction.config import ConfigError, JunctionConfig
+    from junction.reload import ReloadResult
     from junction.server import Junction
 
-__all__ = ["ConfigError", "Junction", "JunctionConfig"]
+__all__ = ["ConfigError", "Junction", "JunctionConfig", "ReloadResult"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +26,8 @@ def __getattr__(name: str) -> Any:
         from junction import config
 
         return getattr(config, name)
+    if name == "ReloadResult":
+        from junction.reload import ReloadResult
+
+        return ReloadResult
     raise AttributeError(f"module 'junction' has no attribute {name!r}")

@@ -830,6 +830,14 @@ def _message(error: Any, owner: type[BaseModel] | None, key: str) -> str:
     return msg
 
 
+def validate_config(data: Mapping[str, Any], source: str) -> JunctionConfig:
+    """Validate config data (substituted already); errors name `source` and each key path."""
+    try:
+        return JunctionConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+
+
 def _format_validation_error(
     exc: ValidationError, source: str, prefix: tuple[str | int, ...] = ()
 ) -> list[str]:

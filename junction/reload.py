@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from junction.config import (
     ConfigError,
     JunctionConfig,
-    _format_validation_error,
     load_config,
+    validate_config,
 )
 
 if TYPE_CHECKING:
@@ -211,10 +211,7 @@ def validate(
     """A config object as is, or data validated like a file's (ConfigError naming key paths)."""
     if isinstance(data, JunctionConfig):
         return data
-    try:
-        return JunctionConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
+    return validate_config(data, source)
 
 
 def _keep_old(old: JunctionConfig, new: JunctionConfig, keys: tuple[str, ...]) -> JunctionConfig:
@@ -229,12 +226,11 @@ def _keep_old(old: JunctionConfig, new: JunctionConfig, keys: tuple[str, ...]) -
             source, target = source[part], target[part]
         target[leaf] = source[leaf]
     try:
-        return JunctionConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = _format_validation_error(exc, "new configuration")
+        return validate_config(data, "new configuration")
+    except ConfigError as exc:
         kept = ", ".join(keys)
         raise ConfigError(
-            [*lines, f"(with {kept} kept at the running value until a restart)"]
+            [*exc.lines, f"(with {kept} kept at the running value until a restart)"]
         ) from None
 
 
