@@ -41,7 +41,7 @@ from a2a.errors import (
     VERSION_NOT_SUPPORTED,
     A2aError,
 )
-from a2a.hub import CallContext, Hub, allowed_agents
+from a2a.hub import AsgiEndpoint, CallContext, Hub, allowed_agents, read_body
 from a2a.restwire import (
     camel,
     error_body,
@@ -112,9 +112,8 @@ def rest_routes(hub: Hub) -> list[BaseRoute]:
     for prefix in PREFIXES:
         for legacy, operations in ((False, V10_OPERATIONS), (True, V03_OPERATIONS)):
             for op in operations:
-                routes.append(
-                    Route(prefix + op.path, binding.endpoint(op, legacy), methods=[op.verb])
-                )
+                endpoint = AsgiEndpoint(binding.endpoint(op, legacy))
+                routes.append(Route(prefix + op.path, endpoint, methods=[op.verb]))
     return routes
 
 
@@ -196,8 +195,8 @@ class RestBinding:
         return {}  # GetExtendedAgentCard
 
     async def _body(self, request: Request, *, required: bool) -> Json:
-        body = await request.body()
-        if len(body) > self.hub.settings.max_body_bytes:
+        body = await read_body(request, self.hub.settings.max_body_bytes)
+        if body is None:
             raise A2aError(INVALID_REQUEST, "request body too large")
         if not body.strip():
             if required:
