@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -60,17 +60,21 @@ async def hub_lifespan(
     *,
     router: Router | None = None,
     gateway: Gateway | None = None,
+    current: Callable[[], JunctionConfig] | None = None,
 ) -> AsyncIterator[None]:
     """Start the hub (store, configured agents, card refresh) and stop it; nest in the app's
     lifespan. With `a2a.self_agent` configured and a `router` to run its model turns on,
-    Junction's own agent joins the hub's agents (its tools come from `gateway`)."""
+    Junction's own agent joins the hub's agents (its tools come from `gateway`; the agents it
+    may ask from `current`, the config in force)."""
     from junction.self_agent import SelfAgent
 
     await hub.start(agent_specs(config))
     own: SelfAgent | None = None
     try:
         if config.a2a.self_agent is not None and router is not None:
-            own = SelfAgent(config, config.a2a.self_agent, router=router, gateway=gateway)
+            own = SelfAgent(
+                config, config.a2a.self_agent, router=router, gateway=gateway, current=current
+            )
             await own.start()
             await hub.registry.add_local(own.name, own.card(), own)
         yield

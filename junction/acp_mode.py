@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from acp import (
@@ -67,12 +67,13 @@ def build_runtime(
     *,
     gateway: Gateway | None = None,
     router: Router | None = None,
+    current: Callable[[], JunctionConfig] | None = None,
 ) -> AgentRuntime:
     """One runtime per process: shared by the stdio connection or by every `/acp` connection.
 
     Serve mode passes the `gateway` and `router` it already runs for `/mcp` and `/v1`, so
-    upstreams and health checks run once; otherwise the runtime starts its own after
-    `initialize`.
+    upstreams and health checks run once (otherwise the runtime starts its own after
+    `initialize`), and `current`, the config in force, so reloaded A2A agents reach sessions.
     """
     settings = agent_settings(config, overrides)
     store = SqliteSessionStore(config.store.sqlite_path)
@@ -92,7 +93,7 @@ def build_runtime(
                 models=RoutedModels(routed),
                 tools=tools,
                 session_tools=_GatewaySessionTools(tools) if tools is not None else None,
-                agents=_agent_pool(config),
+                agents=_agent_pool(config, current),
             )
 
     return AgentRuntime(
@@ -172,24 +173,37 @@ class RoutedModels:
 # -- A2A ------------------------------------------------------------------------------------------
 
 
-def _agent_pool(config: JunctionConfig) -> PoolDirectory | None:
-    """The configured A2A agents, each offered to the model as a tool (None when there are none)."""
-    if not config.a2a_agents:
+def _agent_pool(
+    config: JunctionConfig, current: Callable[[], JunctionConfig] | None
+) -> PoolDirectory | None:
+    """The configured A2A agents, each offered to the model as a tool (None when there are
+    none and the config cannot change)."""
+    if current is None and not config.a2a_agents:
         return None
-    from a2a import AgentPool
-    from junction.a2a_mode import agent_specs
-
-    return PoolDirectory(AgentPool(agent_specs(config)))
+    return PoolDirectory(current or (lambda: config))
 
 
 class PoolDirectory:
-    """The A2A client's `AgentPool` as the agent's `AgentDirectory`."""
+    """The A2A client's `AgentPool` as the agent's `AgentDirectory`, over the agents of the
+    config in force (a new pool when a reload changes them)."""
 
-    def __init__(self, pool: AgentPool) -> None:
-        self.pool = pool
+    def __init__(self, current: Callable[[], JunctionConfig]) -> None:
+        self._current = current
+        self._key: tuple[tuple[str, str], ...] | None = None
+        self._pool: AgentPool | None = None
+
+    def pool(self) -> AgentPool:
+        from a2a import AgentPool
+        from junction.a2a_mode import agent_specs
+
+        specs = agent_specs(self._current())
+        key = tuple(sorted((name, spec.model_dump_json()) for name, spec in specs.items()))
+        if self._pool is None or key != self._key:
+            self._pool, self._key = AgentPool(specs), key
+        return self._pool
 
     async def list_agents(self) -> Sequence[AgentInfo]:
-        return await self.pool.list_agents()
+        return await self.pool().list_agents()
 
     async def send_task(
         self,
@@ -199,7 +213,7 @@ class PoolDirectory:
         on_progress: AgentProgress | None = None,
         session_id: str | None = None,
     ) -> str:
-        return await self.pool.send_task(agent, message, on_progress=on_progress)
+        return await self.pool().send_task(agent, message, on_progress=on_progress)
 
 
 # -- MCP ------------------------------------------------------------------------------------------

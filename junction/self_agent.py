@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -34,9 +34,9 @@ import orjson
 from junction.config import JunctionConfig, SelfAgentConfig
 
 if TYPE_CHECKING:
-    from a2a import AgentPool
     from acp import AgentRuntime
     from acp.protocols import AgentInfo, AgentProgress, ProgressCallback, ToolInfo
+    from junction.acp_mode import PoolDirectory
     from mcp_gateway import Gateway
     from router_core import ChatRequest, Router, StreamEvent
     from transports import JsonRpcPeer
@@ -199,8 +199,10 @@ class SelfAgent:
         *,
         router: Router,
         gateway: Gateway | None,
+        current: Callable[[], JunctionConfig] | None = None,
     ) -> None:
         self.settings = settings
+        self._current = current or (lambda: config)
         self.name = settings.name
         self._config = config
         self._router = router
@@ -313,19 +315,14 @@ class SelfAgent:
 
         return AgentRuntime(settings, store, lifespan)
 
-    def _directory(self) -> _Agents | None:
-        offered = {
-            name: spec
-            for name, spec in self._config.a2a_agents.items()
-            if name != self.name and any(fnmatchcase(name, g) for g in self.settings.a2a_agents)
-        }
-        if not offered:
-            return None
-        from a2a import AgentPool
-        from junction.a2a_mode import agent_specs
+    def _directory(self) -> _Agents:
+        from junction.acp_mode import PoolDirectory
 
-        specs = agent_specs(self._config)
-        return _Agents(AgentPool({name: specs[name] for name in offered}), self)
+        return _Agents(PoolDirectory(self._current), self)
+
+    def may_ask(self, agent: str) -> bool:
+        """Whether its config lets it hand work to `agent` (never to itself)."""
+        return agent != self.name and any(fnmatchcase(agent, g) for g in self.settings.a2a_agents)
 
     def via(self, session_id: str | None) -> list[str]:
         """The hub path of the task a session is working on (copied onto tasks it sends)."""
@@ -678,14 +675,15 @@ class _Tools:
 
 
 class _Agents:
-    """The other A2A agents, each task stamped with the path of the task that sends it."""
+    """The other A2A agents it may use, each task stamped with the path of the task that
+    sends it."""
 
-    def __init__(self, pool: AgentPool, owner: SelfAgent) -> None:
-        self._pool = pool
+    def __init__(self, agents: PoolDirectory, owner: SelfAgent) -> None:
+        self._agents = agents
         self._owner = owner
 
     async def list_agents(self) -> Sequence[AgentInfo]:
-        return await self._pool.list_agents()
+        return [a for a in await self._agents.list_agents() if self._owner.may_ask(a.name)]
 
     async def send_task(
         self,
@@ -695,8 +693,10 @@ class _Agents:
         on_progress: AgentProgress | None = None,
         session_id: str | None = None,
     ) -> str:
+        if not self._owner.may_ask(agent):
+            raise ValueError(f"agent {agent!r} is not one this agent may ask")
         metadata = {VIA_KEY: self._owner.via(session_id)}
-        return await self._pool.send_task(
+        return await self._agents.pool().send_task(
             agent, message, on_progress=on_progress, metadata=metadata
         )
 

@@ -87,7 +87,9 @@ class Junction:
         self._mcp_app = http_app(self.gateway, path="/mcp", host=config.server.host)
         self.hub = build_hub(config)
         self.router = build_router(config)
-        self.runtime = build_runtime(config, gateway=self.gateway, router=self.router)
+        self.runtime = build_runtime(
+            config, gateway=self.gateway, router=self.router, current=lambda: self.config
+        )
         self.metrics = Metrics()
         self.metrics.watch(
             router=self.router, gateway=self.gateway, hub=self.hub, runtime=self.runtime
@@ -213,7 +215,13 @@ class Junction:
             )
             await stack.enter_async_context(self._mcp_app.router.lifespan_context(self._mcp_app))
             await stack.enter_async_context(
-                hub_lifespan(self.hub, self._config, router=self.router, gateway=self.gateway)
+                hub_lifespan(
+                    self.hub,
+                    self._config,
+                    router=self.router,
+                    gateway=self.gateway,
+                    current=lambda: self.config,
+                )
             )
             stack.push_async_callback(self.runtime.aclose)
         except BaseException:

@@ -540,6 +540,10 @@ async def test_a2a_agents_added_changed_and_removed_take_their_mcp_tools_along(
                 assert {n for n in names if n.startswith("a2a__")} == {"a2a__skilled__summarize"}
                 card = await http.get(f"{base}/a2a/agents/skilled/.well-known/agent-card.json")
                 assert card.status_code == 200
+                # ACP sessions' agent tools follow too (they read the config in force).
+                directory = (await junction.runtime.services()).agents
+                assert directory is not None
+                assert {a.name for a in await directory.list_agents()} == {"helper", "skilled"}
 
                 result = await junction.replace_config(first)
                 assert result.applied == ("a2a_agents.helper", "a2a_agents.skilled")
@@ -548,6 +552,7 @@ async def test_a2a_agents_added_changed_and_removed_take_their_mcp_tools_along(
                 )
                 card = await http.get(f"{base}/a2a/agents/skilled/.well-known/agent-card.json")
                 assert card.status_code == 404
+                assert {a.name for a in await directory.list_agents()} == {"helper"}
                 echo = await client.call_tool("a2a__helper", {"message": "echo back"})
                 assert "echo: back" in text(echo)
             assert changes
