@@ -2,9 +2,9 @@
 
 Records go to the `junction.access` logger at INFO, through the program's one logging setup
 (`junction.logs`: stderr, plain or JSON, secrets redacted), written when the exchange ends (a
-stream when its last byte is sent). Silence them by level: `logging: {level: warning}` in the
-config, `--log-level warning`, or `logging.getLogger("junction.access").setLevel(...)` in an
-embedding application.
+stream when its last byte is sent). Turn them off with `logging: {access_log: false}` (or any
+level above INFO), or `logging.getLogger("junction.access").setLevel(...)` in an embedding
+application.
 
 A record names the caller by its API key's name, never the key, and logs the path without its
 query string (where tokens sometimes travel).

@@ -70,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"junction: invalid configuration\n{exc}", file=sys.stderr)
         return 2
-    configure_logging(args.log_level or config.logging.level, config.logging.format)
+    configure_logging(
+        args.log_level or config.logging.level,
+        config.logging.format,
+        access_log=config.logging.access_log,
+    )
     for secret in config.secret_values():
         register_secret(secret)
 

@@ -520,6 +520,9 @@ class LoggingConfig(_Model):
 
     level: str = "info"
     format: Literal["plain", "json"] = "plain"
+    access_log: bool = True
+    """One `junction.access` record per HTTP request, stream or WebSocket in serve mode (at
+    INFO; about 15 µs a request, see docs/performance.md)."""
 
     @field_validator("level")
     @classmethod

@@ -201,7 +201,7 @@ PLAIN_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s"
 PLAIN_DATEFMT = "%Y-%m-%d %H:%M:%S"
 
 
-def configure_logging(level: str, fmt: str | None = None) -> None:
+def configure_logging(level: str, fmt: str | None = None, *, access_log: bool = True) -> None:
     """Send all logging to stderr at `level`, as plain text or JSON lines, with secrets redacted.
 
     `$JUNCTION_LOG_FORMAT` (`plain` or `json`) overrides `fmt`, so a launcher (an IDE, CI) can ask
@@ -230,6 +230,8 @@ def configure_logging(level: str, fmt: str | None = None) -> None:
         old.close()
     root.addHandler(handler)
     root.setLevel(numeric)
+    access = logging.getLogger("junction.access")
+    access.setLevel(logging.NOTSET if access_log else logging.WARNING)
     logging.captureWarnings(True)
     if bad_env:
         logging.getLogger("junction").warning(

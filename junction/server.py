@@ -184,7 +184,11 @@ class Junction:
 
     def _configure_logging(self, config: JunctionConfig) -> None:
         if self._owns_logging:  # an embedding application owns its logging
-            configure_logging(self._log_level or config.logging.level, config.logging.format)
+            configure_logging(
+                self._log_level or config.logging.level,
+                config.logging.format,
+                access_log=config.logging.access_log,
+            )
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -317,10 +317,10 @@ def test_access_records_in_both_formats_redact_the_path(
     assert entry["path"] == "/a2a/agents/***"
     assert "hunter2" not in str(entry)
     assert (entry["principal"], entry["trace_id"], entry["duration_ms"]) == ("bob", None, 12.5)
-    # Silenced by level like any other logger.
-    logging.getLogger("junction.access").setLevel(logging.WARNING)
-    try:
-        log_access(scope, surface="a2a", status=200, seconds=0.0125, trace_id=None)
-    finally:
-        logging.getLogger("junction.access").setLevel(logging.NOTSET)
+    # Turned off by the config (`logging.access_log: false`), and back on by a reconfigure.
+    configure_logging("info", "plain", access_log=False)
+    log_access(scope, surface="a2a", status=200, seconds=0.0125, trace_id=None)
     assert capsys.readouterr().err == ""
+    configure_logging("info", "plain")
+    log_access(scope, surface="a2a", status=200, seconds=0.0125, trace_id=None)
+    assert "junction.access" in capsys.readouterr().err
