@@ -5,6 +5,12 @@ store in a temp dir) with that agent registered, and this client (one pooled aio
 Reports ratios and added times measured in this run, never bare times alone.
 
     python benchmarks/a2a_bench.py [--requests 2000] [--seconds 5] [--json] [--loop uvloop]
+    python benchmarks/a2a_bench.py --no-sockets
+
+`--no-sockets` measures only what the hub's own code costs: its Starlette app is called as ASGI in
+this process (an in-process agent registered with `add_local` answers at once), at concurrency 16,
+against a bare Starlette JSON route doing the least a JSON-RPC reply needs, both in the same run.
+CPU time per request, so a busy machine (others' tests) skews it far less than throughput.
 
 `--loop uvloop` runs the hub's event loop on uvloop (if installed; the agent and this client
 stay on asyncio), to measure what that dependency would buy.
@@ -261,6 +267,114 @@ async def measure(direct: str, hub: str, requests: int, seconds: float) -> dict[
         return results
 
 
+# -- in process: the hub's own cost, no sockets ---------------------------------------------------
+
+
+def asgi_post(body_bytes: bytes) -> tuple[dict[str, Any], Any, Any, list[dict[str, Any]]]:
+    """scope, receive and send for one POST /a2a, and the list the reply's messages land in."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/a2a",
+        "raw_path": b"/a2a",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"a2a-version", b"1.0"),
+            (b"content-length", str(len(body_bytes)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+    }
+    messages = [{"type": "http.request", "body": body_bytes, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    out: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    return scope, receive, send, out
+
+
+async def cpu_per_request(app: Any, batches: int = 7, per_batch: int = 1000) -> float:
+    """Microseconds of this process's CPU per request at concurrency 16 (the best batch)."""
+    bodies = [body("SendMessage") for _ in range(16 * per_batch)]
+
+    async def one(data: bytes) -> None:
+        scope, receive, send, out = asgi_post(data)
+        await app(scope, receive, send)
+        assert b'"result"' in out[-1]["body"], out
+
+    for data in bodies[:500]:
+        await one(data)
+    best = float("inf")
+    for _ in range(batches):
+        started = time.process_time()
+        for i in range(per_batch):
+            await asyncio.gather(*(one(d) for d in bodies[i * 16 : (i + 1) * 16]))
+        best = min(best, (time.process_time() - started) / (16 * per_batch) * 1e6)
+    return best
+
+
+async def in_process() -> dict[str, float]:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from a2a import Hub, HubSettings, SqliteTaskStore
+
+    card = {
+        "name": "fast",
+        "skills": [{"id": "echo", "name": "echo", "description": "", "tags": []}],
+    }
+    ids = itertools.count()
+
+    class Fast:
+        """An in-process agent answering at once with a completed task."""
+
+        version = "1.0"
+
+        async def call(self, method: str, params: dict[str, Any]) -> Any:
+            return {
+                "task": {
+                    "id": f"t{next(ids)}",
+                    "contextId": "c",
+                    "status": {"state": "TASK_STATE_COMPLETED"},
+                    "artifacts": [{"artifactId": "a", "parts": [{"text": "ok"}]}],
+                    "history": [params["message"]],
+                }
+            }
+
+        def stream(self, method: str, params: dict[str, Any]) -> Any:
+            raise NotImplementedError
+
+    async def bare(request: Request) -> Response:
+        message = orjson.loads(await request.body())
+        task = {"id": "t", "contextId": "c", "status": {"state": "TASK_STATE_COMPLETED"}}
+        reply = {"jsonrpc": "2.0", "id": message["id"], "result": {"task": task}}
+        return Response(orjson.dumps(reply), media_type="application/json")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hub = Hub(SqliteTaskStore(os.path.join(tmp, "bench.db")), HubSettings())
+        await hub.start()
+        await hub.registry.add_local("fast", card, Fast())
+        try:
+            floor = await cpu_per_request(Starlette(routes=[Route("/a2a", bare, methods=["POST"])]))
+            cost = await cpu_per_request(Starlette(routes=hub.routes()))
+        finally:
+            await hub.close()
+    return {"bare_us": floor, "hub_us": cost, "hub_over_bare": cost / floor}
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-agent":
         serve_agent(int(sys.argv[2]))
@@ -273,7 +387,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--no-sockets", action="store_true")
     args = parser.parse_args()
+    if args.no_sockets:
+        import uvloop
+
+        costs = uvloop.run(in_process())
+        print(
+            f"CPU per SendMessage at c=16, in process: bare Starlette JSON route {costs['bare_us']:.0f} us, hub {costs['hub_us']:.0f} us, hub/bare {costs['hub_over_bare']:.2f}"
+        )
+        return
     agent_port, hub_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         agent = spawn("--serve-agent", str(agent_port))
