@@ -9,7 +9,7 @@ Importing this package loads only pydantic and the transports; the turn loop, ro
 anything the services need load later, so `initialize` answers fast.
 """
 
-from acp.agent import RESOURCE_NOT_FOUND, AgentConnection, serve_connection
+from acp.agent import RESOURCE_NOT_FOUND, AgentConnection, ServiceScope, serve_connection
 from acp.permissions import Decision, PermissionPolicy
 from acp.protocols import (
     AgentDirectory,
@@ -36,6 +36,7 @@ __all__ = [
     "MemorySessionStore",
     "ModelClient",
     "PermissionPolicy",
+    "ServiceScope",
     "Services",
     "ServicesUnavailable",
     "SessionRecord",

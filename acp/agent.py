@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from acp.permissions import MODE_IDS, MODES
 from acp.prompt import PromptError, check_prompt
-from acp.runtime import AgentRuntime, ServicesUnavailable
+from acp.runtime import AgentRuntime, Services, ServicesUnavailable
 from acp.schema import (
     PROTOCOL_VERSION,
     AgentCapabilities,
@@ -95,9 +95,12 @@ def _traced(
 class AgentConnection:
     """Serves ACP's agent methods on one peer; owns the sessions opened through it."""
 
-    def __init__(self, peer: JsonRpcPeer, runtime: AgentRuntime) -> None:
+    def __init__(
+        self, peer: JsonRpcPeer, runtime: AgentRuntime, *, scope: ServiceScope | None = None
+    ) -> None:
         self.peer = peer
         self.runtime = runtime
+        self._scope = scope
         self.client = ClientCapabilities()
         self.client_info: Implementation | None = None
         self.sessions: dict[str, Session] = {}
@@ -161,6 +164,8 @@ class AgentConnection:
         cwd, extra = _directories(params)
         models = await self._models()
         model = self.runtime.settings.default_model or (models[0] if models else "default")
+        if models and model not in models:  # the connection may not use the default
+            model = models[0]
         record = SessionRecord(
             session_id=f"sess_{uuid.uuid4().hex}",
             cwd=cwd,
@@ -215,7 +220,14 @@ class AgentConnection:
         )
 
     def _open(self, record: SessionRecord, entries: list[dict[str, Any]]) -> Session:
-        session = Session(record, entries, peer=self.peer, runtime=self.runtime, client=self.client)
+        session = Session(
+            record,
+            entries,
+            peer=self.peer,
+            runtime=self.runtime,
+            client=self.client,
+            services=self.services,
+        )
         self.sessions[record.session_id] = session
         return session
 
@@ -373,9 +385,14 @@ class AgentConnection:
             )
         raise RpcError(RESOURCE_NOT_FOUND, f"unknown session {session_id!r}")
 
+    async def services(self) -> Services:
+        """The runtime's services as this connection may use them (see `ServiceScope`)."""
+        services = await self.runtime.services()
+        return self._scope(services) if self._scope is not None else services
+
     async def _models(self) -> list[str]:
         try:
-            services = await self.runtime.services()
+            services = await self.services()
         except ServicesUnavailable:
             return []
         try:
@@ -441,10 +458,13 @@ def _directories(params: NewSessionRequest) -> tuple[str, list[str]]:
     ]
 
 
-async def serve_connection(stream: MessageStream, runtime: AgentRuntime) -> None:
-    """Serve one ACP client on `stream` until it goes away."""
+async def serve_connection(
+    stream: MessageStream, runtime: AgentRuntime, *, scope: ServiceScope | None = None
+) -> None:
+    """Serve one ACP client on `stream` until it goes away (with `scope` narrowing what it may
+    use, e.g. for the API key it connected with)."""
     peer = JsonRpcPeer(stream)
-    connection = AgentConnection(peer, runtime)
+    connection = AgentConnection(peer, runtime, scope=scope)
     runtime.attach(connection)
     try:
         await peer.run()
@@ -454,4 +474,8 @@ async def serve_connection(stream: MessageStream, runtime: AgentRuntime) -> None
             await asyncio.shield(connection.aclose())
 
 
-__all__ = ["RESOURCE_NOT_FOUND", "AgentConnection", "serve_connection"]
+ServiceScope = Callable[[Services], Services]
+"""Narrows the shared services for one connection (the models, tools and agents an API key may
+use); applied each time the connection or its sessions reach for them."""
+
+__all__ = ["RESOURCE_NOT_FOUND", "AgentConnection", "ServiceScope", "serve_connection"]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from acp.paths import Roots
 from acp.permissions import MODES
 from acp.protocols import SessionToolProvider
-from acp.runtime import AgentRuntime, ServicesUnavailable
+from acp.runtime import AgentRuntime, Services, ServicesUnavailable
 from acp.schema import (
     ClientCapabilities,
     McpServer,
@@ -51,8 +51,11 @@ class Session:
         peer: JsonRpcPeer,
         runtime: AgentRuntime,
         client: ClientCapabilities,
+        services: Callable[[], Awaitable[Services]] | None = None,
     ) -> None:
         self.record = record
+        self.services = services or runtime.services
+        """The services this session may use (its connection's view of the runtime's)."""
         self.entries = entries
         self.peer = peer
         self.runtime = runtime
@@ -167,7 +170,7 @@ class Session:
     async def _hold_tools(self, servers: list[McpServer]) -> None:
         names = ", ".join(s.name for s in servers)
         try:
-            services = await self.runtime.services()
+            services = await self.services()
             if services.session_tools is None:
                 self.notice(
                     f"The MCP servers this session asked for ({names}) were not started: this "
@@ -182,7 +185,7 @@ class Session:
                 await self._closing.wait()
         except asyncio.CancelledError:
             raise
-        except ServicesUnavailable as exc:
+        except (ServicesUnavailable, PermissionError) as exc:
             self.notice(f"The MCP servers of this session ({names}) were not started: {exc}")
         except Exception as exc:
             log.exception("session %s: MCP servers failed", self.id)

@@ -173,7 +173,7 @@ class Turn:
         )
         await self._deliver_notices()
         try:
-            services = await session.runtime.services()
+            services = await session.services()
         except ServicesUnavailable as exc:
             await self._say(f"Junction cannot answer: its services did not start ({exc}).")
             return "end_turn"

@@ -19,6 +19,7 @@ from acp import (
     AgentSettings,
     PermissionPolicy,
     Services,
+    ServiceScope,
     SqliteSessionStore,
     serve_connection,
 )
@@ -27,8 +28,18 @@ from transports import MessageStream
 
 if TYPE_CHECKING:
     from a2a import AgentPool
-    from acp.protocols import AgentInfo, AgentProgress, ProgressCallback, ToolInfo
+    from acp.protocols import (
+        AgentDirectory,
+        AgentInfo,
+        AgentProgress,
+        ModelClient,
+        ProgressCallback,
+        SessionToolProvider,
+        ToolInfo,
+        ToolProvider,
+    )
     from acp.schema import McpServer
+    from junction.security import LimitKind
     from mcp_gateway import Catalog, Gateway
     from router_core import ChatRequest, Router, StreamEvent
 
@@ -104,9 +115,135 @@ def build_runtime(
     )
 
 
-async def serve_acp(stream: MessageStream, runtime: AgentRuntime) -> None:
+async def serve_acp(
+    stream: MessageStream, runtime: AgentRuntime, *, scope: ServiceScope | None = None
+) -> None:
     """One ACP client on any framing (stdio, WebSocket, SSE)."""
-    await serve_connection(stream, runtime)
+    await serve_connection(stream, runtime, scope=scope)
+
+
+def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
+    """What a remote ACP connection may use, from its API key (the ASGI `state` the access
+    guard filled): the models, MCP tools and A2A agents its globs allow. MCP servers named in
+    `session/new` would run on Junction's host, so only an `admin` key (or a loopback server
+    without keys, which is the local user) may start them. None: no limit."""
+
+    scopes = state.get("scopes")
+    local_servers = scopes is None or "admin" in scopes
+    limits = {kind: state.get(f"allowed_{kind}") is not None for kind in LIMITS}
+    if local_servers and not any(limits.values()):
+        return None
+
+    def narrow(services: Services) -> Services:
+        tools = services.tools
+        agents = services.agents
+        return Services(
+            models=_AllowedModels(services.models, state) if limits["models"] else services.models,
+            tools=_AllowedTools(tools, state) if tools and limits["mcp_tools"] else tools,
+            session_tools=services.session_tools if local_servers else _NoLocalServers(),
+            agents=_AllowedAgents(agents, state) if agents and limits["a2a_agents"] else agents,
+        )
+
+    return narrow
+
+
+LIMITS: tuple[LimitKind, ...] = ("models", "mcp_tools", "a2a_agents")
+
+
+class _AllowedModels:
+    """The models an API key may use (the router's answer for the rest: not allowed)."""
+
+    def __init__(self, inner: ModelClient, state: Mapping[str, Any]) -> None:
+        self._inner = inner
+        self._state = state
+
+    async def stream(
+        self, request: ChatRequest, *, key: str | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        from junction.security import allows
+        from router_core import BackendError
+
+        if not allows(self._state, "models", request.model):
+            raise BackendError(f"model {request.model!r} is not allowed for this API key")
+        async for event in self._inner.stream(request, key=key):
+            yield event
+
+    async def models(self) -> list[str]:
+        from junction.security import allows
+
+        return [m for m in await self._inner.models() if allows(self._state, "models", m)]
+
+
+class _AllowedTools:
+    """The aggregated MCP tools an API key may use."""
+
+    def __init__(self, inner: ToolProvider, state: Mapping[str, Any]) -> None:
+        self._inner = inner
+        self._state = state
+
+    async def llm_tools(self) -> Sequence[ToolInfo]:
+        from junction.security import allows
+
+        tools = await self._inner.llm_tools()
+        return [t for t in tools if allows(self._state, "mcp_tools", t.name)]
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        from junction.security import allows
+
+        if not allows(self._state, "mcp_tools", name):
+            text = f"{name} is not allowed for this API key"
+            return {"content": [{"type": "text", "text": text}], "isError": True}
+        return await self._inner.call_tool(name, arguments, on_progress=on_progress)
+
+
+class _AllowedAgents:
+    """The A2A agents an API key may use."""
+
+    def __init__(self, inner: AgentDirectory, state: Mapping[str, Any]) -> None:
+        self._inner = inner
+        self._state = state
+
+    async def list_agents(self) -> Sequence[AgentInfo]:
+        from junction.security import allows
+
+        agents = await self._inner.list_agents()
+        return [a for a in agents if allows(self._state, "a2a_agents", a.name)]
+
+    async def send_task(
+        self,
+        agent: str,
+        message: str,
+        *,
+        on_progress: AgentProgress | None = None,
+        session_id: str | None = None,
+    ) -> str:
+        from junction.security import allows
+
+        if not allows(self._state, "a2a_agents", agent):
+            raise PermissionError(f"agent {agent!r} is not allowed for this API key")
+        return await self._inner.send_task(
+            agent, message, on_progress=on_progress, session_id=session_id
+        )
+
+
+class _NoLocalServers:
+    """Session MCP servers refused: they would run on Junction's host for a remote client."""
+
+    @contextlib.asynccontextmanager
+    async def open(
+        self, servers: Sequence[McpServer], *, cwd: str
+    ) -> AsyncIterator[SessionToolProvider]:
+        raise PermissionError(
+            "a remote ACP connection may not start MCP servers on the Junction host "
+            "(that needs an API key with the admin scope)"
+        )
+        yield  # pragma: no cover  (unreachable; makes this an async generator)
 
 
 def run_acp_stdio(config: JunctionConfig, overrides: Mapping[str, Any] | None = None) -> int:

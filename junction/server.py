@@ -327,7 +327,7 @@ class Junction:
     def _build_app(self) -> Starlette:
         """Routes read the live objects (router, gateway, hub, runtime), which a reload changes
         in place; the access guard reads the running configuration's keys."""
-        from junction.acp_mode import serve_acp
+        from junction.acp_mode import key_scope, serve_acp
         from junction.router_mode import openai_routes
         from transports import sse_routes, websocket_route
 
@@ -336,7 +336,7 @@ class Junction:
 
         async def serve_acp_connection(stream: MessageStream) -> None:
             """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
-            await serve_acp(stream, runtime)
+            await serve_acp(stream, runtime, scope=key_scope(getattr(stream, "state", {})))
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse(self.health())

@@ -46,9 +46,9 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -76,12 +76,23 @@ gets to read the 413 instead of a connection reset; beyond that the server stops
 # -- server ---------------------------------------------------------------------------------------
 
 
+def _same_caller(connection: SseServerStream, request: Request) -> bool:
+    """Whether `request` comes from the caller that opened `connection` (same ASGI state, so the
+    same API key when the server's middleware puts one there)."""
+    return dict(request.scope.get("state") or {}) == connection.state
+
+
 class SseServerStream:
     """The server side of one SSE connection: messages from POSTs in, events on the GET out."""
 
-    def __init__(self, connection_id: str, server: _SseServer) -> None:
+    def __init__(
+        self, connection_id: str, server: _SseServer, state: Mapping[str, Any] | None = None
+    ) -> None:
         self._id = connection_id
         self._server = server
+        self.state: Mapping[str, Any] = dict(state or {})
+        """The opening request's ASGI `state` (who the caller is, as the server's middleware
+        saw it); later requests on the connection must come from the same caller."""
         self._inbox: asyncio.Queue[bytes | Oversized | None] = asyncio.Queue()
         self._receive_done = False
         self._events: deque[tuple[int, str]] = deque()
@@ -274,13 +285,13 @@ class _SseServer:
         connection_id = request.query_params.get("connection")
         endpoint: str | None = None
         if connection_id is None:
-            connection = self._open()
+            connection = self._open(request.scope.get("state"))
             messages_path = request.url.path.removesuffix("events") + "messages"
             endpoint = f"{messages_path}?connection={connection.connection_id}"
             last_event_id = 0
         else:
             found = self.connections.get(connection_id)
-            if found is None:
+            if found is None or not _same_caller(found, request):
                 return _error(404, "unknown or ended connection")
             connection = found
             try:
@@ -300,8 +311,8 @@ class _SseServer:
         content = connection._events_after(last_event_id, generation, endpoint)
         return _EventStream(connection, generation, content, self.ping_seconds)
 
-    def _open(self) -> SseServerStream:
-        connection = SseServerStream(secrets.token_urlsafe(16), self)
+    def _open(self, state: Mapping[str, Any] | None) -> SseServerStream:
+        connection = SseServerStream(secrets.token_urlsafe(16), self, state)
         self.connections[connection.connection_id] = connection
         connection._task = asyncio.create_task(self._run(connection))
         return connection
@@ -319,7 +330,7 @@ class _SseServer:
         if not bearer_matches(request.headers.get("authorization"), self.token):
             return _unauthorized()
         connection = self._lookup(request)
-        if connection is None:
+        if connection is None or not _same_caller(connection, request):
             return _error(404, "unknown or ended connection")
         if request.method == "DELETE":
             connection._end("closed by the client")

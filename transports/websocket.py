@@ -27,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from types import TracebackType
+from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
@@ -103,6 +104,11 @@ class WebSocketServerStream:
         self._gone = False  # the connection is closed or closing: receive() is done
         self._close_sent = False
         self._close_code: int | None = None
+
+    @property
+    def state(self) -> Mapping[str, Any]:
+        """The handshake's ASGI `state`: who the caller is, as the server's middleware saw it."""
+        return dict(self._ws.scope.get("state") or {})
 
     @property
     def close_code(self) -> int | None:

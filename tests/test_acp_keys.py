@@ -1,0 +1,121 @@
+"""Remote ACP (`/acp` over WebSocket and SSE) under scoped API keys: a session sees only the
+models, MCP tools and A2A agents its key allows, and only an admin key may start MCP servers on
+Junction's host. Driven over real sockets against a served Junction, a real MCP upstream
+(server-everything) and the scripted model server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from junction import Junction
+from tests.acp.wire import ClientError, WireClient
+from tests.peers import npm_bin
+from tests.router_core.llm_servers import Call, FakeLLMServer, Reply, openai_server
+from tests.transports.servers import serve_app
+from transports import MessageStream, connect_sse, connect_websocket
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+LIMITED = {
+    "key": "limited-key",
+    "name": "limited",
+    "scopes": ["acp"],
+    "models": ["m1"],
+    "mcp_tools": ["everything__echo"],
+    "a2a_agents": ["none-*"],
+}
+
+
+@contextlib.asynccontextmanager
+async def served(tmp: Path, model: FakeLLMServer) -> AsyncIterator[str]:
+    junction = Junction.from_config(
+        {
+            "store": {"url": f"sqlite:///{tmp}/junction.db"},
+            "server": {"api_keys": [LIMITED, {"key": "admin-key", "name": "admin"}]},
+            "backends": {
+                "fake": {"type": "openai", "url": f"{model.url}/v1", "models": ["m1", "m2"]}
+            },
+            "mcp_servers": {"everything": {"command": str(npm_bin("mcp-server-everything"))}},
+        }
+    )
+    async with junction, serve_app(junction.asgi_app()) as base:
+        await junction.gateway.wait_settled(30)
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def acp(base: str, framing: str, token: str) -> AsyncIterator[WireClient]:
+    stream: MessageStream
+    if framing == "websocket":
+        stream = await connect_websocket(f"{base.replace('http', 'ws')}/acp", token=token)
+    else:
+        stream = await connect_sse(f"{base}/acp", token=token)
+    client = WireClient(stream)
+    client.start()
+    try:
+        await client.initialize()
+        yield client
+    finally:
+        await client.aclose()
+
+
+def tool_names(model: FakeLLMServer, index: int) -> set[str]:
+    """The MCP tools offered to the model (not the built-in fs/terminal ones of the client)."""
+    tools = model.chat_requests[index].body.get("tools") or []
+    return {t["function"]["name"] for t in tools if "__" in t["function"]["name"]}
+
+
+def model_choices(result: dict[str, Any]) -> list[str]:
+    (option,) = [o for o in result["configOptions"] if o["id"] == "model"]
+    return [choice["value"] for choice in option["options"]]
+
+
+@pytest.mark.parametrize("framing", ["websocket", "sse"])
+async def test_a_limited_key_sees_only_its_models_tools_and_no_host_servers(
+    tmp_path: Path, framing: str
+) -> None:
+    async with openai_server(models=["m1", "m2"]) as model, served(tmp_path, model) as base:
+        model.script(
+            [
+                Reply(tool_calls=[Call("everything__get-sum", {"a": 1, "b": 2})]),
+                Reply(text="done"),
+            ]
+        )
+        async with acp(base, framing, "limited-key") as client:
+            created = await client.call(
+                "session/new",
+                {
+                    "cwd": str(tmp_path),
+                    "mcpServers": [{"name": "mine", "command": "/bin/echo", "args": [], "env": []}],
+                },
+            )
+            assert model_choices(created) == ["m1"]
+            session = created["sessionId"]
+            with pytest.raises(ClientError, match="unknown model"):
+                await client.call(
+                    "session/set_config_option",
+                    {"sessionId": session, "configId": "model", "value": "m2"},
+                )
+            await client.prompt(session, "add 1 and 2")
+            said = client.text()
+            assert "may not start MCP servers on the Junction host" in said
+        assert tool_names(model, 0) == {"everything__echo"}  # not every everything__* tool
+        refused = [m for m in model.chat_requests[1].body["messages"] if m["role"] == "tool"]
+        assert "Unknown tool 'everything__get-sum'" in str(refused[-1]["content"])
+        assert model.chat_requests[0].body["model"] == "m1"
+
+
+async def test_an_admin_key_sees_everything(tmp_path: Path) -> None:
+    async with openai_server(models=["m1", "m2"]) as model, served(tmp_path, model) as base:
+        model.default = Reply(text="hi")
+        async with acp(base, "websocket", "admin-key") as client:
+            created = await client.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})
+            assert model_choices(created) == ["m1", "m2"]
+            await client.prompt(created["sessionId"], "hello")
+        offered = tool_names(model, 0)
+        assert {"everything__echo", "everything__get-sum"} <= offered
