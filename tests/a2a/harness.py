@@ -222,7 +222,8 @@ def send_params(text: str, agent: str) -> dict[str, Any]:
 
 
 class Recorder:
-    """A pass-through proxy in front of a real agent that keeps the headers of each request."""
+    """A pass-through proxy in front of a real agent that keeps the headers of each request;
+    the agent's card is served with its URLs pointing at the proxy, so callers stay on it."""
 
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
@@ -241,7 +242,11 @@ class Recorder:
                 headers=headers,
             )
         media = answer.headers.get("content-type", "application/json")
-        return Response(answer.content, status_code=answer.status_code, media_type=media)
+        content = answer.content
+        if request.url.path.endswith("agent-card.json"):
+            own = str(request.base_url).rstrip("/")
+            content = content.replace(self.target.encode(), own.encode())
+        return Response(content, status_code=answer.status_code, media_type=media)
 
 
 @asynccontextmanager

@@ -285,3 +285,39 @@ async def test_upstream_calls_carry_the_trace_context(agents: dict[str, str]) ->
                         pass
                 for _, headers in seen.requests[-2:]:
                     assert headers["traceparent"] == incoming.traceparent
+
+
+async def test_a_traced_request_to_junction_reaches_the_agent_traced(
+    agents: dict[str, str], tmp_path: Path
+) -> None:
+    """Through the real app: Junction accepts the caller's trace context, and the hub's call to
+    the agent carries the same trace with Junction's span as parent."""
+    from junction.server import Junction
+    from tests.transports.servers import serve_app
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    async with recording_proxy(agents["alpha"]) as (seen, url):
+        junction = Junction.from_config(
+            {"store": {"url": f"sqlite:///{tmp_path}/j.db"}, "a2a_agents": {"alpha": {"url": url}}}
+        )
+        async with junction, serve_app(junction.asgi_app()) as base:
+            async with httpx.AsyncClient(timeout=20) as http:
+                reply = await http.post(
+                    f"{base}/a2a",
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "SendMessage",
+                        "params": send_params("echo traced", "alpha"),
+                    },
+                    headers={
+                        "A2A-Version": "1.0",
+                        "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01",
+                    },
+                )
+            assert texts(reply.json()["result"]["task"]) == ["echo: traced"]
+    card_fetch, call = seen.requests[0][1], seen.requests[-1][1]
+    assert "traceparent" not in card_fetch
+    version, traced, parent, flags = call["traceparent"].split("-")
+    assert (version, traced, flags) == ("00", trace_id, "01")
+    assert parent != "00f067aa0ba902b7"  # Junction's own span sits in between
