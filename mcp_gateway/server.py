@@ -34,7 +34,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.methods import CacheableMethod
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_gateway._stdio_server import serve_streams
 from mcp_gateway.errors import GatewayError
@@ -314,6 +314,64 @@ class _ApiKeys:
         await self.app(scope, receive, send)
 
 
+MAX_BOUND_SESSIONS = 100_000
+"""Session-to-caller bindings kept (a DELETE forgets one; past this the oldest go)."""
+
+
+class _SessionOwners:
+    """An `Mcp-Session-Id` answers only the caller that opened it.
+
+    The caller is `scope["state"]["principal"]`, which the embedding application's auth
+    middleware sets (Junction: the API key's name); without one there is nothing to bind. A
+    session id used by another caller gets 404, as an unknown session does, so it is neither
+    usable nor confirmed to exist.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.owners: dict[bytes, str] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state") or {}
+        caller = state.get("principal") if scope["type"] == "http" else None
+        if not caller:
+            await self.app(scope, receive, send)
+            return
+        session = dict(scope.get("headers") or []).get(b"mcp-session-id")
+        if session is not None:
+            owner = self.owners.get(session)
+            if owner is not None and owner != caller:
+                await _not_found(send)
+                return
+            if scope.get("method") == "DELETE":
+                self.owners.pop(session, None)
+            await self.app(scope, receive, send)
+            return
+
+        async def remember(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                for name, value in message.get("headers") or []:
+                    if name.lower() == b"mcp-session-id":
+                        self.owners[bytes(value)] = str(caller)
+                        if len(self.owners) > MAX_BOUND_SESSIONS:  # forget the oldest binding
+                            del self.owners[next(iter(self.owners))]
+            await send(message)
+
+        await self.app(scope, receive, remember)
+
+
+async def _not_found(send: Send) -> None:
+    body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 404,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def http_app(
     catalog: Catalog,
     *,
@@ -357,6 +415,7 @@ def http_app(
                 tg.cancel_scope.cancel()
 
     app.router.lifespan_context = lifespan
+    app.add_middleware(_SessionOwners)
     if api_keys:
         app.add_middleware(_ApiKeys, keys=list(api_keys))
     return app

@@ -1,7 +1,8 @@
-"""Remote ACP (`/acp` over WebSocket and SSE) under scoped API keys: a session sees only the
-models, MCP tools and A2A agents its key allows, and only an admin key may start MCP servers on
-Junction's host. Driven over real sockets against a served Junction, a real MCP upstream
-(server-everything) and the scripted model server."""
+"""Scoped API keys on the session surfaces, over real sockets against a served Junction, a
+real MCP upstream (server-everything) and the scripted model server. Remote ACP (`/acp` over
+WebSocket and SSE): a session sees only the models, MCP tools and A2A agents its key allows,
+and only an admin key may start MCP servers on Junction's host. `/mcp`: a session id answers
+only the key that opened it."""
 
 from __future__ import annotations
 
@@ -36,7 +37,13 @@ async def served(tmp: Path, model: FakeLLMServer) -> AsyncIterator[str]:
     junction = Junction.from_config(
         {
             "store": {"url": f"sqlite:///{tmp}/junction.db"},
-            "server": {"api_keys": [LIMITED, {"key": "admin-key", "name": "admin"}]},
+            "server": {
+                "api_keys": [
+                    LIMITED,
+                    {"key": "admin-key", "name": "admin"},
+                    {"key": "other-key", "name": "other"},
+                ]
+            },
             "backends": {
                 "fake": {"type": "openai", "url": f"{model.url}/v1", "models": ["m1", "m2"]}
             },
@@ -119,3 +126,31 @@ async def test_an_admin_key_sees_everything(tmp_path: Path) -> None:
             await client.prompt(created["sessionId"], "hello")
         offered = tool_names(model, 0)
         assert {"everything__echo", "everything__get-sum"} <= offered
+
+
+async def test_an_mcp_session_answers_only_the_key_that_opened_it(tmp_path: Path) -> None:
+    import httpx
+
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with openai_server(models=["m1"]) as model, served(tmp_path, model) as base:
+        async with httpx.AsyncClient(base_url=base, headers=accept) as http:
+            admin = {"Authorization": "Bearer admin-key"}
+            opened = await http.post("/mcp", json=init, headers=admin)
+            assert opened.status_code == 200, opened.text
+            session = {"Mcp-Session-Id": opened.headers["mcp-session-id"]}
+            other = {"Authorization": "Bearer other-key", **session}  # a full key, not the owner
+            stolen = await http.post("/mcp", json=listing, headers=other)
+            assert stolen.status_code == 404
+            own = await http.post("/mcp", json=listing, headers={**admin, **session})
+            assert own.status_code == 200 and "everything__echo" in own.text
