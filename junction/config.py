@@ -133,7 +133,10 @@ class ApiKeyConfig(_Model):
     """A key limited to some surfaces, and within them to some MCP tools, A2A agents and models.
 
     The globs match names as clients see them (namespaced tool names, agent names, model names
-    or aliases); the default `["*"]` means no limit. `name` is the principal tasks are owned by.
+    or aliases); the default `["*"]` means no limit. They hold on every surface: `/mcp`, the
+    A2A hub, `/v1`, and the sessions of a remote ACP connection (`/acp`), where only a key with
+    the `admin` scope may start the MCP servers a session names (they run on Junction's host).
+    `name` is the principal tasks and MCP sessions are owned by.
     """
 
     key: str = Field(repr=False)  # never in reprs, tracebacks or logs
