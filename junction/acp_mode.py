@@ -127,6 +127,7 @@ def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
     guard filled): the models, MCP tools and A2A agents its globs allow. MCP servers named in
     `session/new` would run on Junction's host, so only an `admin` key (or a loopback server
     without keys, which is the local user) may start them. None: no limit."""
+    from junction.security import allows
 
     scopes = state.get("scopes")
     local_servers = scopes is None or "admin" in scopes
@@ -135,19 +136,23 @@ def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
         return None
 
     def narrow(services: Services) -> Services:
-        tools = services.tools
-        agents = services.agents
+        tools, agents = services.tools, services.agents
+        if tools is not None and limits["mcp_tools"]:
+            tools = FilteredTools(tools, lambda n: allows(state, "mcp_tools", n), BY_KEY)
+        if agents is not None and limits["a2a_agents"]:
+            agents = FilteredAgents(agents, lambda n: allows(state, "a2a_agents", n), BY_KEY)
         return Services(
             models=_AllowedModels(services.models, state) if limits["models"] else services.models,
-            tools=_AllowedTools(tools, state) if tools and limits["mcp_tools"] else tools,
+            tools=tools,
             session_tools=services.session_tools if local_servers else _NoLocalServers(),
-            agents=_AllowedAgents(agents, state) if agents and limits["a2a_agents"] else agents,
+            agents=agents,
         )
 
     return narrow
 
 
 LIMITS: tuple[LimitKind, ...] = ("models", "mcp_tools", "a2a_agents")
+BY_KEY = "is not allowed for this API key"
 
 
 class _AllowedModels:
@@ -164,7 +169,7 @@ class _AllowedModels:
         from router_core import BackendError
 
         if not allows(self._state, "models", request.model):
-            raise BackendError(f"model {request.model!r} is not allowed for this API key")
+            raise BackendError(f"model {request.model!r} {BY_KEY}")
         async for event in self._inner.stream(request, key=key):
             yield event
 
@@ -174,18 +179,17 @@ class _AllowedModels:
         return [m for m in await self._inner.models() if allows(self._state, "models", m)]
 
 
-class _AllowedTools:
-    """The aggregated MCP tools an API key may use."""
+class FilteredTools:
+    """The tools of `inner` that `allowed` lets through; a call to another is refused with
+    "NAME `refusal`" (the model reads why)."""
 
-    def __init__(self, inner: ToolProvider, state: Mapping[str, Any]) -> None:
+    def __init__(self, inner: ToolProvider, allowed: Callable[[str], bool], refusal: str) -> None:
         self._inner = inner
-        self._state = state
+        self._allowed = allowed
+        self._refusal = refusal
 
     async def llm_tools(self) -> Sequence[ToolInfo]:
-        from junction.security import allows
-
-        tools = await self._inner.llm_tools()
-        return [t for t in tools if allows(self._state, "mcp_tools", t.name)]
+        return [t for t in await self._inner.llm_tools() if self._allowed(t.name)]
 
     async def call_tool(
         self,
@@ -194,26 +198,23 @@ class _AllowedTools:
         *,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
-        from junction.security import allows
-
-        if not allows(self._state, "mcp_tools", name):
-            text = f"{name} is not allowed for this API key"
+        if not self._allowed(name):
+            text = f"{name} {self._refusal}"
             return {"content": [{"type": "text", "text": text}], "isError": True}
         return await self._inner.call_tool(name, arguments, on_progress=on_progress)
 
 
-class _AllowedAgents:
-    """The A2A agents an API key may use."""
+class FilteredAgents:
+    """The A2A agents of `inner` that `allowed` lets through; a task for another raises
+    `PermissionError("agent NAME `refusal`")`."""
 
-    def __init__(self, inner: AgentDirectory, state: Mapping[str, Any]) -> None:
+    def __init__(self, inner: AgentDirectory, allowed: Callable[[str], bool], refusal: str) -> None:
         self._inner = inner
-        self._state = state
+        self._allowed = allowed
+        self._refusal = refusal
 
     async def list_agents(self) -> Sequence[AgentInfo]:
-        from junction.security import allows
-
-        agents = await self._inner.list_agents()
-        return [a for a in agents if allows(self._state, "a2a_agents", a.name)]
+        return [a for a in await self._inner.list_agents() if self._allowed(a.name)]
 
     async def send_task(
         self,
@@ -223,10 +224,8 @@ class _AllowedAgents:
         on_progress: AgentProgress | None = None,
         session_id: str | None = None,
     ) -> str:
-        from junction.security import allows
-
-        if not allows(self._state, "a2a_agents", agent):
-            raise PermissionError(f"agent {agent!r} is not allowed for this API key")
+        if not self._allowed(agent):
+            raise PermissionError(f"agent {agent!r} {self._refusal}")
         return await self._inner.send_task(
             agent, message, on_progress=on_progress, session_id=session_id
         )

@@ -35,7 +35,7 @@ from junction.config import JunctionConfig, SelfAgentConfig
 
 if TYPE_CHECKING:
     from acp import AgentRuntime
-    from acp.protocols import AgentInfo, AgentProgress, ProgressCallback, ToolInfo
+    from acp.protocols import AgentInfo, AgentProgress, ProgressCallback, ToolInfo, ToolProvider
     from junction.acp_mode import PoolDirectory
     from mcp_gateway import Gateway
     from router_core import ChatRequest, Router, StreamEvent
@@ -287,7 +287,13 @@ class SelfAgent:
 
     def _build_runtime(self) -> AgentRuntime:
         from acp import AgentRuntime, PermissionPolicy, Services, SqliteSessionStore
-        from junction.acp_mode import RoutedModels, agent_settings
+        from junction.acp_mode import (
+            FilteredAgents,
+            FilteredTools,
+            PoolDirectory,
+            RoutedModels,
+            agent_settings,
+        )
 
         cfg = self.settings
         overrides: dict[str, Any] = {
@@ -306,8 +312,14 @@ class SelfAgent:
         settings = agent_settings(self._config, overrides)
         store = SqliteSessionStore(_store_path(self._config.store.sqlite_path))
         models = _Models(RoutedModels(self._router), self._failures)
-        tools = _Tools(self._gateway, cfg.mcp_tools, self._config.mcp.separator)
-        agents = self._directory()
+        tools = _Tools(
+            FilteredTools(self._gateway, self.may_use, "is not a tool this agent may use")
+            if self._gateway is not None
+            else None
+        )
+        agents = FilteredAgents(
+            _Stamped(PoolDirectory(self._current), self), self.may_ask, "is not one it may ask"
+        )
 
         @contextlib.asynccontextmanager
         async def lifespan() -> AsyncIterator[Services]:
@@ -315,10 +327,12 @@ class SelfAgent:
 
         return AgentRuntime(settings, store, lifespan)
 
-    def _directory(self) -> _Agents:
-        from junction.acp_mode import PoolDirectory
-
-        return _Agents(PoolDirectory(self._current), self)
+    def may_use(self, tool: str) -> bool:
+        """Whether its config lets it call an aggregated MCP tool (never the A2A agents' own
+        MCP tools: agents are reached as agents, which keeps it from calling itself)."""
+        if tool.startswith(f"a2a{self._config.mcp.separator}"):
+            return False
+        return any(fnmatchcase(tool, glob) for glob in self.settings.mcp_tools)
 
     def may_ask(self, agent: str) -> bool:
         """Whether its config lets it hand work to `agent` (never to itself)."""
@@ -636,26 +650,15 @@ class _AskTool:
 
 
 class _Tools:
-    """The aggregated MCP tools it may use (config globs), plus `ask_caller`.
+    """The MCP tools it may use, plus `ask_caller`."""
 
-    The A2A agents' own MCP tools are left out: agents reach it through `_Agents`, which is what
-    keeps it from sending a task to itself.
-    """
-
-    def __init__(self, gateway: Gateway | None, globs: Sequence[str], separator: str) -> None:
-        self._gateway = gateway
-        self._globs = tuple(globs)
-        self._agent_prefix = f"a2a{separator}"
-
-    def allowed(self, name: str) -> bool:
-        if name.startswith(self._agent_prefix):
-            return False
-        return any(fnmatchcase(name, glob) for glob in self._globs)
+    def __init__(self, tools: ToolProvider | None) -> None:
+        self._tools = tools
 
     async def llm_tools(self) -> Sequence[ToolInfo]:
         tools: list[ToolInfo] = [_AskTool()]
-        if self._gateway is not None:
-            tools.extend(t for t in await self._gateway.llm_tools() if self.allowed(t.name))
+        if self._tools is not None:
+            tools.extend(await self._tools.llm_tools())
         return tools
 
     async def call_tool(
@@ -668,22 +671,22 @@ class _Tools:
         if name == ASK_TOOL:
             text = "The question has gone to the sender. Stop now; their answer comes next."
             return {"content": [{"type": "text", "text": text}]}
-        if self._gateway is None or not self.allowed(name):
+        if self._tools is None:
             text = f"{name} is not a tool this agent may use"
             return {"content": [{"type": "text", "text": text}], "isError": True}
-        return await self._gateway.call_tool(name, arguments, on_progress=on_progress)
+        return await self._tools.call_tool(name, arguments, on_progress=on_progress)
 
 
-class _Agents:
-    """The other A2A agents it may use, each task stamped with the path of the task that
-    sends it."""
+class _Stamped:
+    """The agents of the config in force, each task stamped with the hub path of the task
+    that sends it (so a loop back through a hub it has passed is refused there)."""
 
     def __init__(self, agents: PoolDirectory, owner: SelfAgent) -> None:
         self._agents = agents
         self._owner = owner
 
     async def list_agents(self) -> Sequence[AgentInfo]:
-        return [a for a in await self._agents.list_agents() if self._owner.may_ask(a.name)]
+        return await self._agents.list_agents()
 
     async def send_task(
         self,
@@ -693,8 +696,6 @@ class _Agents:
         on_progress: AgentProgress | None = None,
         session_id: str | None = None,
     ) -> str:
-        if not self._owner.may_ask(agent):
-            raise ValueError(f"agent {agent!r} is not one this agent may ask")
         metadata = {VIA_KEY: self._owner.via(session_id)}
         return await self._agents.pool().send_task(
             agent, message, on_progress=on_progress, metadata=metadata
