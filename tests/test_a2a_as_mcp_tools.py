@@ -119,6 +119,21 @@ async def test_echo_steps_ask_and_die(config: Path) -> None:
         )
 
 
+async def test_file_only_and_empty_artifacts_over_the_wire(config: Path) -> None:
+    async with Client(params(config), mode="legacy") as client:
+        files = await client.call_tool("a2a__helper", {"message": "file"})
+        assert not files.is_error
+        kinds = [c.type for c in files.content]
+        assert kinds == ["resource_link", "resource"], files.content
+        link, embedded = files.content
+        assert isinstance(link, types.ResourceLink) and str(link.uri) == "https://example.com/r.pdf"
+        assert isinstance(embedded, types.EmbeddedResource)
+        assert isinstance(embedded.resource, types.BlobResourceContents)
+        assert embedded.resource.blob == "aGk="  # b"hi", base64 as A2A carries it
+        empty = await client.call_tool("a2a__helper", {"message": "empty"})
+        assert not empty.is_error and "finished with no output" in text(empty)
+
+
 async def test_data_reaches_the_agent_and_cancel_cancels_the_task(
     config: Path, agents: dict[str, str]
 ) -> None:

@@ -9,6 +9,8 @@ JSON-RPC and HTTP+JSON.
 `--version 0.3` serves a 0.3-only card and refuses 1.0 requests (so a hub must translate).
 What it does is chosen by the first word of the user's text:
   echo X     complete with an artifact "echo: X"
+  file       complete with an artifact of file parts only (a link and raw bytes)
+  empty      complete with an artifact that has no parts
   reply X    answer with a direct Message (no task)
   steps N    N working updates each with an artifact chunk, then complete
   wait       stay working until canceled (a status update every 0.2 s)
@@ -37,6 +39,7 @@ from a2a.types.a2a_pb2 import (
     AgentCard,
     AgentInterface,
     AgentSkill,
+    Part,
     TaskState,
 )
 from starlette.applications import Starlette
@@ -68,6 +71,14 @@ class Executor(AgentExecutor):
             return
         if word == "echo":
             await updater.add_artifact([new_text_part(f"echo: {rest}")], name="echo")
+            await updater.complete()
+        elif word == "file":
+            link = Part(url="https://example.com/r.pdf", media_type="application/pdf")
+            raw = Part(raw=b"hi", filename="hi.txt", media_type="text/plain")
+            await updater.add_artifact([link, raw], name="files")
+            await updater.complete()
+        elif word == "empty":
+            await updater.add_artifact([], name="nothing")
             await updater.complete()
         elif word == "steps":
             count = int(rest or "3")
