@@ -2,7 +2,7 @@
 Junction's `/v1/chat/completions`, measured in the same run.
 
 Three processes: a zero-latency upstream (uvicorn, raw ASGI, one process), Junction's OpenAI
-surface (uvicorn, one worker process, one backend), and this load generator (aiohttp, one
+surface (uvicorn or Granian, one worker process, one backend), and this load generator (aiohttp, one
 pooled session). Figures are ratios or paired differences, never bare times:
 
 - non-streaming, concurrency 1: requests alternate direct / through; the added latency is the
@@ -13,15 +13,21 @@ pooled session). Figures are ratios or paired differences, never bare times:
   concurrency 1 (p50, target <= 2 ms; also shown for 64 streams started at once), and the
   added inter-chunk gap p99 with 64 concurrent streams (target <= 3 ms).
 
-A fourth process, a minimal uvicorn + aiohttp pass-through proxy with no routing at all, runs
+A fourth process, a minimal ASGI server + aiohttp pass-through proxy with no routing at all, runs
 in the throughput rounds as a reference: the gap between it and direct is the cost of the
 stack (ASGI server, HTTP client, an extra hop on the same cores), the gap between it and
 Junction is Junction's own.
 
     python benchmarks/router_bench.py [--pairs 2000] [--seconds 3] [--stream-pairs 200] [--json]
 
-Set ROUTER_BENCH_LOOP=uvloop to run Junction's process on uvloop (as serve mode does when uvloop
-is installed); the upstream, the reference proxy and the client stay on asyncio.
+Environment (Junction's process and the reference proxy always get the same server and loop, so
+the comparison between them stays fair; the upstream and the client stay on uvicorn / asyncio):
+
+- ROUTER_BENCH_LOOP=asyncio|uvloop|rloop: their event loop (default asyncio; serve mode runs on
+  uvloop when it is installed; rloop is the `rloop` package, Rust, experimental);
+- ROUTER_BENCH_SERVER=uvicorn|granian: their ASGI server (default uvicorn, as serve mode; granian
+  is Granian's ASGI interface, one worker, embedded in the process's own loop as uvicorn is,
+  HTTP/1 only; it is not a dependency of Junction: install it to try it).
 """
 
 from __future__ import annotations
@@ -73,6 +79,58 @@ async def run_uvicorn(app: Any, sock: socket.socket) -> None:
     server = uvicorn.Server(config)
     print(sock.getsockname()[1], flush=True)
     await server.serve(sockets=[sock])
+
+
+async def run_granian(app: Any, sock: socket.socket) -> None:
+    """Granian's ASGI worker on the running loop (its embedded server: one worker, one Rust
+    runtime thread, no lifespan, like `run_uvicorn`). Granian binds the port itself."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    port = sock.getsockname()[1]
+    sock.close()
+    server = Server(
+        app,
+        address="127.0.0.1",
+        port=port,
+        interface=Interfaces.ASGINL,
+        http=HTTPModes.http1,
+        websockets=False,
+        backlog=1024,
+        log_level=LogLevels.error,
+    )
+    print(port, flush=True)
+    await server.serve()
+
+
+def serve_app(main: Any) -> None:
+    """Run `main()` on ROUTER_BENCH_LOOP's event loop."""
+    loop = os.environ.get("ROUTER_BENCH_LOOP", "asyncio")
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    elif loop == "rloop":
+        import rloop
+
+        with asyncio.Runner(loop_factory=rloop.new_event_loop) as runner:
+            runner.run(main())
+    elif loop == "asyncio":
+        asyncio.run(main())
+    else:
+        raise SystemExit(f"ROUTER_BENCH_LOOP={loop!r}: use asyncio, uvloop or rloop")
+
+
+async def run_server(app: Any) -> None:
+    """Serve `app` with ROUTER_BENCH_SERVER's server on a fresh loopback port."""
+    server = os.environ.get("ROUTER_BENCH_SERVER", "uvicorn")
+    if server == "granian":
+        await run_granian(app, listening_socket())
+    elif server == "uvicorn":
+        await run_uvicorn(app, listening_socket())
+    else:
+        raise SystemExit(f"ROUTER_BENCH_SERVER={server!r}: use uvicorn or granian")
 
 
 # -- the upstream (child process) ---------------------------------------------------------------
@@ -184,22 +242,17 @@ def serve_junction(upstream: str) -> None:
         settings = RouterSettings(health=HealthCheckSettings(enabled=False))
         async with Router([spec], settings) as router:
             app = Starlette(routes=openai_routes(router))
-            await run_uvicorn(app, listening_socket())
+            await run_server(app)
 
-    if os.environ.get("ROUTER_BENCH_LOOP") == "uvloop":
-        import uvloop
-
-        uvloop.run(main())
-    else:
-        asyncio.run(main())
+    serve_app(main)
 
 
 # -- reference: the smallest pass-through proxy on the same stack (child process) ---------------
 
 
 def serve_reference(upstream: str) -> None:
-    """uvicorn + one pooled aiohttp session, no routing, no checks: what the stack alone costs,
-    so Junction's own share of the gap to direct can be read off."""
+    """The ASGI server + one pooled aiohttp session, no routing, no checks: what the stack alone
+    costs, so Junction's own share of the gap to direct can be read off."""
     target = f"{upstream}/v1/chat/completions"
     state: dict[str, aiohttp.ClientSession] = {}
 
@@ -227,7 +280,7 @@ def serve_reference(upstream: str) -> None:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
-    asyncio.run(run_uvicorn(app, listening_socket()))
+    serve_app(lambda: run_server(app))
 
 
 # -- load generator -----------------------------------------------------------------------------
@@ -270,6 +323,14 @@ async def paired(session: aiohttp.ClientSession, direct: str, through: str, pair
 
 
 async def rate(session: aiohttp.ClientSession, url: str, seconds: float, workers: int) -> float:
+    done, elapsed = await run_for(session, url, seconds, workers)
+    return done / elapsed
+
+
+async def run_for(
+    session: aiohttp.ClientSession, url: str, seconds: float, workers: int
+) -> tuple[int, float]:
+    """(requests done, seconds taken) by `workers` loops posting to `url` for `seconds`."""
     done = 0
     stop = time.perf_counter() + seconds
 
@@ -281,27 +342,59 @@ async def rate(session: aiohttp.ClientSession, url: str, seconds: float, workers
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(workers)))
-    return done / (time.perf_counter() - started)
+    return done, time.perf_counter() - started
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, all threads (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 async def throughput(
-    session: aiohttp.ClientSession, direct: str, through: str, reference: str, seconds: float
+    session: aiohttp.ClientSession,
+    urls: dict[str, str],
+    pids: dict[str, int],
+    seconds: float,
 ) -> dict[str, Any]:
-    """Alternating rounds (direct, Junction, reference proxy) so drift hits all three alike."""
-    urls = {"direct": direct, "through": through, "reference": reference}
+    """Alternating rounds (direct, Junction, reference proxy) so drift hits all three alike.
+
+    Also the CPU time the serving process spent per request in its own rounds (the upstream's
+    in the direct rounds): unlike req/s, it hardly moves when other work shares the machine."""
     for url in urls.values():
         await rate(session, url, 0.5, 32)
     rates: dict[str, list[float]] = {name: [] for name in urls}
+    cpu: dict[str, list[float]] = {name: [] for name in urls}
     for _ in range(3):
         for name, url in urls.items():
-            rates[name].append(await rate(session, url, seconds, 32))
+            before = cpu_seconds(pids[name])
+            done, elapsed = await run_for(session, url, seconds, 32)
+            after = cpu_seconds(pids[name])
+            rates[name].append(done / elapsed)
+            if before is not None and after is not None and done:
+                cpu[name].append((after - before) / done * 1e6)
     d, t, r = (statistics.mean(rates[name]) for name in urls)
-    return {
+    result: dict[str, Any] = {
         "direct_rps": round(d),
         "through_rps": round(t),
+        "reference_rps": round(r),
         "ratio": round(t / d, 3),
         "reference_proxy_ratio": round(r / d, 3),
     }
+    if all(cpu.values()):
+        result["cpu_us_per_request"] = {
+            "upstream": round(statistics.mean(cpu["direct"])),
+            "junction": round(statistics.mean(cpu["through"])),
+            "reference": round(statistics.mean(cpu["reference"])),
+        }
+    return result
 
 
 async def one_stream(session: aiohttp.ClientSession, url: str) -> tuple[float, list[float]]:
@@ -372,7 +465,7 @@ def spawn(*args: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 async def measure(
-    args: argparse.Namespace, direct: str, through: str, reference: str
+    args: argparse.Namespace, direct: str, through: str, reference: str, pids: dict[str, int]
 ) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -385,7 +478,12 @@ async def measure(
                 await asyncio.sleep(0.1)
         return {
             "c1": await paired(session, direct, through, args.pairs),
-            "c32": await throughput(session, direct, through, reference, args.seconds),
+            "c32": await throughput(
+                session,
+                {"direct": direct, "through": through, "reference": reference},
+                pids,
+                args.seconds,
+            ),
             "streaming": await streaming(session, direct, through, args.stream_pairs),
         }
 
@@ -417,16 +515,22 @@ def main() -> None:
                 f"{base}/v1/chat/completions",
                 f"http://127.0.0.1:{junction_port}/v1/chat/completions",
                 f"http://127.0.0.1:{reference_port}/v1/chat/completions",
+                {"direct": upstream.pid, "through": junction.pid, "reference": reference.pid},
             )
         )
     finally:
         for process in (reference, junction, upstream):
             process.terminate()
             process.wait(10)
+    setup = {
+        "server": os.environ.get("ROUTER_BENCH_SERVER", "uvicorn"),
+        "loop": os.environ.get("ROUTER_BENCH_LOOP", "asyncio"),
+    }
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"setup": setup, **results}, indent=2))
         return
     c1, c32, st = results["c1"], results["c32"], results["streaming"]
+    print(f"Junction and reference proxy on {setup['server']} + {setup['loop']}")
     print(
         f"non-streaming c=1   added p50 {c1['added_p50_ms']} ms (target <= 1), "
         f"p99 {c1['added_p99_ms']} ms; direct p50 {c1['direct_p50_ms']} ms"
@@ -436,6 +540,12 @@ def main() -> None:
         f"{c32['through_rps']} vs {c32['direct_rps']} req/s; "
         f"reference proxy/direct {c32['reference_proxy_ratio']}"
     )
+    if "cpu_us_per_request" in c32:
+        cpu = c32["cpu_us_per_request"]
+        print(
+            f"CPU per request     Junction {cpu['junction']} us, reference proxy "
+            f"{cpu['reference']} us, upstream {cpu['upstream']} us (c=32 rounds)"
+        )
     print(
         f"streaming           added TTFT p50 {st['added_ttft_c1_p50_ms']} ms at c=1 "
         f"(target <= 2), {st['added_ttft_c64_p50_ms']} ms at 64 streams; "

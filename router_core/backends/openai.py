@@ -551,11 +551,11 @@ class OpenAIBackend(Backend):
         try:
             if response.status >= 400:
                 raise await http_error(response, self.name)
-            headers = {
-                name: value
-                for name, value in ((k.lower(), v) for k, v in response.headers.items())
-                if name not in _HOP_BY_HOP
-            }
+            headers = {}
+            for raw_name, value in response.headers.items():  # one pass, no generator
+                name = raw_name.lower()
+                if name not in _HOP_BY_HOP:
+                    headers[name] = value
             if stream:
                 check_content_type(response, self.name, "text/event-stream")
                 return ForwardResponse(
