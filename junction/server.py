@@ -96,6 +96,9 @@ class Junction:
         )
         self._stack: contextlib.AsyncExitStack | None = None
         self._app: Starlette | None = None
+        self._acp_callers: dict[MessageStream, str] = {}
+        """Open remote ACP connections and the API key name each was opened with."""
+        self.subscribe(self._close_revoked)
 
     @classmethod
     def from_config_file(cls, path: str | Path) -> Junction:
@@ -130,6 +133,19 @@ class Junction:
                 self._listeners.remove(listener)
 
         return unsubscribe
+
+    async def _close_revoked(self, old: JunctionConfig, new: JunctionConfig) -> None:
+        """A remote ACP connection lives as long as its client wants, so a key removed or
+        changed by a reload ends the connections opened with it (their running prompts answer
+        `cancelled` as the connection closes); new requests are checked by the access guard."""
+        if old.server.api_keys == new.server.api_keys:
+            return
+        before = {grant.name: grant for grant in old.server.key_grants()}
+        after = {grant.name: grant for grant in new.server.key_grants()}
+        for stream, name in list(self._acp_callers.items()):
+            if before.get(name) != after.get(name):
+                log.info("closing an /acp connection: its API key %r was changed or removed", name)
+                await stream.aclose()
 
     async def replace_config(self, new: JunctionConfig | Mapping[str, Any]) -> ReloadResult:
         """Run another configuration without a restart and without dropping work in flight.
@@ -336,7 +352,13 @@ class Junction:
 
         async def serve_acp_connection(stream: MessageStream) -> None:
             """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
-            await serve_acp(stream, runtime, scope=key_scope(getattr(stream, "state", {})))
+            state = getattr(stream, "state", {})
+            if state.get("principal"):
+                self._acp_callers[stream] = str(state["principal"])
+            try:
+                await serve_acp(stream, runtime, scope=key_scope(state))
+            finally:
+                self._acp_callers.pop(stream, None)
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse(self.health())

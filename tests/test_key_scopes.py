@@ -6,6 +6,7 @@ only the key that opened it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,24 +33,25 @@ LIMITED = {
 }
 
 
+KEYS: list[Any] = [
+    LIMITED,
+    {"key": "admin-key", "name": "admin"},
+    {"key": "other-key", "name": "other"},
+]
+
+
+def junction_config(tmp: Path, model: FakeLLMServer, keys: list[Any] = KEYS) -> dict[str, Any]:
+    return {
+        "store": {"url": f"sqlite:///{tmp}/junction.db"},
+        "server": {"api_keys": keys},
+        "backends": {"fake": {"type": "openai", "url": f"{model.url}/v1", "models": ["m1", "m2"]}},
+        "mcp_servers": {"everything": {"command": str(npm_bin("mcp-server-everything"))}},
+    }
+
+
 @contextlib.asynccontextmanager
 async def served(tmp: Path, model: FakeLLMServer) -> AsyncIterator[str]:
-    junction = Junction.from_config(
-        {
-            "store": {"url": f"sqlite:///{tmp}/junction.db"},
-            "server": {
-                "api_keys": [
-                    LIMITED,
-                    {"key": "admin-key", "name": "admin"},
-                    {"key": "other-key", "name": "other"},
-                ]
-            },
-            "backends": {
-                "fake": {"type": "openai", "url": f"{model.url}/v1", "models": ["m1", "m2"]}
-            },
-            "mcp_servers": {"everything": {"command": str(npm_bin("mcp-server-everything"))}},
-        }
-    )
+    junction = Junction.from_config(junction_config(tmp, model))
     async with junction, serve_app(junction.asgi_app()) as base:
         await junction.gateway.wait_settled(30)
         yield base
@@ -154,3 +156,19 @@ async def test_an_mcp_session_answers_only_the_key_that_opened_it(tmp_path: Path
             assert stolen.status_code == 404
             own = await http.post("/mcp", json=listing, headers={**admin, **session})
             assert own.status_code == 200 and "everything__echo" in own.text
+
+
+async def test_a_key_removed_by_a_reload_ends_its_acp_connections(tmp_path: Path) -> None:
+    async with openai_server(models=["m1", "m2"]) as model:
+        junction = Junction.from_config(junction_config(tmp_path, model))
+        async with junction, serve_app(junction.asgi_app()) as base:
+            async with (
+                acp(base, "websocket", "other-key") as revoked,
+                acp(base, "sse", "admin-key") as kept,
+            ):
+                kept_keys = [k for k in KEYS if k["name"] != "other"]
+                await junction.replace_config(junction_config(tmp_path, model, kept_keys))
+                assert revoked._reader is not None
+                await asyncio.wait_for(revoked._reader, 5)  # the agent closed it
+                created = await kept.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})
+                assert created["sessionId"]  # another key's connection carries on
