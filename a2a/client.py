@@ -102,6 +102,14 @@ class A2aClient:
         self._card: dict[str, Any] | None = None
         self._connection: AgentTransport | None = None
 
+    @classmethod
+    def local(cls, card: dict[str, Any], connection: AgentTransport) -> A2aClient:
+        """A client of an in-process agent (`Registry.add_local`): its card and transport are
+        given, nothing is fetched."""
+        client = cls("local:")
+        client._card, client._connection = card, connection
+        return client
+
     async def card(self, *, refresh: bool = False) -> dict[str, Any]:
         """The endpoint's card (1.0 shape), fetched once with the hub's limits."""
         if self._card is None or refresh:
@@ -288,6 +296,10 @@ class AgentPool:
         }
         self._waiting: dict[tuple[str, str], str] = {}
         """(agent, contextId) -> the id of that context's task waiting for input."""
+
+    def add_local(self, name: str, card: dict[str, Any], connection: AgentTransport) -> None:
+        """Offer an in-process agent too (Junction's own), reached through its transport."""
+        self._clients[name] = A2aClient.local(card, connection)
 
     async def list_agents(self) -> list[AgentInfo]:
         described = await asyncio.gather(

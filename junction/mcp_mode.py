@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from junction.config import JunctionConfig, StdioMcpServerConfig
 
 if TYPE_CHECKING:
-    from a2a import AgentPool, AgentSpec, Registry
+    from a2a import AgentPool, AgentSpec, RegisteredAgent, Registry
     from a2a.client import AgentInfo, TaskResult
     from mcp_gateway import Catalog, Gateway, GatewayOptions, LocalTool, UpstreamSpec
 
@@ -180,31 +180,44 @@ async def a2a_agent_tools(
     pools: dict[tuple[tuple[str, str], ...], AgentPool] = {}
     wake = anyio.Event()
 
-    def pool_for(specs: dict[str, AgentSpec]) -> AgentPool:
+    def pool_for(specs: dict[str, AgentSpec], local: list[RegisteredAgent]) -> AgentPool:
         key = tuple(sorted((name, spec.model_dump_json()) for name, spec in specs.items()))
+        key += tuple((agent.name, str(id(agent))) for agent in local)
         if key not in pools:
             pools.clear()  # the agents changed: a new pool, so calls reach the new specs
             pools[key] = AgentPool(specs)
+            for agent in local:
+                assert agent.card is not None and agent.connection is not None
+                pools[key].add_local(agent.name, agent.card, agent.connection)
         return pools[key]
 
-    def chosen(cfg: JunctionConfig) -> tuple[dict[str, AgentSpec], dict[str, str]]:
+    def chosen(
+        cfg: JunctionConfig,
+    ) -> tuple[dict[str, AgentSpec], list[RegisteredAgent], dict[str, str]]:
         """The agents to offer and how; in serve mode the hub's registry says which are up
-        (admin-registered ones included, as one tool each)."""
+        (admin-registered ones and Junction's own agent included, as one tool each)."""
         modes = offered(cfg)
         if registry is None:
             specs = agent_specs(cfg)
-            return {name: specs[name] for name in modes}, modes
-        specs, live = {}, {}
+            return {name: specs[name] for name in modes}, [], modes
+        specs, local, live = {}, [], {}
         for agent in registry.all():
             mode = modes.get(agent.name, "off" if agent.name in cfg.a2a_agents else "agent")
-            if agent.spec is not None and mode != "off" and agent.available():
-                specs[agent.name], live[agent.name] = agent.spec, mode
-        return specs, live
+            if mode == "off" or not agent.available():
+                continue
+            if agent.spec is not None:
+                specs[agent.name] = agent.spec
+            elif agent.card is not None:
+                local.append(agent)
+            else:
+                continue
+            live[agent.name] = mode
+        return specs, local, live
 
     async def refresh() -> None:
         cfg = current() if current is not None else config
-        specs, modes = chosen(cfg)
-        pool = pool_for(specs)
+        specs, local, modes = chosen(cfg)
+        pool = pool_for(specs, local)
         tools: list[LocalTool] = []
         for info in await pool.list_agents():
             tools.extend(_agent_tools(pool, info, modes[info.name], cfg.mcp.separator))
@@ -337,8 +350,14 @@ def a2a_result(agent: str, result: TaskResult) -> dict[str, Any]:
     data: list[Any] = []
     holders = result.artifacts or ([result.message] if result.message else [])
     for holder in holders:
+        joined: dict[str, Any] | None = None  # adjacent text parts (a streamed artifact's chunks)
         for part in holder.get("parts") or []:
-            content.extend(_part_content(agent, result, holder, part, data))
+            for item in _part_content(agent, result, holder, part, data):
+                if "text" in part and joined is not None:
+                    joined["text"] += item["text"]
+                    continue
+                joined = item if "text" in part else None
+                content.append(item)
     structured: dict[str, Any] | None = None
     if len(data) == 1 and isinstance(data[0], dict):
         structured = data[0]

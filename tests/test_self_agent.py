@@ -268,3 +268,25 @@ async def test_a_waiting_task_is_continued_after_a_restart(tmp_path: Path) -> No
     assert texts(done)[-1] == "Opened notes.md"
     # The resumed session still had the first turn: the model saw its own question.
     assert "Which file?" in str(model.chat_requests[2].body["messages"])
+
+
+async def test_mcp_clients_reach_junctions_own_agent_as_a_tool(tmp_path: Path) -> None:
+    import anyio
+    import mcp_types as types
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with openai_server(models=["m1"]) as model:
+        model.script([Reply(text="self-agent here")])
+        async with served(config(tmp_path, model.url)) as (_, base):
+            async with Client(streamable_http_client(f"{base}/mcp"), mode="legacy") as client:
+                with anyio.fail_after(10):
+                    while "a2a__junction" not in {
+                        t.name for t in (await client.list_tools()).tools
+                    }:  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                result = await client.call_tool("a2a__junction", {"message": "who are you?"})
+    assert not result.is_error
+    texts_out = [c.text for c in result.content if isinstance(c, types.TextContent)]
+    assert texts_out == ["self-agent here"]
+    assert last_user_text(model.chat_requests[0]) == "who are you?"
