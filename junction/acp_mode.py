@@ -100,9 +100,16 @@ def build_runtime(
             if routed is None:
                 routed = await stack.enter_async_context(build_router(config))
             tools = gateway if gateway is not None else await _start_gateway(config, stack)
+            agent_tools = f"a2a{config.mcp.separator}"
             yield Services(
                 models=RoutedModels(routed),
-                tools=tools,
+                # Sessions reach A2A agents as agents (`agent__NAME`, under the key's agent
+                # globs); the gateway's `a2a__` tools for MCP clients would be a second way in.
+                tools=FilteredTools(
+                    tools, lambda name: not name.startswith(agent_tools), "is not offered here"
+                )
+                if tools is not None
+                else None,
                 session_tools=_GatewaySessionTools(tools) if tools is not None else None,
                 agents=_agent_pool(config, current),
             )

@@ -317,6 +317,7 @@ def _agent_tool(
         handler=call,
         server="a2a",
         origin=agent if skill is None else f"{agent}/{skill_id}",
+        grant=("a2a_agents", agent),  # a key limited to some agents sees only their tools
     )
 
 

@@ -75,6 +75,9 @@ class LocalTool:
     server: str = "local"
     """Shown as the tool's server (`ToolSchema.server`); `origin` as its upstream name."""
     origin: str = ""
+    grant: tuple[str, str] | None = None
+    """`(kind, name)`: over HTTP the caller's `allowed_<kind>` globs (see `server.py`) must
+    also allow `name`, e.g. `("a2a_agents", agent)` for a tool that hands work to an agent."""
 
     def __post_init__(self) -> None:
         if not VALID_NAME.fullmatch(self.name):

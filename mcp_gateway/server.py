@@ -56,7 +56,8 @@ class _Notifier:
         self.bus = InMemorySubscriptionBus()
         self.listen = ListenHandler(self.bus)
         self._sessions: dict[int, ServerSession] = {}
-        self._tools_wire: dict[tuple[str, tuple[str, ...] | None], dict[str, Any]] = {}
+        self._catalog = catalog
+        self._tools_wire: dict[tuple[Any, ...], dict[str, Any]] = {}
         """Per protocol version and per key limit (a limited key sees a filtered list)."""
         self._send, self._recv = anyio.create_memory_object_stream[frozenset[str]](64)
         self._unsubscribe = catalog.subscribe(self._on_change)
@@ -89,7 +90,8 @@ class _Notifier:
         """
         if ctx.method != "tools/list" or (ctx.params or {}).get("cursor"):
             return await call_next(ctx)
-        key = (ctx.protocol_version, allowed_tools(ctx))
+        kinds = sorted({"mcp_tools", *(t.grant[0] for t in self._catalog.local_tools() if t.grant)})
+        key = (ctx.protocol_version, *(allowed(ctx, kind) for kind in kinds))
         cached = self._tools_wire.get(key)
         if cached is None:
             result = await call_next(ctx)
@@ -138,21 +140,37 @@ def _page(items: list[dict[str, Any]], cursor: str | None, size: int, key: str) 
     return result
 
 
-def allowed_tools(ctx: ServerRequestContext[Any, Any]) -> tuple[str, ...] | None:
-    """The tool-name globs the caller's API key is limited to, or None when it is not limited.
+def allowed(ctx: ServerRequestContext[Any, Any], kind: str) -> tuple[str, ...] | None:
+    """The globs the caller's API key is limited to for `kind` (`mcp_tools`, or what a local
+    tool's `grant` names), or None when it is not limited.
 
-    Over HTTP the server's access guard puts them in `scope["state"]["allowed_mcp_tools"]`; over
+    Over HTTP the server's access guard puts them in `scope["state"]["allowed_<kind>"]`; over
     stdio there is no key, so no limit.
     """
     request = ctx.request
     scope = getattr(request, "scope", None)
     state = scope.get("state") if isinstance(scope, dict) else None
-    globs = state.get("allowed_mcp_tools") if isinstance(state, dict) else None
+    globs = state.get(f"allowed_{kind}") if isinstance(state, dict) else None
     return None if globs is None else tuple(globs)
 
 
 def tool_allowed(allowed: tuple[str, ...] | None, name: str) -> bool:
     return allowed is None or any(fnmatchcase(name, glob) for glob in allowed)
+
+
+def _caller_may_use(ctx: ServerRequestContext[Any, Any], catalog: Catalog) -> Callable[[str], bool]:
+    """Whether the caller may see and call a tool: its name against the key's tool globs, and a
+    local tool's `grant` against the globs of that kind."""
+    tools = allowed(ctx, "mcp_tools")
+    grants = {t.name: t.grant for t in catalog.local_tools() if t.grant is not None}
+
+    def may_use(name: str) -> bool:
+        if not tool_allowed(tools, name):
+            return False
+        grant = grants.get(name)
+        return grant is None or tool_allowed(allowed(ctx, grant[0]), grant[1])
+
+    return may_use
 
 
 def _complete(result: dict[str, Any]) -> dict[str, Any]:
@@ -173,14 +191,14 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> Any:
-        allowed = allowed_tools(ctx)
-        tools = [t for t in await catalog.list_tools() if tool_allowed(allowed, t["name"])]
+        may_use = _caller_may_use(ctx, catalog)
+        tools = [t for t in await catalog.list_tools() if may_use(t["name"])]
         return _page(tools, params.cursor if params else None, size, "tools")
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> Any:
-        if not tool_allowed(allowed_tools(ctx), params.name):
+        if not _caller_may_use(ctx, catalog)(params.name):
             # The same answer as for a tool that does not exist: a key learns nothing more.
             raise _mcp_error(GatewayError(types.INVALID_PARAMS, f"Unknown tool: {params.name!r}"))
         meta = params.meta or {}

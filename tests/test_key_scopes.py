@@ -172,3 +172,31 @@ async def test_a_key_removed_by_a_reload_ends_its_acp_connections(tmp_path: Path
                 await asyncio.wait_for(revoked._reader, 5)  # the agent closed it
                 created = await kept.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})
                 assert created["sessionId"]  # another key's connection carries on
+
+
+async def test_agent_globs_hold_for_the_agents_mcp_tools(tmp_path: Path) -> None:
+    """A key limited to some A2A agents sees and calls only their `a2a__` tools on `/mcp`, even
+    with every MCP tool allowed."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp.shared.exceptions import MCPError
+
+    from tests.a2a.harness import sdk_agent
+
+    with sdk_agent("pub", "1.0") as pub, sdk_agent("secret", "1.0") as secret:
+        junction = Junction.from_config(
+            {
+                "store": {"url": f"sqlite:///{tmp_path}/junction.db"},
+                "server": {"api_keys": [{"key": "pub-key", "name": "pub", "a2a_agents": ["pub"]}]},
+                "a2a": {"card_timeout": 2},
+                "a2a_agents": {"pub": {"url": pub}, "secret": {"url": secret}},
+            }
+        )
+        async with junction, serve_app(junction.asgi_app()) as base:
+            http = create_mcp_http_client(headers={"Authorization": "Bearer pub-key"})
+            async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as c:
+                names = {t.name for t in (await c.list_tools()).tools}
+                assert "a2a__pub" in names and "a2a__secret" not in names
+                with pytest.raises(MCPError, match="Unknown tool"):
+                    await c.call_tool("a2a__secret", {"message": "echo x"})
