@@ -96,11 +96,18 @@ class AgentConnection:
     """Serves ACP's agent methods on one peer; owns the sessions opened through it."""
 
     def __init__(
-        self, peer: JsonRpcPeer, runtime: AgentRuntime, *, scope: ServiceScope | None = None
+        self,
+        peer: JsonRpcPeer,
+        runtime: AgentRuntime,
+        *,
+        scope: ServiceScope | None = None,
+        owner: str | None = None,
     ) -> None:
         self.peer = peer
         self.runtime = runtime
         self._scope = scope
+        self.owner = owner
+        """Whose sessions this connection sees (a remote client's API key name)."""
         self.client = ClientCapabilities()
         self.client_info: Implementation | None = None
         self.sessions: dict[str, Session] = {}
@@ -172,6 +179,7 @@ class AgentConnection:
             additional_directories=tuple(extra),
             mode=self.runtime.settings.default_mode,
             config={"model": model},
+            owner=self.owner,
         )
         await self.runtime.store.save(record)
         self.runtime.sessions_created += 1
@@ -201,7 +209,7 @@ class AgentConnection:
     async def _restore(self, params: LoadSessionRequest | ResumeSessionRequest) -> Session:
         cwd, extra = _directories(params)
         record = await self.runtime.store.get(params.session_id)
-        if record is None:
+        if record is None or record.owner != self.owner:  # another key's: as if unknown
             raise RpcError(RESOURCE_NOT_FOUND, f"unknown session {params.session_id!r}")
         live = self.sessions.pop(params.session_id, None)
         if live is not None:
@@ -236,7 +244,10 @@ class AgentConnection:
             raise RpcError(INVALID_PARAMS, f"cwd must be an absolute path, got {params.cwd!r}")
         try:
             records, cursor = await self.runtime.store.list(
-                cwd=params.cwd, cursor=params.cursor, limit=self.runtime.settings.list_page_size
+                cwd=params.cwd,
+                cursor=params.cursor,
+                limit=self.runtime.settings.list_page_size,
+                owner=self.owner,
             )
         except InvalidCursorError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
@@ -459,12 +470,16 @@ def _directories(params: NewSessionRequest) -> tuple[str, list[str]]:
 
 
 async def serve_connection(
-    stream: MessageStream, runtime: AgentRuntime, *, scope: ServiceScope | None = None
+    stream: MessageStream,
+    runtime: AgentRuntime,
+    *,
+    scope: ServiceScope | None = None,
+    owner: str | None = None,
 ) -> None:
     """Serve one ACP client on `stream` until it goes away (with `scope` narrowing what it may
-    use, e.g. for the API key it connected with)."""
+    use, and `owner` whose sessions it sees, for the API key it connected with)."""
     peer = JsonRpcPeer(stream)
-    connection = AgentConnection(peer, runtime, scope=scope)
+    connection = AgentConnection(peer, runtime, scope=scope, owner=owner)
     runtime.attach(connection)
     try:
         await peer.run()

@@ -47,6 +47,9 @@ class SessionRecord:
     """Remembered answers: tool name -> "allow" | "reject"."""
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
+    owner: str | None = None
+    """Who may list, load and resume it (the API key name of a remote connection; None for
+    the local user of `--mode stdio` and of a server without keys)."""
 
     def touched(self, **changes: Any) -> SessionRecord:
         return replace(self, updated_at=now_iso(), **changes)
@@ -72,9 +75,10 @@ class SessionStore(Protocol):
     async def history(self, session_id: str) -> list[Entry]: ...
 
     async def list(
-        self, *, cwd: str | None, cursor: str | None, limit: int
+        self, *, cwd: str | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[SessionRecord], str | None]:
-        """Most recently updated first; returns a page and the next cursor (None at the end)."""
+        """`owner`'s sessions, most recently updated first; returns a page and the next cursor
+        (None at the end)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -130,9 +134,10 @@ class MemorySessionStore:
         return list(self._history.get(session_id, []))
 
     async def list(
-        self, *, cwd: str | None, cursor: str | None, limit: int
+        self, *, cwd: str | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[SessionRecord], str | None]:
-        return _page(list(self._records.values()), cwd, cursor, limit)
+        mine = [r for r in self._records.values() if r.owner == owner]
+        return _page(mine, cwd, cursor, limit)
 
     async def aclose(self) -> None:
         return None
@@ -148,7 +153,8 @@ CREATE TABLE IF NOT EXISTS acp_sessions (
     config TEXT NOT NULL,
     permissions TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS acp_sessions_recent ON acp_sessions (updated_at DESC, session_id DESC);
 CREATE TABLE IF NOT EXISTS acp_history (
@@ -183,6 +189,9 @@ class SqliteSessionStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(acp_sessions)")}
+            if "owner" not in columns:  # a database from before sessions had owners
+                conn.execute("ALTER TABLE acp_sessions ADD COLUMN owner TEXT")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._conn = conn
         return self._conn
@@ -205,11 +214,15 @@ class SqliteSessionStore:
             json.dumps(record.permissions),
             record.created_at,
             record.updated_at,
+            record.owner,
         )
 
         def work(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT OR REPLACE INTO acp_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row
+                "INSERT OR REPLACE INTO acp_sessions (session_id, cwd, additional_directories,"
+                " title, mode, config, permissions, created_at, updated_at, owner)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
             )
 
         await self._run(work)
@@ -217,7 +230,7 @@ class SqliteSessionStore:
     async def get(self, session_id: str) -> SessionRecord | None:
         def work(db: sqlite3.Connection) -> SessionRecord | None:
             row = db.execute(
-                "SELECT * FROM acp_sessions WHERE session_id = ?", (session_id,)
+                f"SELECT {_COLUMNS} FROM acp_sessions WHERE session_id = ?", (session_id,)
             ).fetchone()
             return None if row is None else _record(row)
 
@@ -254,13 +267,13 @@ class SqliteSessionStore:
         return await self._run(work)
 
     async def list(
-        self, *, cwd: str | None, cursor: str | None, limit: int
+        self, *, cwd: str | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[SessionRecord], str | None]:
         after = _decode_cursor(cursor) if cursor is not None else None
 
         def work(db: sqlite3.Connection) -> list[SessionRecord]:
-            sql = "SELECT * FROM acp_sessions WHERE 1=1"
-            args: list[Any] = []
+            sql = f"SELECT {_COLUMNS} FROM acp_sessions WHERE owner IS ?"
+            args: list[Any] = [owner]
             if cwd is not None:
                 sql += " AND cwd = ?"
                 args.append(cwd)
@@ -299,7 +312,14 @@ def _record(row: tuple[Any, ...]) -> SessionRecord:
         permissions=json.loads(row[6]),
         created_at=row[7],
         updated_at=row[8],
+        owner=row[9],
     )
+
+
+_COLUMNS = (
+    "session_id, cwd, additional_directories, title, mode, config, permissions, created_at,"
+    " updated_at, owner"
+)
 
 
 __all__ = [

@@ -123,10 +123,14 @@ def build_runtime(
 
 
 async def serve_acp(
-    stream: MessageStream, runtime: AgentRuntime, *, scope: ServiceScope | None = None
+    stream: MessageStream,
+    runtime: AgentRuntime,
+    *,
+    scope: ServiceScope | None = None,
+    owner: str | None = None,
 ) -> None:
     """One ACP client on any framing (stdio, WebSocket, SSE)."""
-    await serve_connection(stream, runtime, scope=scope)
+    await serve_connection(stream, runtime, scope=scope, owner=owner)
 
 
 def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:

@@ -353,10 +353,11 @@ class Junction:
         async def serve_acp_connection(stream: MessageStream) -> None:
             """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
             state = getattr(stream, "state", {})
-            if state.get("principal"):
-                self._acp_callers[stream] = str(state["principal"])
+            owner = str(state["principal"]) if state.get("principal") else None
+            if owner is not None:
+                self._acp_callers[stream] = owner
             try:
-                await serve_acp(stream, runtime, scope=key_scope(state))
+                await serve_acp(stream, runtime, scope=key_scope(state), owner=owner)
             finally:
                 self._acp_callers.pop(stream, None)
 

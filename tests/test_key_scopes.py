@@ -200,3 +200,22 @@ async def test_agent_globs_hold_for_the_agents_mcp_tools(tmp_path: Path) -> None
                 assert "a2a__pub" in names and "a2a__secret" not in names
                 with pytest.raises(MCPError, match="Unknown tool"):
                     await c.call_tool("a2a__secret", {"message": "echo x"})
+
+
+async def test_acp_sessions_belong_to_the_key_that_made_them(tmp_path: Path) -> None:
+    async with openai_server(models=["m1", "m2"]) as model, served(tmp_path, model) as base:
+        async with (
+            acp(base, "websocket", "admin-key") as admin,
+            acp(base, "sse", "other-key") as other,
+        ):
+            mine = await admin.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})
+            listed = await other.call("session/list", {})
+            assert mine["sessionId"] not in {s["sessionId"] for s in listed["sessions"]}
+            for method in ("session/load", "session/resume"):
+                with pytest.raises(ClientError, match="unknown session"):
+                    await other.call(
+                        method,
+                        {"sessionId": mine["sessionId"], "cwd": str(tmp_path), "mcpServers": []},
+                    )
+            own = await admin.call("session/list", {})
+            assert mine["sessionId"] in {s["sessionId"] for s in own["sessions"]}

@@ -149,3 +149,31 @@ async def test_new_session_offers_modes_and_a_model_option(tmp_path: Path) -> No
     assert [o["value"] for o in model["options"]] == ["m1", "m2"]
     assert next(o for o in changed["configOptions"] if o["id"] == "model")["currentValue"] == "m2"
     assert bad_model.value.code == -32602 and bad_mode.value.code == -32602
+
+
+async def test_a_database_from_before_session_owners_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    from acp.store import SqliteSessionStore
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE acp_sessions (session_id TEXT PRIMARY KEY, cwd TEXT NOT NULL,"
+            " additional_directories TEXT NOT NULL, title TEXT, mode TEXT NOT NULL,"
+            " config TEXT NOT NULL, permissions TEXT NOT NULL, created_at TEXT NOT NULL,"
+            " updated_at TEXT NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO acp_sessions VALUES ('sess_old', '/w', '[]', 't', 'ask', '{}', '{}',"
+            " '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        )
+    store = SqliteSessionStore(path)
+    try:
+        record = await store.get("sess_old")
+        assert record is not None and record.owner is None and record.title == "t"
+        listed, _ = await store.list(cwd=None, cursor=None, limit=10)
+        assert [r.session_id for r in listed] == ["sess_old"]
+        assert (await store.list(cwd=None, cursor=None, limit=10, owner="someone"))[0] == []
+    finally:
+        await store.aclose()
