@@ -7,6 +7,7 @@ user sees exactly which key to fix and never a traceback.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import os
 import re
@@ -141,7 +142,8 @@ class ApiKeyConfig(_Model):
 
     key: str = Field(repr=False)  # never in reprs, tracebacks or logs
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
-    """Who the key belongs to; unnamed keys are `key-<position>` (1-based) in `api_keys`."""
+    """Who the key belongs to (it owns tasks and sessions); an unnamed key is `key-` and the
+    first 12 hex digits of the key's SHA-256, so it keeps its name when others change."""
     scopes: list[ApiKeyScope] = Field(default_factory=lambda: list(API_KEY_SCOPES), min_length=1)
     mcp_tools: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
     a2a_agents: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
@@ -235,20 +237,28 @@ class ServerConfig(_Model):
     def key_grants(self) -> list[ApiKeyConfig]:
         """Every key as an `ApiKeyConfig` with its name filled in (plain strings: every scope).
 
-        A key listed twice (allowed for plain strings only) keeps its first position's name.
+        A key listed twice (allowed for plain strings only) is granted once.
         """
         grants: list[ApiKeyConfig] = []
         seen: set[str] = set()
-        for position, entry in enumerate(self.api_keys, start=1):
+        for entry in self.api_keys:
             if isinstance(entry, str):
                 entry = ApiKeyConfig(key=entry)  # noqa: PLW2901 (normalised in place)
             if entry.key in seen:
                 continue
             seen.add(entry.key)
             grants.append(
-                entry if entry.name else entry.model_copy(update={"name": f"key-{position}"})
+                entry
+                if entry.name
+                else entry.model_copy(update={"name": unnamed_key_name(entry.key)})
             )
         return grants
+
+
+def unnamed_key_name(key: str) -> str:
+    """An unnamed key's principal: from the key itself, not its position, so removing another
+    key (a reload) never hands its tasks and sessions to a different key."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def _check_key_identities(keys: list[str | ApiKeyConfig]) -> None:
@@ -263,15 +273,18 @@ def _check_key_identities(keys: list[str | ApiKeyConfig]) -> None:
                 errors.append(
                     _identity_error(position - 1, (), "this key is also listed with scopes")
                 )
+            if entry in plain:
+                continue  # the same plain key again: the same principal, granted once
             plain.add(entry)
-            name = f"key-{position}"
+            name = unnamed_key_name(entry)
         else:
             if entry.key in plain or entry.key in scoped:
                 errors.append(
                     _identity_error(position - 1, ("key",), "this key is listed more than once")
                 )
+                continue  # its name would clash too; one error says it
             scoped.add(entry.key)
-            name = entry.name or f"key-{position}"
+            name = entry.name or unnamed_key_name(entry.key)
         if name in names:
             errors.append(
                 _identity_error(position - 1, ("name",), f"name {name!r} is already used")

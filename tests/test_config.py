@@ -18,6 +18,7 @@ from junction.config import (
     find_config_path,
     load_config,
     substitute_env,
+    unnamed_key_name,
 )
 
 
@@ -694,7 +695,9 @@ def test_scoped_api_keys_load_next_to_plain_ones(tmp_path: Path) -> None:
     assert (tools.scopes, tools.mcp_tools, tools.a2a_agents) == (["mcp"], ["notes__*"], [])
     assert config.server.metrics_public is False
     grants = config.server.key_grants()
-    assert [g.name for g in grants] == ["key-1", "ci", "key-3"]  # unnamed keys: by position
+    # Unnamed keys are named from the key itself, so removing another never renames them.
+    assert [g.name for g in grants] == [unnamed_key_name(grants[0].key), "ci", grants[2].name]
+    assert grants[2].name == unnamed_key_name(grants[2].key) != grants[0].name
     assert grants[0].scopes == list(API_KEY_SCOPES)  # a plain string has full access
     assert "ci-secret" not in repr(config) and "tools-key" not in repr(grants)
 
@@ -702,7 +705,10 @@ def test_scoped_api_keys_load_next_to_plain_ones(tmp_path: Path) -> None:
 def test_a_key_listed_twice_keeps_its_first_name(tmp_path: Path) -> None:
     path = write(tmp_path, "server: {api_keys: [same, other, same]}\n")
     grants = load_config(path, {}).server.key_grants()
-    assert [(g.key, g.name) for g in grants] == [("same", "key-1"), ("other", "key-2")]
+    assert [(g.key, g.name) for g in grants] == [
+        ("same", unnamed_key_name("same")),
+        ("other", unnamed_key_name("other")),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -735,14 +741,14 @@ def test_key_names_and_keys_must_not_clash(tmp_path: Path) -> None:
             - {key: k2, name: ops}
             - {key: k3, name: ops}
             - {key: first, scopes: [mcp]}
-            - {key: k5, name: key-1}
-        """,
+            - {key: k5, name: FIRST_NAME}
+        """.replace("FIRST_NAME", unnamed_key_name("first")),
     )
     lines = load_error(path).lines
     assert lines == [
         f"{path}: server.api_keys.2.name: name 'ops' is already used",
         f"{path}: server.api_keys.3.key: this key is listed more than once",
-        f"{path}: server.api_keys.4.name: name 'key-1' is already used",
+        f"{path}: server.api_keys.4.name: name '{unnamed_key_name('first')}' is already used",
     ]
 
 

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from junction.config import unnamed_key_name
 from tests.mcp_gateway.conftest import SERVERS
 from tests.router_core.llm_servers import Fault, Reply, openai_server
 from tests.test_serve_mode import Served, start, stop
@@ -672,7 +673,8 @@ async def test_access_log_records_each_exchange_without_secrets(tmp_path: Path) 
     assert (admin["status"], admin["principal"], admin["trace_id"]) == (401, None, None)
     assert (by_path["/metrics"]["status"], by_path["/metrics"]["principal"]) == (200, "prometheus")
     socket = by_path["/acp"]
-    assert (socket["status"], socket["principal"], socket["surface"]) == (101, "key-1", "acp")
+    full = unnamed_key_name("full-key")
+    assert (socket["status"], socket["principal"], socket["surface"]) == (101, full, "acp")
 
     for secret in (b"full-key", b"bob-key", b"wrong-secret-key", b"scrape-key", b"alice-key"):
         assert secret not in stderr
