@@ -62,6 +62,8 @@ CANCELED = "TASK_STATE_CANCELED"
 REJECTED = "TASK_STATE_REJECTED"
 INPUT_REQUIRED = "TASK_STATE_INPUT_REQUIRED"
 _DONE = frozenset({COMPLETED, FAILED, CANCELED, REJECTED})
+FORGET_AFTER = 600.0
+"""Seconds a settled task stays in memory (for GetTask/SubscribeToTask straight from here)."""
 _PAUSED = _DONE | {INPUT_REQUIRED}
 
 
@@ -376,11 +378,13 @@ class SelfAgent:
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         task.watchers.add(queue)
         try:
-            yield {"task": task.snapshot()}
+            snapshot = task.snapshot()
             if method_v10 == "SendStreamingMessage":
-                self._run(task, params)
+                self._run(task, params)  # before the first yield: a reader gone now loses nothing
             elif task.state in _PAUSED:
+                yield {"task": snapshot}
                 return
+            yield {"task": snapshot}
             while (event := await queue.get()) is not None:
                 yield event
         finally:
@@ -474,6 +478,20 @@ class SelfAgent:
         task.set_state(WORKING)
         blocks = _prompt_blocks(params["message"])
         task.runner = asyncio.create_task(self._turn(task, blocks), name=f"self-agent {task.id}")
+        task.runner.add_done_callback(lambda _: self._forget_later(task))
+
+    def _forget_later(self, task: _Task) -> None:
+        """Drop a settled task from memory after `FORGET_AFTER` seconds: the hub's store keeps
+        its record, and one waiting for input is restored from its session if continued."""
+        asyncio.get_running_loop().call_later(FORGET_AFTER, self._forget, task)
+
+    def _forget(self, task: _Task) -> None:
+        if task.runner is not None and not task.runner.done():
+            return  # continued meanwhile: its new turn schedules this again
+        if self._tasks.get(task.id) is task:
+            del self._tasks[task.id]
+        if self._by_session.get(task.context_id) is task:
+            del self._by_session[task.context_id]
 
     async def _turn(self, task: _Task, blocks: list[dict[str, Any]]) -> None:
         from transports import RpcError
