@@ -576,6 +576,17 @@ class JunctionConfig(_Model):
     a2a: A2aConfig = Field(default_factory=A2aConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
+    @model_validator(mode="after")
+    def _self_agent_name_is_free(self) -> JunctionConfig:
+        own = self.a2a.self_agent
+        if own is not None and own.name in self.a2a_agents:
+            raise PydanticCustomError(
+                "self_agent_name",
+                "a2a.self_agent.name {name} is also an agent in a2a_agents; rename one",
+                {"name": repr(own.name)},
+            )
+        return self
+
     def redacted(self) -> dict[str, Any]:
         """The config as plain data with every secret replaced by `***`, safe to print."""
         result = _redact_tree(self.model_dump(mode="json"), ())

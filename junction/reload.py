@@ -108,7 +108,18 @@ async def _agents(junction: Junction, old: JunctionConfig, new: JunctionConfig) 
 
     registry = junction.hub.registry
     specs = agent_specs(new)
+
+    def ours(name: str) -> bool:
+        agent = registry.get(name)
+        return agent is None or agent.source == "config"
+
     changed = [name for name in specs if new.a2a_agents[name] != old.a2a_agents.get(name)]
+    for name in changed:
+        if not ours(name):
+            log.warning(
+                "A2A agent %s not changed: the name belongs to a local or admin agent", name
+            )
+    changed = [name for name in changed if ours(name)]
     gone = [name for name in old.a2a_agents if name not in new.a2a_agents]
     for name in gone:
         agent = registry.get(name)

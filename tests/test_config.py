@@ -7,6 +7,7 @@ from pathlib import Path
 
 import platformdirs
 import pytest
+from pydantic import ValidationError
 
 from junction.config import (
     API_KEY_SCOPES,
@@ -778,3 +779,13 @@ def test_scoped_keys_survive_command_line_overrides(tmp_path: Path) -> None:
 def test_metrics_public_is_a_server_setting(tmp_path: Path) -> None:
     path = write(tmp_path, "server: {metrics_public: true}\n")
     assert load_config(path, {}).server.metrics_public is True
+
+
+def test_the_self_agent_name_must_not_be_a_registered_agent() -> None:
+    with pytest.raises(ValidationError, match="also an agent in a2a_agents"):
+        JunctionConfig.model_validate(
+            {
+                "a2a": {"self_agent": {"name": "helper"}},
+                "a2a_agents": {"helper": {"url": "http://127.0.0.1:9"}},
+            }
+        )
