@@ -401,7 +401,8 @@ def error_from_body(body: Any) -> A2aError | None:
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         code: int | None = None
         metadata: Json = {}
-        for detail in error.get("details") or []:
+        details = error.get("details")
+        for detail in details if isinstance(details, list) else []:
             if isinstance(detail, dict) and detail.get("@type") == ERROR_INFO_TYPE:
                 code = _REASON_CODES.get(str(detail.get("reason")))
                 if isinstance(detail.get("metadata"), dict):

@@ -124,10 +124,22 @@ class _HttpAgent:
             raise AgentFailure(f"agent unreachable: {exc}") from None
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """A whole answer to a stream request that came back as plain JSON, under the same
+        limits as an event: `request_timeout` and `max_event_bytes`."""
+        chunks: list[bytes] = []
+        size = 0
         try:
-            return await response.read()
+            async with asyncio.timeout(self.request_timeout):
+                while chunk := await response.content.read(65536):
+                    size += len(chunk)
+                    if size > self.max_event_bytes:
+                        raise AgentFailure("agent sent an oversized answer")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise AgentFailure(f"agent did not answer within {self.request_timeout:g} s") from None
         except aiohttp.ClientError as exc:
             raise AgentFailure(f"agent unreachable: {exc}") from None
+        return b"".join(chunks)
 
     async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
         """(event type, data) of each SSE event with data, as soon as it is complete."""
