@@ -274,3 +274,13 @@ async def test_oversized_and_batched_requests(hub: tuple[Hub, str], tmp_path: Pa
             headers={"A2A-Version": "1.0"},
         )
         assert batch.json()["error"]["code"] == -32600
+
+
+def test_rest_error_bodies_with_odd_details_are_still_read() -> None:
+    from a2a.restwire import error_from_body
+
+    for details in (5, "x", None, [1, "y"]):
+        error = error_from_body(
+            {"error": {"message": "gone", "status": "NOT_FOUND", "details": details}}
+        )
+        assert error is not None and error.message == "gone" and error.code == -32001
