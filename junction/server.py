@@ -464,6 +464,8 @@ def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None, sig
             AppStatus.enable_automatic_graceful_drain = False
             AppStatus.should_exit = False
             self._reloads = set()
+            # Before the socket opens, so the watcher's first look precedes any edit a client
+            # makes once it sees the server listening.
             source = junction._source
             if source is not None:
                 self._spawn(watch_files(junction, source))
@@ -471,7 +473,19 @@ def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None, sig
                 asyncio.get_running_loop().add_signal_handler(
                     signal.SIGHUP, lambda: self._spawn(reload_and_log(junction, "SIGHUP"))
                 )
-            await super().startup(sockets)
+            try:
+                await super().startup(sockets)
+            except BaseException:  # a failed bind: uvicorn exits without calling shutdown
+                self._stop_reloads()
+                raise
+            if self.should_exit:  # the lifespan failed: likewise
+                self._stop_reloads()
+
+        def _stop_reloads(self) -> None:
+            if sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            for task in list(self._reloads):  # the watcher, and a reload under way
+                task.cancel()
 
         def _spawn(self, work: Any) -> None:
             task = asyncio.ensure_future(work)
@@ -479,10 +493,7 @@ def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None, sig
             task.add_done_callback(self._reloads.discard)
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            if sighup:
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            for task in list(self._reloads):  # the watcher, and a reload under way
-                task.cancel()
+            self._stop_reloads()
             # Stop accepting first, then drain while the connections are still open: uvicorn's
             # own shutdown closes every WebSocket at once (code 1012) and cuts the rest after
             # its timeout, which is only the backstop here.
