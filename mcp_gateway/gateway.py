@@ -45,6 +45,10 @@ Listener = Callable[[frozenset[str]], None]
 URI_PREFIX = "junction+"
 
 
+TAKE_OVER_POLL_SECONDS = 0.5
+"""How often a changed server's replacement is checked while the old one still serves."""
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSchema:
     """A tool as an LLM API wants it: a valid name, a description, a JSON Schema."""
@@ -563,8 +567,22 @@ class Gateway(Catalog):
         self.rebuild()
 
     async def _take_over(self, old: Upstream, fresh: Upstream) -> None:
-        """Serve with `fresh` instead of `old` once its first connection attempt is over."""
+        """Serve with `fresh` instead of `old` once its first connection attempt is over; while
+        `fresh` cannot connect and `old` still serves, `old` keeps serving (a typo in a reload
+        does not take a working server away)."""
         await fresh.first_attempt_done.wait()
+        warned = False
+        while fresh.state != UpstreamState.READY and old.state == UpstreamState.READY:
+            if self._starting.get(fresh.name) is not fresh:
+                return  # superseded (and retired) meanwhile
+            if not warned:
+                log.warning(
+                    "MCP server %s: the changed configuration does not connect; the running one "
+                    "keeps serving until it does",
+                    fresh.name,
+                )
+                warned = True
+            await anyio.sleep(TAKE_OVER_POLL_SECONDS)
         if self._starting.get(fresh.name) is not fresh:
             return  # superseded (and retired) meanwhile
         del self._starting[fresh.name]

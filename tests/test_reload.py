@@ -579,6 +579,23 @@ async def test_a_changed_mcp_server_is_restarted(tmp_path: Path) -> None:
                     await anyio.sleep(0.05)
 
 
+async def test_a_changed_mcp_server_that_cannot_start_leaves_the_old_one_serving(
+    tmp_path: Path,
+) -> None:
+    gate = gate_server(tmp_path)
+    junction = Junction.from_config(base_config(tmp_path, mcp_servers={"gate": gate}))
+    async with junction, serve_app(junction.asgi_app()) as base:
+        async with mcp_client(f"{base}/mcp", []) as client:
+            await tools_until(client, lambda n: "gate__pid" in n)
+            before = int(text(await client.call_tool("gate__pid", {})))
+            broken = {**gate, "command": str(tmp_path / "no-such-program")}
+            await junction.replace_config(base_config(tmp_path, mcp_servers={"gate": broken}))
+            await asyncio.sleep(1.5)  # its first attempt has failed by now
+            assert int(text(await client.call_tool("gate__pid", {}))) == before
+            await junction.replace_config(base_config(tmp_path, mcp_servers={"gate": gate}))
+            assert int(text(await client.call_tool("gate__pid", {}))) > 0
+
+
 async def test_the_log_level_follows_the_file(tmp_path: Path) -> None:
     async with openai_server(models=["m1"]) as model:
         backend = f"backends:\n  only: {{type: openai, url: '{model.url}/v1', models: [m1]}}\n"
