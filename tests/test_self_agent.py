@@ -280,10 +280,12 @@ async def test_mcp_clients_reach_junctions_own_agent_as_a_tool(tmp_path: Path) -
         model.script([Reply(text="self-agent here")])
         async with served(config(tmp_path, model.url)) as (_, base):
             async with Client(streamable_http_client(f"{base}/mcp"), mode="legacy") as client:
+
+                async def names() -> set[str]:
+                    return {t.name for t in (await client.list_tools()).tools}
+
                 with anyio.fail_after(10):
-                    while "a2a__junction" not in {
-                        t.name for t in (await client.list_tools()).tools
-                    }:  # noqa: ASYNC110
+                    while "a2a__junction" not in await names():  # noqa: ASYNC110
                         await anyio.sleep(0.05)
                 result = await client.call_tool("a2a__junction", {"message": "who are you?"})
     assert not result.is_error
