@@ -96,8 +96,9 @@ class Junction:
         )
         self._stack: contextlib.AsyncExitStack | None = None
         self._app: Starlette | None = None
-        self._acp_callers: dict[MessageStream, str] = {}
-        """Open remote ACP connections and the API key name each was opened with."""
+        self._acp_callers: dict[MessageStream, str | None] = {}
+        """Open remote ACP connections and the API key name each was opened with (None: no
+        keys were configured then)."""
         self.subscribe(self._close_revoked)
 
     @classmethod
@@ -143,7 +144,10 @@ class Junction:
         before = {grant.name: grant for grant in old.server.key_grants()}
         after = {grant.name: grant for grant in new.server.key_grants()}
         for stream, name in list(self._acp_callers.items()):
-            if before.get(name) != after.get(name):
+            if name is None and after:
+                log.info("closing an /acp connection opened without a key: keys are now required")
+                await stream.aclose()
+            elif name is not None and before.get(name) != after.get(name):
                 log.info("closing an /acp connection: its API key %r was changed or removed", name)
                 await stream.aclose()
 
@@ -354,8 +358,7 @@ class Junction:
             """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
             state = getattr(stream, "state", {})
             owner = str(state["principal"]) if state.get("principal") else None
-            if owner is not None:
-                self._acp_callers[stream] = owner
+            self._acp_callers[stream] = owner
             try:
                 await serve_acp(stream, runtime, scope=key_scope(state), owner=owner)
             finally:

@@ -219,3 +219,19 @@ async def test_acp_sessions_belong_to_the_key_that_made_them(tmp_path: Path) -> 
                     )
             own = await admin.call("session/list", {})
             assert mine["sessionId"] in {s["sessionId"] for s in own["sessions"]}
+
+
+async def test_adding_keys_ends_acp_connections_opened_without_one(tmp_path: Path) -> None:
+    async with openai_server(models=["m1"]) as model:
+        junction = Junction.from_config(junction_config(tmp_path, model, keys=[]))
+        async with junction, serve_app(junction.asgi_app()) as base:
+            stream = await connect_websocket(f"{base.replace('http', 'ws')}/acp")
+            client = WireClient(stream)
+            client.start()
+            try:
+                await client.initialize()
+                await junction.replace_config(junction_config(tmp_path, model))
+                assert client._reader is not None
+                await asyncio.wait_for(client._reader, 5)  # the agent closed it
+            finally:
+                await client.aclose()
