@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
-from a2a import AgentSpec, Hub, HubSettings, Registry, SqliteTaskStore
+from a2a import AgentPool, AgentSpec, Hub, HubSettings, RegisteredAgent, Registry, SqliteTaskStore
 from junction.config import JunctionConfig
 
 if TYPE_CHECKING:
@@ -39,6 +39,27 @@ def agent_specs(config: JunctionConfig) -> dict[str, AgentSpec]:
         )
         for name, agent in config.a2a_agents.items()
     }
+
+
+class AgentPools:
+    """One `AgentPool` for a set of agents, made anew only when the set changes (a reload, the
+    hub's registry): between changes its clients keep their cards and the tasks waiting for
+    input."""
+
+    def __init__(self) -> None:
+        self._key: tuple[dict[str, AgentSpec], tuple[int, ...]] | None = None
+        self._pool: AgentPool | None = None
+
+    def get(self, specs: dict[str, AgentSpec], local: Sequence[RegisteredAgent] = ()) -> AgentPool:
+        """The pool for `specs` (remote agents) and `local` (in-process ones)."""
+        key = (specs, tuple(id(agent) for agent in local))
+        if self._pool is None or key != self._key:
+            pool = AgentPool(specs)
+            for agent in local:
+                assert agent.card is not None and agent.connection is not None
+                pool.add_local(agent.name, agent.card, agent.connection)
+            self._pool, self._key = pool, key
+        return self._pool
 
 
 def build_hub(config: JunctionConfig) -> Hub:

@@ -335,19 +335,15 @@ class PoolDirectory:
     config in force (a new pool when a reload changes them)."""
 
     def __init__(self, current: Callable[[], JunctionConfig]) -> None:
+        from junction.a2a_mode import AgentPools
+
         self._current = current
-        self._key: tuple[tuple[str, str], ...] | None = None
-        self._pool: AgentPool | None = None
+        self._pools = AgentPools()
 
     def pool(self) -> AgentPool:
-        from a2a import AgentPool
         from junction.a2a_mode import agent_specs
 
-        specs = agent_specs(self._current())
-        key = tuple(sorted((name, spec.model_dump_json()) for name, spec in specs.items()))
-        if self._pool is None or key != self._key:
-            self._pool, self._key = AgentPool(specs), key
-        return self._pool
+        return self._pools.get(agent_specs(self._current()))
 
     async def list_agents(self) -> Sequence[AgentInfo]:
         return await self.pool().list_agents()

@@ -164,8 +164,7 @@ async def a2a_agent_tools(
     """
     import anyio
 
-    from a2a import AgentPool
-    from junction.a2a_mode import agent_specs
+    from junction.a2a_mode import AgentPools, agent_specs
 
     def offered(cfg: JunctionConfig) -> dict[str, str]:
         return {
@@ -177,19 +176,8 @@ async def a2a_agent_tools(
     if not offered(config) and registry is None:
         yield
         return
-    pools: dict[tuple[tuple[str, str], ...], AgentPool] = {}
+    pools = AgentPools()
     wake = anyio.Event()
-
-    def pool_for(specs: dict[str, AgentSpec], local: list[RegisteredAgent]) -> AgentPool:
-        key = tuple(sorted((name, spec.model_dump_json()) for name, spec in specs.items()))
-        key += tuple((agent.name, str(id(agent))) for agent in local)
-        if key not in pools:
-            pools.clear()  # the agents changed: a new pool, so calls reach the new specs
-            pools[key] = AgentPool(specs)
-            for agent in local:
-                assert agent.card is not None and agent.connection is not None
-                pools[key].add_local(agent.name, agent.card, agent.connection)
-        return pools[key]
 
     def chosen(
         cfg: JunctionConfig,
@@ -217,7 +205,7 @@ async def a2a_agent_tools(
     async def refresh() -> None:
         cfg = current() if current is not None else config
         specs, local, modes = chosen(cfg)
-        pool = pool_for(specs, local)
+        pool = pools.get(specs, local)
         tools: list[LocalTool] = []
         for info in await pool.list_agents():
             tools.extend(_agent_tools(pool, info, modes[info.name], cfg.mcp.separator))

@@ -46,6 +46,7 @@ log = logging.getLogger("junction.self_agent")
 VIA_KEY = "junction/via"
 """Message metadata: the hub ids a message has passed through (the hub stamps and checks it)."""
 ASK_TOOL = "ask_caller"
+NOT_ITS_TOOL = "is not a tool this agent may use"
 UNATTENDED = "nobody can approve tool calls for an A2A task, so calls that need approval are denied"
 
 SELF_AGENT_PROMPT = (
@@ -315,7 +316,7 @@ class SelfAgent:
         store = SqliteSessionStore(_store_path(self._config.store.sqlite_path))
         models = _Models(RoutedModels(self._router), self._failures)
         tools = _Tools(
-            FilteredTools(self._gateway, self.may_use, "is not a tool this agent may use")
+            FilteredTools(self._gateway, self.may_use, NOT_ITS_TOOL)
             if self._gateway is not None
             else None
         )
@@ -690,7 +691,7 @@ class _Tools:
             text = "The question has gone to the sender. Stop now; their answer comes next."
             return {"content": [{"type": "text", "text": text}]}
         if self._tools is None:
-            text = f"{name} is not a tool this agent may use"
+            text = f"{name} {NOT_ITS_TOOL}"
             return {"content": [{"type": "text", "text": text}], "isError": True}
         return await self._tools.call_tool(name, arguments, on_progress=on_progress)
 
