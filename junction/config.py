@@ -207,6 +207,40 @@ class ServerConfig(_Model):
     a key with the `metrics` or `admin` scope."""
     watch_config: bool = True
     """In serve mode, reload the config file when it changes (SIGHUP reloads it too)."""
+    allowed_origins: list[str] = Field(default_factory=list)
+    """Browser origins (`https://app.example:8443`) that may call the HTTP surfaces, with CORS.
+    None by default: a request with any other `Origin` (`null` included) is refused with 403,
+    keys or not, so a web page in the user's browser cannot drive Junction."""
+
+    @field_validator("host")
+    @classmethod
+    def _unbracketed(cls, host: str) -> str:
+        # `[::1]` is how a URL writes an IPv6 address; sockets want `::1`.
+        return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        normal: list[str] = []
+        for origin in origins:
+            parts = urlsplit(origin.strip())
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path
+                not in (
+                    "",
+                    "/",
+                )
+            ):
+                raise PydanticCustomError(
+                    "origin",
+                    "expected an origin such as 'https://app.example' (scheme and host, no path; "
+                    "'null' and '*' are never allowed), got {origin}",
+                    {"origin": repr(origin)},
+                )
+            normal.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return normal
 
     @field_validator("api_keys", mode="wrap")
     @classmethod

@@ -149,6 +149,7 @@ APPLY: dict[str, Applier] = {
     "server.metrics_public": _read_where_used,
     "server.shutdown_grace_seconds": _read_where_used,
     "server.watch_config": _read_where_used,
+    "server.allowed_origins": _read_where_used,
     "backends": _router,
     "routing": _router,
     "mcp_servers": _gateway,

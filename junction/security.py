@@ -1,7 +1,16 @@
-"""Who may talk to the HTTP surfaces: scoped API keys, or Host/Origin checks on loopback.
+"""Who may talk to the HTTP surfaces: scoped API keys, or Host checks on loopback; and never a
+web page unless its origin is configured.
 
 A pure ASGI middleware, so it guards WebSocket upgrades and streaming responses alike and costs
 one header scan and one hash per request.
+
+Browsers are the attacker's way in to a local server: any page the user visits can send
+requests to 127.0.0.1 (and `Origin: null` from sandboxed frames and `file:` pages). So a
+request that carries an `Origin` is refused unless that origin is in `server.allowed_origins`
+(empty by default), keys or not; and a state-changing request must declare a JSON body, which a
+page cannot send cross-origin without a CORS preflight (a `text/plain` form post can). `/mcp`
+and the A2A bindings answer a wrong content type in their own protocol's words, so they are
+left to do it.
 
 A valid key is checked against the surface of the path (`surface_of`); its name becomes
 `scope["state"]["principal"]` (the A2A hub owns tasks by it) and its resource limits go into
@@ -21,7 +30,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -33,6 +41,10 @@ PUBLIC_PATHS = frozenset({"/health"})
 METRICS_PATH = "/metrics"
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_OWN_CONTENT_CHECK = frozenset({"mcp", "a2a"})
+"""Surfaces whose protocol says how to refuse a non-JSON body (the MCP SDK, the A2A hub)."""
 
 _SURFACES: dict[str, str] = {
     "health": "health",
@@ -80,6 +92,24 @@ def _hostname(authority: str) -> str:
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
+def is_json_content_type(value: bytes) -> bool:
+    """`application/json` or `application/<anything>+json`, parameters (charset) aside."""
+    media = value.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+def _has_body(headers: dict[bytes, bytes]) -> bool:
+    """Whether a request sends a body (a bodiless POST, such as a heartbeat, declares no type)."""
+    return b"transfer-encoding" in headers or headers.get(b"content-length", b"0") != b"0"
+
+
+def _origin_key(origin: bytes) -> str:
+    """An `Origin` header as `scheme://host[:port]`, lowercased, to compare with the config."""
+    return origin.decode("latin-1").strip().rstrip("/").lower()
+
+
 def _digest(key: bytes) -> bytes:
     # Equal-length digests make the comparison constant-time whatever the keys' lengths.
     return hashlib.sha256(key).digest()
@@ -97,19 +127,26 @@ class _Grant:
 
 
 class AccessGuard:
-    """Refuse requests without a valid bearer key for their surface, or, with no keys, from
-    non-local Host/Origin.
+    """Refuse requests from a browser origin that is not allowed, state-changing requests
+    without a JSON body, and requests without a valid bearer key for their surface (or, with
+    no keys, with a non-local Host).
 
     Without keys Junction only listens on loopback (the config refuses otherwise), but a web page
-    the user visits could still reach it through DNS rebinding; checking `Host` and `Origin`
-    closes that door.
+    the user visits could still reach it directly or through DNS rebinding; checking `Origin`
+    and `Host` closes that door.
     """
 
     def __init__(
-        self, app: ASGIApp, *, grants: Iterable[ApiKeyConfig], metrics_public: bool = False
+        self,
+        app: ASGIApp,
+        *,
+        grants: Iterable[ApiKeyConfig],
+        metrics_public: bool = False,
+        allowed_origins: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.public = PUBLIC_PATHS | ({METRICS_PATH} if metrics_public else frozenset())
+        self.allowed_origins = frozenset(allowed_origins)
         self.grants = [
             _Grant(
                 _digest(grant.key.encode()),
@@ -130,12 +167,14 @@ class AccessGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if self.grants:
-            grant, problem = self._key_problem(headers, surface_of(scope["path"]))
+        surface = surface_of(scope["path"])
+        problem = self._browser_problem(scope, headers, surface)
+        if problem is None and self.grants:
+            grant, problem = self._key_problem(headers, surface)
             if grant is not None:
                 scope["state"] = {**(scope.get("state") or {}), **grant.state}
-        else:
-            problem = self._origin_problem(headers)
+        elif problem is None:
+            problem = self._host_problem(headers)
         if problem is None:
             await self.app(scope, receive, send)
             return
@@ -183,13 +222,24 @@ class AccessGuard:
             return found, None
         return None, (403, f"this API key does not have the {surface!r} scope")
 
-    def _origin_problem(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+    def _browser_problem(
+        self, scope: Scope, headers: dict[bytes, bytes], surface: str
+    ) -> tuple[int, str] | None:
+        origin = headers.get(b"origin")
+        if origin is not None and _origin_key(origin) not in self.allowed_origins:
+            return 403, "this Origin is not allowed (server.allowed_origins)"
+        if (
+            scope["type"] == "http"
+            and scope["method"] in _BODY_METHODS
+            and surface not in _OWN_CONTENT_CHECK
+            and _has_body(headers)
+            and not is_json_content_type(headers.get(b"content-type", b""))
+        ):
+            return 415, "the body must be JSON (Content-Type: application/json)"
+        return None
+
+    def _host_problem(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
         host = headers.get(b"host", b"").decode("latin-1")
         if not host or not _is_loopback_host(_hostname(host)):
             return 403, "Host header is not a loopback name"
-        origin = headers.get(b"origin")
-        if origin is not None and origin != b"null":
-            origin_host = urlsplit(origin.decode("latin-1")).hostname or ""
-            if not _is_loopback_host(origin_host):
-                return 403, "Origin is not a loopback address"
         return None

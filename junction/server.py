@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -423,14 +424,27 @@ class _CurrentAccessGuard:
         self.app = app
         self.junction = junction
         self._server: ServerConfig | None = None
-        self._guard: AccessGuard | None = None
+        self._guard: ASGIApp | None = None
 
-    def _current(self) -> AccessGuard:
+    def _current(self) -> ASGIApp:
         server = self.junction.config.server
         if self._guard is None or server is not self._server:
-            self._guard = AccessGuard(
-                self.app, grants=server.key_grants(), metrics_public=server.metrics_public
+            guard: ASGIApp = AccessGuard(
+                self.app,
+                grants=server.key_grants(),
+                metrics_public=server.metrics_public,
+                allowed_origins=server.allowed_origins,
             )
+            if server.allowed_origins:
+                # Answers allowed origins' preflights before the guard (which would want a key).
+                guard = CORSMiddleware(
+                    guard,
+                    allow_origins=server.allowed_origins,
+                    allow_methods=["*"],
+                    allow_headers=["*"],
+                    expose_headers=["*"],
+                )
+            self._guard = guard
             self._server = server
         return self._guard
 
