@@ -284,12 +284,6 @@ class AgentConnection:
             raise RpcError(
                 INTERNAL_ERROR, "the agent is shutting down; send the prompt again once it is back"
             )
-        if session.running:
-            raise RpcError(
-                INVALID_REQUEST,
-                f"session {session.id!r} is already running a prompt; wait for its response "
-                "or send session/cancel first",
-            )
         try:
             check_prompt(
                 params.prompt,
@@ -298,6 +292,13 @@ class AgentConnection:
             )
         except PromptError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
+        await session.recover()
+        if session.running:
+            raise RpcError(
+                INVALID_REQUEST,
+                f"session {session.id!r} is already running a prompt; wait for its response "
+                "or send session/cancel first",
+            )
         from acp.turn import run_turn
 
         turn = asyncio.create_task(

@@ -2,6 +2,9 @@
 
 Writes to the store are queued in order and not awaited on the hot path (see `acp.store`);
 `flush()` waits for them, and every turn ends with a flush so a finished prompt is durable.
+A write that fails is never acknowledged: the writes after it are dropped (what is stored
+stays a prefix of what happened, with no holes), `flush()` raises, so the prompt answers an
+error, and the next prompt first takes the history back from the store (`recover()`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from acp.schema import (
     StopReason,
 )
 from acp.store import Entry, SessionRecord
-from transports import JsonRpcPeer, PeerClosedError
+from transports import INTERNAL_ERROR, JsonRpcPeer, PeerClosedError, RpcError
 
 if TYPE_CHECKING:
     from acp.protocols import ToolProvider
@@ -68,7 +71,9 @@ class Session:
         self._tools_settled.set()
         self._tools_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
-        self._writes: list[asyncio.Future[None]] = []
+        self._last_write: asyncio.Future[None] | None = None
+        self._failure: Exception | None = None
+        """The first write that failed since the last `recover()`."""
 
     @property
     def id(self) -> str:
@@ -110,25 +115,60 @@ class Session:
     def remember(self, *entries: Entry) -> None:
         """Add history entries (queued to the store, in order)."""
         self.entries.extend(entries)
-        self._queue(self.runtime.store.append(self.id, list(entries)))
+        batch = list(entries)
+        self._queue(lambda: self.runtime.store.append(self.id, batch))
 
     def save(self, **changes: Any) -> None:
         """Update the record (queued to the store) and bump `updated_at`."""
-        self.record = self.record.touched(**changes)
-        self._queue(self.runtime.store.save(self.record))
+        self.record = record = self.record.touched(**changes)
+        self._queue(lambda: self.runtime.store.save(record))
 
-    def _queue(self, write: Awaitable[None]) -> None:
-        self._writes = [w for w in self._writes if not w.done()]
-        self._writes.append(asyncio.ensure_future(write))
+    def _queue(self, write: Callable[[], Awaitable[None]]) -> None:
+        self._last_write = asyncio.ensure_future(self._write(self._last_write, write))
+
+    async def _write(
+        self, previous: asyncio.Future[None] | None, write: Callable[[], Awaitable[None]]
+    ) -> None:
+        """One queued write, after the one before it; skipped once a write has failed."""
+        if previous is not None:
+            await previous
+        if self._failure is not None:
+            return
+        try:
+            await write()
+        except Exception as exc:
+            log.exception("session %s: saving to the store failed", self.id)
+            self._failure = exc
 
     async def flush(self) -> None:
-        """Wait for every queued write; failures are logged, not raised."""
-        writes, self._writes = self._writes, []
-        for write in writes:
-            try:
-                await write
-            except Exception:
-                log.exception("session %s: saving to the store failed", self.id)
+        """Wait for every queued write; raise RpcError if one failed (see `recover`)."""
+        if self._last_write is not None:
+            await asyncio.shield(self._last_write)
+        if self._failure is not None:
+            raise RpcError(
+                INTERNAL_ERROR,
+                f"saving session {self.id!r} failed ({type(self._failure).__name__}: "
+                f"{self._failure}); what it did since is missing from its stored history",
+            )
+
+    async def recover(self) -> None:
+        """After a failed write: continue from the history as stored, so the model sees what
+        a later `session/load` would show (raises RpcError if the store still fails)."""
+        if self._failure is None:
+            return
+        if self._last_write is not None:
+            await asyncio.shield(self._last_write)
+        try:
+            self.entries = await self.runtime.store.history(self.id)
+        except Exception as exc:
+            log.exception("session %s: reading the history back failed", self.id)
+            raise RpcError(
+                INTERNAL_ERROR,
+                f"session {self.id!r} cannot continue: its store fails "
+                f"({type(exc).__name__}: {exc})",
+            ) from None
+        self._failure = None
+        self.save()  # the record may have missed changes too
 
     def modes(self) -> SessionModeState:
         return SessionModeState(current_mode_id=self.mode, available_modes=list(MODES))
@@ -225,7 +265,8 @@ class Session:
                 self._tools_task.cancel()
             except Exception:
                 log.exception("session %s: stopping MCP servers failed", self.id)
-        await self.flush()
+        with contextlib.suppress(RpcError):  # logged, and told to the prompt that lost it
+            await self.flush()
 
 
 __all__ = ["COMMANDS", "PeerClosedError", "Session"]

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,11 @@ from typing import Any, Protocol, TypeVar
 Entry = dict[str, Any]
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+"""How long a statement waits for another process's lock on the file before SQLITE_BUSY."""
 
 
 def now_iso() -> str:
@@ -185,9 +190,10 @@ class SqliteSessionStore:
                 check_same_thread=False,
                 isolation_level=None,
             )
+            # Before anything that takes a lock: another process may hold one.
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(acp_sessions)")}
             if "owner" not in columns:  # a database from before sessions had owners
@@ -240,20 +246,19 @@ class SqliteSessionStore:
         encoded = [json.dumps(entry, ensure_ascii=False) for entry in entries]
 
         def work(db: sqlite3.Connection) -> None:
-            (start,) = db.execute(
-                "SELECT COALESCE(MAX(seq), -1) + 1 FROM acp_history WHERE session_id = ?",
-                (session_id,),
-            ).fetchone()
-            db.execute("BEGIN")
-            try:
+            # Other processes append to this file too (every stdio agent of a user shares it):
+            # the next seq is read under the write lock, so two appends never claim the same one.
+            def insert() -> None:
+                (start,) = db.execute(
+                    "SELECT COALESCE(MAX(seq), -1) + 1 FROM acp_history WHERE session_id = ?",
+                    (session_id,),
+                ).fetchone()
                 db.executemany(
                     "INSERT INTO acp_history VALUES (?, ?, ?)",
                     [(session_id, start + i, text) for i, text in enumerate(encoded)],
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+
+            _write_transaction(db, insert)
 
         await self._run(work)
 
@@ -299,6 +304,32 @@ class SqliteSessionStore:
             await self._run(work)
         self._closed = True
         self._executor.shutdown(wait=False)
+
+
+BUSY_ATTEMPTS = 3
+"""Tries of a write transaction that finds the file locked (each waits out `busy_timeout`)."""
+
+
+def _write_transaction(db: sqlite3.Connection, work: Callable[[], None]) -> None:
+    """Run `work` in a transaction that holds the write lock from its first statement; a
+    file still locked by another process after `busy_timeout` is tried again, a few times."""
+    for attempt in range(1, BUSY_ATTEMPTS + 1):
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                work()
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            if attempt == BUSY_ATTEMPTS:
+                raise
+            log.warning("the session store is busy (try %d of %d): %s", attempt, BUSY_ATTEMPTS, exc)
 
 
 def _record(row: tuple[Any, ...]) -> SessionRecord:
