@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -61,6 +62,11 @@ SURFACES: tuple[str, ...] = (*dict.fromkeys(_SURFACES.values()), "other")
 """Every value `surface_of` returns: bounded, so it is safe as a metrics label."""
 
 LimitKind = Literal["mcp_tools", "a2a_agents", "models"]
+
+CALLER: ContextVar[Mapping[str, Any] | None] = ContextVar("junction_caller", default=None)
+"""The `scope["state"]` grant of the API key whose request is being served, for work that runs
+in-process on its behalf below the HTTP layer (Junction's own A2A agent, reached from the hub,
+an `a2a__` MCP tool or an ACP session, applies it on top of its own limits). None: no key."""
 
 
 def surface_of(path: str) -> str:
@@ -173,6 +179,12 @@ class AccessGuard:
             grant, problem = self._key_problem(headers, surface)
             if grant is not None:
                 scope["state"] = {**(scope.get("state") or {}), **grant.state}
+                token = CALLER.set(grant.state)
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    CALLER.reset(token)
+                return
         elif problem is None:
             problem = self._host_problem(headers)
         if problem is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import uuid
@@ -32,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from junction.config import JunctionConfig, SelfAgentConfig
+from junction.security import CALLER
 
 if TYPE_CHECKING:
-    from acp import AgentRuntime
+    from acp import AgentRuntime, Services
     from acp.protocols import AgentInfo, AgentProgress, ProgressCallback, ToolInfo, ToolProvider
     from junction.acp_mode import PoolDirectory
     from mcp_gateway import Gateway
@@ -66,6 +68,8 @@ _DONE = frozenset({COMPLETED, FAILED, CANCELED, REJECTED})
 FORGET_AFTER = 600.0
 """Seconds a settled task stays in memory (for GetTask/SubscribeToTask straight from here)."""
 _PAUSED = _DONE | {INPUT_REQUIRED}
+_GRANT_FIELDS = ("principal", "scopes", "allowed_models", "allowed_mcp_tools", "allowed_a2a_agents")
+"""What tells API keys apart for the self-agent: one connection per distinct caller."""
 
 
 def _now() -> str:
@@ -108,6 +112,8 @@ class _Task:
     id: str
     context_id: str
     via: list[str]
+    peer: JsonRpcPeer
+    """The connection its session lives on: the one for its caller's API key and limits."""
     state: str = SUBMITTED
     status_message: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -214,7 +220,8 @@ class SelfAgent:
         self._by_session: dict[str, _Task] = {}
         self._failures: dict[str, str] = {}
         self._runtime: AgentRuntime | None = None
-        self._peer: JsonRpcPeer | None = None
+        self._peers: dict[tuple[Any, ...] | None, JsonRpcPeer] = {}
+        self._connecting = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
 
     # -- the card --------------------------------------------------------------------------------
@@ -244,19 +251,54 @@ class SelfAgent:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the agent runtime and open the in-memory ACP connection to it."""
-        from junction.acp_mode import serve_acp
+        """Start the agent runtime and open the in-memory ACP connection for keyless callers."""
+        self._runtime = self._build_runtime()
+        await self._connect(None, None)
+        log.info("Junction's own A2A agent %r is ready", self.name)
+
+    async def _caller_peer(self) -> JsonRpcPeer:
+        """The connection for the API key whose request is being served (`CALLER`).
+
+        Each key gets a connection of its own, served with that key's limits on top of the
+        agent's own config and owning its sessions, so a key limited to this agent cannot reach
+        through it the tools, models and agents it may not use directly, nor continue another
+        key's conversation."""
+        state = CALLER.get()
+        key = None if state is None else tuple(state.get(name) for name in _GRANT_FIELDS)
+        peer = self._peers.get(key)
+        if peer is None:
+            async with self._connecting:
+                peer = self._peers.get(key) or await self._connect(key, state)
+        return peer
+
+    async def _connect(
+        self, key: tuple[Any, ...] | None, state: Mapping[str, Any] | None
+    ) -> JsonRpcPeer:
+        from junction.acp_mode import key_scope, serve_acp
         from transports import JsonRpcPeer, memory_pair
 
-        self._runtime = self._build_runtime()
+        assert self._runtime is not None, "the self-agent has not been started"
+        narrow = key_scope(state) if state is not None else None
+
+        def scope(services: Services) -> Services:
+            narrowed = narrow(services) if narrow is not None else services
+            return dataclasses.replace(
+                narrowed,
+                models=_Models(narrowed.models, self._failures),
+                tools=_Tools(narrowed.tools),
+            )
+
+        owner = str(state["principal"]) if state and state.get("principal") else None
         agent_end, client_end = memory_pair()
         peer = JsonRpcPeer(client_end)
         peer.on("session/update", self._on_update)
         peer.on("session/request_permission", self._refuse_permission)
-        self._peer = peer
-        self._background = [
-            asyncio.create_task(serve_acp(agent_end, self._runtime), name="self-agent-acp"),
-            asyncio.create_task(peer.run(), name="self-agent-client"),
+        self._background += [
+            asyncio.create_task(
+                serve_acp(agent_end, self._runtime, scope=scope, owner=owner),
+                name=f"self-agent-acp {owner or ''}",
+            ),
+            asyncio.create_task(peer.run(), name=f"self-agent-client {owner or ''}"),
         ]
         await peer.request(
             "initialize",
@@ -269,7 +311,8 @@ class SelfAgent:
                 "clientInfo": {"name": "junction-a2a", "version": self._config.a2a.version},
             },
         )
-        log.info("Junction's own A2A agent %r is ready", self.name)
+        self._peers[key] = peer
+        return peer
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):
@@ -278,8 +321,8 @@ class SelfAgent:
         runners = [t.runner for t in self._tasks.values() if t.runner is not None]
         if runners:
             await asyncio.wait(runners, timeout=5)
-        if self._peer is not None:
-            await self._peer.aclose()
+        for peer in self._peers.values():
+            await peer.aclose()
         for background in self._background:
             background.cancel()
         for background in self._background:
@@ -314,8 +357,9 @@ class SelfAgent:
             overrides["permissions"] = PermissionPolicy()
         settings = agent_settings(self._config, overrides)
         store = SqliteSessionStore(_store_path(self._config.store.sqlite_path))
-        models = _Models(RoutedModels(self._router), self._failures)
-        tools = _Tools(
+        # Each connection adds its caller's limits, then `ask_caller` and the failure record.
+        models = RoutedModels(self._router)
+        tools = (
             FilteredTools(self._gateway, self.may_use, NOT_ITS_TOOL)
             if self._gateway is not None
             else None
@@ -404,16 +448,19 @@ class SelfAgent:
     async def _accept(self, params: Mapping[str, Any], *, start: bool = True) -> _Task:
         """The task a message starts or continues (its session opened), running unless `start`
         is false (a stream starts it after sending the first snapshot)."""
-        from a2a.errors import INVALID_PARAMS, UNSUPPORTED_OPERATION, A2aError
+        from a2a.errors import INVALID_PARAMS, TASK_NOT_FOUND, UNSUPPORTED_OPERATION, A2aError
 
         message = params.get("message")
         if not isinstance(message, Mapping):
             raise A2aError(INVALID_PARAMS, "params.message is required")
         metadata = message.get("metadata") or {}
         via = [str(hop) for hop in metadata.get(VIA_KEY) or [] if isinstance(hop, str)]
+        peer = await self._caller_peer()
         task_id = message.get("taskId")
         if task_id:
-            task = self._tasks.get(str(task_id)) or await self._restore(str(task_id), via)
+            task = self._tasks.get(str(task_id)) or await self._restore(str(task_id), via, peer)
+            if task.peer is not peer:  # another key's task: as good as unknown
+                raise A2aError(TASK_NOT_FOUND, "Task not found", {"taskId": str(task_id)})
             if task.state != INPUT_REQUIRED:
                 raise A2aError(
                     UNSUPPORTED_OPERATION,
@@ -423,7 +470,7 @@ class SelfAgent:
                 )
             task.via = via or task.via
         else:
-            session = await self._session_for(message.get("contextId"))
+            session = await self._session_for(message.get("contextId"), peer)
             busy = self._by_session.get(session)
             if busy is not None and busy.state not in _PAUSED:
                 raise A2aError(
@@ -431,7 +478,9 @@ class SelfAgent:
                     f"context {session} is busy with task {busy.id}; wait for it or cancel it",
                     {"taskId": busy.id},
                 )
-            task = _Task(id=f"{session}.{uuid.uuid4().hex[:12]}", context_id=session, via=via)
+            task = _Task(
+                id=f"{session}.{uuid.uuid4().hex[:12]}", context_id=session, via=via, peer=peer
+            )
             self._tasks[task.id] = task
         task.history.append({**message, "taskId": task.id, "contextId": task.context_id})
         task.question = None
@@ -441,35 +490,39 @@ class SelfAgent:
             self._run(task, params)
         return task
 
-    async def _session_for(self, context_id: Any) -> str:
-        """The ACP session of an A2A context: continued when it is ours, else a new one."""
-        peer = self._require_peer()
+    async def _session_for(self, context_id: Any, peer: JsonRpcPeer) -> str:
+        """The ACP session of an A2A context: continued when it is this caller's, else a new
+        one (the store answers unknown for another key's session)."""
         cwd = os.getcwd()
         if isinstance(context_id, str) and context_id.startswith("sess_"):
-            if context_id in self._by_session:
+            current = self._by_session.get(context_id)
+            if current is not None and current.peer is peer:
                 return context_id
-            try:
-                await peer.request(
-                    "session/resume", {"sessionId": context_id, "cwd": cwd, "mcpServers": []}
-                )
-                return context_id
-            except Exception as exc:  # unknown or unreadable: a new conversation
-                log.info("context %s cannot be resumed (%s); starting a new one", context_id, exc)
+            if current is None:
+                try:
+                    await peer.request(
+                        "session/resume", {"sessionId": context_id, "cwd": cwd, "mcpServers": []}
+                    )
+                    return context_id
+                except Exception as exc:  # unknown, another key's, unreadable: a new one
+                    log.info(
+                        "context %s cannot be resumed (%s); starting a new one", context_id, exc
+                    )
         created = await peer.request("session/new", {"cwd": cwd, "mcpServers": []})
         return str(created["sessionId"])
 
-    async def _restore(self, task_id: str, via: list[str]) -> _Task:
+    async def _restore(self, task_id: str, via: list[str], peer: JsonRpcPeer) -> _Task:
         """A task from before a restart: its session is in the store, so it can be continued."""
         from a2a.errors import TASK_NOT_FOUND, A2aError
 
         session, _, _ = task_id.partition(".")
         try:
-            await self._require_peer().request(
+            await peer.request(
                 "session/resume", {"sessionId": session, "cwd": os.getcwd(), "mcpServers": []}
             )
         except Exception:
             raise A2aError(TASK_NOT_FOUND, "Task not found", {"taskId": task_id}) from None
-        task = _Task(id=task_id, context_id=session, via=via, state=INPUT_REQUIRED)
+        task = _Task(id=task_id, context_id=session, via=via, peer=peer, state=INPUT_REQUIRED)
         self._tasks[task_id] = task
         return task
 
@@ -497,7 +550,7 @@ class SelfAgent:
     async def _turn(self, task: _Task, blocks: list[dict[str, Any]]) -> None:
         from transports import RpcError
 
-        peer = self._require_peer()
+        peer = task.peer
         try:
             result = await peer.request(
                 "session/prompt", {"sessionId": task.context_id, "prompt": blocks}
@@ -564,11 +617,6 @@ class SelfAgent:
         if task.state not in _DONE:
             task.set_state(CANCELED, "The task was canceled.")
         return task.snapshot()
-
-    def _require_peer(self) -> JsonRpcPeer:
-        if self._peer is None:
-            raise RuntimeError("the self-agent has not been started")
-        return self._peer
 
     # -- what the ACP runtime tells its client ---------------------------------------------------
 

@@ -292,3 +292,106 @@ async def test_mcp_clients_reach_junctions_own_agent_as_a_tool(tmp_path: Path) -
     texts_out = [c.text for c in result.content if isinstance(c, types.TextContent)]
     assert texts_out == ["self-agent here"]
     assert last_user_text(model.chat_requests[0]) == "who are you?"
+
+
+LIMITED_KEYS = [
+    {
+        "key": "own-agent-only",
+        "a2a_agents": ["junction"],
+        "mcp_tools": ["none"],
+        "models": ["none"],
+    },
+    {"key": "no-tools", "a2a_agents": ["junction"], "mcp_tools": ["a2a__junction"]},
+    {"key": "tool-no-model", "mcp_tools": ["a2a__junction"], "models": ["none"]},
+]
+
+
+async def test_a_keys_model_limit_holds_through_its_own_agent(tmp_path: Path) -> None:
+    """A key that may use only Junction's own agent gets no model call out of it."""
+    cfg = config(tmp_path, "")
+    cfg["server"] = {"api_keys": LIMITED_KEYS}
+    async with openai_server(models=["m1"]) as model:
+        cfg["backends"]["fake"]["url"] = f"{model.url}/v1"
+        model.script([Reply(text="a model answer the key may not have")])
+        async with served(cfg) as (_, base):
+            async with sdk_client(base, "1.0", token="own-agent-only") as client:
+                task = task_of(await client.ok("send", text="hi", metadata={"agent": "junction"}))
+        assert model.chat_requests == []
+    assert state(task) == "TASK_STATE_FAILED"
+    assert "not allowed for this API key" in texts(task)[-1]
+
+
+async def test_a_keys_tool_and_agent_limits_hold_through_its_own_agent(tmp_path: Path) -> None:
+    """The own agent offers a limited key's task neither the MCP tools nor the other agents the
+    key may not use, and refuses a call to them; `ask_caller` stays."""
+    from tests.a2a.harness import sdk_agent
+
+    cfg = config(tmp_path, "")
+    cfg["server"] = {"api_keys": [*LIMITED_KEYS, "full"]}
+    with sdk_agent("echo") as echo_url:
+        cfg["a2a_agents"] = {"echo": {"url": echo_url, "mcp_tool": "off"}}
+        async with openai_server(models=["m1"]) as model:
+            cfg["backends"]["fake"]["url"] = f"{model.url}/v1"
+            cfg["a2a"]["self_agent"]["a2a_agents"] = ["*"]
+            model.script(
+                [
+                    Reply(tool_calls=[Call("everything__echo", {"message": "leak"})]),
+                    Reply(tool_calls=[Call("agent__echo", {"message": "leak"})]),
+                    Reply(text="done"),
+                    # The same calls for a full key: both are offered and both run.
+                    Reply(tool_calls=[Call("everything__echo", {"message": "ok"})]),
+                    Reply(tool_calls=[Call("agent__echo", {"message": "ok"})]),
+                    Reply(text="done"),
+                ]
+            )
+            async with served(cfg) as (_, base):
+                async with sdk_client(base, "1.0", token="no-tools") as client:
+                    task = task_of(
+                        await client.ok("send", text="go", metadata={"agent": "junction"})
+                    )
+                async with sdk_client(base, "1.0", token="full") as client:
+                    full = task_of(
+                        await client.ok("send", text="go", metadata={"agent": "junction"})
+                    )
+    assert state(task) == state(full) == "TASK_STATE_COMPLETED"
+    assert tool_names(model.chat_requests[0]) == {"ask_caller"}
+    limited = tool_results(model.chat_requests[2])
+    assert len(limited) == 2 and not any("ok" in r or "leak" in r for r in limited), limited
+    assert {"everything__echo", "agent__echo"} <= tool_names(model.chat_requests[3])
+    allowed = tool_results(model.chat_requests[5])
+    assert "Echo: ok" in allowed[0] and "ok" in allowed[1], allowed
+
+
+async def test_a_keys_limits_hold_through_the_own_agents_mcp_tool(tmp_path: Path) -> None:
+    """`a2a__junction` over `/mcp` with a key limited to that tool: no model call for it."""
+    import mcp_types as types
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp.shared.exceptions import MCPError
+
+    cfg = config(tmp_path, "")
+    cfg["server"] = {"api_keys": LIMITED_KEYS}
+    async with openai_server(models=["m1"]) as model:
+        cfg["backends"]["fake"]["url"] = f"{model.url}/v1"
+        model.script([Reply(text="a model answer the key may not have")])
+        async with served(cfg) as (_, base):
+            http = create_mcp_http_client(headers={"Authorization": "Bearer own-agent-only"})
+            async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as c:
+                assert (await c.list_tools()).tools == []  # mcp_tools: [none]
+                with pytest.raises(MCPError, match="Unknown tool"):
+                    await c.call_tool("a2a__junction", {"message": "hi"})
+            http = create_mcp_http_client(headers={"Authorization": "Bearer tool-no-model"})
+            async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as c:
+                refused = await c.call_tool("a2a__junction", {"message": "hi"})
+            assert model.chat_requests == []
+            http = create_mcp_http_client(headers={"Authorization": "Bearer no-tools"})
+            async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as c:
+                result = await c.call_tool("a2a__junction", {"message": "use no tools"})
+        assert len(model.chat_requests) == 1
+        assert tool_names(model.chat_requests[0]) == {"ask_caller"}
+    assert refused.is_error
+    assert "not allowed for this API key" in str(refused.content)
+    assert not result.is_error
+    out = [x.text for x in result.content if isinstance(x, types.TextContent)]
+    assert out == ["a model answer the key may not have"]
