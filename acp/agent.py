@@ -240,11 +240,10 @@ class AgentConnection:
         return session
 
     async def list_sessions(self, params: ListSessionsRequest) -> ListSessionsResponse:
-        if params.cwd is not None and not os.path.isabs(params.cwd):
-            raise RpcError(INVALID_PARAMS, f"cwd must be an absolute path, got {params.cwd!r}")
+        cwd = _absolute("cwd", params.cwd) if params.cwd is not None else None
         try:
             records, cursor = await self.runtime.store.list(
-                cwd=params.cwd,
+                cwd=cwd,
                 cursor=params.cursor,
                 limit=self.runtime.settings.list_page_size,
                 owner=self.owner,
@@ -457,17 +456,41 @@ class AgentConnection:
 
 
 def _directories(params: NewSessionRequest) -> tuple[str, list[str]]:
-    """The session's cwd and additional roots, which ACP requires to be absolute."""
-    if not os.path.isabs(params.cwd):
-        raise RpcError(INVALID_PARAMS, f"cwd must be an absolute path, got {params.cwd!r}")
-    for directory in params.additional_directories:
-        if not os.path.isabs(directory):
-            raise RpcError(
-                INVALID_PARAMS, f"additionalDirectories must be absolute paths, got {directory!r}"
-            )
-    return os.path.normpath(params.cwd), [
-        os.path.normpath(d) for d in params.additional_directories
-    ]
+    """The session's cwd and additional roots, checked before anything is stored: ACP requires
+    absolute paths, and no path (nor any MCP server field) can hold a NUL byte."""
+    cwd = _absolute("cwd", params.cwd)
+    extra = [_absolute("additionalDirectories", d) for d in params.additional_directories]
+    for i, server in enumerate(params.mcp_servers):
+        where = _nul_in(server.wire(), f"mcpServers[{i}]")
+        if where is not None:
+            raise RpcError(INVALID_PARAMS, f"{where} contains a NUL byte")
+    return cwd, extra
+
+
+def _absolute(name: str, path: str) -> str:
+    """`path` normalised, or -32602 naming `name` if it is not a usable absolute path."""
+    if "\x00" in path:
+        raise RpcError(INVALID_PARAMS, f"{name} contains a NUL byte: {path!r}")
+    if not os.path.isabs(path):
+        raise RpcError(INVALID_PARAMS, f"{name} must be an absolute path, got {path!r}")
+    return os.path.normpath(path)
+
+
+def _nul_in(value: Any, where: str) -> str | None:
+    """Where in `value` (wire JSON) a string holds a NUL byte, if anywhere."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        items = [(f"{where}.{key}", item) for key, item in value.items()]
+    elif isinstance(value, list):
+        items = [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+    else:
+        return None
+    for inner, item in items:
+        found = _nul_in(item, inner)
+        if found is not None:
+            return found
+    return None
 
 
 async def serve_connection(
