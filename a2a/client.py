@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from a2a import compat
-from a2a.registry import WELL_KNOWN, CardError, Registry
+from a2a.registry import WELL_KNOWN, CardError, Registry, usable_card
 from a2a.settings import AgentSpec, HubSettings
 from a2a.upstream import (
     AgentConnection,
@@ -111,7 +111,8 @@ class A2aClient:
         return client
 
     async def card(self, *, refresh: bool = False) -> dict[str, Any]:
-        """The endpoint's card (1.0 shape), fetched once with the hub's limits."""
+        """The endpoint's card (1.0 shape), fetched once with the hub's limits and checked like
+        the hub checks a card (CardError when it is unusable)."""
         if self._card is None or refresh:
             registry = Registry(HubSettings(), session=self._session)
             raw, _ = await registry.fetch_card(
@@ -119,7 +120,7 @@ class A2aClient:
             )
             if raw is None:
                 raise CardError("no card")
-            self._card = compat.card_to_v10(raw)
+            self._card = usable_card(raw)
             self._connection = None
         return self._card
 

@@ -426,7 +426,8 @@ def card_to_v10(card: Json) -> Json:
                 "protocolVersion": version,
             }
         ]
-        for extra in out.get("additionalInterfaces") or []:
+        extras = out.get("additionalInterfaces")
+        for extra in extras if isinstance(extras, list) else []:
             if isinstance(extra, dict) and extra.get("url"):
                 interfaces.append(
                     {
@@ -436,8 +437,9 @@ def card_to_v10(card: Json) -> Json:
                     }
                 )
         out["supportedInterfaces"] = interfaces
-    if out.get("supportsAuthenticatedExtendedCard"):
-        capabilities = dict(out.get("capabilities") or {})
+    capabilities = out.get("capabilities") or {}
+    if out.get("supportsAuthenticatedExtendedCard") and isinstance(capabilities, dict):
+        capabilities = dict(capabilities)
         capabilities.setdefault("extendedAgentCard", True)
         out["capabilities"] = capabilities
     for legacy in (

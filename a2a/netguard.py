@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -21,8 +21,35 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two URLs share scheme, host and port (a default port counts as given); an
+    unparsable URL shares no origin."""
+    try:
+        x, y = urlsplit(a), urlsplit(b)
+        ports = (x.port or _DEFAULT_PORTS.get(x.scheme), y.port or _DEFAULT_PORTS.get(y.scheme))
+    except ValueError:
+        return False
+    return (x.scheme, x.hostname) == (y.scheme, y.hostname) and ports[0] == ports[1]
+
+
 class BlockedTargetError(ValueError):
     """The URL points where the hub must not send requests."""
+
+
+def http_url(url: str) -> SplitResult:
+    """`url` split, when it is an http(s) URL with a host and a valid port; else
+    BlockedTargetError (a bad port or IPv6 literal names no target)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # parsed lazily: raises ValueError when out of range or not a number
+    except ValueError as exc:
+        raise BlockedTargetError(f"not a valid URL ({exc}): {url!r}") from None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise BlockedTargetError(f"not an http(s) URL: {url!r}")
+    return parts
 
 
 class Guard:
@@ -59,11 +86,9 @@ class Guard:
 
     async def check_url(self, url: str, *, require_https: bool = True) -> None:
         """Raise BlockedTargetError when `url` must not be requested (resolves its host)."""
-        parts = urlsplit(url)
-        host = parts.hostname
-        if parts.scheme not in ("http", "https") or not host:
-            raise BlockedTargetError(f"not an http(s) URL: {url!r}")
-        addresses = await resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+        parts = http_url(url)
+        host = parts.hostname or ""
+        addresses = await resolve(host, parts.port or _DEFAULT_PORTS[parts.scheme])
         if not addresses:
             raise BlockedTargetError(f"{host} does not resolve")
         all_loopback = all(a.is_loopback for a in addresses)
@@ -85,7 +110,7 @@ async def resolve(host: str, port: int) -> list[IpAddress]:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
         raise BlockedTargetError(f"{host} does not resolve: {exc}") from None
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -21,7 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from a2a import compat
-from a2a.netguard import BlockedTargetError, Guard
+from a2a.netguard import BlockedTargetError, Guard, http_url, same_origin
 from a2a.settings import AgentSpec, HubSettings
 from a2a.types import AgentCard
 from a2a.upstream import (
@@ -47,6 +47,11 @@ WELL_KNOWN = "/.well-known/agent-card.json"
 
 class CardError(Exception):
     """The agent's card could not be fetched or is not a usable A2A card."""
+
+    def __init__(self, reason: str) -> None:
+        # A reason may quote what the agent sent: a header's undecodable bytes (kept as
+        # surrogates) are shown escaped, so the reason can always be encoded as UTF-8.
+        super().__init__(reason.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @dataclass(eq=False)
@@ -120,6 +125,27 @@ _LOCAL_INTERFACE = {"url": "local:", "protocolBinding": "JSONRPC", "protocolVers
 """Stands in for a local agent's interfaces when its card is checked (the hub serves it)."""
 
 
+@contextlib.contextmanager
+def _unusable(what: str) -> Iterator[None]:
+    """Whatever a hostile card or card server makes fail inside (a wrong type deep in the card,
+    a malformed URL or redirect) becomes a CardError: that agent is unavailable, and whoever
+    registers it (start-up, reload, the admin API) goes on."""
+    try:
+        yield
+    except CardError:
+        raise
+    except Exception as exc:
+        raise CardError(f"{what}: {type(exc).__name__}: {exc}") from None
+
+
+def usable_card(raw: dict[str, Any]) -> dict[str, Any]:
+    """A fetched card (1.0 or 0.3) in the 1.0 shape, checked; CardError says what is wrong."""
+    with _unusable("invalid agent card"):
+        card = compat.card_to_v10(raw)
+    _validate_card(card)
+    return card
+
+
 def _validate_card(card: dict[str, Any]) -> None:
     try:
         AgentCard.model_validate(card)
@@ -127,11 +153,6 @@ def _validate_card(card: dict[str, Any]) -> None:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         raise CardError(f"invalid agent card: {where}: {first['msg']}") from None
-
-
-def _same_origin(a: str, b: str) -> bool:
-    x, y = urlsplit(a), urlsplit(b)
-    return (x.scheme, x.hostname, x.port) == (y.scheme, y.hostname, y.port)
 
 
 class Registry:
@@ -334,10 +355,14 @@ class Registry:
     def _parse(
         self, spec: AgentSpec, card_url: str, raw: dict[str, Any]
     ) -> tuple[dict[str, Any], AgentTransport]:
-        """The card in 1.0 shape and a connection to the interface the hub will use: JSON-RPC
-        when offered (1.0, else 0.3), else HTTP+JSON (1.0, else 0.3)."""
-        card = compat.card_to_v10(raw)
-        _validate_card(card)
+        """The card in 1.0 shape and a connection to it (`_connect`)."""
+        card = usable_card(raw)
+        with _unusable("unusable interface in the card"):
+            return card, self._connect(spec, card_url, card)
+
+    def _connect(self, spec: AgentSpec, card_url: str, card: dict[str, Any]) -> AgentTransport:
+        """A connection to the interface the hub will use: JSON-RPC when offered (1.0, else
+        0.3), else HTTP+JSON (1.0, else 0.3)."""
         chosen: dict[str, Any] | None = None
         for binding in ("JSONRPC", "HTTP+JSON"):
             for wanted in (compat.V10, compat.V03):
@@ -355,13 +380,14 @@ class Registry:
                 "the card offers no JSON-RPC or HTTP+JSON interface of version 1.0 or 0.3"
             )
         url = urljoin(card_url, str(chosen["url"]))
-        if (
-            not _same_origin(url, spec.url)
-            and urlsplit(url).hostname != urlsplit(spec.url).hostname
-        ):
+        try:
+            http_url(url)
+        except BlockedTargetError as exc:
+            raise CardError(f"the card's interface URL is unusable: {exc}") from None
+        if not same_origin(url, spec.url) and urlsplit(url).hostname != urlsplit(spec.url).hostname:
             self._check_public_sync(url)
         kind = AgentConnection if chosen["protocolBinding"] == "JSONRPC" else RestConnection
-        connection = kind(
+        return kind(
             url,
             chosen["protocolVersion"],
             headers=spec.headers,
@@ -370,7 +396,6 @@ class Registry:
             idle_timeout=self.settings.stream_idle_timeout,
             max_event_bytes=self.settings.max_body_bytes,
         )
-        return card, connection
 
     def _check_public_sync(self, url: str) -> None:
         import ipaddress
@@ -390,6 +415,12 @@ class Registry:
         self, url: str, spec: AgentSpec, *, etag: str | None = None
     ) -> tuple[dict[str, Any] | None, str | None]:
         """The card JSON and its ETag; (None, etag) when unchanged. Raises CardError."""
+        with _unusable("card fetch failed"):
+            return await self._fetch_card(url, spec, etag=etag)
+
+    async def _fetch_card(
+        self, url: str, spec: AgentSpec, *, etag: str | None
+    ) -> tuple[dict[str, Any] | None, str | None]:
         settings = self.settings
         headers = {"Accept": "application/json", **spec.headers}
         if etag:
@@ -406,7 +437,7 @@ class Registry:
                             if not location:
                                 raise CardError(f"redirect without Location from {current}")
                             target = urljoin(current, location)
-                            if not _same_origin(target, spec.url):
+                            if not same_origin(target, spec.url):
                                 try:
                                     await self._guard.check_url(target, require_https=False)
                                 except BlockedTargetError as exc:
