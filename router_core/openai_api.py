@@ -60,6 +60,7 @@ from router_core.types import (
     ToolCallDone,
     Usage,
 )
+from router_core.validation import check_chat_body
 
 __all__ = ["ChatCompletions", "Registration", "openai_routes"]
 
@@ -94,9 +95,11 @@ class _BadRequest(Exception):
     """The request cannot be served as written (400), found while translating it."""
 
 
-def _error_body(status: int, message: str, code: str | None = None) -> bytes:
+def _error_body(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> bytes:
     kind = _ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "upstream_error")
-    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
 def _sse_error(status: int, message: str) -> bytes:
@@ -461,15 +464,13 @@ class ChatCompletions:
         if not isinstance(doc, dict):
             await self._send_error(send, 400, "request body must be a JSON object", started)
             return
-        messages = doc.get("messages")
-        if not isinstance(messages, list) or not messages:
-            what = "missing" if messages is None else "must be a non-empty list"
-            await self._send_error(send, 400, f"'messages' is {what}", started, code="messages")
+        invalid = check_chat_body(doc)
+        if invalid is not None:
+            await self._send_error(
+                send, 400, invalid.message, started, code=invalid.code, param=invalid.param
+            )
             return
-        model = doc.get("model")
-        if not isinstance(model, str) or not model:
-            await self._send_error(send, 400, "'model' is missing or not a string", started)
-            return
+        model: str = doc["model"]
         if not model_allowed(allowed, model):
             # The same answer as for a model that does not exist: a key learns nothing more.
             await self._send_error(
@@ -662,14 +663,16 @@ class ChatCompletions:
         backend: str | None = None,
         *,
         code: str | None = None,
+        param: str | None = None,
         extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         headers = self._headers(backend, started, 0.0)
         headers.append(_JSON)
         if extra:
             headers.extend(extra)
+        body = _error_body(status, message, code, param)
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": _error_body(status, message, code)})
+        await send({"type": "http.response.body", "body": body})
 
 
 # --------------------------------------------------------------------------- models and admin
