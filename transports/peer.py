@@ -49,10 +49,13 @@ Answer = tuple[RequestId, asyncio.Task[Any]] | dict[str, Any]
 
 
 def session_lane(method: str, params: Any) -> Hashable:
-    """Notifications of one session keep their order; different sessions do not wait on each other."""
-    if isinstance(params, dict):
-        return params.get("sessionId")
-    return None
+    """Notifications of one session keep their order; different sessions do not wait on each other.
+
+    Any JSON may sit in `sessionId`; only a string or an integer names a lane (a list or an object
+    is not hashable, and no session has one for an id), the rest share the default lane.
+    """
+    session = params.get("sessionId") if isinstance(params, dict) else None
+    return session if valid_id(session) else None
 
 
 def _cancelled(request_id: RequestId) -> dict[str, Any]:
@@ -257,14 +260,10 @@ class JsonRpcPeer:
         error = message.get("error")
         if error is None:
             waiter.set_result(message.get("result"))
-        elif isinstance(error, dict):
-            waiter.set_exception(
-                RpcError(
-                    int(error.get("code", INTERNAL_ERROR)),
-                    str(error.get("message", "")),
-                    error.get("data"),
-                )
-            )
+            return
+        code = error.get("code") if isinstance(error, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool):
+            waiter.set_exception(RpcError(code, str(error.get("message", "")), error.get("data")))
         else:
             waiter.set_exception(RpcError(INTERNAL_ERROR, "malformed error response", error))
 
