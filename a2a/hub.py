@@ -52,6 +52,7 @@ from a2a.errors import (
     violations_from_pydantic,
 )
 from a2a.push import PushDispatcher
+from a2a.redaction import redact_text, redact_url
 from a2a.registry import WELL_KNOWN, CardError, RegisteredAgent, Registry
 from a2a.settings import AgentSpec, HubSettings
 from a2a.store import TaskRecord, TaskStore, decode_cursor
@@ -589,7 +590,7 @@ class Hub:
         capabilities = dict(card.get("capabilities") or {})
         params: Json = {"agent": agent.name}
         if agent.card_url is not None:  # a local agent has no card elsewhere
-            params["upstreamCardUrl"] = agent.card_url
+            params["upstreamCardUrl"] = redact_url(agent.card_url)
         signatures = card.pop("signatures", None)
         if signatures:
             params["originalSignatures"] = signatures
@@ -680,7 +681,8 @@ class Hub:
         try:
             agent = await self.registry.add(name, spec, source="admin", strict=True)
         except CardError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
+            error = redact_text(str(exc), spec.headers.values())
+            return JSONResponse({"error": error}, status_code=422)
         return JSONResponse(agent.summary(), status_code=201)
 
     def _builtin(self, name: str) -> Response | None:

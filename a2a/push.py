@@ -2,8 +2,9 @@
 
 Each webhook gets its own worker and queue, so a receiver that hangs or fails delays only its
 own notifications. Connections go through a session whose resolver refuses blocked addresses,
-and redirects are followed by hand with the same check, so neither DNS nor a 302 can steer a
-notification to a private or metadata address.
+and redirects are followed by hand, only within the webhook's origin and with the same check,
+so neither DNS nor a redirect can steer a notification (or its token and credentials) to a
+private or metadata address or to another receiver.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import contextlib
 import logging
 from collections import deque
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 import orjson
 
 from a2a import compat
 from a2a.errors import INVALID_PARAMS, A2aError
-from a2a.netguard import BlockedTargetError, Guard, GuardedResolver
+from a2a.netguard import BlockedTargetError, Guard, GuardedResolver, same_origin
+from a2a.redaction import redact_text, redact_url
 from a2a.settings import PushSettings
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ class PushDispatcher:
             try:
                 status = await self._post(url, body, headers)
             except BlockedTargetError as exc:
-                log.warning("push to %s refused: %s", _safe(url), exc)
+                log.warning("push to %s refused: %s", redact_url(url), redact_text(str(exc)))
                 return False
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 status, error = None, f"{type(exc).__name__}: {exc}"
@@ -131,28 +133,49 @@ class PushDispatcher:
             if status is not None and 200 <= status < 300:
                 return True
             if status is not None and status not in _RETRY_STATUSES:
-                log.warning("push to %s failed with %s; not retrying", _safe(url), error)
+                log.warning("push to %s failed with %s; not retrying", redact_url(url), error)
                 return False
             if attempt < self.settings.max_attempts:
                 log.info(
-                    "push to %s failed (%s), retry %d in %.2f s", _safe(url), error, attempt, delay
+                    "push to %s failed (%s), retry %d in %.2f s",
+                    redact_url(url),
+                    error,
+                    attempt,
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.max_backoff)
-        log.warning("push to %s failed after %d attempts", _safe(url), self.settings.max_attempts)
+        log.warning(
+            "push to %s failed after %d attempts", redact_url(url), self.settings.max_attempts
+        )
         return False
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST one notification; its HTTP status.
+
+        A 307/308 is followed only within the webhook's origin, each hop guarded like the
+        first. A redirect to another origin is refused (BlockedTargetError), as webhook senders
+        commonly do: the token, the credentials and the task itself are for the receiver the
+        client registered, not for wherever it points.
+        """
+        origin = url
         for _ in range(4):
             await self.guard.check_url(url)
             async with asyncio.timeout(self.settings.timeout):
                 async with self._client().post(
                     url, data=body, headers=headers, allow_redirects=False
                 ) as response:
-                    if response.status in (307, 308) and response.headers.get("Location"):
-                        url = urljoin(url, response.headers["Location"])
-                        continue
-                    return response.status
+                    location = response.headers.get("Location")
+                    if response.status not in (307, 308) or not location:
+                        return response.status
+            try:
+                url = urljoin(url, location)
+            except ValueError:
+                raise BlockedTargetError(f"redirect to an invalid URL {location!r}") from None
+            if not same_origin(url, origin):
+                raise BlockedTargetError(
+                    f"redirect to another origin ({redact_url(url)}) not followed"
+                )
         return 310  # too many redirects: a non-retryable failure
 
     async def close(self) -> None:
@@ -164,9 +187,3 @@ class PushDispatcher:
         self._hooks.clear()
         if self._session is not None:
             await self._session.close()
-
-
-def _safe(url: str) -> str:
-    """A webhook URL without its query (tokens often travel there) for logs."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"

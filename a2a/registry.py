@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from a2a import compat
 from a2a.netguard import BlockedTargetError, Guard, http_url, same_origin
+from a2a.redaction import redact_text, redact_url
 from a2a.settings import AgentSpec, HubSettings
 from a2a.types import AgentCard
 from a2a.upstream import (
@@ -93,10 +94,14 @@ class RegisteredAgent:
     def available(self) -> bool:
         return self.connection is not None and self.endpoint.available()
 
+    def redact(self, text: str) -> str:
+        """`text` without this agent's credentials (its header values, secrets in URLs)."""
+        return redact_text(text, self.spec.headers.values() if self.spec is not None else ())
+
     def state(self) -> str:
-        """One word or phrase for `junction agents` and the admin API."""
+        """One word or phrase for `junction agents`, the admin API, /health and hub errors."""
         if self.connection is None:
-            return f"error: {self.error or 'card not fetched yet'}"
+            return self.redact(f"error: {self.error or 'card not fetched yet'}")
         reason = self.endpoint.unavailable_reason()
         return reason or "ready"
 
@@ -104,7 +109,7 @@ class RegisteredAgent:
         card = self.card or {}
         return {
             "name": self.name,
-            "url": self.spec.url if self.spec is not None else None,
+            "url": redact_url(self.spec.url) if self.spec is not None else None,
             "source": self.source,
             "state": self.state(),
             "version": self.connection.version if self.connection else None,
@@ -213,7 +218,7 @@ class Registry:
         except CardError as exc:
             if strict:
                 raise
-            log.warning("agent %s: %s", name, exc)
+            log.warning("agent %s: %s", name, agent.redact(str(exc)))
         await self._install(agent)
         return agent
 
