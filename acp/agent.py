@@ -340,6 +340,7 @@ class AgentConnection:
         if params.mode_id not in MODE_IDS:
             known = ", ".join(m.id for m in MODES)
             raise RpcError(INVALID_PARAMS, f"unknown mode {params.mode_id!r} (modes: {known})")
+        await session.recover()
         session.save(mode=params.mode_id)
         await session.send(
             {"sessionUpdate": "current_mode_update", "currentModeId": params.mode_id}
@@ -356,6 +357,7 @@ class AgentConnection:
         if not isinstance(value, str):
             raise RpcError(INVALID_PARAMS, f"option {params.config_id!r} takes a string value")
         models = await self._models()
+        await session.recover()
         if params.config_id == "mode":
             if value not in MODE_IDS:
                 raise RpcError(INVALID_PARAMS, f"unknown mode {value!r}")

@@ -153,7 +153,8 @@ class Session:
 
     async def recover(self) -> None:
         """After a failed write: continue from the history as stored, so the model sees what
-        a later `session/load` would show (raises RpcError if the store still fails)."""
+        a later `session/load` would show (raises RpcError if the store still fails). The
+        record is whole in memory; its next `save` stores it all again."""
         if self._failure is None:
             return
         if self._last_write is not None:
@@ -168,7 +169,6 @@ class Session:
                 f"({type(exc).__name__}: {exc})",
             ) from None
         self._failure = None
-        self.save()  # the record may have missed changes too
 
     def modes(self) -> SessionModeState:
         return SessionModeState(current_mode_id=self.mode, available_modes=list(MODES))

@@ -42,6 +42,7 @@ async def test_a_turn_the_store_refused_answers_an_error_then_the_session_recove
             _sql(db, NO_HISTORY)
             refused = await client.prompt(sid, "first question")
             _sql(db, "DROP TRIGGER no_history")
+            mode = await client.request("session/set_mode", {"sessionId": sid, "modeId": "auto"})
             answered = await client.prompt(sid, "second question")
         async with agent(agent_config(server.url, db)) as later:
             await later.initialize()
@@ -56,6 +57,7 @@ async def test_a_turn_the_store_refused_answers_an_error_then_the_session_recove
     assert "result" not in refused
     assert refused["error"]["code"] == -32603
     assert "the disk says no" in refused["error"]["message"]
+    assert mode["result"] == {}
     assert answered["result"] == {"stopReason": "end_turn"}
     # The second turn's model request holds only what was stored: not the refused turn.
     second = server.chat_requests[1].body["messages"]
