@@ -727,13 +727,36 @@ class _Run(Generic[T]):
             return None
         return wait
 
+    def _ttfb_limit(self, entry: BackendEntry) -> float | None:
+        """Seconds a streamed attempt on `entry` may wait for its first event (None: no limit)."""
+        if not self.streaming:
+            return None
+        spec = entry.spec
+        limit = spec.timeouts.ttfb if spec is not None else None
+        return self.router.settings.ttfb_timeout if limit is None else limit
+
     async def _attempt(
         self, entry: BackendEntry, model: str, timeout: asyncio.Timeout | None
     ) -> Routed[T] | BackendError:
         lease = Lease(entry, model)
         started = lease.started
+        limit = self._ttfb_limit(entry)
+        ttfb = None if limit is None else asyncio.timeout(limit)
         try:
-            value = await self.op(entry, model)
+            if ttfb is None:
+                value = await self.op(entry, model)
+            else:
+                async with ttfb:
+                    value = await self.op(entry, model)
+        except TimeoutError:
+            if ttfb is None or not ttfb.expired():
+                lease.abandon()
+                raise
+            error = BackendTimeout(
+                f"no first event within the {limit:g} s time-to-first-byte limit",
+                backend=entry.name,
+            )
+            return self._failed(lease, model, error)
         except asyncio.CancelledError:
             self.upstream += time.perf_counter() - started
             if timeout is not None and timeout.expired():
@@ -744,13 +767,7 @@ class _Run(Generic[T]):
                 lease.abandon()
             raise
         except BackendError as exc:
-            self.upstream += time.perf_counter() - started
-            if exc.backend is None:
-                exc.backend = entry.name
-            lease.fail(exc)
-            self.attempts.append(Attempt(entry.name, model, str(exc)))
-            log.info("backend %s failed for model %s: %s", entry.name, model, exc)
-            return exc
+            return self._failed(lease, model, exc)
         except BaseException:
             lease.abandon()
             raise
@@ -761,6 +778,17 @@ class _Run(Generic[T]):
         else:
             lease.succeed(total=True)
         return Routed(value, lease, model, self.attempts, self.upstream, self.deadline_at)
+
+    def _failed(self, lease: Lease, model: str, error: BackendError) -> BackendError:
+        """Settle a failed attempt: counted against its backend when it is the backend's fault."""
+        name = lease.backend
+        self.upstream += time.perf_counter() - lease.started
+        if error.backend is None:
+            error.backend = name
+        lease.fail(error)
+        self.attempts.append(Attempt(name, model, str(error)))
+        log.info("backend %s failed for model %s: %s", name, model, error)
+        return error
 
 
 # --------------------------------------------------------------------------- streams

@@ -77,6 +77,11 @@ class RouterSettings(_Settings):
     retries: RetrySettings = Field(default_factory=RetrySettings)
     deadline: float | None = Field(default=600.0, gt=0.0)
     """Seconds one request may take in all (attempts, waits and the whole stream); None: none."""
+    ttfb_timeout: float | None = Field(default=30.0, gt=0.0)
+    """Seconds a streamed attempt may wait for its first event; then it is abandoned, counted
+    as that backend's failure, and retried on another backend (whatever the strategy); None:
+    no limit. `backends.NAME.timeouts.ttfb` overrides it. Non-streaming answers send their first
+    byte only when complete, so they are bounded by `timeouts.read` instead."""
     discovery_ttl: float = Field(default=60.0, gt=0.0)
     """Seconds a backend's discovered model list is trusted before it is fetched again."""
     discovery_timeout: float = Field(default=5.0, gt=0.0)
@@ -107,6 +112,8 @@ class TimeoutSettings(_Settings):
     read: float = Field(default=300.0, gt=0.0)
     """Longest silence waiting for the answer to start or for the next chunk of a stream."""
     probe: float = Field(default=5.0, gt=0.0)
+    ttfb: float | None = Field(default=None, gt=0.0)
+    """Overrides `routing.ttfb_timeout` for this backend (None: that one applies)."""
 
 
 class BackendSpec(_Settings):
