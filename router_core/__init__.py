@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         close_session,
         get_session,
     )
+    from router_core.redaction import redact_url, redact_urls
     from router_core.registry import (
         BackendEntry,
         Registry,
@@ -112,6 +113,8 @@ _LAZY = {
     "HealthCheckSettings": "router_core.health",
     "close_session": "router_core.http",
     "get_session": "router_core.http",
+    "redact_url": "router_core.redaction",
+    "redact_urls": "router_core.redaction",
     "BackendEntry": "router_core.registry",
     "Registry": "router_core.registry",
     "RegistryError": "router_core.registry",
@@ -240,4 +243,6 @@ __all__ = [
     "create_backend",
     "get_session",
     "make_strategy",
+    "redact_url",
+    "redact_urls",
 ]

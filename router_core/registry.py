@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from router_core.backends import Backend, Timeouts, create_backend
 from router_core.health import CircuitBreaker, HealthChecker
+from router_core.redaction import redact_url, redact_urls
 from router_core.selection import Endpoint
 from router_core.settings import BackendSpec, RouterSettings
 
@@ -75,21 +76,30 @@ class BackendEntry(Endpoint[Backend]):
     def snapshot(self, now: float) -> dict[str, Any]:
         """Plain data for `/admin/backends` and `junction backends`."""
         health = self.health
+        reason = self.exclusion_reason(now)
+        stats = self.stats.snapshot()
+        if stats["last_error"]:
+            stats["last_error"] = redact_urls(stats["last_error"])
+        checks = health.snapshot() if health is not None else None
+        if checks is not None and checks["last_error"]:
+            checks["last_error"] = redact_urls(checks["last_error"])
         return {
             "name": self.name,
             "type": self.target.kind,
-            "url": self.target.url,
+            "url": redact_url(self.target.url),
             "source": self.source,
             "weight": self.weight,
-            "available": self.exclusion_reason(now) is None,
-            "reason": self.exclusion_reason(now),
+            "available": reason is None,
+            "reason": None if reason is None else redact_urls(reason),
             "healthy": health.healthy if health is not None else True,
-            "health": health.snapshot() if health is not None else None,
+            "health": checks,
             "circuit": self.breaker.snapshot(),
-            **self.stats.snapshot(),
+            **stats,
             "models": sorted(self.models),
             "models_source": "static" if self.static_models is not None else "discovered",
-            "discovery_error": self.discovery_error,
+            "discovery_error": None
+            if self.discovery_error is None
+            else redact_urls(self.discovery_error),
             "discovered_age_s": None
             if self.discovered_at is None
             else round(now - self.discovered_at, 3),
@@ -212,7 +222,7 @@ class Registry:
         self._reindex()
         if self._running:
             self._start_entry(entry)
-        log.info("backend %s registered (%s, ttl %.1f s)", spec.name, spec.url, ttl)
+        log.info("backend %s registered (%s, ttl %.1f s)", spec.name, redact_url(spec.url), ttl)
         return entry
 
     def configure(self, specs: Iterable[BackendSpec], settings: RouterSettings) -> None:
@@ -245,7 +255,10 @@ class Registry:
             entries[name] = make_entry(spec, settings)
             fresh.append(entries[name])
             log.info(
-                "backend %s %s (%s)", name, "added" if current is None else "replaced", spec.url
+                "backend %s %s (%s)",
+                name,
+                "added" if current is None else "replaced",
+                redact_url(spec.url),
             )
         for name, current in self._entries.items():
             if name in wanted:

@@ -23,6 +23,7 @@ import orjson
 
 from router_core import tracing
 from router_core.http import get_session
+from router_core.redaction import redact_urls
 from router_core.types import (
     BackendConnectError,
     BackendDisconnected,
@@ -193,7 +194,8 @@ class Backend(abc.ABC):
 
 def map_client_error(exc: BaseException, backend: str, phase: str) -> BackendError:
     """Translate an aiohttp/timeout exception into the BackendError the router reasons about."""
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # aiohttp quotes the request URL, which may carry the backend's credentials
+    detail = f"{type(exc).__name__}: {redact_urls(str(exc))}" if str(exc) else type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return BackendTimeout(f"timed out connecting ({detail})", backend=backend)
     if isinstance(exc, TimeoutError):
