@@ -85,10 +85,12 @@ def run_mcp_stdio(config: JunctionConfig) -> int:
     import anyio
 
     from mcp_gateway import Gateway, serve_stdio
+    from mcp_gateway._stdio_server import MAX_MESSAGE_BYTES
 
     specs, options = gateway_inputs(config)
 
     async def main() -> None:
+        MAX_MESSAGE_BYTES.set(config.server.max_message_bytes)
         async with (
             Gateway(specs, options) as gateway,
             a2a_agent_tools(gateway, config),

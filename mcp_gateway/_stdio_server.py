@@ -5,10 +5,14 @@ write and every flush is a hop to a worker thread and back (three per tools/call
 a third of the gateway's added latency at concurrency 1. When stdin and stdout are pipes,
 sockets or terminals (what an MCP client gives its server), this serves them with asyncio pipe
 transports instead, and hands the SDK the same line-oriented file interface it reads and
-writes. Everything else is the SDK's: the descriptor claim (fd 0 reads the null device and
-fd 1 points at stderr while serving, so a stray print cannot corrupt the stream; restored on
-exit), message parsing and serialisation. Anything else on stdin (a regular file) gets the
-SDK's own threaded path.
+writes. The descriptor claim is the SDK's (fd 0 reads the null device and fd 1 points at
+stderr while serving, so a stray print cannot corrupt the stream; restored on exit), and so
+are message parsing and serialisation. Reading is ours, because the SDK's reader hands a bad
+line to the session, which only logs it: a client whose request carries an id but is not
+valid JSON-RPC would wait forever. Here such a line is answered -32700 (not JSON) or -32600
+(not a JSON-RPC message, or over `MAX_MESSAGE_BYTES`, which is discarded as it streams in,
+never held whole), as `--mode stdio` answers them, and the next line is served. Anything else
+on stdin (a regular file) gets the SDK's own threaded path.
 """
 
 from __future__ import annotations
@@ -16,18 +20,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import stat
 import sys
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any, BinaryIO
 
+import anyio
+import mcp_types as types
 from mcp.server import stdio as sdk_stdio
 from mcp.server.stdio import stdio_server
+from mcp.shared._context_streams import (
+    ContextReceiveStream,
+    ContextSendStream,
+    create_context_streams,
+)
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
+from pydantic_core import from_json
 
-LINE_LIMIT = 256 * 1024 * 1024
-"""Longest line accepted on stdin: the gateway refuses oversized arguments with a clear error,
-which it can only do if it reads them (a 20 MiB argument is one line)."""
+log = logging.getLogger("mcp_gateway.stdio_server")
+
+MAX_MESSAGE_BYTES: ContextVar[int] = ContextVar("MAX_MESSAGE_BYTES", default=64 * 1024 * 1024)
+"""Longest line accepted on stdin (`server.max_message_bytes`; the mode runner sets it). The
+gateway refuses oversized tool arguments with its own clearer error, so this is the outer bound."""
 
 
 def _streamable(fd: int) -> bool:
@@ -38,35 +56,114 @@ def _streamable(fd: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
-class _Lines:
-    """stdin as the SDK reads it: `async for line in stdin`, text lines with their newline."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
-
-    def __aiter__(self) -> _Lines:
-        return self
-
-    async def __anext__(self) -> str:
+async def _next_line(reader: asyncio.StreamReader) -> bytes | int | None:
+    """The next line, the size of a line over the reader's limit (skipped without holding it
+    whole: what overran is dropped and reading resumes), or None at end of input."""
+    skipped = 0
+    while True:
         try:
-            line = await self._reader.readline()
-        except ValueError:  # longer than LINE_LIMIT: the rest of the stream is unusable
-            raise StopAsyncIteration from None
-        if not line:
-            raise StopAsyncIteration
-        return line.decode("utf-8", "replace")
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:  # end of input, maybe after a last line
+            return skipped + len(exc.partial) if skipped else exc.partial or None
+        except asyncio.LimitOverrunError as exc:
+            skipped += len(await reader.read(exc.consumed))
+            continue
+        return skipped + len(line) - 1 if skipped else line
 
 
-class _Writer:
-    """stdout as the SDK writes it: `await write(text)` then `await flush()`."""
+def _refusal(line: bytes, problem: ValidationError) -> types.JSONRPCError | None:
+    """The error a line the SDK cannot take is owed (None for a malformed response, which gets
+    no answer): -32700 when it is not JSON, else -32600 with the request's id when it has one."""
+    if any(error["type"] == "json_invalid" for error in problem.errors()):
+        detail = problem.errors(include_url=False, include_input=False)[0]["msg"]
+        return _error(None, types.PARSE_ERROR, "Parse error", detail)
+    message = from_json(line)
+    if not isinstance(message, dict):
+        return _error(None, types.INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 object")
+    if "method" not in message and ("result" in message or "error" in message):
+        log.warning("dropping a malformed response (id %.40r)", message.get("id"))
+        return None
+    request_id = message.get("id")
+    if not isinstance(request_id, int | str) or isinstance(request_id, bool):
+        request_id = None
+    branch = "JSONRPCRequest" if "id" in message else "JSONRPCNotification"
+    detail = "; ".join(
+        f"{'.'.join(map(str, error['loc'][1:])) or 'message'}: {error['msg']}"
+        for error in problem.errors(include_url=False, include_input=False)
+        if error["loc"][:1] == (branch,)
+    )
+    return _error(request_id, types.INVALID_REQUEST, "Invalid Request", detail or None)
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+
+def _has_id(line: bytes) -> bool:
+    """Whether a line the SDK took for a notification has an "id" member after all."""
+    if b'"id"' not in line:  # notifications are frequent: skip the second parse when possible
+        return False
+    message = from_json(line)
+    return isinstance(message, dict) and "id" in message
+
+
+def _error(
+    request_id: int | str | None, code: int, text: str, data: Any = None
+) -> types.JSONRPCError:
+    error = types.ErrorData(code=code, message=text)
+    if data is not None:
+        error.data = data
+    return types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+
+
+class _Pipes:
+    """stdin and stdout on the event loop, as the SDK session's message streams."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limit: int
+    ) -> None:
+        self._reader = reader
         self._writer = writer
+        self._limit = limit
 
-    async def write(self, text: str) -> None:
-        self._writer.write(text.encode("utf-8"))
+    async def read(self, messages: ContextSendStream[SessionMessage | Exception]) -> None:
+        """Hand each valid message to the session; answer the rest here. A client that closed
+        our stdout is gone, which ends the input as end of file does."""
+        async with messages:
+            with contextlib.suppress(ConnectionError):
+                while (line := await _next_line(self._reader)) is not None:
+                    if (message := await self._check(line)) is not None:
+                        await messages.send(SessionMessage(message))
 
-    async def flush(self) -> None:
+    async def _check(self, line: bytes | int) -> types.JSONRPCMessage | None:
+        """The message on `line`, or None when there is none (a blank line, or a bad one, which
+        is answered here)."""
+        if isinstance(line, int):
+            text = f"message of {line} bytes exceeds the limit of {self._limit} bytes"
+            await self._send(_error(None, types.INVALID_REQUEST, text))
+            return None
+        if not line.strip():
+            return None
+        try:
+            message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        except ValidationError as problem:
+            refusal = _refusal(line, problem)
+            if refusal is not None:
+                await self._send(refusal)
+            return None
+        if isinstance(message, types.JSONRPCNotification) and _has_id(line):
+            # The SDK takes a request whose id is neither a string nor an integer for a
+            # notification; the client would wait for its answer forever.
+            text = "Invalid Request: the id must be a string or an integer"
+            await self._send(_error(None, types.INVALID_REQUEST, text))
+            return None
+        return message
+
+    async def write(self, messages: ContextReceiveStream[SessionMessage]) -> None:
+        with contextlib.suppress(anyio.ClosedResourceError, ConnectionError):
+            async with messages:
+                async for item in messages:
+                    await self._send(item.message)
+
+    async def _send(self, message: types.JSONRPCMessage) -> None:
+        data = message.model_dump_json(by_alias=True, exclude_unset=True)
+        self._writer.write(data.encode("utf-8") + b"\n")  # one write per line: never torn
         await self._writer.drain()
 
 
@@ -91,7 +188,8 @@ async def serve_streams() -> AsyncIterator[tuple[Any, Any]]:
     read_transport: asyncio.BaseTransport | None = None
     writer: asyncio.StreamWriter | None = None
     try:
-        reader = asyncio.StreamReader(limit=LINE_LIMIT)
+        limit = MAX_MESSAGE_BYTES.get()
+        reader = asyncio.StreamReader(limit=limit)
         read_transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), _Unowned(stdin)
         )
@@ -99,10 +197,15 @@ async def serve_streams() -> AsyncIterator[tuple[Any, Any]]:
             asyncio.streams.FlowControlMixin, _Unowned(stdout)
         )
         writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
-        async with stdio_server(_Lines(reader), _Writer(writer)) as streams:  # type: ignore[arg-type]
-            yield streams
+        pipes = _Pipes(reader, writer, limit)
+        read_send, read_recv = create_context_streams[SessionMessage | Exception](0)
+        write_send, write_recv = create_context_streams[SessionMessage](0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pipes.read, read_send)
+            tg.start_soon(pipes.write, write_recv)
+            yield read_recv, write_send
     finally:
-        if writer is not None:
+        if writer is not None and not writer.transport.is_closing():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.drain(), 5)
             writer.transport.abort()
