@@ -4,9 +4,11 @@ The peer (`JsonRpcPeer`) carries requests both ways on one connection; a framing
 stream into whole messages (`MessageStream`). Nothing here knows about ACP, MCP or A2A.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+import lazy_loader
+
+from transports.backoff import Backoff
 from transports.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -28,23 +30,17 @@ if TYPE_CHECKING:
 
 # The HTTP framings pull in starlette, httpx and websockets; `--mode stdio` must not pay for them
 # before it answers `initialize`, so they load on first use.
-_LAZY = {
-    "connect_sse": "transports.sse",
-    "sse_routes": "transports.sse",
-    "HandshakeRefusedError": "transports.websocket",
-    "connect_websocket": "transports.websocket",
-    "websocket_route": "transports.websocket",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'transports' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "sse": ["connect_sse", "sse_routes"],
+        "websocket": ["HandshakeRefusedError", "connect_websocket", "websocket_route"],
+    },
+)
 
 
 __all__ = [
+    "Backoff",
     "CANCEL_METHOD",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "INTERNAL_ERROR",
