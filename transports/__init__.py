@@ -40,7 +40,6 @@ __getattr__, _, _ = lazy_loader.attach(
 
 
 __all__ = [
-    "Backoff",
     "CANCEL_METHOD",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "INTERNAL_ERROR",
@@ -49,6 +48,7 @@ __all__ = [
     "METHOD_NOT_FOUND",
     "PARSE_ERROR",
     "REQUEST_CANCELLED",
+    "Backoff",
     "HandshakeRefusedError",
     "JsonRpcPeer",
     "MemoryStream",
