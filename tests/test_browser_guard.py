@@ -217,3 +217,26 @@ async def test_bracketed_ipv6_loopback_host_binds(tmp_path: Path) -> None:
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_the_default_message_limit_refuses_a_huge_message_and_serves_others(
+    tmp_path: Path,
+) -> None:
+    """A 17 MiB message (over the 16 MiB default) is refused on `/acp` with the close code for
+    it (1009, message too big), and the server goes on serving others."""
+    from websockets.exceptions import ConnectionClosed
+
+    served = await start(tmp_path)
+    huge = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"x":"' + b"a" * (17 << 20)
+    huge += b'"}}'
+    try:
+        async with connect(f"ws://127.0.0.1:{served.port}/acp", max_size=None) as big:
+            await big.send(huge.decode())
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(big.recv(), 30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{served.base}/health")).status_code == 200
+        assert await _websocket_status(served.port, None) == 101
+    finally:
+        await stop(served)
