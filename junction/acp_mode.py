@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         ToolProvider,
     )
     from acp.schema import McpServer
-    from junction.security import LimitKind
+    from junction.caller import LimitKind
     from mcp_gateway import Catalog, Gateway
     from router_core import ChatRequest, Router, StreamEvent
 
@@ -138,7 +138,7 @@ def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
     guard filled): the models, MCP tools and A2A agents its globs allow. MCP servers named in
     `session/new` would run on Junction's host, so only an `admin` key (or a loopback server
     without keys, which is the local user) may start them. None: no limit."""
-    from junction.security import allows
+    from junction.caller import allows
 
     scopes = state.get("scopes")
     local_servers = scopes is None or "admin" in scopes
@@ -176,7 +176,7 @@ class _AllowedModels:
     async def stream(
         self, request: ChatRequest, *, key: str | None = None
     ) -> AsyncIterator[StreamEvent]:
-        from junction.security import allows
+        from junction.caller import allows
         from router_core import BackendError
 
         if not allows(self._state, "models", request.model):
@@ -185,7 +185,7 @@ class _AllowedModels:
             yield event
 
     async def models(self) -> list[str]:
-        from junction.security import allows
+        from junction.caller import allows
 
         return [m for m in await self._inner.models() if allows(self._state, "models", m)]
 

@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return agents_command(config, as_json=args.json)
         if what == "serve":
-            from junction.server import run_serve
+            from junction.modes.serve import run_serve
 
             return run_serve(config, uds=args.uds, source=source, log_level=args.log_level)
         from junction.check import check_command

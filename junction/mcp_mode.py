@@ -85,12 +85,10 @@ def run_mcp_stdio(config: JunctionConfig) -> int:
     import anyio
 
     from mcp_gateway import Gateway, serve_stdio
-    from mcp_gateway._stdio_server import MAX_MESSAGE_BYTES
 
     specs, options = gateway_inputs(config)
 
     async def main() -> None:
-        MAX_MESSAGE_BYTES.set(config.server.max_message_bytes)
         async with (
             Gateway(specs, options) as gateway,
             a2a_agent_tools(gateway, config),
@@ -109,7 +107,7 @@ def run_mcp_stdio(config: JunctionConfig) -> int:
 
             tg.start_soon(stop_on_signal)
             log.info("serving MCP on stdio for %d upstream server(s)", len(specs))
-            await serve_stdio(gateway)
+            await serve_stdio(gateway, max_message_bytes=config.server.max_message_bytes)
             log.info("stdin closed, exiting")
             tg.cancel_scope.cancel()
 

@@ -11,7 +11,8 @@ and the old configuration keeps running.
     result.applied        # ('routing.strategy',)
     result.needs_restart  # keys that changed but keep their old value until a restart
 
-`RESTART` and `APPLY` below are the one table of what a change takes: `docs/configuration.md`
+`RESTART` and `APPLY` below are the one table of what a change takes (`Junction` holds the step
+that applies each `APPLY` key): `docs/configuration.md`
 renders its "hot reload" column from `reload_mode`, so the documentation says what this does.
 """
 
@@ -23,7 +24,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -34,9 +35,6 @@ from junction.config import (
     validate_config,
 )
 
-if TYPE_CHECKING:
-    from junction.server import Junction
-
 __all__ = [
     "APPLY",
     "RESTART",
@@ -44,7 +42,7 @@ __all__ = [
     "Listener",
     "Plan",
     "ReloadResult",
-    "apply",
+    "Reloadable",
     "changed_keys",
     "plan",
     "reload_and_log",
@@ -54,9 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("junction.reload")
-
-Applier = Callable[["Junction", JunctionConfig, JunctionConfig], Awaitable[None]]
-"""Brings one part of a running Junction from the old configuration to the new one."""
 
 Listener = Callable[[JunctionConfig, JunctionConfig], "Awaitable[None] | None"]
 """Told (old, new) after each applied change; may be a coroutine function."""
@@ -79,88 +74,23 @@ RESTART: dict[str, str] = {
 needing a restart and the rest of the new configuration is applied."""
 
 
-async def _read_where_used(junction: Junction, old: JunctionConfig, new: JunctionConfig) -> None:
-    """Nothing to do: the parts that use these keys read `Junction.config` each time (the access
-    guard per request, the file watcher per poll, shutdown when it starts, `mcp_servers_file`
-    through the `mcp_servers` it fills)."""
-
-
-async def _router(junction: Junction, old: JunctionConfig, new: JunctionConfig) -> None:
-    from junction.router_mode import backend_specs, router_settings
-
-    junction.router.reconfigure(backend_specs(new), router_settings(new))
-
-
-async def _gateway(junction: Junction, old: JunctionConfig, new: JunctionConfig) -> None:
-    from junction.mcp_mode import gateway_inputs
-
-    specs, options = gateway_inputs(new)
-    junction.gateway.reconfigure(specs, options)
-
-
-async def _agents(junction: Junction, old: JunctionConfig, new: JunctionConfig) -> None:
-    """Add, replace or remove the configured agents in the hub's registry. Any change to an
-    entry (`mcp_tool` too) replaces it, so registry listeners, such as the agents' MCP tools,
-    hear of it. Agents registered through `/admin` are left alone."""
-    if not junction.running:
-        return  # starting the hub registers the agents of the current configuration
-    from junction.a2a_mode import agent_specs
-
-    registry = junction.hub.registry
-    specs = agent_specs(new)
-
-    def ours(name: str) -> bool:
-        agent = registry.get(name)
-        return agent is None or agent.source == "config"
-
-    changed = [name for name in specs if new.a2a_agents[name] != old.a2a_agents.get(name)]
-    for name in changed:
-        if not ours(name):
-            log.warning(
-                "A2A agent %s not changed: the name belongs to a local or admin agent", name
-            )
-    changed = [name for name in changed if ours(name)]
-    gone = [name for name in old.a2a_agents if name not in new.a2a_agents]
-    for name in gone:
-        agent = registry.get(name)
-        if agent is not None and agent.source == "config":
-            await registry.remove(name)
-            log.info("A2A agent %s removed", name)
-    # Cards are fetched concurrently; a bad one is logged and the agent shows as unavailable.
-    await asyncio.gather(
-        *(registry.add(name, specs[name], source="config", strict=False) for name in changed)
-    )
-    for name in changed:
-        log.info("A2A agent %s %s", name, "added" if name not in old.a2a_agents else "replaced")
-
-
-async def _acp(junction: Junction, old: JunctionConfig, new: JunctionConfig) -> None:
-    from junction.acp_mode import agent_settings
-
-    junction.runtime.settings = agent_settings(new)  # new turns read it
-
-
-async def _logging(junction: Junction, old: JunctionConfig, new: JunctionConfig) -> None:
-    junction._configure_logging(new)
-
-
-APPLY: dict[str, Applier] = {
-    "server.api_keys": _read_where_used,
-    "server.metrics_public": _read_where_used,
-    "server.shutdown_grace_seconds": _read_where_used,
-    "server.watch_config": _read_where_used,
-    "server.allowed_origins": _read_where_used,
-    "backends": _router,
-    "routing": _router,
-    "mcp_servers": _gateway,
-    "mcp_servers_file": _read_where_used,
-    "mcp": _gateway,
-    "a2a_agents": _agents,
-    "acp": _acp,
-    "logging": _logging,
-}
-"""Keys that apply while running, each with the step that applies it (run once per reload,
-in this order: models first, then tools, then agents, then sessions)."""
+APPLY: tuple[str, ...] = (
+    "server.api_keys",
+    "server.metrics_public",
+    "server.shutdown_grace_seconds",
+    "server.watch_config",
+    "server.allowed_origins",
+    "backends",
+    "routing",
+    "mcp_servers",
+    "mcp_servers_file",
+    "mcp",
+    "a2a_agents",
+    "acp",
+    "logging",
+)
+"""Keys that apply while running; the composition root (`Junction`) has the step that applies
+each (run once per reload: models first, then tools, then agents, then sessions)."""
 
 
 def reload_mode(key: str) -> Literal["hot", "restart"]:
@@ -177,15 +107,6 @@ def reload_mode(key: str) -> Literal["hot", "restart"]:
         if prefix in APPLY:
             return "hot"
     raise KeyError(f"{key}: not in junction.reload.RESTART or APPLY")
-
-
-def _applier(key: str) -> Applier:
-    parts = key.split(".")
-    for end in range(len(parts), 0, -1):
-        applier = APPLY.get(".".join(parts[:end]))
-        if applier is not None:
-            return applier
-    raise KeyError(key)
 
 
 # --------------------------------------------------------------------------- what changed
@@ -283,25 +204,6 @@ def plan(old: JunctionConfig, new: JunctionConfig) -> Plan:
     return Plan(running, hot, restart)
 
 
-async def apply(junction: Junction, old: JunctionConfig, plan: Plan) -> tuple[str, ...]:
-    """Run each step the changed keys need, once, in table order; returns `key: reason` for
-    the keys whose step failed (logged; the other steps still run)."""
-    steps: dict[Applier, list[str]] = {}
-    for key in plan.hot:
-        steps.setdefault(_applier(key), []).append(key)
-    failed: list[str] = []
-    for applier in dict.fromkeys(APPLY.values()):
-        keys = steps.get(applier)
-        if not keys:
-            continue
-        try:
-            await applier(junction, old, plan.running)
-        except Exception as exc:
-            log.exception("applying %s failed", ", ".join(keys))
-            failed.extend(f"{key}: {type(exc).__name__}: {exc}" for key in keys)
-    return tuple(failed)
-
-
 # --------------------------------------------------------------------------- where it comes from
 
 
@@ -354,7 +256,16 @@ def _signature(files: Iterable[Path]) -> Signature:
     return tuple(stats)
 
 
-async def reload_and_log(junction: Junction, trigger: str) -> None:
+class Reloadable(Protocol):
+    """What the file watcher and SIGHUP need of a running Junction."""
+
+    @property
+    def config(self) -> JunctionConfig: ...
+
+    async def reload(self) -> ReloadResult: ...
+
+
+async def reload_and_log(junction: Reloadable, trigger: str) -> None:
     """`junction.reload()` for the file watcher and SIGHUP: an invalid file is an error in the
     log (with every reason) and the old configuration keeps running."""
     try:
@@ -367,7 +278,7 @@ async def reload_and_log(junction: Junction, trigger: str) -> None:
         log.exception("configuration not reloaded (%s); still running the previous one", trigger)
 
 
-async def watch_files(junction: Junction, source: ConfigSource) -> None:
+async def watch_files(junction: Reloadable, source: ConfigSource) -> None:
     """Reload whenever a file the configuration comes from changes, while
     `server.watch_config` is on. Polls the files' stat once a second: no dependency, and it
     sees atomic replacements and symlink swaps that directory watches can miss."""

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from junction.caller import CALLER
 from junction.config import JunctionConfig, SelfAgentConfig
-from junction.security import CALLER
 
 if TYPE_CHECKING:
     from acp import AgentRuntime, Services

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from junction.server import Junction
+from junction.root import Junction
 from router_core.http import close_session
 from tests.a2a.harness import sdk_agent, sdk_client, send_params
 from tests.transports.servers import serve_app

@@ -296,7 +296,7 @@ def test_redaction_survives_a_second_handler(capsys: pytest.CaptureFixture[str])
 def test_access_records_in_both_formats_redact_the_path(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from junction.access_log import log_access
+    from junction.http.access_log import log_access
 
     register_secret("hunter2-the-secret")
     scope = {

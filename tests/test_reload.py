@@ -512,6 +512,13 @@ def test_every_key_in_the_reload_table_is_a_configuration_key() -> None:
         reload_mode("no_such_section")
 
 
+def test_the_root_has_a_step_for_every_hot_key() -> None:
+    from junction.root import _STEPS, Junction
+
+    assert tuple(_STEPS) == APPLY
+    assert all(callable(getattr(Junction, step)) for step in _STEPS.values())
+
+
 async def test_a2a_agents_added_changed_and_removed_take_their_mcp_tools_along(
     tmp_path: Path,
 ) -> None:

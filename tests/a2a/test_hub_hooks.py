@@ -292,7 +292,7 @@ async def test_a_traced_request_to_junction_reaches_the_agent_traced(
 ) -> None:
     """Through the real app: Junction accepts the caller's trace context, and the hub's call to
     the agent carries the same trace with Junction's span as parent."""
-    from junction.server import Junction
+    from junction.root import Junction
     from tests.transports.servers import serve_app
 
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"

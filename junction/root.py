@@ -1,48 +1,30 @@
-"""`junction --mode serve` and the library API: one Starlette application mounting every HTTP
-surface (under uvicorn when Junction serves it itself), built by the `Junction` class, whose
-configuration can be read, replaced and followed while it runs (`junction/reload.py`)."""
+"""The composition root: `Junction` builds the router, the MCP gateway, the A2A hub (with
+Junction's own agent) and the ACP runtime once from the configuration, starts and stops them,
+applies a changed configuration to them, and is the library API that serve mode runs.
+
+`junction/reload.py` says which keys a running Junction can take (`APPLY`) and which need a
+restart; the steps that bring each part from the old configuration to the new are here."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from junction.config import JunctionConfig, ServerConfig
+from junction.config import JunctionConfig
+from junction.http.app import build_app
+from junction.http.metrics import Metrics
+from junction.http.serve import SHUTDOWN_SETTLE_SECONDS, uvicorn_server
 from junction.logs import configure_logging, redact, register_secret
-from junction.metrics import Metrics, RequestMetrics
-from junction.reload import (
-    ConfigSource,
-    Listener,
-    ReloadResult,
-    apply,
-    plan,
-    reload_and_log,
-    validate,
-    watch_files,
-)
-from junction.security import AccessGuard
+from junction.reload import APPLY, ConfigSource, Listener, Plan, ReloadResult, plan, validate
 from transports import MessageStream
 
-log = logging.getLogger("junction.server")
-
-SHUTDOWN_SETTLE_SECONDS = 3
-"""After the grace period: how long cut work has to send its last answers, and upstream
-connections and child processes to end, before the rest is cancelled."""
+log = logging.getLogger("junction.root")
 
 
 class Junction:
@@ -85,7 +67,7 @@ class Junction:
         self.gateway = Gateway(specs, options)
         # No keys of its own: the access guard in front of everything checks `/mcp` too, with
         # the keys of the configuration running now.
-        self._mcp_app = http_app(self.gateway, path="/mcp", host=config.server.host)
+        self.mcp_app = http_app(self.gateway, path="/mcp", host=config.server.host)
         self.hub = build_hub(config)
         self.router = build_router(config)
         self.runtime = build_runtime(
@@ -123,6 +105,11 @@ class Junction:
         """The configuration running now: after a reload the new one, except keys that need
         a restart, which keep their running values (`junction.reload.RESTART`)."""
         return self._config
+
+    @property
+    def source(self) -> ConfigSource | None:
+        """Where the configuration was read from (None: built from config objects)."""
+        return self._source
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener(old, new)` (a function or a coroutine function) after each applied
@@ -169,7 +156,7 @@ class Junction:
             for secret in planned.running.secret_values():
                 register_secret(secret)  # new keys and tokens are redacted in logs from now on
             self._config = planned.running  # what every part reads from here on
-            failed = await apply(self, old, planned)
+            failed = await self._apply(old, planned)
             # Once applied (so a line at the new log level), for people and tests to rely on.
             if planned.hot:
                 log.info("configuration changed: %s", ", ".join(planned.hot))
@@ -186,6 +173,83 @@ class Junction:
                 except Exception:
                     log.exception("configuration listener failed")
         return ReloadResult(planned.hot, planned.restart, failed)
+
+    async def _apply(self, old: JunctionConfig, planned: Plan) -> tuple[str, ...]:
+        """Run each step the changed keys need, once, in `APPLY` order; returns `key: reason`
+        for the keys whose step failed (logged; the other steps still run)."""
+        steps: dict[str, list[str]] = {}
+        for key in planned.hot:
+            steps.setdefault(_STEPS[_applied_key(key)], []).append(key)
+        failed: list[str] = []
+        for step in dict.fromkeys(_STEPS[key] for key in APPLY):
+            keys = steps.get(step)
+            if not keys:
+                continue
+            try:
+                await getattr(self, step)(old, planned.running)
+            except Exception as exc:
+                log.exception("applying %s failed", ", ".join(keys))
+                failed.extend(f"{key}: {type(exc).__name__}: {exc}" for key in keys)
+        return tuple(failed)
+
+    async def _read_where_used(self, old: JunctionConfig, new: JunctionConfig) -> None:
+        """Nothing to do: the parts that use these keys read `Junction.config` each time (the access
+        guard per request, the file watcher per poll, shutdown when it starts, `mcp_servers_file`
+        through the `mcp_servers` it fills)."""
+
+    async def _apply_router(self, old: JunctionConfig, new: JunctionConfig) -> None:
+        from junction.router_mode import backend_specs, router_settings
+
+        self.router.reconfigure(backend_specs(new), router_settings(new))
+
+    async def _apply_gateway(self, old: JunctionConfig, new: JunctionConfig) -> None:
+        from junction.mcp_mode import gateway_inputs
+
+        specs, options = gateway_inputs(new)
+        self.gateway.reconfigure(specs, options)
+
+    async def _apply_agents(self, old: JunctionConfig, new: JunctionConfig) -> None:
+        """Add, replace or remove the configured agents in the hub's registry. Any change to an
+        entry (`mcp_tool` too) replaces it, so registry listeners, such as the agents' MCP tools,
+        hear of it. Agents registered through `/admin` are left alone."""
+        if not self.running:
+            return  # starting the hub registers the agents of the current configuration
+        from junction.a2a_mode import agent_specs
+
+        registry = self.hub.registry
+        specs = agent_specs(new)
+
+        def ours(name: str) -> bool:
+            agent = registry.get(name)
+            return agent is None or agent.source == "config"
+
+        changed = [name for name in specs if new.a2a_agents[name] != old.a2a_agents.get(name)]
+        for name in changed:
+            if not ours(name):
+                log.warning(
+                    "A2A agent %s not changed: the name belongs to a local or admin agent", name
+                )
+        changed = [name for name in changed if ours(name)]
+        gone = [name for name in old.a2a_agents if name not in new.a2a_agents]
+        for name in gone:
+            agent = registry.get(name)
+            if agent is not None and agent.source == "config":
+                await registry.remove(name)
+                log.info("A2A agent %s removed", name)
+        # Cards are fetched concurrently; a bad one is logged and the agent shows as unavailable.
+        await asyncio.gather(
+            *(registry.add(name, specs[name], source="config", strict=False) for name in changed)
+        )
+        for name in changed:
+            log.info("A2A agent %s %s", name, "added" if name not in old.a2a_agents else "replaced")
+
+    async def _apply_acp(self, old: JunctionConfig, new: JunctionConfig) -> None:
+        from junction.acp_mode import agent_settings
+
+        self.runtime.settings = agent_settings(new)  # new turns read it
+
+    async def _apply_logging(self, old: JunctionConfig, new: JunctionConfig) -> None:
+        self._configure_logging(new)
 
     async def reload(self) -> ReloadResult:
         """Read the configuration again from where it came from (the file, with the command
@@ -238,7 +302,7 @@ class Junction:
                     current=lambda: self.config,
                 )
             )
-            await stack.enter_async_context(self._mcp_app.router.lifespan_context(self._mcp_app))
+            await stack.enter_async_context(self.mcp_app.router.lifespan_context(self.mcp_app))
             await stack.enter_async_context(
                 hub_lifespan(
                     self.hub,
@@ -338,65 +402,25 @@ class Junction:
 
     # -- HTTP --------------------------------------------------------------------------------
 
+    async def serve_acp_connection(self, stream: MessageStream) -> None:
+        """One remote ACP client (`/acp`, WebSocket or SSE) on the runtime every connection
+        shares, limited by the API key it came with and owning that key's sessions."""
+        from junction.acp_mode import key_scope, serve_acp
+
+        state = getattr(stream, "state", {})
+        owner = str(state["principal"]) if state.get("principal") else None
+        self._acp_callers[stream] = owner
+        try:
+            await serve_acp(stream, self.runtime, scope=key_scope(state), owner=owner)
+        finally:
+            self._acp_callers.pop(stream, None)
+
     def asgi_app(self) -> Starlette:
         """The application for every surface, guarded by API keys or Host/Origin checks; the
         metrics middleware sits outside the guard so refused requests are counted too."""
         if self._app is None:
-            self._app = self._build_app()
+            self._app = build_app(self)
         return self._app
-
-    def _build_app(self) -> Starlette:
-        """Routes read the live objects (router, gateway, hub, runtime), which a reload changes
-        in place; the access guard reads the running configuration's keys."""
-        from junction.acp_mode import key_scope, serve_acp
-        from junction.router_mode import openai_routes
-        from transports import sse_routes, websocket_route
-
-        limit = self._config.server.max_message_bytes
-        runtime = self.runtime
-
-        async def serve_acp_connection(stream: MessageStream) -> None:
-            """One remote ACP client (WebSocket or SSE), on the runtime every connection shares."""
-            state = getattr(stream, "state", {})
-            owner = str(state["principal"]) if state.get("principal") else None
-            self._acp_callers[stream] = owner
-            try:
-                await serve_acp(stream, runtime, scope=key_scope(state), owner=owner)
-            finally:
-                self._acp_callers.pop(stream, None)
-
-        async def health(request: Request) -> JSONResponse:
-            return JSONResponse(self.health())
-
-        async def admin_mcp(request: Request) -> JSONResponse:
-            return JSONResponse({"servers": self.mcp_servers()})
-
-        @contextlib.asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            if self.running:  # a host application already started us
-                yield
-                return
-            async with self:
-                yield
-
-        routes: list[BaseRoute] = [
-            Route("/health", health),
-            Route("/metrics", self.metrics.endpoint(), methods=["GET"]),
-            Route("/admin/mcp", admin_mcp, methods=["GET"]),
-            websocket_route("/acp", serve_acp_connection, max_message_bytes=limit),
-            Mount("/acp", routes=sse_routes("", serve_acp_connection, max_message_bytes=limit)),
-            *self.hub.routes(),
-            *openai_routes(self.router),
-            Mount("", app=self._mcp_app),  # last: it answers `/mcp` and 404s everything else
-        ]
-        return Starlette(
-            routes=routes,
-            lifespan=lifespan,
-            middleware=[
-                Middleware(RequestMetrics, metrics=self.metrics.http),
-                Middleware(_CurrentAccessGuard, junction=self),
-            ],
-        )
 
     async def serve(
         self, host: str | None = None, port: int | None = None, *, uds: str | None = None
@@ -404,7 +428,7 @@ class Junction:
         """Serve over HTTP in this event loop until cancelled or signalled (then drain); built
         from a file, a change to it is reloaded while `server.watch_config`."""
         config = self._config.with_server(host, port) if (host or port is not None) else None
-        server = _uvicorn(self, config or self._config, uds=uds, sighup=False)
+        server = uvicorn_server(self, config or self._config, uds=uds, sighup=False)
         serving = asyncio.ensure_future(server.serve())
         try:
             await asyncio.shield(serving)
@@ -413,43 +437,6 @@ class Junction:
             server.should_exit = True
             await serving
             raise
-
-
-class _CurrentAccessGuard:
-    """The `AccessGuard` for the keys of the running configuration: rebuilt when a reload
-    changes `server`, so rotating a key needs no restart. A request keeps the grant it came
-    in with (a WebSocket opened with a key that is then removed stays open)."""
-
-    def __init__(self, app: ASGIApp, *, junction: Junction) -> None:
-        self.app = app
-        self.junction = junction
-        self._server: ServerConfig | None = None
-        self._guard: ASGIApp | None = None
-
-    def _current(self) -> ASGIApp:
-        server = self.junction.config.server
-        if self._guard is None or server is not self._server:
-            guard: ASGIApp = AccessGuard(
-                self.app,
-                grants=server.key_grants(),
-                metrics_public=server.metrics_public,
-                allowed_origins=server.allowed_origins,
-            )
-            if server.allowed_origins:
-                # Answers allowed origins' preflights before the guard (which would want a key).
-                guard = CORSMiddleware(
-                    guard,
-                    allow_origins=server.allowed_origins,
-                    allow_methods=["*"],
-                    allow_headers=["*"],
-                    expose_headers=["*"],
-                )
-            self._guard = guard
-            self._server = server
-        return self._guard
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._current()(scope, receive, send)
 
 
 async def _poll_until(done: Callable[[], bool], deadline: float) -> None:
@@ -462,126 +449,29 @@ async def _poll_until(done: Callable[[], bool], deadline: float) -> None:
         await asyncio.sleep(min(0.05, remaining))
 
 
-def _uvicorn(junction: Junction, config: JunctionConfig, *, uds: str | None, sighup: bool) -> Any:
-    """A uvicorn server for the app that drains on shutdown and, while it serves, reloads the
-    configuration when its file changes (and on SIGHUP when `sighup`: when Junction owns the
-    process, never in an application that embeds it)."""
-    import uvicorn
-    from sse_starlette.sse import AppStatus
-
-    class Server(uvicorn.Server):
-        # sse-starlette cuts every event stream (MCP, A2A, ACP's SSE variant) mid-body the
-        # moment uvicorn sees the signal; while we serve, `drain` ends them properly instead.
-        # Its switches are process-wide, so they are put back once this server has stopped.
-        _sse_auto_drain = True
-        _reloads: set[asyncio.Task[None]]
-
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            self._sse_auto_drain = AppStatus.enable_automatic_graceful_drain
-            AppStatus.enable_automatic_graceful_drain = False
-            AppStatus.should_exit = False
-            self._reloads = set()
-            # Before the socket opens, so the watcher's first look precedes any edit a client
-            # makes once it sees the server listening.
-            source = junction._source
-            if source is not None:
-                self._spawn(watch_files(junction, source))
-            if sighup:
-                asyncio.get_running_loop().add_signal_handler(
-                    signal.SIGHUP, lambda: self._spawn(reload_and_log(junction, "SIGHUP"))
-                )
-            try:
-                await super().startup(sockets)
-            except BaseException:  # a failed bind: uvicorn exits without calling shutdown
-                self._stop_reloads()
-                raise
-            if self.should_exit:  # the lifespan failed: likewise
-                self._stop_reloads()
-
-        def _stop_reloads(self) -> None:
-            if sighup:
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            for task in list(self._reloads):  # the watcher, and a reload under way
-                task.cancel()
-
-        def _spawn(self, work: Any) -> None:
-            task = asyncio.ensure_future(work)
-            self._reloads.add(task)
-            task.add_done_callback(self._reloads.discard)
-
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            self._stop_reloads()
-            # Stop accepting first, then drain while the connections are still open: uvicorn's
-            # own shutdown closes every WebSocket at once (code 1012) and cuts the rest after
-            # its timeout, which is only the backstop here.
-            for server in self.servers:
-                server.close()
-            grace = junction.config.server.shutdown_grace_seconds
-            if not self.force_exit:
-                log.info("shutting down: in-flight work has up to %gs to finish", grace)
-                draining = asyncio.ensure_future(junction.drain(grace))
-                while not draining.done() and not self.force_exit:  # a second Ctrl-C forces
-                    await asyncio.wait({draining}, timeout=0.1)
-                if not draining.done():
-                    log.warning("forced exit: in-flight work is not drained")
-                    draining.cancel()
-                    await asyncio.wait({draining})
-                elif not draining.cancelled() and (error := draining.exception()) is not None:
-                    log.error("draining in-flight work failed", exc_info=error)
-            AppStatus.should_exit = True  # any event stream still open ends now
-            try:
-                await super().shutdown(sockets)
-            finally:
-                AppStatus.should_exit = False
-                AppStatus.enable_automatic_graceful_drain = self._sse_auto_drain
-
-        def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
-            # One stable line (with the real port when --port 0) that people and tests can read.
-            for listener in listeners:
-                address = listener.getsockname()
-                if isinstance(address, str):
-                    log.info("listening on unix:%s", address)
-                else:
-                    log.info("listening on http://%s:%s", address[0], address[1])
-
-    return Server(
-        uvicorn.Config(
-            junction.asgi_app(),
-            host=config.server.host,
-            port=config.server.port,
-            uds=uds,
-            log_config=None,  # keep our stderr logging (uvicorn's default writes to stdout)
-            access_log=False,
-            ws="websockets-sansio",
-            ws_max_size=config.server.max_message_bytes,
-            lifespan="on",
-            timeout_graceful_shutdown=SHUTDOWN_SETTLE_SECONDS,  # after Junction.drain
-        )
-    )
+_STEPS: dict[str, str] = {
+    "server.api_keys": "_read_where_used",
+    "server.metrics_public": "_read_where_used",
+    "server.shutdown_grace_seconds": "_read_where_used",
+    "server.watch_config": "_read_where_used",
+    "server.allowed_origins": "_read_where_used",
+    "backends": "_apply_router",
+    "routing": "_apply_router",
+    "mcp_servers": "_apply_gateway",
+    "mcp_servers_file": "_read_where_used",
+    "mcp": "_apply_gateway",
+    "a2a_agents": "_apply_agents",
+    "acp": "_apply_acp",
+    "logging": "_apply_logging",
+}
+"""The `Junction` method that applies each key of `junction.reload.APPLY`."""
 
 
-def run_serve(
-    config: JunctionConfig,
-    *,
-    uds: str | None = None,
-    source: ConfigSource | None = None,
-    log_level: str | None = None,
-) -> int:
-    """Serve until SIGINT/SIGTERM (uvicorn drains connections before returning); reload the
-    configuration from `source` on SIGHUP and, while `server.watch_config`, when it changes.
-
-    The CLI set up logging, so `logging:` changes apply (`log_level`, from `--log-level`,
-    wins over the file's level)."""
-    junction = Junction(config, source=source)
-    junction._own_logging(log_level)
-    server = _uvicorn(junction, config, uds=uds, sighup=True)
-    # uvicorn drains on SIGTERM, then re-raises it under the handler that was in place before:
-    # make that one a no-op so a graceful stop exits 0 instead of dying by the signal.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    try:
-        server.run()  # on uvloop when it is installed (uvicorn picks the loop)
-    finally:
-        if uds:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(uds)
-    return 0
+def _applied_key(key: str) -> str:
+    """The `APPLY` entry a changed key falls under (its longest listed prefix)."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in _STEPS:
+            return prefix
+    raise KeyError(key)

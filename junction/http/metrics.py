@@ -3,7 +3,7 @@
 Requests are counted by a pure ASGI middleware (so WebSocket upgrades and streaming responses
 are seen, and a stream is timed to its last byte). The same middleware accepts a W3C trace
 context (`traceparent`/`tracestate` headers) for the request's upstream calls and writes its
-access log record (`junction.access_log`). Everything else (backends and their tokens, MCP
+access log record (`junction.http.access_log`). Everything else (backends and their tokens, MCP
 upstreams and tool calls, A2A agents and tasks, ACP sessions and turns) is read from the running
 objects by a custom collector when Prometheus scrapes: the packages keep plain counters and
 carry no metrics code, and an idle process does no metrics work at all.
@@ -36,8 +36,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from junction.access_log import log_access
-from junction.security import SURFACES, surface_of
+from junction.http.access_log import log_access
+from junction.http.security import SURFACES, surface_of
 from router_core import tracing
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ A valid key is checked against the surface of the path (`surface_of`); its name 
 
 - `scopes`: frozenset of surface names the key may use;
 - `allowed_mcp_tools`, `allowed_a2a_agents`, `allowed_models`: tuples of `fnmatch` globs, or
-  None when the key is not limited (test with `fnmatch.fnmatchcase`, or `allows` here).
+  None when the key is not limited (test with `junction.caller.allows`).
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable, Mapping
-from contextvars import ContextVar
+from collections.abc import Iterable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from junction.caller import CALLER
 from junction.config import ApiKeyConfig
 
 PUBLIC_PATHS = frozenset({"/health"})
@@ -61,24 +60,11 @@ _SURFACES: dict[str, str] = {
 SURFACES: tuple[str, ...] = (*dict.fromkeys(_SURFACES.values()), "other")
 """Every value `surface_of` returns: bounded, so it is safe as a metrics label."""
 
-LimitKind = Literal["mcp_tools", "a2a_agents", "models"]
-
-CALLER: ContextVar[Mapping[str, Any] | None] = ContextVar("junction_caller", default=None)
-"""The `scope["state"]` grant of the API key whose request is being served, for work that runs
-in-process on its behalf below the HTTP layer (Junction's own A2A agent, reached from the hub,
-an `a2a__` MCP tool or an ACP session, applies it on top of its own limits). None: no key."""
-
 
 def surface_of(path: str) -> str:
     """The surface a path belongs to, from its first segment (`other` for unknown paths)."""
     end = path.find("/", 1)
     return _SURFACES.get(path[1:] if end < 0 else path[1:end], "other")
-
-
-def allows(state: Mapping[str, Any], kind: LimitKind, name: str) -> bool:
-    """Whether the caller in this `scope["state"]` may use the named tool, agent or model."""
-    globs = state.get(f"allowed_{kind}")
-    return globs is None or any(fnmatchcase(name, glob) for glob in globs)
 
 
 def _is_loopback_host(host: str) -> bool:

@@ -1,0 +1,141 @@
+"""The Starlette application that mounts every HTTP surface of a running Junction, behind the
+access guard of the configuration in force and the request metrics (outside the guard, so
+refused requests count too)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from junction.config import JunctionConfig, ServerConfig
+from junction.http.metrics import Metrics, RequestMetrics
+from junction.http.security import AccessGuard
+from transports import MessageStream
+
+if TYPE_CHECKING:
+    from a2a import Hub
+    from router_core import Router
+
+
+class Surfaces(Protocol):
+    """What the app serves from a running Junction (`junction.root.Junction`)."""
+
+    @property
+    def config(self) -> JunctionConfig: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def hub(self) -> Hub: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def mcp_app(self) -> ASGIApp: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+    def mcp_servers(self) -> list[dict[str, Any]]: ...
+
+    async def serve_acp_connection(self, stream: MessageStream) -> None: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+def build_app(junction: Surfaces) -> Starlette:
+    """Routes read the live objects (router, gateway, hub, runtime), which a reload changes in
+    place; the access guard reads the running configuration's keys."""
+    from router_core.openai_api import openai_routes
+    from transports import sse_routes, websocket_route
+
+    limit = junction.config.server.max_message_bytes
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse(junction.health())
+
+    async def admin_mcp(request: Request) -> JSONResponse:
+        return JSONResponse({"servers": junction.mcp_servers()})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if junction.running:  # a host application already started us
+            yield
+            return
+        async with junction:
+            yield
+
+    acp = junction.serve_acp_connection
+    routes: list[BaseRoute] = [
+        Route("/health", health),
+        Route("/metrics", junction.metrics.endpoint(), methods=["GET"]),
+        Route("/admin/mcp", admin_mcp, methods=["GET"]),
+        websocket_route("/acp", acp, max_message_bytes=limit),
+        Mount("/acp", routes=sse_routes("", acp, max_message_bytes=limit)),
+        *junction.hub.routes(),
+        *openai_routes(junction.router),
+        Mount("", app=junction.mcp_app),  # last: it answers `/mcp` and 404s everything else
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(RequestMetrics, metrics=junction.metrics.http),
+            Middleware(_CurrentAccessGuard, junction=junction),
+        ],
+    )
+
+
+class _CurrentAccessGuard:
+    """The `AccessGuard` for the keys of the running configuration: rebuilt when a reload
+    changes `server`, so rotating a key needs no restart. A request keeps the grant it came
+    in with (a WebSocket opened with a key that is then removed stays open)."""
+
+    def __init__(self, app: ASGIApp, *, junction: Surfaces) -> None:
+        self.app = app
+        self.junction = junction
+        self._server: ServerConfig | None = None
+        self._guard: ASGIApp | None = None
+
+    def _current(self) -> ASGIApp:
+        server = self.junction.config.server
+        if self._guard is None or server is not self._server:
+            guard: ASGIApp = AccessGuard(
+                self.app,
+                grants=server.key_grants(),
+                metrics_public=server.metrics_public,
+                allowed_origins=server.allowed_origins,
+            )
+            if server.allowed_origins:
+                # Answers allowed origins' preflights before the guard (which would want a key).
+                guard = CORSMiddleware(
+                    guard,
+                    allow_origins=server.allowed_origins,
+                    allow_methods=["*"],
+                    allow_headers=["*"],
+                    expose_headers=["*"],
+                )
+            self._guard = guard
+            self._server = server
+        return self._guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._current()(scope, receive, send)
+
+
+__all__ = ["Surfaces", "build_app"]

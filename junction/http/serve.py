@@ -1,0 +1,137 @@
+"""The uvicorn server Junction's app runs under: it drains in-flight work before the connections
+close, and, while it serves, reloads the configuration when its file changes (and on SIGHUP when
+Junction owns the process)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from starlette.types import ASGIApp
+
+from junction.config import JunctionConfig
+from junction.reload import ConfigSource, Reloadable, reload_and_log, watch_files
+
+log = logging.getLogger("junction.server")
+
+SHUTDOWN_SETTLE_SECONDS = 3
+"""After the grace period: how long cut work has to send its last answers, and upstream
+connections and child processes to end, before the rest is cancelled."""
+
+
+class Servable(Reloadable, Protocol):
+    """What the server needs of a Junction: its app, where its config comes from, a drain."""
+
+    @property
+    def source(self) -> ConfigSource | None: ...
+
+    def asgi_app(self) -> ASGIApp: ...
+
+    async def drain(self, grace: float) -> None: ...
+
+
+def uvicorn_server(
+    junction: Servable, config: JunctionConfig, *, uds: str | None, sighup: bool
+) -> Any:
+    """A uvicorn server for the app that drains on shutdown and, while it serves, reloads the
+    configuration when its file changes (and on SIGHUP when `sighup`: when Junction owns the
+    process, never in an application that embeds it)."""
+    import uvicorn
+    from sse_starlette.sse import AppStatus
+
+    class Server(uvicorn.Server):
+        # sse-starlette cuts every event stream (MCP, A2A, ACP's SSE variant) mid-body the
+        # moment uvicorn sees the signal; while we serve, `drain` ends them properly instead.
+        # Its switches are process-wide, so they are put back once this server has stopped.
+        _sse_auto_drain = True
+        _reloads: set[asyncio.Task[None]]
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            self._sse_auto_drain = AppStatus.enable_automatic_graceful_drain
+            AppStatus.enable_automatic_graceful_drain = False
+            AppStatus.should_exit = False
+            self._reloads = set()
+            # Before the socket opens, so the watcher's first look precedes any edit a client
+            # makes once it sees the server listening.
+            source = junction.source
+            if source is not None:
+                self._spawn(watch_files(junction, source))
+            if sighup:
+                asyncio.get_running_loop().add_signal_handler(
+                    signal.SIGHUP, lambda: self._spawn(reload_and_log(junction, "SIGHUP"))
+                )
+            try:
+                await super().startup(sockets)
+            except BaseException:  # a failed bind: uvicorn exits without calling shutdown
+                self._stop_reloads()
+                raise
+            if self.should_exit:  # the lifespan failed: likewise
+                self._stop_reloads()
+
+        def _stop_reloads(self) -> None:
+            if sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            for task in list(self._reloads):  # the watcher, and a reload under way
+                task.cancel()
+
+        def _spawn(self, work: Any) -> None:
+            task = asyncio.ensure_future(work)
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            self._stop_reloads()
+            # Stop accepting first, then drain while the connections are still open: uvicorn's
+            # own shutdown closes every WebSocket at once (code 1012) and cuts the rest after
+            # its timeout, which is only the backstop here.
+            for server in self.servers:
+                server.close()
+            grace = junction.config.server.shutdown_grace_seconds
+            if not self.force_exit:
+                log.info("shutting down: in-flight work has up to %gs to finish", grace)
+                draining = asyncio.ensure_future(junction.drain(grace))
+                while not draining.done() and not self.force_exit:  # a second Ctrl-C forces
+                    await asyncio.wait({draining}, timeout=0.1)
+                if not draining.done():
+                    log.warning("forced exit: in-flight work is not drained")
+                    draining.cancel()
+                    await asyncio.wait({draining})
+                elif not draining.cancelled() and (error := draining.exception()) is not None:
+                    log.error("draining in-flight work failed", exc_info=error)
+            AppStatus.should_exit = True  # any event stream still open ends now
+            try:
+                await super().shutdown(sockets)
+            finally:
+                AppStatus.should_exit = False
+                AppStatus.enable_automatic_graceful_drain = self._sse_auto_drain
+
+        def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
+            # One stable line (with the real port when --port 0) that people and tests can read.
+            for listener in listeners:
+                address = listener.getsockname()
+                if isinstance(address, str):
+                    log.info("listening on unix:%s", address)
+                else:
+                    log.info("listening on http://%s:%s", address[0], address[1])
+
+    return Server(
+        uvicorn.Config(
+            junction.asgi_app(),
+            host=config.server.host,
+            port=config.server.port,
+            uds=uds,
+            log_config=None,  # keep our stderr logging (uvicorn's default writes to stdout)
+            access_log=False,
+            ws="websockets-sansio",
+            ws_max_size=config.server.max_message_bytes,
+            lifespan="on",
+            timeout_graceful_shutdown=SHUTDOWN_SETTLE_SECONDS,  # after Junction.drain
+        )
+    )
+
+
+__all__ = ["SHUTDOWN_SETTLE_SECONDS", "Servable", "uvicorn_server"]
