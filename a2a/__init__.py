@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from a2a.client import A2aClient, AgentInfo, AgentPool, TaskStream
-    from a2a.compat import SUPPORTED_VERSIONS, protocol_version
     from a2a.errors import A2aError
     from a2a.hub import ROUTING_KEYS, Hub
     from a2a.registry import CardError, RegisteredAgent, Registry
@@ -16,6 +15,7 @@ if TYPE_CHECKING:
     from a2a.settings import AgentSpec, HubSettings, PushSettings
     from a2a.store import SqliteTaskStore, TaskPage, TaskRecord, TaskStore
     from a2a.upstream import AgentConnection, AgentFailure, AgentTransport, RestConnection
+    from a2a.versions.common import SUPPORTED_VERSIONS, protocol_version
 
 # The hub pulls in starlette and aiohttp; the configuration only needs `a2a.settings`. Names load
 # on first use so that reading a config file does not pay for the whole hub.
@@ -24,8 +24,8 @@ _LAZY = {
     "AgentPool": "a2a.client",
     "AgentInfo": "a2a.client",
     "TaskStream": "a2a.client",
-    "SUPPORTED_VERSIONS": "a2a.compat",
-    "protocol_version": "a2a.compat",
+    "SUPPORTED_VERSIONS": "a2a.versions.common",
+    "protocol_version": "a2a.versions.common",
     "A2aError": "a2a.errors",
     "ROUTING_KEYS": "a2a.hub",
     "Hub": "a2a.hub",

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from a2a import compat
 from a2a.registry import WELL_KNOWN, CardError, Registry, usable_card
 from a2a.settings import AgentSpec, HubSettings
 from a2a.upstream import (
@@ -24,6 +23,7 @@ from a2a.upstream import (
     SessionFactory,
     _default_session,
 )
+from a2a.versions.common import V03, V10, normalize_version
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class A2aClient:
         url: str,
         *,
         headers: dict[str, str] | None = None,
-        version: str = compat.V10,
+        version: str = V10,
         session: SessionFactory = _default_session,
         timeout: float = 300.0,
     ) -> None:
@@ -132,16 +132,14 @@ class A2aClient:
             # connection translates), which is what deployed 0.3 agents need.
             for binding in ("JSONRPC", "HTTP+JSON"):
                 offered = {
-                    compat.normalize_version(str(interface.get("protocolVersion", ""))): interface[
-                        "url"
-                    ]
+                    normalize_version(str(interface.get("protocolVersion", ""))): interface["url"]
                     for interface in card.get("supportedInterfaces") or []
                     if interface.get("protocolBinding") == binding and interface.get("url")
                 }
                 version = (
                     self.version
                     if self.version in offered
-                    else next((v for v in (compat.V10, compat.V03) if v in offered), None)
+                    else next((v for v in (V10, V03) if v in offered), None)
                 )
                 if version is not None:
                     break

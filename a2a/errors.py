@@ -1,7 +1,9 @@
-"""A2A error codes and their wire shapes, which differ by protocol version.
+"""A2A error codes and their wire shapes, which differ by protocol version and binding.
 
-1.0 puts an array of ProtoJSON `Any` details in `error.data` (a `google.rpc.ErrorInfo` first);
-0.3 carries free-form data. Handlers raise `A2aError` and the endpoint shapes it for the caller.
+JSON-RPC: 1.0 puts an array of ProtoJSON `Any` details in `error.data` (a
+`google.rpc.ErrorInfo` first); 0.3 carries free-form data. HTTP+JSON: a `google.rpc.Status` body
+(spec 11.6), plus `type`/`message` for 0.3 clients. `A2aError` is the one exception root: handlers
+raise it and each binding shapes it for the caller; answers from agents are read back into it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from transports import RpcError
+
+Json = dict[str, Any]
 
 TASK_NOT_FOUND = -32001
 TASK_NOT_CANCELABLE = -32002
@@ -150,3 +154,97 @@ def from_error_member(error: Any) -> A2aError:
     elif isinstance(data, dict):
         metadata.update(data)
     return A2aError(error["code"], str(error.get("message") or "error"), metadata)
+
+
+# --------------------------------------------------------------------------- HTTP+JSON bodies
+
+GRPC_STATUS: dict[int, str] = {
+    TASK_NOT_FOUND: "NOT_FOUND",
+    METHOD_NOT_FOUND: "NOT_FOUND",
+    TASK_NOT_CANCELABLE: "FAILED_PRECONDITION",
+    PUSH_NOT_SUPPORTED: "FAILED_PRECONDITION",
+    UNSUPPORTED_OPERATION: "FAILED_PRECONDITION",
+    EXTENDED_CARD_NOT_CONFIGURED: "FAILED_PRECONDITION",
+    EXTENSION_SUPPORT_REQUIRED: "FAILED_PRECONDITION",
+    VERSION_NOT_SUPPORTED: "FAILED_PRECONDITION",
+    CONTENT_TYPE_NOT_SUPPORTED: "INVALID_ARGUMENT",
+    INVALID_PARAMS: "INVALID_ARGUMENT",
+    INVALID_REQUEST: "INVALID_ARGUMENT",
+    PARSE_ERROR: "INVALID_ARGUMENT",
+    INVALID_AGENT_RESPONSE: "INTERNAL",
+    INTERNAL_ERROR: "INTERNAL",
+}
+"""The `status` of a `google.rpc.Status` error body (spec section 5.4)."""
+
+ERROR_TYPES: dict[int, str] = {
+    TASK_NOT_FOUND: "TaskNotFoundError",
+    TASK_NOT_CANCELABLE: "TaskNotCancelableError",
+    PUSH_NOT_SUPPORTED: "PushNotificationNotSupportedError",
+    UNSUPPORTED_OPERATION: "UnsupportedOperationError",
+    CONTENT_TYPE_NOT_SUPPORTED: "ContentTypeNotSupportedError",
+    INVALID_AGENT_RESPONSE: "InvalidAgentResponseError",
+    EXTENDED_CARD_NOT_CONFIGURED: "ExtendedAgentCardNotConfiguredError",
+    EXTENSION_SUPPORT_REQUIRED: "ExtensionSupportRequiredError",
+    VERSION_NOT_SUPPORTED: "VersionNotSupportedError",
+    INVALID_PARAMS: "InvalidParamsError",
+    INVALID_REQUEST: "InvalidRequestError",
+    METHOD_NOT_FOUND: "MethodNotFoundError",
+    PARSE_ERROR: "JSONParseError",
+    INTERNAL_ERROR: "InternalError",
+}
+"""The error class name a 0.3 REST error body carries in `type`."""
+
+
+def error_body(exc: A2aError, legacy: bool = False) -> Json:
+    """A `google.rpc.Status` error body (spec 11.6); 0.3 also gets `type` and `message`."""
+    status = HTTP_STATUS.get(exc.code, 400)
+    details = error_object(exc.code, exc.message, "1.0", exc.metadata, violations=exc.violations)[
+        "data"
+    ]
+    body: Json = {
+        "error": {
+            "code": status,
+            "status": GRPC_STATUS.get(exc.code, "UNKNOWN"),
+            "message": exc.message,
+            "details": details,
+        }
+    }
+    if legacy:
+        body["type"] = ERROR_TYPES.get(exc.code, "InternalError")
+        body["message"] = exc.message
+    return body
+
+
+_REASON_CODES = {reason: code for code, reason in REASONS.items()}
+_TYPE_CODES = {name: code for code, name in ERROR_TYPES.items()}
+_GRPC_CODES = {
+    "NOT_FOUND": TASK_NOT_FOUND,
+    "FAILED_PRECONDITION": UNSUPPORTED_OPERATION,
+    "INVALID_ARGUMENT": INVALID_PARAMS,
+    "UNIMPLEMENTED": UNSUPPORTED_OPERATION,
+}
+
+
+def error_from_body(body: Any) -> A2aError | None:
+    """An agent's REST error answer as an `A2aError`: a `google.rpc.Status` (the code from its
+    ErrorInfo reason, else its status) or a 0.3 `{type, message}`; None if it is neither."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        code: int | None = None
+        metadata: Json = {}
+        details = error.get("details")
+        for detail in details if isinstance(details, list) else []:
+            if isinstance(detail, dict) and detail.get("@type") == ERROR_INFO_TYPE:
+                code = _REASON_CODES.get(str(detail.get("reason")))
+                if isinstance(detail.get("metadata"), dict):
+                    metadata = dict(detail["metadata"])
+                break
+        if code is None:
+            code = _GRPC_CODES.get(str(error.get("status")), INTERNAL_ERROR)
+        return A2aError(code, error["message"], metadata)
+    kind = body.get("type")
+    if isinstance(kind, str) and kind in _TYPE_CODES:
+        return A2aError(_TYPE_CODES[kind], str(body.get("message") or kind))
+    return None

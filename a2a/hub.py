@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from a2a import compat, types
+from a2a import types
 from a2a.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -57,6 +57,14 @@ from a2a.registry import WELL_KNOWN, CardError, RegisteredAgent, Registry
 from a2a.settings import AgentSpec, HubSettings
 from a2a.store import TaskRecord, TaskStore, decode_cursor
 from a2a.upstream import AgentFailure, SessionFactory, _default_session
+from a2a.versions import common
+from a2a.versions.cards import with_v03_fields
+from a2a.versions.jsonrpc03 import (
+    METHODS_V03,
+    event_to_rpc03,
+    params_from_rpc03,
+    result_to_rpc03,
+)
 from transports.dispatch import check_request
 
 log = logging.getLogger(__name__)
@@ -271,7 +279,7 @@ def event_state(event: Json) -> str | None:
 
 
 def _ends_stream(state: str | None) -> bool:
-    return compat.is_terminal(state) or state in (
+    return common.is_terminal(state) or state in (
         types.TaskState.INPUT_REQUIRED.value,
         types.TaskState.AUTH_REQUIRED.value,
     )
@@ -572,7 +580,7 @@ class Hub:
             "defaultOutputModes": outputs or ["text/plain"],
             "skills": skills,
         }
-        return compat.with_v03_fields(card)
+        return with_v03_fields(card)
 
     def proxied_card(self, agent: RegisteredAgent, base_url: str) -> Json:
         """The agent's card with its interfaces pointing at the hub's proxy for it.
@@ -603,7 +611,7 @@ class Hub:
         }
         capabilities["extensions"] = [*(capabilities.get("extensions") or []), mark]
         card["capabilities"] = capabilities
-        return compat.with_v03_fields(card)
+        return with_v03_fields(card)
 
     def _card_response(
         self, request: Request, key: str, build: Callable[[], Json], modified: float
@@ -720,9 +728,9 @@ class Hub:
         """Answer one JSON-RPC POST: a JSON reply, or an SSE stream for the streaming methods."""
         header = request.headers.get("a2a-version")
         try:
-            version = compat.protocol_version(header)
+            version = common.protocol_version(header)
         except A2aError as exc:
-            return _json(_error_reply(None, exc, compat.V10))
+            return _json(_error_reply(None, exc, common.V10))
         body = await read_body(request, self.settings.max_body_bytes)
         if body is None:
             return _json(
@@ -755,11 +763,11 @@ class Hub:
                     request_id, A2aError(INVALID_PARAMS, "params must be an object"), version
                 )
             )
-        if version == compat.V03:
-            if method in compat.METHODS_V03:
-                method10 = compat.METHODS_V03[method]
-                params = compat.params_to_v10(method, params)
-            elif method in compat.METHODS_V10:
+        if version == common.V03:
+            if method in METHODS_V03:
+                method10 = METHODS_V03[method]
+                params = params_from_rpc03(method, params)
+            elif method in common.METHODS_V10:
                 return _json(_error_reply(request_id, _version_mismatch(method, version), version))
             else:
                 return _json(
@@ -767,9 +775,9 @@ class Hub:
                         request_id, A2aError(METHOD_NOT_FOUND, "Method not found"), version
                     )
                 )
-        elif method in compat.METHODS_V10:
+        elif method in common.METHODS_V10:
             method10 = method
-        elif method in compat.METHODS_V03:
+        elif method in METHODS_V03:
             return _json(_error_reply(request_id, _version_mismatch(method, version), version))
         else:
             return _json(
@@ -779,7 +787,7 @@ class Hub:
         ctx = CallContext(
             version, self.principal(request), base, agent, params, allowed_agents(request)
         )
-        if method10 in compat.STREAMING_METHODS:
+        if method10 in common.STREAMING_METHODS:
             return await self._streaming(request_id, method10, ctx)
         try:
             result = await self.invoke(method10, ctx)
@@ -789,8 +797,8 @@ class Hub:
             return _json(_error_reply(request_id, exc, version))
         if "id" not in message:
             return Response(status_code=204)
-        if version == compat.V03:
-            result = compat.result_to_v03(method10, result)
+        if version == common.V03:
+            result = result_to_rpc03(method10, result)
         return _json({"jsonrpc": "2.0", "id": request_id, "result": result})
 
     async def invoke(self, method: str, ctx: CallContext) -> Any:
@@ -895,11 +903,11 @@ class Hub:
                     reply = _error_reply(request_id, item, version)
                     yield (
                         {"event": "error", "data": orjson.dumps(reply).decode()}
-                        if version == compat.V10
+                        if version == common.V10
                         else {"data": orjson.dumps(reply).decode()}
                     )
                     return
-                result = item if version == compat.V10 else compat.event_to_v03(item)
+                result = item if version == common.V10 else event_to_rpc03(item)
                 yield {
                     "data": orjson.dumps(
                         {"jsonrpc": "2.0", "id": request_id, "result": result}
@@ -939,7 +947,7 @@ class Hub:
         self, ctx: CallContext, request: types.SubscribeToTaskRequest
     ) -> tuple[TaskRelay, asyncio.Queue[Any], Any]:
         record = await self._owned(ctx, request.id)
-        if compat.is_terminal(record.state):
+        if common.is_terminal(record.state):
             raise A2aError(
                 UNSUPPORTED_OPERATION,
                 f"task is in a terminal state ({record.state}); use GetTask",
@@ -1418,7 +1426,7 @@ class Hub:
     async def _cancel_task(self, request: types.CancelTaskRequest) -> Json:
         ctx = _call.get()
         record = await self._owned(ctx, request.id)
-        if compat.is_terminal(record.state):
+        if common.is_terminal(record.state):
             raise A2aError(
                 TASK_NOT_CANCELABLE, f"task is already {record.state}", {"taskId": record.id}
             )
@@ -1511,11 +1519,11 @@ def interfaces(url: str) -> list[Json]:
     """The interfaces the hub serves at `url`: JSON-RPC and HTTP+JSON, each in 1.0 and 0.3.
 
     JSON-RPC comes first in each version, so a 0.3 card's `url`/`preferredTransport` (see
-    `compat.with_v03_fields`) stays JSON-RPC and HTTP+JSON is an `additionalInterfaces` entry.
+    `with_v03_fields`) stays JSON-RPC and HTTP+JSON is an `additionalInterfaces` entry.
     """
     return [
         {"url": url, "protocolBinding": binding, "protocolVersion": version}
-        for version in (compat.V10, compat.V03)
+        for version in (common.V10, common.V03)
         for binding in ("JSONRPC", "HTTP+JSON")
     ]
 

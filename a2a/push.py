@@ -19,11 +19,12 @@ from urllib.parse import urljoin
 import aiohttp
 import orjson
 
-from a2a import compat
 from a2a.errors import INVALID_PARAMS, A2aError
 from a2a.netguard import BlockedTargetError, Guard, GuardedResolver, same_origin
 from a2a.redaction import redact_text, redact_url
 from a2a.settings import PushSettings
+from a2a.versions.common import V03
+from a2a.versions.jsonrpc03 import task_to_rpc03
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class PushDispatcher:
             if hook is None:
                 hook = self._hooks[key] = _Webhook(config)
             hook.config = config
-            if config.get("_version") == compat.V03:
-                body = orjson.dumps(compat.task_to_v03(task))
+            if config.get("_version") == V03:
+                body = orjson.dumps(task_to_rpc03(task))
             else:
                 body = orjson.dumps(event)
             if len(hook.queue) >= self.settings.queue_size:

@@ -20,7 +20,6 @@ import aiohttp
 import orjson
 from pydantic import ValidationError
 
-from a2a import compat
 from a2a.netguard import BlockedTargetError, Guard, http_url, same_origin
 from a2a.redaction import redact_text, redact_url
 from a2a.settings import AgentSpec, HubSettings
@@ -32,6 +31,8 @@ from a2a.upstream import (
     SessionFactory,
     _default_session,
 )
+from a2a.versions.cards import card_to_v10
+from a2a.versions.common import V03, V10, normalize_version
 from router_core import (
     BreakerState,
     CircuitBreaker,
@@ -146,7 +147,7 @@ def _unusable(what: str) -> Iterator[None]:
 def usable_card(raw: dict[str, Any]) -> dict[str, Any]:
     """A fetched card (1.0 or 0.3) in the 1.0 shape, checked; CardError says what is wrong."""
     with _unusable("invalid agent card"):
-        card = compat.card_to_v10(raw)
+        card = card_to_v10(raw)
     _validate_card(card)
     return card
 
@@ -370,9 +371,9 @@ class Registry:
         0.3), else HTTP+JSON (1.0, else 0.3)."""
         chosen: dict[str, Any] | None = None
         for binding in ("JSONRPC", "HTTP+JSON"):
-            for wanted in (compat.V10, compat.V03):
+            for wanted in (V10, V03):
                 for interface in card["supportedInterfaces"]:
-                    version = compat.normalize_version(str(interface.get("protocolVersion", "")))
+                    version = normalize_version(str(interface.get("protocolVersion", "")))
                     if interface.get("protocolBinding") == binding and version == wanted:
                         chosen = {**interface, "protocolVersion": version}
                         break

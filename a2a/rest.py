@@ -32,7 +32,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from a2a import compat
 from a2a.errors import (
     HTTP_STATUS,
     INVALID_PARAMS,
@@ -40,16 +39,17 @@ from a2a.errors import (
     METHOD_NOT_FOUND,
     VERSION_NOT_SUPPORTED,
     A2aError,
+    error_body,
 )
 from a2a.hub import AsgiEndpoint, CallContext, Hub, allowed_agents, read_body
-from a2a.restwire import (
-    camel,
-    error_body,
-    push_create_to_v10,
-    result_to_v03,
-    send_params_to_v10,
-    state_to_v10,
-    stream_response_to_v03,
+from a2a.versions import common
+from a2a.versions.common import camel
+from a2a.versions.rest03 import (
+    push_create_from_rest03,
+    result_to_rest03,
+    send_params_from_rest03,
+    state_from_rest03,
+    stream_response_to_rest03,
 )
 
 Json = dict[str, Any]
@@ -133,13 +133,13 @@ class RestBinding:
         """Answer one REST request: JSON, an SSE stream, or an error body with its HTTP status."""
         hub = self.hub
         try:
-            version = compat.protocol_version(request.headers.get("a2a-version"))
-            expected = compat.V03 if legacy else compat.V10
+            version = common.protocol_version(request.headers.get("a2a-version"))
+            expected = common.V03 if legacy else common.V10
             if version != expected:
                 raise A2aError(
                     VERSION_NOT_SUPPORTED,
                     f"A2A version {version} is not served at this path (it serves {expected}:"
-                    f" {'/v1/...' if expected == compat.V03 else 'paths without /v1'})",
+                    f" {'/v1/...' if expected == common.V03 else 'paths without /v1'})",
                     {"requestedVersion": version, "path": request.url.path},
                 )
             agent = request.path_params.get("name")
@@ -150,7 +150,7 @@ class RestBinding:
             ctx = CallContext(
                 version, hub.principal(request), base, agent, params, allowed_agents(request)
             )
-            if op.method in compat.STREAMING_METHODS:
+            if op.method in common.STREAMING_METHODS:
                 relay, queue, first = await hub.open_stream(op.method, ctx)
                 return EventSourceResponse(
                     _frames(hub.stream_events(relay, queue, first), legacy),
@@ -160,7 +160,7 @@ class RestBinding:
             result = await hub.invoke(op.method, ctx)
         except A2aError as exc:
             return error_response(exc, legacy)
-        body = result_to_v03(op.method, result) if legacy else _v10_result(result)
+        body = result_to_rest03(op.method, result) if legacy else _v10_result(result)
         return _json(body, legacy)
 
     async def _params(self, request: Request, op: Operation, legacy: bool) -> Json:
@@ -169,7 +169,7 @@ class RestBinding:
         method = op.method
         if method in ("SendMessage", "SendStreamingMessage"):
             body = await self._body(request, required=True)
-            return send_params_to_v10(body) if legacy else body
+            return send_params_from_rest03(body) if legacy else body
         if method in ("GetTask", "ListTasks", "ListTaskPushNotificationConfigs"):
             params = _query(request)
             if "id" in path:
@@ -177,7 +177,7 @@ class RestBinding:
                     "id"
                 ]
             if legacy and isinstance(params.get("status"), str):
-                params["status"] = state_to_v10(params["status"])
+                params["status"] = state_from_rest03(params["status"])
             return params
         if method == "CancelTask":
             body = await self._body(request, required=False)
@@ -188,7 +188,7 @@ class RestBinding:
         if method == "CreateTaskPushNotificationConfig":
             body = await self._body(request, required=True)
             if legacy:
-                return push_create_to_v10(body, path["id"])
+                return push_create_from_rest03(body, path["id"])
             return {**body, "taskId": path["id"]}
         if method in ("GetTaskPushNotificationConfig", "DeleteTaskPushNotificationConfig"):
             return {"taskId": path["id"], "id": path["configId"]}
@@ -239,7 +239,7 @@ async def _frames(
             if isinstance(item, A2aError):
                 yield {"event": "error", "data": orjson.dumps(error_body(item, legacy)).decode()}
                 return
-            event = stream_response_to_v03(item) if legacy else item
+            event = stream_response_to_rest03(item) if legacy else item
             yield {"data": orjson.dumps(event).decode()}
 
 

@@ -243,7 +243,7 @@ class AgentSkill(Wire):
 
 
 class AgentCard(Wire):
-    """A 1.0 card (0.3 cards are translated to this shape first, see `compat.card_to_v10`)."""
+    """A 1.0 card (0.3 cards are translated to this shape first, see `a2a.versions.cards.card_to_v10`)."""
 
     name: str
     description: str = ""

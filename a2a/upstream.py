@@ -24,8 +24,15 @@ import aiohttp
 import orjson
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-from a2a import compat, restwire
-from a2a.errors import UNSUPPORTED_OPERATION, A2aError, from_error_member
+from a2a.errors import UNSUPPORTED_OPERATION, A2aError, error_from_body, from_error_member
+from a2a.versions.common import V03
+from a2a.versions.jsonrpc03 import (
+    METHODS_V10_TO_V03,
+    event_from_rpc03,
+    params_to_rpc03,
+    result_from_rpc03,
+)
+from a2a.versions.rest03 import send_params_to_rest03, stream_response_from_rest03, task_from_rest03
 from router_core import tracing
 
 log = logging.getLogger(__name__)
@@ -179,9 +186,9 @@ class AgentConnection(_HttpAgent):
 
     def _body(self, method_v10: str, params: dict[str, Any]) -> bytes:
         method = method_v10
-        if self.version == compat.V03:
-            method = compat.METHODS_V10_TO_V03[method_v10]
-            params = compat.params_to_v03(method_v10, params)
+        if self.version == V03:
+            method = METHODS_V10_TO_V03[method_v10]
+            params = params_to_rpc03(method_v10, params)
         return orjson.dumps(
             {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params}
         )
@@ -202,8 +209,8 @@ class AgentConnection(_HttpAgent):
         if "result" not in reply:
             raise AgentFailure("agent reply has neither result nor error")
         result = reply["result"]
-        if self.version == compat.V03:
-            result = compat.result_to_v10(method_v10, result)
+        if self.version == V03:
+            result = result_from_rpc03(method_v10, result)
             if method_v10 == "SendMessage" and result is None:
                 raise AgentFailure("agent answered message/send with neither a task nor a message")
         return result
@@ -240,8 +247,8 @@ class AgentConnection(_HttpAgent):
         if "error" in message:
             raise from_error_member(message["error"])
         result = message.get("result")
-        if self.version == compat.V03:
-            converted = compat.event_to_v10(result)
+        if self.version == V03:
+            converted = event_from_rpc03(result)
         else:
             converted = result if isinstance(result, dict) else None
             if converted is not None and len(converted.keys() & _PAYLOADS) != 1:
@@ -263,13 +270,13 @@ class RestConnection(_HttpAgent):
 
     def __init__(self, url: str, version: str, **options: Any) -> None:
         super().__init__(url, version, **options)
-        self.base = url.rstrip("/") + ("/v1" if version == compat.V03 else "")
+        self.base = url.rstrip("/") + ("/v1" if version == V03 else "")
 
     def _route(self, method_v10: str, params: dict[str, Any]) -> tuple[str, str, bytes | None]:
         """The verb, URL and body of one 1.0 method call."""
-        legacy = self.version == compat.V03
+        legacy = self.version == V03
         if method_v10 in ("SendMessage", "SendStreamingMessage"):
-            body = restwire.send_params_to_v03(params) if legacy else params
+            body = send_params_to_rest03(params) if legacy else params
             action = "send" if method_v10 == "SendMessage" else "stream"
             return "POST", f"{self.base}/message:{action}", orjson.dumps(body)
         task = quote(str(params.get("id", "")), safe="")
@@ -288,15 +295,15 @@ class RestConnection(_HttpAgent):
     def _refusal(self, status: int, raw: bytes) -> Exception:
         """A non-200 answer: the agent's A2A error if it sent one, else a broken agent."""
         with contextlib.suppress(orjson.JSONDecodeError):
-            error = restwire.error_from_body(orjson.loads(raw))
+            error = error_from_body(orjson.loads(raw))
             if error is not None:
                 return error
         return AgentFailure(f"agent answered HTTP {status}")
 
     def _payload(self, value: Any) -> dict[str, Any] | None:
         """A StreamResponse / SendMessageResponse in 1.0 shape, or None if it is not one."""
-        if self.version == compat.V03:
-            return restwire.stream_response_to_v10(value)
+        if self.version == V03:
+            return stream_response_from_rest03(value)
         if isinstance(value, dict) and len(value.keys() & _PAYLOADS) == 1:
             return value
         return None
@@ -309,7 +316,7 @@ class RestConnection(_HttpAgent):
             return result
         if not isinstance(value, dict):
             raise AgentFailure("agent answered with a non-object")
-        return restwire.task_to_v10(value) if self.version == compat.V03 else value
+        return task_from_rest03(value) if self.version == V03 else value
 
     async def call(self, method_v10: str, params: dict[str, Any]) -> Any:
         """One request/response; returns the 1.0 result."""
@@ -338,7 +345,7 @@ class RestConnection(_HttpAgent):
             async for kind, data in self._events(response):
                 value = _json(data, "event")
                 if kind == "error":
-                    raise restwire.error_from_body(value) or AgentFailure(
+                    raise error_from_body(value) or AgentFailure(
                         "agent sent a malformed error event"
                     )
                 event = self._payload(value)

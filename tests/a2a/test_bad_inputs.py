@@ -277,7 +277,7 @@ async def test_oversized_and_batched_requests(hub: tuple[Hub, str], tmp_path: Pa
 
 
 async def test_rest_error_bodies_with_odd_details_are_still_read() -> None:
-    from a2a.restwire import error_from_body
+    from a2a.errors import error_from_body
 
     for details in (5, "x", None, [1, "y"]):
         error = error_from_body(
