@@ -38,7 +38,7 @@ def imports_only(config_path: str) -> int:
     """What the child imports before it can answer `initialize`, without answering."""
     import asyncio  # noqa: F401  (the event loop the agent runs on)
 
-    from junction.acp_mode import build_runtime
+    from junction.bridges.acp_services import build_runtime
     from junction.config import load_config
     from transports import open_stdio  # noqa: F401
 
@@ -70,8 +70,8 @@ async def direct_child(url: str, count: int) -> list[float]:
 
 def serve(config_path: str) -> int:
     """The child: the ACP agent on stdio (what `junction --mode stdio` runs)."""
-    from junction.acp_mode import run_acp_stdio
     from junction.config import load_config
+    from junction.modes.acp_stdio import run_acp_stdio
 
     return run_acp_stdio(load_config(Path(config_path)))
 

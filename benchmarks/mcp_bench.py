@@ -40,11 +40,11 @@ from tests.mcp_gateway.conftest import SERVERS, NodeHttpServer, free_port, wait_
 
 JUNCTION_MCP = (
     "import sys; from pathlib import Path; from junction.config import load_config; "
-    "from junction.mcp_mode import run_mcp_stdio; sys.exit(run_mcp_stdio(load_config(Path(sys.argv[1]))))"
+    "from junction.modes.mcp_stdio import run_mcp_stdio; sys.exit(run_mcp_stdio(load_config(Path(sys.argv[1]))))"
 )
 JUNCTION_HTTP = (
     "import sys, uvicorn; from pathlib import Path; from junction.config import load_config; "
-    "from junction.mcp_mode import gateway_inputs; from mcp_gateway import Gateway, http_app; "
+    "from junction.build import gateway_inputs; from mcp_gateway import Gateway, http_app; "
     "specs, options = gateway_inputs(load_config(Path(sys.argv[1]))); "
     "app = http_app(Gateway(specs, options), manage_gateway=True); "
     "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[2]), log_level='warning')"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 
@@ -23,6 +23,12 @@ from junction.http.serve import SHUTDOWN_SETTLE_SECONDS, uvicorn_server
 from junction.logs import configure_logging, redact, register_secret
 from junction.reload import APPLY, ConfigSource, Listener, Plan, ReloadResult, plan, validate
 from transports import MessageStream
+
+if TYPE_CHECKING:
+    from a2a import Hub
+    from junction.bridges.self_agent import SelfAgent
+    from mcp_gateway import Gateway
+    from router_core import Router
 
 log = logging.getLogger("junction.root")
 
@@ -51,10 +57,8 @@ class Junction:
     """
 
     def __init__(self, config: JunctionConfig, *, source: ConfigSource | None = None) -> None:
-        from junction.a2a_mode import build_hub
-        from junction.acp_mode import build_runtime
-        from junction.mcp_mode import gateway_inputs
-        from junction.router_mode import build_router
+        from junction.bridges.acp_services import build_runtime
+        from junction.build import build_hub, build_router, gateway_inputs
         from mcp_gateway import Gateway, http_app
 
         self._config = config
@@ -198,12 +202,12 @@ class Junction:
         through the `mcp_servers` it fills)."""
 
     async def _apply_router(self, old: JunctionConfig, new: JunctionConfig) -> None:
-        from junction.router_mode import backend_specs, router_settings
+        from junction.build import backend_specs, router_settings
 
         self.router.reconfigure(backend_specs(new), router_settings(new))
 
     async def _apply_gateway(self, old: JunctionConfig, new: JunctionConfig) -> None:
-        from junction.mcp_mode import gateway_inputs
+        from junction.build import gateway_inputs
 
         specs, options = gateway_inputs(new)
         self.gateway.reconfigure(specs, options)
@@ -214,7 +218,7 @@ class Junction:
         hear of it. Agents registered through `/admin` are left alone."""
         if not self.running:
             return  # starting the hub registers the agents of the current configuration
-        from junction.a2a_mode import agent_specs
+        from junction.build import agent_specs
 
         registry = self.hub.registry
         specs = agent_specs(new)
@@ -244,7 +248,7 @@ class Junction:
             log.info("A2A agent %s %s", name, "added" if name not in old.a2a_agents else "replaced")
 
     async def _apply_acp(self, old: JunctionConfig, new: JunctionConfig) -> None:
-        from junction.acp_mode import agent_settings
+        from junction.build import agent_settings
 
         self.runtime.settings = agent_settings(new)  # new turns read it
 
@@ -283,8 +287,7 @@ class Junction:
 
     async def start(self) -> None:
         """Start the router's health checks, the MCP upstreams, the hub; idempotent."""
-        from junction.a2a_mode import hub_lifespan
-        from junction.mcp_mode import a2a_agent_tools
+        from junction.bridges.a2a_tools import a2a_agent_tools
 
         if self._stack is not None:
             return
@@ -304,7 +307,7 @@ class Junction:
             )
             await stack.enter_async_context(self.mcp_app.router.lifespan_context(self.mcp_app))
             await stack.enter_async_context(
-                hub_lifespan(
+                _hub_lifespan(
                     self.hub,
                     self._config,
                     router=self.router,
@@ -405,7 +408,7 @@ class Junction:
     async def serve_acp_connection(self, stream: MessageStream) -> None:
         """One remote ACP client (`/acp`, WebSocket or SSE) on the runtime every connection
         shares, limited by the API key it came with and owning that key's sessions."""
-        from junction.acp_mode import key_scope, serve_acp
+        from junction.bridges.acp_services import key_scope, serve_acp
 
         state = getattr(stream, "state", {})
         owner = str(state["principal"]) if state.get("principal") else None
@@ -475,3 +478,36 @@ def _applied_key(key: str) -> str:
         if prefix in _STEPS:
             return prefix
     raise KeyError(key)
+
+
+@contextlib.asynccontextmanager
+async def _hub_lifespan(
+    hub: Hub,
+    config: JunctionConfig,
+    *,
+    router: Router | None = None,
+    gateway: Gateway | None = None,
+    current: Callable[[], JunctionConfig] | None = None,
+) -> AsyncIterator[None]:
+    """Start the hub (store, configured agents, card refresh) and stop it; nest in the app's
+    lifespan. With `a2a.self_agent` configured and a `router` to run its model turns on,
+    Junction's own agent joins the hub's agents (its tools come from `gateway`; the agents it
+    may ask from `current`, the config in force)."""
+    from junction.bridges.self_agent import SelfAgent
+    from junction.build import agent_specs
+
+    await hub.start(agent_specs(config))
+    own: SelfAgent | None = None
+    try:
+        if config.a2a.self_agent is not None and router is not None:
+            own = SelfAgent(
+                config, config.a2a.self_agent, router=router, gateway=gateway, current=current
+            )
+            await own.start()
+            await hub.registry.add_local(own.name, own.card(), own)
+        yield
+    finally:
+        if own is not None:
+            await hub.registry.remove(own.name)
+            await own.aclose()
+        await hub.close()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from junction.bridge import RECONNECT_ATTEMPTS, RECONNECT_DELAY, run_bridge
 from junction.config import find_config_path, load_config
 from junction.logs import configure_logging
+from junction.modes.bridge import RECONNECT_ATTEMPTS, RECONNECT_DELAY, run_bridge
 
 
 def main() -> int:

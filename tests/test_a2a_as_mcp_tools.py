@@ -18,8 +18,8 @@ from mcp import Client, StdioServerParameters
 
 from a2a import A2aClient
 from a2a.client import TaskResult
+from junction.bridges.a2a_tools import a2a_result, a2a_tool_name
 from junction.config import JunctionConfig
-from junction.mcp_mode import a2a_result, a2a_tool_name
 from router_core import close_session
 from tests.a2a.harness import free_port, sdk_agent
 from tests.mcp_gateway.conftest import SERVERS

@@ -652,7 +652,7 @@ def test_a2a_and_acp_sections(tmp_path: Path) -> None:
     assert config.redacted()["a2a_agents"]["writer"]["headers"] == {"X-Api-Key": "***"}
     assert config.acp.permissions is not None
     assert config.acp.permissions.kinds == {"execute": "deny"}
-    from junction.acp_mode import agent_settings
+    from junction.build import agent_settings
 
     settings = agent_settings(config)
     assert (settings.default_mode, settings.max_model_requests) == ("auto", 7)

@@ -19,8 +19,8 @@ from types import ModuleType
 
 import pytest
 
+from junction.cli.demo import examples_dir
 from junction.config import load_config, load_mcp_servers_file
-from junction.demo import examples_dir
 
 EXAMPLES = examples_dir()
 REPO = EXAMPLES.parent
@@ -178,9 +178,9 @@ async def test_the_example_a2a_agent_speaks_a2a_1_0_to_junctions_client() -> Non
 def test_a_demo_that_cannot_run_says_why_and_exits_non_zero(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import junction.demo
+    import junction.cli.demo
     from junction.config import JunctionConfig
 
-    monkeypatch.setattr(junction.demo, "examples_dir", lambda: tmp_path / "nowhere")
-    assert junction.demo.run_demo(JunctionConfig()) == 1
+    monkeypatch.setattr(junction.cli.demo, "examples_dir", lambda: tmp_path / "nowhere")
+    assert junction.cli.demo.run_demo(JunctionConfig()) == 1
     assert "junction demo failed: the bundled examples are missing" in capsys.readouterr().out

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from junction.a2a_mode import agent_specs, agents_command, build_hub
+from junction.build import agent_specs, build_hub
+from junction.cli.inspect import agents_command
 from junction.config import JunctionConfig
 from tests.a2a.harness import free_port, sdk_agent
 

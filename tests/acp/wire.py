@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from junction.acp_mode import build_runtime, serve_acp
+from junction.bridges.acp_services import build_runtime, serve_acp
 from junction.config import JunctionConfig
 from tests.transports.conftest import pipe_pair
 from transports import MessageStream, Oversized

@@ -64,7 +64,7 @@ def test_filters() -> None:
 
 def test_importing_junction_and_the_gateway_does_not_import_mcp() -> None:
     code = (
-        "import sys, mcp_gateway, junction.cli, junction.mcp_mode, junction.config;"
+        "import sys, mcp_gateway, junction.cli, junction.modes.mcp_stdio, junction.config;"
         "from mcp_gateway import GatewayOptions, StdioUpstream;"
         "assert 'mcp' not in sys.modules, 'mcp imported eagerly';"
         "mcp_gateway.Gateway; assert 'mcp' in sys.modules"

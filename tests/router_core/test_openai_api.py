@@ -392,8 +392,9 @@ async def test_affinity_header_keeps_a_session_on_one_backend() -> None:
 async def test_junction_glue_builds_the_router_and_reports_backends(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from junction.build import build_router
+    from junction.cli.inspect import backends_command
     from junction.config import JunctionConfig
-    from junction.router_mode import backends_command, build_router
 
     async with openai_server(["m1", "m2"]) as upstream:
         config = JunctionConfig.model_validate(

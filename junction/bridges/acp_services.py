@@ -1,28 +1,19 @@
-"""`junction --mode stdio` and the `/acp` endpoints: configuration mapped onto the ACP agent.
-
-The only place that knows both Junction's configuration and the agent's Protocols. Everything
-heavy (router_core's aiohttp, the `mcp` SDK behind the gateway) is imported inside the lifespan,
-which the agent starts after it has answered `initialize`.
-"""
+"""The ACP agent over the rest of Junction: the router as its `ModelClient`, the MCP gateway as
+its tools (and the MCP servers a session names), the A2A agent pool as its agents, and the
+narrowing an API key applies to all three on a remote connection. The only place that knows
+both Junction's objects and the agent's Protocols. Everything heavy (router_core's aiohttp, the
+`mcp` SDK behind the gateway) is imported inside the runtime's lifespan, which the agent starts
+after it has answered `initialize`."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from acp import (
-    AgentRuntime,
-    AgentSettings,
-    PermissionPolicy,
-    Services,
-    ServiceScope,
-    SqliteSessionStore,
-    serve_connection,
-)
+from acp import AgentRuntime, Services, ServiceScope, SqliteSessionStore, serve_connection
+from junction.build import AgentPools, agent_settings, agent_specs, build_router
 from junction.config import JunctionConfig
 from transports import MessageStream
 
@@ -45,32 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("junction.acp")
 
-__all__ = ["agent_settings", "build_runtime", "run_acp_stdio", "serve_acp"]
-
-_SETTING_FIELDS = frozenset(AgentSettings.__dataclass_fields__)
-
-
-def agent_settings(
-    config: JunctionConfig, overrides: Mapping[str, Any] | None = None
-) -> AgentSettings:
-    """Agent settings from the `acp:` section; keys it does not have yet keep their defaults.
-
-    `overrides` (tests, benchmarks) take the same keys as `AgentSettings`; `permissions` may be
-    given as `{"rules": [[glob, decision], ...], "kinds": {kind: decision}}`.
-    """
-    values: dict[str, Any] = {
-        key: value
-        for key, value in config.acp.model_dump().items()
-        if key in _SETTING_FIELDS and value is not None
-    }
-    values.update(overrides or {})
-    policy = values.get("permissions")
-    if isinstance(policy, Mapping):
-        kinds = {**PermissionPolicy().kinds, **policy.get("kinds", {})}
-        rules = tuple((str(glob), decision) for glob, decision in policy.get("rules", ()))
-        values["permissions"] = PermissionPolicy(rules=rules, kinds=kinds)
-    return AgentSettings(**values)
-
 
 def build_runtime(
     config: JunctionConfig,
@@ -91,7 +56,6 @@ def build_runtime(
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[Services]:
-        from junction.router_mode import build_router
         from router_core import close_session
 
         async with contextlib.AsyncExitStack() as stack:
@@ -163,6 +127,8 @@ def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
 
 
 LIMITS: tuple[LimitKind, ...] = ("models", "mcp_tools", "a2a_agents")
+
+
 BY_KEY = "is not allowed for this API key"
 
 
@@ -256,37 +222,6 @@ class _NoLocalServers:
         yield  # pragma: no cover  (unreachable; makes this an async generator)
 
 
-def run_acp_stdio(config: JunctionConfig, overrides: Mapping[str, Any] | None = None) -> int:
-    """Serve ACP on stdin/stdout until stdin closes or SIGTERM/SIGINT; returns the exit code."""
-
-    async def main() -> None:
-        from transports import open_stdio
-
-        stream = await open_stdio(max_message_bytes=config.server.max_message_bytes)
-        runtime = build_runtime(config, overrides)
-        runner = asyncio.create_task(serve_acp(stream, runtime))
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, runner.cancel)
-        log.info("ACP agent serving on stdio")
-        try:
-            await runner
-        except asyncio.CancelledError:
-            log.info("signal received, exiting")
-        finally:
-            await runtime.aclose()
-            await stream.aclose()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-# -- models ---------------------------------------------------------------------------------------
-
-
 class RoutedModels:
     """The router as the agent's `ModelClient`: a session's turns go through backend selection,
     with the session id as the affinity key."""
@@ -317,9 +252,6 @@ class RoutedModels:
         return sorted(available)
 
 
-# -- A2A ------------------------------------------------------------------------------------------
-
-
 def _agent_pool(
     config: JunctionConfig, current: Callable[[], JunctionConfig] | None
 ) -> PoolDirectory | None:
@@ -335,13 +267,11 @@ class PoolDirectory:
     config in force (a new pool when a reload changes them)."""
 
     def __init__(self, current: Callable[[], JunctionConfig]) -> None:
-        from junction.a2a_mode import AgentPools
 
         self._current = current
         self._pools = AgentPools()
 
     def pool(self) -> AgentPool:
-        from junction.a2a_mode import agent_specs
 
         return self._pools.get(agent_specs(self._current()))
 
@@ -359,14 +289,11 @@ class PoolDirectory:
         return await self.pool().send_task(agent, message, on_progress=on_progress)
 
 
-# -- MCP ------------------------------------------------------------------------------------------
-
-
 async def _start_gateway(
     config: JunctionConfig, stack: contextlib.AsyncExitStack
 ) -> Gateway | None:
     try:
-        from junction.mcp_mode import gateway_inputs
+        from junction.build import gateway_inputs
         from mcp_gateway import Gateway
 
         specs, options = gateway_inputs(config)
@@ -440,3 +367,16 @@ class _GatewaySessionTools:
         settle = self._gateway.options.connect_timeout + 1
         async with self._gateway.session(specs) as view:
             yield _SessionScope(view, [s.name for s in specs], settle)
+
+
+__all__ = [
+    "BY_KEY",
+    "LIMITS",
+    "FilteredAgents",
+    "FilteredTools",
+    "PoolDirectory",
+    "RoutedModels",
+    "build_runtime",
+    "key_scope",
+    "serve_acp",
+]

@@ -38,7 +38,7 @@ from junction.config import JunctionConfig, SelfAgentConfig
 if TYPE_CHECKING:
     from acp import AgentRuntime, Services
     from acp.protocols import AgentInfo, AgentProgress, ProgressCallback, ToolInfo, ToolProvider
-    from junction.acp_mode import PoolDirectory
+    from junction.bridges.acp_services import PoolDirectory
     from mcp_gateway import Gateway
     from router_core import ChatRequest, Router, StreamEvent
     from transports import JsonRpcPeer
@@ -274,7 +274,7 @@ class SelfAgent:
     async def _connect(
         self, key: tuple[Any, ...] | None, state: Mapping[str, Any] | None
     ) -> JsonRpcPeer:
-        from junction.acp_mode import key_scope, serve_acp
+        from junction.bridges.acp_services import key_scope, serve_acp
         from transports import JsonRpcPeer, memory_pair
 
         assert self._runtime is not None, "the self-agent has not been started"
@@ -333,13 +333,13 @@ class SelfAgent:
 
     def _build_runtime(self) -> AgentRuntime:
         from acp import AgentRuntime, PermissionPolicy, Services, SqliteSessionStore
-        from junction.acp_mode import (
+        from junction.bridges.acp_services import (
             FilteredAgents,
             FilteredTools,
             PoolDirectory,
             RoutedModels,
-            agent_settings,
         )
+        from junction.build import agent_settings
 
         cfg = self.settings
         overrides: dict[str, Any] = {

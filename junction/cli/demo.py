@@ -49,7 +49,7 @@ STOP_GRACE = 8.0
 MODEL_ID = "junction-demo-model"
 PLAN_FILE = "PLAN.md"
 RESOURCE_NOT_FOUND = -32002
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
 """Where the `junction` package sits (a checkout's root, or site-packages)."""
 
 

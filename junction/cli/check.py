@@ -28,7 +28,7 @@ class Finding:
 
 
 async def _mcp(config: JunctionConfig) -> list[Finding]:
-    from junction.mcp_mode import inspect_upstreams
+    from junction.cli.inspect import inspect_upstreams
 
     statuses, _ = await inspect_upstreams(config)
     return [
@@ -45,7 +45,7 @@ async def _mcp(config: JunctionConfig) -> list[Finding]:
 
 
 async def _agents(config: JunctionConfig) -> list[Finding]:
-    from junction.a2a_mode import inspect_agents
+    from junction.cli.inspect import inspect_agents
 
     return [
         Finding(
@@ -61,7 +61,7 @@ async def _agents(config: JunctionConfig) -> list[Finding]:
 
 
 async def _backends(config: JunctionConfig) -> list[Finding]:
-    from junction.router_mode import inspect_backends
+    from junction.cli.inspect import inspect_backends
 
     findings = []
     for row in await inspect_backends(config):

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("junction: give exactly one of --mode or a command", file=sys.stderr)
         return 2
     if args.command == "demo":  # self-contained: it writes its own config, so none is read
-        from junction.demo import run_demo
+        from junction.cli.demo import run_demo
 
         configure_logging(args.log_level or "warning")
         return run_demo(JunctionConfig())
@@ -81,37 +81,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     what = args.mode or args.command
     try:
         if what == "stdio":
-            from junction.acp_mode import run_acp_stdio
+            from junction.modes.acp_stdio import run_acp_stdio
 
             return run_acp_stdio(config)
         if what == "mcp":
-            from junction.mcp_mode import run_mcp_stdio
+            from junction.modes.mcp_stdio import run_mcp_stdio
 
             return run_mcp_stdio(config)
         if what == "tools":
-            from junction.mcp_mode import tools_command
+            from junction.cli.inspect import tools_command
 
             return tools_command(config, as_json=args.json)
         if what == "bridge":
             if not args.connect:
                 print("junction: --mode bridge needs --connect ws(s)://HOST/acp", file=sys.stderr)
                 return 2
-            from junction.bridge import run_bridge
+            from junction.modes.bridge import run_bridge
 
             return run_bridge(config, args.connect, args.token or os.environ.get("JUNCTION_TOKEN"))
         if what == "backends":
-            from junction.router_mode import backends_command
+            from junction.cli.inspect import backends_command
 
             return backends_command(config, as_json=args.json)
         if what == "agents":
-            from junction.a2a_mode import agents_command
+            from junction.cli.inspect import agents_command
 
             return agents_command(config, as_json=args.json)
         if what == "serve":
             from junction.modes.serve import run_serve
 
             return run_serve(config, uds=args.uds, source=source, log_level=args.log_level)
-        from junction.check import check_command
+        from junction.cli.check import check_command
 
         return check_command(config, as_json=args.json)
     except KeyboardInterrupt:

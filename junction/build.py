@@ -1,0 +1,173 @@
+"""From Junction's configuration to each package's own objects: the router's backends and
+settings, the MCP gateway's upstream specs and options, the A2A hub and its agents, the ACP
+agent's settings. Pure mapping, no running parts: the composition root (`junction.root`), the
+modes and the CLI all build through here, so each section is read one way."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from a2a import AgentPool, AgentSpec, Hub, HubSettings, RegisteredAgent, SqliteTaskStore
+from acp import AgentSettings, PermissionPolicy
+from junction.config import JunctionConfig, StdioMcpServerConfig
+from router_core import BackendSpec, Router, RouterSettings, close_session
+
+if TYPE_CHECKING:
+    from mcp_gateway import GatewayOptions, UpstreamSpec
+
+T = TypeVar("T")
+
+
+def router_settings(config: JunctionConfig) -> RouterSettings:
+    """`routing:` as the router's settings (unset keys keep the router's defaults)."""
+    return RouterSettings.model_validate(config.routing.model_dump(exclude_unset=True))
+
+
+def backend_specs(config: JunctionConfig) -> list[BackendSpec]:
+    """One spec per `backends:` entry, in config order (the order `priority` falls back on)."""
+    return [
+        BackendSpec.model_validate({"name": name, **backend.model_dump(exclude_unset=True)})
+        for name, backend in config.backends.items()
+    ]
+
+
+def build_router(config: JunctionConfig) -> Router:
+    """The Router for this configuration (not started: serve mode starts it in its lifespan)."""
+    return Router(backend_specs(config), router_settings(config))
+
+
+async def closing_session(work: Awaitable[T]) -> T:
+    """Run one-shot work that uses the process-wide HTTP session, then close that session."""
+    try:
+        return await work
+    finally:
+        await close_session()
+
+
+def gateway_inputs(config: JunctionConfig) -> tuple[list[UpstreamSpec], GatewayOptions]:
+    """The gateway's upstream specs and options for this configuration."""
+    from mcp_gateway import GatewayOptions, HttpUpstream, StdioUpstream, ToolFilter
+
+    specs: list[UpstreamSpec] = []
+    for name, server in config.mcp_servers.items():
+        tools = ToolFilter(allow=tuple(server.tools.allow), deny=tuple(server.tools.deny))
+        common: dict[str, Any] = {
+            "name": name,
+            "tools": tools,
+            "call_timeout": server.timeout,
+            "connect_timeout": server.connect_timeout,
+        }
+        if isinstance(server, StdioMcpServerConfig):
+            specs.append(
+                StdioUpstream(
+                    command=server.command,
+                    args=tuple(server.args),
+                    env=dict(server.env),
+                    cwd=server.cwd,
+                    **common,
+                )
+            )
+        else:
+            specs.append(
+                HttpUpstream(
+                    url=server.url,
+                    headers=dict(server.headers),
+                    transport=server.transport,
+                    **common,
+                )
+            )
+    gateway = config.mcp
+    options = GatewayOptions(
+        prefix=gateway.prefix,
+        separator=gateway.separator,
+        deny=tuple(gateway.deny),
+        call_timeout=gateway.call_timeout,
+        connect_timeout=gateway.connect_timeout,
+    )
+    return specs, options
+
+
+def hub_settings(config: JunctionConfig) -> HubSettings:
+    """The `a2a:` section (its defaults when the file has none); Junction's own agent, when it
+    takes unrouted tasks, is the hub's fallback unless one is named."""
+    settings: HubSettings = config.a2a
+    own = config.a2a.self_agent
+    if own is not None and own.fallback and settings.fallback_agent is None:
+        settings = settings.model_copy(update={"fallback_agent": own.name})
+    return settings
+
+
+def agent_specs(config: JunctionConfig) -> dict[str, AgentSpec]:
+    return {
+        name: AgentSpec(
+            url=agent.url, card_url=agent.card_url, headers=dict(agent.headers), weight=agent.weight
+        )
+        for name, agent in config.a2a_agents.items()
+    }
+
+
+class AgentPools:
+    """One `AgentPool` for a set of agents, made anew only when the set changes (a reload, the
+    hub's registry): between changes its clients keep their cards and the tasks waiting for
+    input."""
+
+    def __init__(self) -> None:
+        self._key: tuple[dict[str, AgentSpec], tuple[int, ...]] | None = None
+        self._pool: AgentPool | None = None
+
+    def get(self, specs: dict[str, AgentSpec], local: Sequence[RegisteredAgent] = ()) -> AgentPool:
+        """The pool for `specs` (remote agents) and `local` (in-process ones)."""
+        key = (specs, tuple(id(agent) for agent in local))
+        if self._pool is None or key != self._key:
+            pool = AgentPool(specs)
+            for agent in local:
+                assert agent.card is not None and agent.connection is not None
+                pool.add_local(agent.name, agent.card, agent.connection)
+            self._pool, self._key = pool, key
+        return self._pool
+
+
+def build_hub(config: JunctionConfig) -> Hub:
+    """A hub over the configured store; call `await hub.start(agent_specs(config))` in the app's
+    lifespan (or use `hub_lifespan`), `await hub.close()` at shutdown."""
+    return Hub(SqliteTaskStore(config.store.sqlite_path), hub_settings(config))
+
+
+_SETTING_FIELDS = frozenset(AgentSettings.__dataclass_fields__)
+
+
+def agent_settings(
+    config: JunctionConfig, overrides: Mapping[str, Any] | None = None
+) -> AgentSettings:
+    """Agent settings from the `acp:` section; keys it does not have yet keep their defaults.
+
+    `overrides` (tests, benchmarks) take the same keys as `AgentSettings`; `permissions` may be
+    given as `{"rules": [[glob, decision], ...], "kinds": {kind: decision}}`.
+    """
+    values: dict[str, Any] = {
+        key: value
+        for key, value in config.acp.model_dump().items()
+        if key in _SETTING_FIELDS and value is not None
+    }
+    values.update(overrides or {})
+    policy = values.get("permissions")
+    if isinstance(policy, Mapping):
+        kinds = {**PermissionPolicy().kinds, **policy.get("kinds", {})}
+        rules = tuple((str(glob), decision) for glob, decision in policy.get("rules", ()))
+        values["permissions"] = PermissionPolicy(rules=rules, kinds=kinds)
+    return AgentSettings(**values)
+
+
+__all__ = [
+    "AgentPools",
+    "agent_settings",
+    "agent_specs",
+    "backend_specs",
+    "build_hub",
+    "build_router",
+    "closing_session",
+    "gateway_inputs",
+    "hub_settings",
+    "router_settings",
+]

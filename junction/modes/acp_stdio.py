@@ -1,0 +1,45 @@
+"""`junction --mode stdio`: the ACP agent an editor launches, on stdin/stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+from junction.bridges.acp_services import build_runtime, serve_acp
+from junction.config import JunctionConfig
+
+log = logging.getLogger("junction.acp")
+
+
+def run_acp_stdio(config: JunctionConfig, overrides: Mapping[str, Any] | None = None) -> int:
+    """Serve ACP on stdin/stdout until stdin closes or SIGTERM/SIGINT; returns the exit code."""
+
+    async def main() -> None:
+        from transports import open_stdio
+
+        stream = await open_stdio(max_message_bytes=config.server.max_message_bytes)
+        runtime = build_runtime(config, overrides)
+        runner = asyncio.create_task(serve_acp(stream, runtime))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, runner.cancel)
+        log.info("ACP agent serving on stdio")
+        try:
+            await runner
+        except asyncio.CancelledError:
+            log.info("signal received, exiting")
+        finally:
+            await runtime.aclose()
+            await stream.aclose()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+__all__ = ["run_acp_stdio"]
