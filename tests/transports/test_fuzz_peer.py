@@ -85,12 +85,16 @@ class AddParams(BaseModel):
 class Mutator:
     """Seeded mutations of JSON-RPC messages, structural and byte-level."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(
+        self, seed: int, seeds: list[Any] | None = None, keys: list[str] | None = None
+    ) -> None:
         self.rng = random.Random(seed)
+        self.seeds = seeds or SEEDS
+        self.keys = keys or KEYS
 
     def message(self) -> bytes:
         rng = self.rng
-        value = orjson.loads(orjson.dumps(rng.choice(SEEDS)))
+        value = orjson.loads(orjson.dumps(rng.choice(self.seeds)))
         for _ in range(rng.choice([0, 1, 1, 2, 3])):
             value = self._mutate(value)
         raw = orjson.dumps(value)
@@ -122,7 +126,7 @@ class Mutator:
         elif target and roll < 0.75:
             del target[rng.choice(list(target))]
         else:
-            target[rng.choice(KEYS)] = self._value()
+            target[rng.choice(self.keys)] = self._value()
         return value
 
     def _value(self) -> Any:
