@@ -7,6 +7,19 @@
 `AgentDirectory`: the Protocols in `acp.protocols`) after the first `initialize` is answered.
 Importing this package loads only pydantic and the transports; the turn loop, router_core and
 anything the services need load later, so `initialize` answers fast.
+
+Decisions:
+- The ACP wire types are our own subset of the v1 schema (`schema.py`), not the official SDK's:
+  the official Python SDK imports as `acp` too (so the two cannot share a process), and the agent
+  side needs only the requests a client sends, our answers and notifications, and the answers to
+  what we ask the client. Unknown keys and `_meta` are kept, so a newer client's additions
+  survive. Cold start, spawn to the `initialize` answer, is ~0.2 s with this package at ~37 ms of
+  it (docs/performance.md, "ACP agent").
+- The agent speaks through `transports.JsonRpcPeer`, which carries requests both ways on one
+  connection (permission prompts, `fs/*`, `terminal/*` go back to the client mid-turn);
+  `jsonrpcserver` only dispatches one direction.
+- Everything it needs from Junction is a Protocol of its own (`protocols.py`); it imports none of
+  `mcp_gateway` and `a2a`, so the composition root (`junction.bridges.acp_services`) adapts them.
 """
 
 from acp.agent import RESOURCE_NOT_FOUND, AgentConnection, ServiceScope, serve_connection

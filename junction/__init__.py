@@ -1,7 +1,19 @@
 """Composition root: configuration, CLI, the HTTP application, observability, and the library API.
 
-from junction import Junction
-junction = Junction.from_config_file("junction.yaml")
+    from junction import Junction
+    junction = Junction.from_config_file("junction.yaml")
+
+Where things are: `config/` (the YAML, validated), `build.py` (configuration -> each package's
+objects), `root.py` (`Junction`: builds them once, starts them, applies a changed
+configuration), `reload.py` (which keys apply while running; the file watcher), `bridges/` (the
+adapters between protocols), `http/` (the app, the access guard, metrics, the uvicorn server),
+`modes/` (stdio ACP, stdio MCP, serve, bridge), `cli/` (the commands and their tables).
+
+Decisions:
+- Only this package knows every other one; the rest import down the layout table
+  (docs/architecture.md), which `tests/test_structure.py` checks together with "no import loop".
+- Imports stay lazy where a mode does not need them (`junction --mode stdio` answers
+  `initialize` before router_core's aiohttp or the `mcp` SDK load; docs/performance.md).
 """
 
 from __future__ import annotations
