@@ -135,6 +135,8 @@ def _rows(model: type[BaseModel], prefix: str, seen: tuple[type[BaseModel], ...]
     rows: list[str] = []
     docs = _attribute_docs(model)
     for name, field in model.model_fields.items():
+        if field.exclude:
+            continue  # filled in by Junction (a backend's name is its key), not written
         key = f"{prefix}{name}"
         annotation = field.annotation
         sections = _models_in(annotation)

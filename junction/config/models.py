@@ -1,0 +1,152 @@
+"""`JunctionConfig`, the whole file: one field per section, each section's model in its own
+module (or the owning package's settings model), plus the two small sections `store:` and
+`logging:`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from junction.config.agents import A2aAgentConfig, A2aConfig
+from junction.config.backends import NAME_FROM_KEY, BackendConfig
+from junction.config.errors import ConfigError, format_validation_error
+from junction.config.fields import ConfigModel
+from junction.config.mcp import McpGatewayConfig, McpServerConfig
+from junction.config.mcp_file import load_mcp_servers_file
+from junction.config.redaction import redact, secret_values
+from junction.config.server import ServerConfig
+from junction.config.sessions import AcpConfig
+from junction.logs import LOG_LEVELS
+from router_core.settings import RouterSettings
+
+__all__ = ["JunctionConfig", "LoggingConfig", "StoreConfig"]
+
+
+def _default_store_url() -> str:
+    import platformdirs  # deferred: only needed when the config does not name a store
+
+    return f"sqlite:///{Path(platformdirs.user_data_dir('junction')) / 'junction.db'}"
+
+
+class StoreConfig(ConfigModel):
+    """Where sessions and tasks persist; SQLite in the user data dir unless told otherwise."""
+
+    url: str = Field(default_factory=_default_store_url)
+
+    @field_validator("url")
+    @classmethod
+    def _sqlite_only(cls, url: str) -> str:
+        if not url.startswith("sqlite:///") or url == "sqlite:///":
+            scheme = url.split(":", 1)[0] if ":" in url else url
+            raise PydanticCustomError(
+                "store_scheme",
+                "only sqlite:///PATH is supported; other schemes ({scheme}) are not supported yet",
+                {"scheme": repr(scheme)},
+            )
+        return url
+
+    @property
+    def sqlite_path(self) -> str:
+        """The database path: what follows `sqlite:///` (so `sqlite:////abs` is `/abs`)."""
+        return self.url.removeprefix("sqlite:///")
+
+
+class LoggingConfig(ConfigModel):
+    """Log verbosity and shape; logs always go to stderr."""
+
+    level: str = "info"
+    format: Literal["plain", "json"] = "plain"
+    access_log: bool = True
+    """One `junction.access` record per HTTP request, stream or WebSocket in serve mode (at
+    INFO; about 15 µs a request, see docs/performance.md)."""
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        normalized = level.strip().lower()
+        if normalized not in LOG_LEVELS:
+            raise PydanticCustomError(
+                "log_level",
+                "unknown log level {level}; expected one of {levels}",
+                {"level": repr(level), "levels": ", ".join(LOG_LEVELS)},
+            )
+        return normalized
+
+
+class JunctionConfig(ConfigModel):
+    """The whole configuration; every section has a default, so `{}` is a valid config."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    backends: dict[str, BackendConfig] = Field(default_factory=dict)
+    routing: RouterSettings = Field(default_factory=RouterSettings)
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+    mcp_servers_file: str | None = None
+    """A JSON file in the common `mcpServers` format (Claude Desktop, Cursor), merged in."""
+    mcp: McpGatewayConfig = Field(default_factory=McpGatewayConfig)
+    a2a_agents: dict[str, A2aAgentConfig] = Field(default_factory=dict)
+    acp: AcpConfig = Field(default_factory=AcpConfig)
+    a2a: A2aConfig = Field(default_factory=A2aConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _backend_names_from_keys(cls, backends: Any) -> Any:
+        if not isinstance(backends, dict):
+            return backends
+        return {
+            key: {**entry, NAME_FROM_KEY: str(key)} if isinstance(entry, dict) else entry
+            for key, entry in backends.items()
+        }
+
+    @model_validator(mode="after")
+    def _self_agent_name_is_free(self) -> JunctionConfig:
+        own = self.a2a.self_agent
+        if own is not None and own.name in self.a2a_agents:
+            raise PydanticCustomError(
+                "self_agent_name",
+                "a2a.self_agent.name {name} is also an agent in a2a_agents; rename one",
+                {"name": repr(own.name)},
+            )
+        return self
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as plain data with every secret replaced by `***`, safe to print."""
+        result = redact(self.model_dump(mode="json"))
+        assert isinstance(result, dict)
+        return result
+
+    def secret_values(self) -> list[str]:
+        """Every non-empty secret in the config, for `junction.logs.register_secret`."""
+        return secret_values(self.model_dump(mode="json"))
+
+    def with_mcp_servers_file(self, path: Path) -> JunctionConfig:
+        """A copy with the servers of an `mcpServers` JSON file added (`--mcp-config`).
+
+        A name defined both here and in the file is an error rather than a silent override.
+        """
+        extra = load_mcp_servers_file(path)
+        both = sorted(set(extra) & set(self.mcp_servers))
+        if both:
+            raise ConfigError(
+                [f"{path}: mcpServers.{name}: also defined in mcp_servers" for name in both]
+            )
+        return self.model_copy(update={"mcp_servers": {**self.mcp_servers, **extra}})
+
+    def with_server(self, host: str | None = None, port: int | None = None) -> JunctionConfig:
+        """A copy with `--host`/`--port` applied and re-validated (so api_keys are re-checked)."""
+        server = self.server.model_dump()
+        if host is not None:
+            server["host"] = host
+        if port is not None:
+            server["port"] = port
+        try:
+            new_server = ServerConfig.model_validate(server)
+        except ValidationError as exc:
+            raise ConfigError(
+                format_validation_error(exc, "command line", ServerConfig, ("server",))
+            ) from None
+        return self.model_copy(update={"server": new_server})
