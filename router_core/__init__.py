@@ -65,6 +65,7 @@ if TYPE_CHECKING:
         RouterSettings,
         TimeoutSettings,
     )
+    from router_core.sse import SseEvent, SseParser
     from router_core.types import (
         BackendConnectError,
         BackendDisconnected,
@@ -135,6 +136,8 @@ _LAZY = {
     "Strategy": "router_core.selection",
     "StrategyName": "router_core.selection",
     "make_strategy": "router_core.selection",
+    "SseEvent": "router_core.sse",
+    "SseParser": "router_core.sse",
     "BackendSpec": "router_core.settings",
     "ModelRouting": "router_core.settings",
     "RetrySettings": "router_core.settings",
@@ -224,6 +227,8 @@ __all__ = [
     "RouterError",
     "RouterSettings",
     "RouterStream",
+    "SseEvent",
+    "SseParser",
     "Strategy",
     "StrategyName",
     "StreamAccumulator",

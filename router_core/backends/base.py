@@ -1,13 +1,7 @@
 """What every LLM backend shares: the Backend interface, timeouts, one request path that maps
-every aiohttp failure to a BackendError, and the two stream framings upstreams use (SSE and
-NDJSON), parsed incrementally from raw bytes.
-
-aiohttp has no SSE decoder and the maintained SSE clients (httpx-sse) work on text lines of
-httpx responses; we parse bytes ourselves so an event's `data` stays the upstream's own bytes
-(the OpenAI surface can forward them without re-encoding) and no decode/encode round trip is
-paid per chunk. The parser follows the WHATWG event-stream rules (CR, LF and CRLF line ends,
-comments, multi-line data, `event`/`id` fields, a leading BOM), except that an event cut off by
-the end of the body is reported (BackendDisconnected) instead of being silently dropped.
+every aiohttp failure to a BackendError, and the two stream framings upstreams use (SSE, through
+`router_core.sse`, and NDJSON), read incrementally from raw bytes. An SSE event cut off by the
+end of the body is reported (BackendDisconnected) instead of being silently dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +18,7 @@ import orjson
 from router_core import tracing
 from router_core.http import get_session
 from router_core.redaction import redact_urls
+from router_core.sse import MAX_LINE_BYTES, SseEvent, SseParser
 from router_core.types import (
     BackendConnectError,
     BackendDisconnected,
@@ -37,9 +32,6 @@ from router_core.types import (
     Usage,
     parse_retry_after,
 )
-
-MAX_LINE_BYTES = 16 * 1024 * 1024
-"""Longest SSE/NDJSON line accepted; a longer one is a malformed (or hostile) upstream."""
 
 ERROR_BODY_LIMIT = 64 * 1024
 """How much of an error response is read to find its message."""
@@ -308,87 +300,6 @@ def shape_error(backend: str, what: str, doc: Any) -> BackendMalformedResponse:
 
 
 # -- framings ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SseEvent:
-    """One server-sent event. `data` is the upstream's bytes (data lines joined by LF)."""
-
-    data: bytes
-    event: str = ""
-    id: str | None = None
-
-
-class SseParser:
-    """Incremental SSE parser over raw bytes: `feed()` each chunk as it arrives (chunks may split
-    lines anywhere, including between CR and LF), get back the events completed by it."""
-
-    __slots__ = ("_data", "_event", "_id", "_partial", "_skip_lf", "_started")
-
-    def __init__(self) -> None:
-        self._partial = b""
-        self._skip_lf = False
-        self._started = False
-        self._data: list[bytes] = []
-        self._event = ""
-        self._id: str | None = None
-
-    def feed(self, chunk: bytes) -> list[SseEvent]:
-        if not self._started:
-            if not chunk:
-                return []
-            if len(self._partial) + len(chunk) < 3 and b"\xef\xbb\xbf".startswith(
-                self._partial + chunk
-            ):
-                self._partial += chunk  # might still be a BOM
-                return []
-            chunk = self._partial + chunk
-            self._partial = b""
-            self._started = True
-            if chunk.startswith(b"\xef\xbb\xbf"):
-                chunk = chunk[3:]
-        if self._skip_lf:
-            self._skip_lf = False
-            if chunk[:1] == b"\n":
-                chunk = chunk[1:]
-        if b"\r" in chunk:
-            self._skip_lf = chunk.endswith(b"\r")
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = chunk.split(b"\n")
-        if self._partial:
-            lines[0] = self._partial + lines[0]
-        self._partial = lines.pop()
-        if len(self._partial) > MAX_LINE_BYTES:
-            raise ValueError(f"an SSE line is longer than {MAX_LINE_BYTES} bytes")
-        events: list[SseEvent] = []
-        for line in lines:
-            if not line:
-                if self._data:
-                    events.append(SseEvent(b"\n".join(self._data), self._event, self._id))
-                    self._data = []
-                self._event = ""
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                self._data.append(value[1:] if value[:1] == b" " else value)
-            elif line[0] == 0x3A:  # ":" comment (keep-alive)
-                continue
-            else:
-                name, _, value = line.partition(b":")
-                if value[:1] == b" ":
-                    value = value[1:]
-                if name == b"event":
-                    self._event = value.decode("utf-8", "replace")
-                elif name == b"id" and b"\0" not in value:
-                    self._id = value.decode("utf-8", "replace")
-                elif name == b"data":  # "data" with no colon: an empty data line
-                    self._data.append(value)
-                # "retry" and unknown fields are ignored, as the spec says.
-        return events
-
-    @property
-    def pending(self) -> bool:
-        """True when bytes of an unfinished event are buffered (the stream was cut mid-event)."""
-        return bool(self._partial or self._data)
 
 
 class LineSplitter:
