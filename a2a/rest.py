@@ -1,7 +1,7 @@
 """The hub's HTTP+JSON (REST) binding, for the hub endpoint and for every per-agent proxy.
 
 It is only a binding: a request becomes the same 1.0 method call the JSON-RPC binding makes
-(`Hub.invoke`, `Hub.open_stream`/`Hub.stream_events`), so routing, the task store, push
+(`HubCore.invoke`, `HubCore.open_stream`/`HubCore.stream_events`), so routing, the task store, push
 configs, validation and error codes are shared, and only the framing differs:
 
 - 1.0 (spec section 11): `POST {url}/message:send`, `GET {url}/tasks/{id}`, ..., bodies in 1.0
@@ -21,17 +21,16 @@ paths is -32009, as calling the other version's method names is in JSON-RPC.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
+from a2a.asgi import Principal, allowed_agents, call_context, read_body, sse_response
+from a2a.core import HubCore
 from a2a.errors import (
     HTTP_STATUS,
     INVALID_PARAMS,
@@ -41,9 +40,7 @@ from a2a.errors import (
     A2aError,
     error_body,
 )
-from a2a.hub import AsgiEndpoint, CallContext, Hub, allowed_agents, read_body
-from a2a.versions import common
-from a2a.versions.common import camel
+from a2a.versions.common import STREAMING_METHODS, V03, V10, camel, protocol_version
 from a2a.versions.rest03 import (
     push_create_from_rest03,
     result_to_rest03,
@@ -105,23 +102,12 @@ V03_OPERATIONS = (
 _QUERY_INTS = frozenset({"historyLength", "pageSize"})
 
 
-def rest_routes(hub: Hub) -> list[BaseRoute]:
-    """Starlette routes for both versions, under the hub's URL and each per-agent proxy's."""
-    binding = RestBinding(hub)
-    routes: list[BaseRoute] = []
-    for prefix in PREFIXES:
-        for legacy, operations in ((False, V10_OPERATIONS), (True, V03_OPERATIONS)):
-            for op in operations:
-                endpoint = AsgiEndpoint(binding.endpoint(op, legacy))
-                routes.append(Route(prefix + op.path, endpoint, methods=[op.verb]))
-    return routes
-
-
 class RestBinding:
-    """Turns REST requests into the hub's method calls and their results back into REST."""
+    """Turns REST requests into the core's method calls and their results back into REST."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, core: HubCore, principal: Principal) -> None:
+        self.core = core
+        self.principal = principal
 
     def endpoint(self, op: Operation, legacy: bool) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
@@ -131,33 +117,33 @@ class RestBinding:
 
     async def serve(self, request: Request, op: Operation, legacy: bool) -> Response:
         """Answer one REST request: JSON, an SSE stream, or an error body with its HTTP status."""
-        hub = self.hub
+        core = self.core
         try:
-            version = common.protocol_version(request.headers.get("a2a-version"))
-            expected = common.V03 if legacy else common.V10
+            version = protocol_version(request.headers.get("a2a-version"))
+            expected = V03 if legacy else V10
             if version != expected:
                 raise A2aError(
                     VERSION_NOT_SUPPORTED,
                     f"A2A version {version} is not served at this path (it serves {expected}:"
-                    f" {'/v1/...' if expected == common.V03 else 'paths without /v1'})",
+                    f" {'/v1/...' if expected == V03 else 'paths without /v1'})",
                     {"requestedVersion": version, "path": request.url.path},
                 )
             agent = request.path_params.get("name")
-            if agent is not None and hub.visible(request, agent) is None:
+            if agent is not None and core.visible(agent, allowed_agents(request)) is None:
                 raise A2aError(METHOD_NOT_FOUND, f"no agent {agent!r}", {"agent": agent})
             params = await self._params(request, op, legacy)
-            base = functools.partial(hub.base_url, request)
-            ctx = CallContext(
-                version, hub.principal(request), base, agent, params, allowed_agents(request)
+            ctx = call_context(
+                request,
+                self.principal,
+                core.settings.public_url,
+                version=version,
+                agent=agent,
+                params=params,
             )
-            if op.method in common.STREAMING_METHODS:
-                relay, queue, first = await hub.open_stream(op.method, ctx)
-                return EventSourceResponse(
-                    _frames(hub.stream_events(relay, queue, first), legacy),
-                    ping=15,
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-                )
-            result = await hub.invoke(op.method, ctx)
+            if op.method in STREAMING_METHODS:
+                relay, queue, first = await core.open_stream(op.method, ctx)
+                return sse_response(_frames(core.stream_events(relay, queue, first), legacy))
+            result = await core.invoke(op.method, ctx)
         except A2aError as exc:
             return error_response(exc, legacy)
         body = result_to_rest03(op.method, result) if legacy else _v10_result(result)
@@ -195,7 +181,7 @@ class RestBinding:
         return {}  # GetExtendedAgentCard
 
     async def _body(self, request: Request, *, required: bool) -> Json:
-        body = await read_body(request, self.hub.settings.max_body_bytes)
+        body = await read_body(request, self.core.settings.max_body_bytes)
         if body is None:
             raise A2aError(INVALID_REQUEST, "request body too large")
         if not body.strip():
@@ -273,7 +259,5 @@ __all__ = [
     "V10_OPERATIONS",
     "Operation",
     "RestBinding",
-    "error_body",
     "error_response",
-    "rest_routes",
 ]

@@ -1,0 +1,101 @@
+"""The cards the hub shows, as plain data: its own (the skills of the agents a caller may use)
+and each agent's, proxied (interfaces pointing at the hub). Served over HTTP by `a2a.wellknown`
+and by `GetExtendedAgentCard` in either binding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from a2a.redaction import redact_url
+from a2a.registry import RegisteredAgent, Registry
+from a2a.routing import may_use
+from a2a.settings import HubSettings
+from a2a.versions.cards import with_v03_fields
+from a2a.versions.common import V03, V10
+
+Json = dict[str, Any]
+
+
+def interfaces(url: str) -> list[Json]:
+    """The interfaces the hub serves at `url`: JSON-RPC and HTTP+JSON, each in 1.0 and 0.3.
+
+    JSON-RPC comes first in each version, so a 0.3 card's `url`/`preferredTransport` (see
+    `with_v03_fields`) stays JSON-RPC and HTTP+JSON is an `additionalInterfaces` entry.
+    """
+    return [
+        {"url": url, "protocolBinding": binding, "protocolVersion": version}
+        for version in (V10, V03)
+        for binding in ("JSONRPC", "HTTP+JSON")
+    ]
+
+
+def hub_card(
+    registry: Registry, settings: HubSettings, base_url: str, allowed: tuple[str, ...] | None
+) -> Json:
+    """The hub's own card: the skills of every agent the caller may use, attributed to their
+    agent."""
+    skills: list[Json] = []
+    inputs: list[str] = []
+    outputs: list[str] = []
+    for agent in registry.all():
+        if not may_use(allowed, agent.name):
+            continue
+        agent_card = agent.card or {}
+        for mode in agent_card.get("defaultInputModes") or []:
+            if mode not in inputs:
+                inputs.append(mode)
+        for mode in agent_card.get("defaultOutputModes") or []:
+            if mode not in outputs:
+                outputs.append(mode)
+        for skill in agent.skills:
+            entry = dict(skill)
+            entry["id"] = f"{agent.name}/{skill.get('id')}"
+            entry["tags"] = [*(skill.get("tags") or []), f"agent:{agent.name}"]
+            entry["description"] = f"{skill.get('description', '')} (agent: {agent.name})".strip()
+            skills.append(entry)
+    card: Json = {
+        "name": settings.name,
+        "description": settings.description,
+        "version": settings.version,
+        "supportedInterfaces": interfaces(f"{base_url}/a2a"),
+        "capabilities": {
+            "streaming": True,
+            "pushNotifications": True,
+            "extendedAgentCard": True,
+        },
+        "defaultInputModes": inputs or ["text/plain"],
+        "defaultOutputModes": outputs or ["text/plain"],
+        "skills": skills,
+    }
+    return with_v03_fields(card)
+
+
+def proxied_card(agent: RegisteredAgent, base_url: str) -> Json:
+    """The agent's card with its interfaces pointing at the hub's proxy for it.
+
+    Rule for signed cards: URLs are rewritten (the hub must stay in the path), so the
+    signatures no longer hold. They are removed from the top level, never left to fail
+    silently, and the card is marked: a `capabilities.extensions` entry
+    (`urn:junction:a2a:proxied-card`) carries the original signatures and the upstream card
+    URL, where the unaltered, verifiable card can be fetched. Unsigned cards get the same
+    mark without signatures.
+    """
+    card = dict(agent.card or {})
+    card["supportedInterfaces"] = interfaces(f"{base_url}/a2a/agents/{agent.name}")
+    capabilities = dict(card.get("capabilities") or {})
+    params: Json = {"agent": agent.name}
+    if agent.card_url is not None:  # a local agent has no card elsewhere
+        params["upstreamCardUrl"] = redact_url(agent.card_url)
+    signatures = card.pop("signatures", None)
+    if signatures:
+        params["originalSignatures"] = signatures
+    mark = {
+        "uri": "urn:junction:a2a:proxied-card",
+        "description": "Interface URLs rewritten by the Junction hub"
+        + ("; original signatures moved to params" if signatures else ""),
+        "required": False,
+        "params": params,
+    }
+    capabilities["extensions"] = [*(capabilities.get("extensions") or []), mark]
+    card["capabilities"] = capabilities
+    return with_v03_fields(card)

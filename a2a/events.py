@@ -1,0 +1,207 @@
+"""Task events as plain data: the hub's ids, rewriting, and what an event does to a task.
+
+Protocol logic with no I/O (h11's rule): the hub core, the relays and the bindings call these
+on 1.0 StreamResponse dicts. `Binding` is how one task's ids map between the hub and its agent.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from a2a.store import TaskRecord
+from a2a.versions.common import ends_stream
+
+Json = dict[str, Any]
+
+
+def new_id() -> str:
+    """128 random bits, URL-safe: task and context ids nobody can guess.
+
+    What `secrets.token_urlsafe(16)` makes (the same CSPRNG, `os.urandom`), without its
+    `SystemRandom` detour: ids are made twice per routed task.
+    """
+    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode("ascii")
+
+
+@dataclass(slots=True)
+class Binding:
+    """How one task's ids map between the hub and the agent that owns it."""
+
+    agent: str
+    caller: str
+    hub_id: str | None = None
+    remote_id: str | None = None
+    hub_context: str | None = None
+    remote_context: str | None = None
+    new_context: bool = False
+
+    @classmethod
+    def of(cls, record: TaskRecord) -> Binding:
+        """The mapping of a task the store already knows."""
+        return cls(
+            record.agent,
+            record.caller,
+            record.id,
+            record.remote_id,
+            record.context_id,
+            record.remote_context_id,
+        )
+
+    def mapping(self) -> dict[str, str]:
+        """The agent's ids -> the hub's, for the ids known so far."""
+        mapping: dict[str, str] = {}
+        if self.remote_id and self.hub_id:
+            mapping[self.remote_id] = self.hub_id
+        if self.remote_context and self.hub_context:
+            mapping[self.remote_context] = self.hub_context
+        return mapping
+
+
+def _swap(obj: Json, key: str, mapping: dict[str, str]) -> None:
+    value = obj.get(key)
+    if isinstance(value, str) and value in mapping:
+        obj[key] = mapping[value]
+
+
+def _rewrite_message(message: Any, mapping: dict[str, str]) -> Any:
+    if not isinstance(message, dict):
+        return message
+    out = dict(message)
+    _swap(out, "taskId", mapping)
+    _swap(out, "contextId", mapping)
+    return out
+
+
+def _rewrite_status(status: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(status, dict) and isinstance(status.get("message"), dict):
+        status = dict(status)
+        status["message"] = _rewrite_message(status["message"], mapping)
+    return status
+
+
+def rewrite_event(event: Json, mapping: dict[str, str]) -> Json:
+    """A StreamResponse (or SendMessageResponse) with ids swapped per `mapping`."""
+    if "task" in event:
+        task = dict(event["task"])
+        _swap(task, "id", mapping)
+        _swap(task, "contextId", mapping)
+        task["status"] = _rewrite_status(task.get("status"), mapping)
+        if isinstance(task.get("history"), list):
+            task["history"] = [_rewrite_message(m, mapping) for m in task["history"]]
+        return {"task": task}
+    if "message" in event:
+        return {"message": _rewrite_message(event["message"], mapping)}
+    key = "statusUpdate" if "statusUpdate" in event else "artifactUpdate"
+    body = dict(event[key])
+    _swap(body, "taskId", mapping)
+    _swap(body, "contextId", mapping)
+    if key == "statusUpdate":
+        body["status"] = _rewrite_status(body.get("status"), mapping)
+    return {key: body}
+
+
+def apply_event(task: Json, event: Json) -> Json:
+    """The task after `event` (hub ids on both): what GetTask shows and the store keeps."""
+    if "task" in event:
+        return dict(event["task"])
+    if "statusUpdate" in event:
+        status = event["statusUpdate"].get("status")
+        out = dict(task)
+        if isinstance(status, dict):
+            out["status"] = status
+            message = status.get("message")
+            if isinstance(message, dict):
+                history = list(out.get("history") or [])
+                if not any(m.get("messageId") == message.get("messageId") for m in history):
+                    history.append(message)
+                out["history"] = history
+        return out
+    if "artifactUpdate" in event:
+        update = event["artifactUpdate"]
+        artifact = update.get("artifact")
+        if not isinstance(artifact, dict):
+            return task
+        out = dict(task)
+        artifacts = list(out.get("artifacts") or [])
+        for i, existing in enumerate(artifacts):
+            if existing.get("artifactId") == artifact.get("artifactId"):
+                if update.get("append"):
+                    merged = dict(existing)
+                    merged["parts"] = list(existing.get("parts") or []) + list(
+                        artifact.get("parts") or []
+                    )
+                    artifacts[i] = merged
+                else:
+                    artifacts[i] = artifact
+                break
+        else:
+            artifacts.append(artifact)
+        out["artifacts"] = artifacts
+        return out
+    return task
+
+
+def event_state(event: Json) -> str | None:
+    """The task state an event carries (a Task or a status update), else None."""
+    if "task" in event:
+        status = event["task"].get("status")
+    elif "statusUpdate" in event:
+        status = event["statusUpdate"].get("status")
+    else:
+        return None
+    state = status.get("state") if isinstance(status, dict) else None
+    return state if isinstance(state, str) else None
+
+
+def ends_caller_stream(event: Json) -> bool:
+    """Whether a caller's stream ends after `event`: a message, or a terminal or interrupted
+    state."""
+    return "message" in event or ends_stream(event_state(event))
+
+
+def trim_history(task: Json, length: int | None) -> Json:
+    if length is None or "history" not in task:
+        return task
+    out = dict(task)
+    if length == 0:
+        out.pop("history", None)
+    else:
+        out["history"] = task["history"][-length:]
+    return out
+
+
+def now_iso() -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        + f".{int(time.time() * 1000) % 1000:03d}Z"
+    )
+
+
+def hub_status(
+    task_id: str | None, context_id: str | None, state: str, text: str, junction: Json
+) -> Json:
+    """A status update the hub itself sends (an agent that failed, a shutdown): `text` as an
+    agent message, `junction` under `metadata.junction`."""
+    return {
+        "statusUpdate": {
+            "taskId": task_id,
+            "contextId": context_id,
+            "status": {
+                "state": state,
+                "message": {
+                    "messageId": str(uuid.uuid4()),
+                    "role": "ROLE_AGENT",
+                    "taskId": task_id,
+                    "contextId": context_id,
+                    "parts": [{"text": text}],
+                },
+                "timestamp": now_iso(),
+            },
+            "metadata": {"junction": junction},
+        }
+    }

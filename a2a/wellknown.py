@@ -1,0 +1,83 @@
+"""The hub's card binding: `GET .../.well-known/agent-card.json` for the hub and each proxied
+agent, with an ETag and Last-Modified so clients revalidate instead of downloading again."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from a2a.asgi import allowed_agents, base_url
+from a2a.cards import hub_card, proxied_card
+from a2a.core import HubCore
+
+
+class CardBinding:
+    """Serves the cards, each body built once per registry revision, caller view and URL."""
+
+    def __init__(self, core: HubCore) -> None:
+        self.core = core
+        self._cache: dict[str, tuple[bytes, str]] = {}
+        self._revision = core.registry.revision
+
+    async def hub(self, request: Request) -> Response:
+        core = self.core
+        base = base_url(request, core.settings.public_url)
+        allowed = allowed_agents(request)
+        return self._respond(
+            request,
+            f"hub|{base}|{allowed}",
+            lambda: hub_card(core.registry, core.settings, base, allowed),
+            core.registry.changed_at,
+        )
+
+    async def agent(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        agent = self.core.visible(name, allowed_agents(request))
+        if agent is None or agent.card is None:
+            return JSONResponse({"error": f"no agent {name!r} with a card"}, status_code=404)
+        base = base_url(request, self.core.settings.public_url)
+        return self._respond(
+            request,
+            f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}",
+            lambda: proxied_card(agent, base),
+            agent.fetched_at or self.core.registry.changed_at,
+        )
+
+    def _respond(
+        self, request: Request, key: str, build: Callable[[], dict[str, Any]], modified: float
+    ) -> Response:
+        revision = self.core.registry.revision
+        if revision != self._revision:  # an agent or a card changed: every body may be stale
+            self._cache.clear()
+            self._revision = revision
+        cached = self._cache.get(key)
+        if cached is None:
+            body = orjson.dumps(build())
+            cached = (body, f'W/"{hashlib.sha256(body).hexdigest()[:32]}"')
+            self._cache[key] = cached
+        body, etag = cached
+        headers = {
+            "ETag": etag,
+            "Last-Modified": formatdate(int(modified), usegmt=True),
+            "Cache-Control": f"public, max-age={self.core.settings.card_cache_seconds}",
+            "Vary": "Authorization",  # a key limited to some agents sees only theirs
+        }
+        inm = request.headers.get("if-none-match")
+        if inm is not None:
+            tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+            if "*" in tags or etag.removeprefix("W/") in tags:
+                return Response(status_code=304, headers=headers)
+        else:
+            ims = request.headers.get("if-modified-since")
+            if ims:
+                with contextlib.suppress(TypeError, ValueError, IndexError):
+                    if int(modified) <= parsedate_to_datetime(ims).timestamp():
+                        return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
