@@ -25,6 +25,7 @@ from a2a.redaction import redact_text, redact_url
 from a2a.settings import PushSettings
 from a2a.versions.common import V03
 from a2a.versions.jsonrpc03 import task_to_rpc03
+from transports import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,11 @@ class PushDispatcher:
         auth = config.get("authentication")
         if isinstance(auth, dict) and auth.get("scheme") and auth.get("credentials"):
             headers["Authorization"] = f"{auth['scheme']} {auth['credentials']}"
-        delay = self.settings.backoff
         url = str(config.get("url"))
-        for attempt in range(1, self.settings.max_attempts + 1):
+        retries = Backoff(
+            self.settings.backoff, self.settings.max_backoff, self.settings.max_attempts - 1
+        )
+        while True:
             try:
                 status = await self._post(url, body, headers)
             except BlockedTargetError as exc:
@@ -136,16 +139,17 @@ class PushDispatcher:
             if status is not None and status not in _RETRY_STATUSES:
                 log.warning("push to %s failed with %s; not retrying", redact_url(url), error)
                 return False
-            if attempt < self.settings.max_attempts:
-                log.info(
-                    "push to %s failed (%s), retry %d in %.2f s",
-                    redact_url(url),
-                    error,
-                    attempt,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.max_backoff)
+            delay = retries.next_delay()
+            if delay is None:
+                break
+            log.info(
+                "push to %s failed (%s), retry %d in %.2f s",
+                redact_url(url),
+                error,
+                retries.used,
+                delay,
+            )
+            await asyncio.sleep(delay)
         log.warning(
             "push to %s failed after %d attempts", redact_url(url), self.settings.max_attempts
         )

@@ -12,7 +12,6 @@ agent answered with is an `A2aError` (the agent is fine, the request was not).
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import itertools
 import logging
@@ -22,7 +21,6 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from a2a.errors import UNSUPPORTED_OPERATION, A2aError, error_from_body, from_error_member
 from a2a.versions.common import V03
@@ -33,7 +31,7 @@ from a2a.versions.jsonrpc03 import (
     result_from_rpc03,
 )
 from a2a.versions.rest03 import send_params_to_rest03, stream_response_from_rest03, task_from_rest03
-from router_core import tracing
+from router_core import SseParser, tracing
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +148,7 @@ class _HttpAgent:
 
     async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
         """(event type, data) of each SSE event with data, as soon as it is complete."""
-        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        lines, events = SSELineDecoder(), SSEDecoder()
+        parser = SseParser()
         pending = 0
         while True:
             try:
@@ -166,12 +163,14 @@ class _HttpAgent:
             pending += len(chunk)
             if pending > self.max_event_bytes:
                 raise AgentFailure("agent sent an oversized event")
-            for line in lines.decode(text.decode(chunk)):
-                event = events.decode(line)
-                if event is not None:
-                    pending = 0
-                    if event.data:
-                        yield event.event, event.data
+            try:
+                events = parser.feed(chunk)
+            except ValueError:  # a line beyond the parser's own limit
+                raise AgentFailure("agent sent an oversized event") from None
+            if events:
+                pending = 0
+            for event in events:
+                yield event.event, event.data.decode("utf-8", "replace")
 
 
 def _json(data: bytes | str, what: str) -> Any:
