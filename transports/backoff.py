@@ -28,7 +28,7 @@ class Backoff:
         """The next delay, or None when the attempts are spent."""
         if self.attempts is not None and self.used >= self.attempts:
             return None
-        delay = min(self.initial * 2**self.used, self.cap)
+        delay = min(self.initial * 2.0**self.used, self.cap)
         self.used += 1
         return delay
 

@@ -3,8 +3,9 @@
 For clients that cannot open a WebSocket (ACP under `/acp/` in serve mode). sse-starlette encodes
 the server's stream and httpx-sse decodes it on the client; nothing here formats SSE by hand.
 
-Wire protocol (`{prefix}` is where `sse_routes` is mounted; every request carries
-`Authorization: Bearer <token>` when a token is configured, else 401):
+Wire protocol (`{prefix}` is where `sse_routes` is mounted). Who may call is the embedding
+application's middleware's decision (Junction's access guard, before the routes run); the
+routes only check that each request on a connection comes from the caller that opened it:
 
 - `GET {prefix}/events` opens a connection. The server makes an id (`secrets.token_urlsafe`),
   starts `on_connect(stream)` and answers `text/event-stream`:
@@ -59,8 +60,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from transports.backoff import Backoff
 from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream, Oversized
-from transports.websocket import HandshakeRefusedError, bearer_header, bearer_matches
+from transports.websocket import HandshakeRefusedError, bearer_header
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +254,6 @@ class _SseServer:
         self,
         on_connect: Callable[[MessageStream], Awaitable[None]],
         *,
-        token: str | None,
         max_message_bytes: int,
         replay_buffer: int,
         grace_seconds: float,
@@ -261,7 +262,6 @@ class _SseServer:
         if replay_buffer < 1:
             raise ValueError("replay_buffer must be at least 1")
         self.on_connect = on_connect
-        self.token = token
         self.limit = max_message_bytes
         self.replay_buffer = replay_buffer
         self.grace_seconds = grace_seconds
@@ -278,8 +278,6 @@ class _SseServer:
         return None if connection is None or connection.ended else connection
 
     async def events(self, request: Request) -> Response:
-        if not bearer_matches(request.headers.get("authorization"), self.token):
-            return _unauthorized()
         if request.method == "HEAD":
             return Response(media_type="text/event-stream")
         connection_id = request.query_params.get("connection")
@@ -327,8 +325,6 @@ class _SseServer:
             connection._end("handler returned")
 
     async def messages(self, request: Request) -> Response:
-        if not bearer_matches(request.headers.get("authorization"), self.token):
-            return _unauthorized()
         connection = self._lookup(request)
         if connection is None or not _same_caller(connection, request):
             return _error(404, "unknown or ended connection")
@@ -376,17 +372,10 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _unauthorized() -> JSONResponse:
-    return JSONResponse(
-        {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
 def sse_routes(
     prefix: str,
     on_connect: Callable[[MessageStream], Awaitable[None]],
     *,
-    token: str | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     replay_buffer: int = 1024,
     reconnect_grace_seconds: float = 30.0,
@@ -396,7 +385,6 @@ def sse_routes(
     `on_connect(stream)` once per connection. See the module docstring for the protocol."""
     server = _SseServer(
         on_connect,
-        token=token,
         max_message_bytes=max_message_bytes,
         replay_buffer=replay_buffer,
         grace_seconds=reconnect_grace_seconds,
@@ -412,6 +400,9 @@ def sse_routes(
 # -- client ---------------------------------------------------------------------------------------
 
 _Outcome = Literal["ended", "dropped"]
+
+_MAX_RESUME_DELAY = 5.0
+"""The longest wait between two resumption attempts, in seconds."""
 
 
 class SseClientStream:
@@ -435,15 +426,13 @@ class SseClientStream:
         self._auth = bearer_header(token)
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=30.0)
-        self._max_attempts = max_reconnect_attempts
-        self._backoff = reconnect_backoff
+        self._backoff = Backoff(reconnect_backoff, _MAX_RESUME_DELAY, max_reconnect_attempts)
         self._stream_timeout = httpx.Timeout(30.0, read=read_timeout)
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=inbox_size)
         self._send_lock = asyncio.Lock()
         self._endpoint: str | None = None
         self._connection_id: str | None = None
         self._last_event_id = 0
-        self._attempt = 0
         self._server_gone = False
         self._receive_done = False
         self._closing = False
@@ -546,13 +535,11 @@ class SseClientStream:
                     return
                 if outcome == "ended":
                     break
-                if self._attempt >= self._max_attempts:
+                if not await self._backoff.sleep():
                     logger.warning(
-                        "SSE stream lost: %d resumption attempts failed", self._max_attempts
+                        "SSE stream lost: %d resumption attempts failed", self._backoff.used
                     )
                     break
-                await asyncio.sleep(min(self._backoff * 2**self._attempt, 5.0))
-                self._attempt += 1
         except Exception as exc:
             logger.exception("SSE reader failed")
             if not ready.done():
@@ -591,7 +578,7 @@ class SseClientStream:
                     return "dropped"
                 logger.warning("SSE connection cannot be resumed: HTTP %d", status)
                 return "ended"
-            self._attempt = 0
+            self._backoff.reset()
             async for event in source.aiter_sse():
                 if event.event == MESSAGE_EVENT:
                     event_id = int(event.id) if event.id.isdigit() else None

@@ -5,10 +5,10 @@ protocol is the `websockets` library). Client side: `websockets`' asyncio client
 
 Choices worth knowing:
 
-- **Token refusal.** With a token configured, the handshake needs `Authorization: Bearer <token>`.
-  A refused handshake gets HTTP 401 through the ASGI "WebSocket Denial Response" extension when the
-  server offers it (uvicorn does); otherwise the route closes before accepting (code 1008), which
-  uvicorn turns into HTTP 403. The client raises `HandshakeRefusedError` with the status.
+- **Who may connect** is the embedding application's middleware's decision (Junction's access
+  guard), made before the route runs; the route has no key check of its own. The client sends
+  `Authorization: Bearer <token>` when given a token, and raises `HandshakeRefusedError` with the
+  HTTP status of a refused handshake (401/403).
 - **Binary frames** are accepted and taken as UTF-8 JSON text (some clients send JSON in binary
   frames); invalid JSON then gets the peer's usual parse error. Both sides send text frames,
   except for bytes that are not valid UTF-8: a text frame must be UTF-8 (the receiver would close
@@ -25,14 +25,12 @@ Choices worth knowing:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from types import TracebackType
 from typing import Any
 
-from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection
@@ -44,34 +42,16 @@ from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream, Oversize
 logger = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
-CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 
-_DENIAL_EXTENSION = "websocket.http.response"
-
 
 class HandshakeRefusedError(ConnectionRefusedError):
-    """The server refused to open the connection (bad or missing token): `status` is the HTTP code."""
+    """The server refused to open the connection (bad or missing key): `status` is the HTTP code."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def bearer_matches(authorization: str | None, token: str | None) -> bool:
-    """Whether an `Authorization` header carries `token` (always true when no token is set).
-
-    Compared in constant time so the token cannot be guessed byte by byte from response times.
-    """
-    if token is None:
-        return True
-    if not authorization:
-        return False
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(value.strip().encode(), token.encode())
 
 
 def bearer_header(token: str | None) -> dict[str, str]:
@@ -175,7 +155,6 @@ def websocket_route(
     path: str,
     on_connect: Callable[[MessageStream], Awaitable[None]],
     *,
-    token: str | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> WebSocketRoute:
     """A route that runs `on_connect(stream)` for each accepted connection, then closes it (1000).
@@ -184,9 +163,6 @@ def websocket_route(
     """
 
     async def endpoint(websocket: WebSocket) -> None:
-        if not bearer_matches(websocket.headers.get("authorization"), token):
-            await _refuse(websocket)
-            return
         await websocket.accept()
         stream = WebSocketServerStream(websocket, max_message_bytes=max_message_bytes)
         code = CLOSE_NORMAL
@@ -199,18 +175,6 @@ def websocket_route(
             await stream._close(code)
 
     return WebSocketRoute(path, endpoint)
-
-
-async def _refuse(websocket: WebSocket) -> None:
-    """Refuse the handshake: HTTP 401 when the server can send one, else close 1008 (HTTP 403)."""
-    logger.warning("websocket handshake refused: missing or wrong bearer token")
-    if _DENIAL_EXTENSION in websocket.scope.get("extensions", {}):
-        response = JSONResponse(
-            {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-        )
-        await websocket.send_denial_response(response)
-    else:
-        await websocket.close(code=CLOSE_POLICY)
 
 
 # -- client ---------------------------------------------------------------------------------------

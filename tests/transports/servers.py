@@ -92,7 +92,6 @@ def ws_url(base_url: str, path: str) -> str:
 async def websocket_pair(
     *,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    token: str | None = None,
     ws_max_size: int | None = None,
     **client_options: Any,
 ) -> AsyncIterator[tuple[MessageStream, WebSocketClientStream]]:
@@ -101,12 +100,10 @@ async def websocket_pair(
     uvicorn's `ws_max_size` defaults to the route's limit, as serve mode would set it.
     """
     accepted = Accepted()
-    route = websocket_route(
-        "/acp", accepted.on_connect, token=token, max_message_bytes=max_message_bytes
-    )
+    route = websocket_route("/acp", accepted.on_connect, max_message_bytes=max_message_bytes)
     app = Starlette(routes=[route])
     async with serve_app(app, ws_max_size=ws_max_size or max_message_bytes) as base_url:
-        client = await connect_websocket(ws_url(base_url, "/acp"), token=token, **client_options)
+        client = await connect_websocket(ws_url(base_url, "/acp"), **client_options)
         try:
             server = await accepted.next()
             try:
@@ -122,7 +119,6 @@ async def websocket_pair(
 async def sse_pair(
     *,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    token: str | None = None,
     replay_buffer: int = 1024,
     reconnect_grace_seconds: float = 2.0,
     **client_options: Any,
@@ -132,13 +128,12 @@ async def sse_pair(
     routes = sse_routes(
         "/acp",
         accepted.on_connect,
-        token=token,
         max_message_bytes=max_message_bytes,
         replay_buffer=replay_buffer,
         reconnect_grace_seconds=reconnect_grace_seconds,
     )
     async with serve_app(Starlette(routes=routes)) as base_url:
-        client = await connect_sse(f"{base_url}/acp", token=token, **client_options)
+        client = await connect_sse(f"{base_url}/acp", **client_options)
         try:
             server = await accepted.next()
             try:

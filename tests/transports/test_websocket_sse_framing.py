@@ -28,14 +28,12 @@ from tests.transports.servers import (
 from transports.sse import SseClientStream, SseServerStream, connect_sse, sse_routes
 from transports.stream import MessageStream, Oversized
 from transports.websocket import (
-    HandshakeRefusedError,
     WebSocketServerStream,
     connect_websocket,
     websocket_route,
 )
 
 LIMIT = 64 * 1024
-TOKEN = "s3cret-token"
 
 
 def message(n: int, **extra: Any) -> bytes:
@@ -91,11 +89,10 @@ async def exchange_both_ways(server: MessageStream, client: MessageStream, count
 async def ws_server(
     on_connect: Callable[[MessageStream], Awaitable[None]],
     *,
-    token: str | None = None,
     max_message_bytes: int = LIMIT,
     ws_max_size: int = LIMIT,
 ) -> AsyncIterator[str]:
-    route = websocket_route("/ws", on_connect, token=token, max_message_bytes=max_message_bytes)
+    route = websocket_route("/ws", on_connect, max_message_bytes=max_message_bytes)
     async with serve_app(Starlette(routes=[route]), ws_max_size=ws_max_size) as base_url:
         yield ws_url(base_url, "/ws")
 
@@ -103,20 +100,6 @@ async def ws_server(
 async def test_ws_messages_flow_both_ways_in_order() -> None:
     async with websocket_pair(max_message_bytes=LIMIT) as (server, client):
         await exchange_both_ways(server, client, 200)
-
-
-async def test_ws_token_is_checked_at_the_handshake() -> None:
-    accepted = Accepted()
-    async with ws_server(accepted.on_connect, token=TOKEN) as url:
-        for bad in (None, "wrong-token", TOKEN + "x"):
-            with pytest.raises(HandshakeRefusedError) as refused:
-                await connect_websocket(url, token=bad)
-            assert refused.value.status == 401
-        async with await connect_websocket(url, token=TOKEN) as client:
-            server = await accepted.next()
-            await client.send(b'{"ok":1}')
-            assert await receive(server) == b'{"ok":1}'
-        accepted.release()
 
 
 async def test_ws_frame_over_uvicorn_limit_ends_both_streams_with_1009() -> None:
@@ -257,7 +240,6 @@ class SseServer:
 @asynccontextmanager
 async def sse_server(
     *,
-    token: str | None = None,
     replay_buffer: int = 1024,
     grace: float = 5.0,
     ping_seconds: float = 15.0,
@@ -267,7 +249,6 @@ async def sse_server(
     routes = sse_routes(
         "/acp",
         on_connect or accepted.on_connect,
-        token=token,
         max_message_bytes=LIMIT,
         replay_buffer=replay_buffer,
         reconnect_grace_seconds=grace,
@@ -339,27 +320,6 @@ async def test_sse_endpoint_event_names_the_post_path_even_inside_a_mount() -> N
             assert closing is not None and closing.event == "close"
             assert await raw.next() is None  # and the response ends
         accepted.release()
-
-
-async def test_sse_token_is_required_on_every_request() -> None:
-    async with sse_server(token=TOKEN) as srv, httpx.AsyncClient() as http:
-        for bad in (None, "wrong-token"):
-            with pytest.raises(HandshakeRefusedError) as refused:
-                await connect_sse(srv.acp, token=bad)
-            assert refused.value.status == 401
-        assert not srv.accepted._streams.qsize()  # no connection was opened
-        async with await connect_sse(srv.acp, token=TOKEN) as client:
-            server = await srv.accepted.next()
-            assert client.connection_id
-            url = f"{srv.acp}/messages?connection={client.connection_id}"
-            for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": TOKEN}):
-                response = await http.post(url, content=b"{}", headers=headers)
-                assert response.status_code == 401
-                assert response.headers["www-authenticate"] == "Bearer"
-            await client.send(b'{"authorized":true}')
-            assert await receive(server) == b'{"authorized":true}'
-            await server.send(b"[2]")
-            assert await receive(client) == b"[2]"
 
 
 async def test_sse_oversized_post_gives_oversized_and_the_connection_keeps_working() -> None:
