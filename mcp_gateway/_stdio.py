@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio
 import mcp_types as types
-from mcp.client._transport import TransportStreams
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
+from mcp_gateway._sdk import TransportStreams
 from mcp_gateway.specs import StdioUpstream
 
 log = logging.getLogger("mcp_gateway.stdio")

@@ -10,7 +10,7 @@ stderr while serving, so a stray print cannot corrupt the stream; restored on ex
 are message parsing and serialisation. Reading is ours, because the SDK's reader hands a bad
 line to the session, which only logs it: a client whose request carries an id but is not
 valid JSON-RPC would wait forever. Here such a line is answered -32700 (not JSON) or -32600
-(not a JSON-RPC message, or over `MAX_MESSAGE_BYTES`, which is discarded as it streams in,
+(not a JSON-RPC message, or over `max_message_bytes`, which is discarded as it streams in,
 never held whole), as `--mode stdio` answers them, and the next line is served. Anything else
 on stdin (a regular file) gets the SDK's own threaded path.
 """
@@ -25,27 +25,24 @@ import os
 import stat
 import sys
 from collections.abc import AsyncIterator
-from contextvars import ContextVar
 from typing import Any, BinaryIO
 
 import anyio
 import mcp_types as types
-from mcp.server import stdio as sdk_stdio
 from mcp.server.stdio import stdio_server
-from mcp.shared._context_streams import (
-    ContextReceiveStream,
-    ContextSendStream,
-    create_context_streams,
-)
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-log = logging.getLogger("mcp_gateway.stdio_server")
+from mcp_gateway._sdk import (
+    ContextReceiveStream,
+    ContextSendStream,
+    claim_stdin,
+    claim_stdout,
+    create_context_streams,
+)
 
-MAX_MESSAGE_BYTES: ContextVar[int] = ContextVar("MAX_MESSAGE_BYTES", default=64 * 1024 * 1024)
-"""Longest line accepted on stdin (`server.max_message_bytes`; the mode runner sets it). The
-gateway refuses oversized tool arguments with its own clearer error, so this is the outer bound."""
+log = logging.getLogger("mcp_gateway.stdio_server")
 
 
 def _streamable(fd: int) -> bool:
@@ -168,17 +165,20 @@ class _Pipes:
 
 
 @contextlib.asynccontextmanager
-async def serve_streams() -> AsyncIterator[tuple[Any, Any]]:
-    """The SDK's stdio server streams, over event-loop pipes when stdin/stdout allow it."""
+async def serve_streams(max_message_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
+    """The SDK's stdio server streams, over event-loop pipes when stdin/stdout allow it.
+
+    `max_message_bytes` is the longest line accepted on stdin (`server.max_message_bytes`). The
+    gateway refuses oversized tool arguments with its own clearer error, so this is the outer
+    bound.
+    """
     if sys.platform == "win32" or not (_streamable(0) and _streamable(1)):
         async with stdio_server() as streams:
             yield streams
         return
-    stdin, release_in = sdk_stdio._claim_fd(0, sys.stdin, "rb", sdk_stdio._open_stdin_diversion)
+    stdin, release_in = claim_stdin(sys.stdin)
     try:
-        stdout, release_out = sdk_stdio._claim_fd(
-            1, sys.stdout, "wb", sdk_stdio._open_stdout_diversion
-        )
+        stdout, release_out = claim_stdout(sys.stdout)
     except BaseException:
         if release_in is not None:
             release_in()
@@ -188,8 +188,7 @@ async def serve_streams() -> AsyncIterator[tuple[Any, Any]]:
     read_transport: asyncio.BaseTransport | None = None
     writer: asyncio.StreamWriter | None = None
     try:
-        limit = MAX_MESSAGE_BYTES.get()
-        reader = asyncio.StreamReader(limit=limit)
+        reader = asyncio.StreamReader(limit=max_message_bytes)
         read_transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), _Unowned(stdin)
         )
@@ -197,7 +196,7 @@ async def serve_streams() -> AsyncIterator[tuple[Any, Any]]:
             asyncio.streams.FlowControlMixin, _Unowned(stdout)
         )
         writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
-        pipes = _Pipes(reader, writer, limit)
+        pipes = _Pipes(reader, writer, max_message_bytes)
         read_send, read_recv = create_context_streams[SessionMessage | Exception](0)
         write_send, write_recv = create_context_streams[SessionMessage](0)
         async with anyio.create_task_group() as tg:

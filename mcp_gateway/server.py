@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -36,9 +35,11 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_gateway._sdk import connection_of
 from mcp_gateway._stdio_server import serve_streams
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.gateway import Catalog
+from transports import DEFAULT_MAX_MESSAGE_BYTES
 
 log = logging.getLogger("mcp_gateway.server")
 
@@ -72,7 +73,7 @@ class _Notifier:
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         """Middleware: remember each handshake-era connection so it can be notified."""
-        connection = getattr(ctx.session, "_connection", None)
+        connection = connection_of(ctx.session)
         if connection is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             key = id(connection)
             if key not in self._sessions:
@@ -288,48 +289,20 @@ _NOTIFICATIONS = NotificationOptions(
 )
 
 
-async def serve_stdio(catalog: Catalog) -> None:
-    """Serve the catalog as an MCP server on this process's stdin/stdout until stdin closes."""
+async def serve_stdio(
+    catalog: Catalog, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> None:
+    """Serve the catalog as an MCP server on this process's stdin/stdout until stdin closes;
+    a line over `max_message_bytes` is refused (-32600) and skipped."""
     server, notifier = build_server(catalog)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(notifier.pump)
-            async with serve_streams() as (read, write):
+            async with serve_streams(max_message_bytes) as (read, write):
                 await server.run(read, write, server.create_initialization_options(_NOTIFICATIONS))
             tg.cancel_scope.cancel()
     finally:
         notifier.close()
-
-
-class _ApiKeys:
-    """Bearer (or X-API-Key) check for `/mcp`; constant-time comparison."""
-
-    def __init__(self, app: ASGIApp, keys: Sequence[str]) -> None:
-        self.app = app
-        self.keys = [k.encode() for k in keys]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.keys:
-            headers = dict(scope.get("headers") or [])
-            given = headers.get(b"x-api-key", b"")
-            auth = headers.get(b"authorization", b"")
-            if auth[:7].lower() == b"bearer ":
-                given = auth[7:].strip()
-            if not any(secrets.compare_digest(given, key) for key in self.keys):
-                body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"unauthorized: missing or wrong API key"}}'
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"www-authenticate", b"Bearer"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
 
 
 MAX_BOUND_SESSIONS = 100_000
@@ -394,12 +367,14 @@ def http_app(
     catalog: Catalog,
     *,
     path: str = "/mcp",
-    api_keys: Sequence[str] = (),
     host: str = "127.0.0.1",
     manage_gateway: bool = False,
     json_response: bool = False,
 ) -> Starlette:
     """A Starlette app serving the catalog on `path` (Streamable HTTP, both revisions).
+
+    It checks no API key: who may call is the embedding application's middleware's decision
+    (Junction's access guard), and each session answers only the principal that opened it.
 
     Its lifespan runs the SDK's session manager and the notifier (and enters the gateway
     itself when `manage_gateway`). Mounted inside another Starlette app, whose lifespan does
@@ -434,6 +409,4 @@ def http_app(
 
     app.router.lifespan_context = lifespan
     app.add_middleware(_SessionOwners)
-    if api_keys:
-        app.add_middleware(_ApiKeys, keys=list(api_keys))
     return app

@@ -78,6 +78,8 @@ class GatewayOptions:
 
     name: str = "junction"
     version: str = "0.1.0"
+    """What the gateway says it is, both ways: the served `serverInfo` and the `clientInfo` sent to
+    upstreams. The composition root passes the distribution's version."""
     prefix: PrefixMode = "always"
     separator: str = DEFAULT_SEPARATOR
     deny: tuple[str, ...] = ()

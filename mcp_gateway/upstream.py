@@ -27,20 +27,21 @@ import anyio.abc
 import httpx2
 import mcp_types as types
 from mcp import Client
-from mcp.client._transport import Transport, TransportStreams
+from mcp.client import Transport
 from mcp.client.session import ClientSession, IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from mcp_gateway._sdk import TransportStreams, create_mcp_http_client, raw_request
 from mcp_gateway._stdio import ChildProcess, stdio_transport
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.specs import GatewayOptions, StdioUpstream, UpstreamSpec
 from router_core import tracing
+from transports import Backoff
 
 log = logging.getLogger("mcp_gateway.upstream")
 
@@ -111,22 +112,6 @@ class Catalog:
     templates: list[dict[str, Any]] = field(default_factory=list)
     prompts: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-async def raw_request(
-    session: ClientSession, method: str, params: Mapping[str, Any] | None, opts: CallOptions
-) -> dict[str, Any]:
-    """Send `method` on the SDK session and return the result dict untouched.
-
-    Uses the session's version stamp (protocol `_meta` and headers for 2026-07-28 upstreams)
-    and its dispatcher, skipping only the typed parse (checked against mcp 2.3.0).
-    """
-    data: dict[str, Any] = {"method": method, "params": dict(params or {})}
-    session._stamp(data, opts)
-    result: dict[str, Any] = await session._dispatcher.send_raw_request(
-        method, data.get("params") or None, opts
-    )
-    return result
 
 
 class _WatchedRead:
@@ -261,7 +246,7 @@ class Upstream:
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff, until `close()`; never raises."""
-        delay = self._options.reconnect_initial_delay
+        backoff = Backoff(self._options.reconnect_initial_delay, self._options.reconnect_max_delay)
         try:
             while not self._closing:
                 self.attempts += 1
@@ -274,14 +259,15 @@ class Upstream:
                     break
                 self._was_ready = was_ready
                 if was_ready:
-                    delay = self._options.reconnect_initial_delay
+                    backoff.reset()
                 self._set_state(UpstreamState.FAILED, reason)
+                delay = backoff.next_delay()
+                assert delay is not None  # a schedule without an attempt limit never runs out
                 with anyio.move_on_after(delay):
                     await self._wake.wait()
                 if self._wake.is_set():  # a caller is waiting: retry soon, but never spin
-                    await anyio.sleep(min(delay, self._options.reconnect_initial_delay))
+                    await anyio.sleep(min(delay, backoff.initial))
                 self._wake = anyio.Event()
-                delay = min(delay * 2, self._options.reconnect_max_delay)
         finally:
             self.first_attempt_done.set()
             self._closing = True
@@ -348,7 +334,9 @@ class Upstream:
                 message_handler=self._on_message,
                 cache=None,
                 mode=self.spec.protocol,
-                client_info=types.Implementation(name=self._options.name, version="0.1.0"),
+                client_info=types.Implementation(
+                    name=self._options.name, version=self._options.version
+                ),
             )
             async with client:
                 yield client

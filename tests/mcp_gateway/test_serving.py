@@ -19,10 +19,10 @@ import pytest_asyncio
 import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from mcp_gateway import Gateway, http_app
+from mcp_gateway._sdk import create_mcp_http_client
 from tests.mcp_gateway.conftest import SERVERS, fault, free_port, hosted
 from tests.peers import npm_bin
 
@@ -211,7 +211,7 @@ async def http_url() -> AsyncIterator[str]:
     async with hosted(gateway):
         await gateway.wait_settled(20)
         port = free_port()
-        app = http_app(gateway, api_keys=["test-key"])
+        app = http_app(gateway)
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         )
@@ -255,17 +255,6 @@ async def test_sdk_client_over_http(http_url: str, mode: str) -> None:
             assert len(text(big)) == 2 * MIB
             with pytest.raises(MCPError, match="Unknown tool"):
                 await client.call_tool("nope", {})
-
-
-async def test_http_requires_the_api_key(http_url: str) -> None:
-    import httpx
-
-    async with httpx.AsyncClient() as http:
-        body = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}}
-        response = await http.post(http_url, json=body)
-        assert response.status_code == 401
-        wrong = await http.post(http_url, json=body, headers={"X-API-Key": "nope"})
-        assert wrong.status_code == 401
 
 
 async def test_http_20_mib_body_is_refused(http_url: str) -> None:

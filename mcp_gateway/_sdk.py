@@ -1,0 +1,86 @@
+"""Every private name of the `mcp` SDK that the gateway uses, and only here.
+
+The SDK keeps these behind underscores; pyproject pins `mcp` to one minor release (2.3.x,
+checked against 2.3.0) and a new minor is checked against this list. Each name and why:
+
+1. `mcp.client._transport.TransportStreams`: the type of a transport's (read, write) pair, which
+   our own stdio transport (`_stdio.py`) and `upstream._Streams` produce; the SDK has no public
+   alias (its own TODO says so).
+2. `mcp.shared._httpx_utils.create_mcp_http_client`: the httpx client with the SDK's MCP
+   defaults (timeouts, redirects), made with an upstream's configured headers for Streamable
+   HTTP.
+3. `ClientSession._stamp`: the session's version stamp (2026-07-28 `_meta` and headers) on a
+   request we send raw.
+4. `ClientSession._dispatcher` (`send_raw_request`): sends a request and returns the result
+   dict, skipping the typed parse, so results pass through untouched (`raw_request`).
+5. `mcp.server.stdio._claim_fd`, 6. `_open_stdin_diversion`, 7. `_open_stdout_diversion`: the
+   SDK's claim of fd 0/1 (stdin reads the null device, stdout points at stderr while serving,
+   restored on exit), reused by our event-loop stdio server (`_stdio_server.py`) so a stray
+   print cannot corrupt the stream.
+8. `mcp.shared._context_streams` (`ContextReceiveStream`, `ContextSendStream`,
+   `create_context_streams`): the message streams the SDK's server reads and writes, which that
+   stdio server hands it.
+9. `ServerSession._connection` (its `exit_stack`): how the server's notifier learns that a
+   handshake-era connection ended, to stop notifying it of list changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
+
+from mcp.client._transport import TransportStreams
+from mcp.client.session import ClientSession
+from mcp.server import stdio as _stdio
+from mcp.server.session import ServerSession
+from mcp.shared._context_streams import (
+    ContextReceiveStream,
+    ContextSendStream,
+    create_context_streams,
+)
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.dispatcher import CallOptions
+
+Release = Callable[[], None] | None
+"""Gives a claimed standard descriptor back (None: nothing to give back)."""
+
+
+async def raw_request(
+    session: ClientSession, method: str, params: Mapping[str, Any] | None, opts: CallOptions
+) -> dict[str, Any]:
+    """Send `method` on the SDK session and return the result dict untouched."""
+    data: dict[str, Any] = {"method": method, "params": dict(params or {})}
+    session._stamp(data, opts)
+    result: dict[str, Any] = await session._dispatcher.send_raw_request(
+        method, data.get("params") or None, opts
+    )
+    return result
+
+
+def claim_stdin(stream: Any) -> tuple[BinaryIO, Release]:
+    """Serve the wire from a private duplicate of fd 0; fd 0 reads the null device meanwhile."""
+    return _stdio._claim_fd(0, stream, "rb", _stdio._open_stdin_diversion)
+
+
+def claim_stdout(stream: Any) -> tuple[BinaryIO, Release]:
+    """Serve the wire from a private duplicate of fd 1; fd 1 points at stderr meanwhile."""
+    return _stdio._claim_fd(1, stream, "wb", _stdio._open_stdout_diversion)
+
+
+def connection_of(session: ServerSession) -> Any | None:
+    """The connection behind a server session (None if the SDK's layout changed)."""
+    return getattr(session, "_connection", None)
+
+
+__all__ = [
+    "ContextReceiveStream",
+    "ContextSendStream",
+    "Release",
+    "TransportStreams",
+    "claim_stdin",
+    "claim_stdout",
+    "connection_of",
+    "create_context_streams",
+    "create_mcp_http_client",
+    "raw_request",
+]
