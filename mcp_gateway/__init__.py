@@ -7,12 +7,35 @@ never pays for it.
     async with Gateway([StdioUpstream(name="time", command="uvx", args=("mcp-server-time",))]) as gw:
         tools = await gw.llm_tools()
         result = await gw.call_tool(tools[0].name, {...})
+
+Decisions:
+
+- The `mcp` SDK does both protocol sides (sessions, the era per connection, Streamable HTTP),
+  except the two stdio transports, which are our own:
+  - upstream children (`_stdio.py`): a child must never outlive Junction, even a SIGKILLed one
+    (PR_SET_PDEATHSIG; the SDK kills the process group only on an orderly exit); the child's
+    last stderr lines and exit status say why an upstream failed; non-JSON stdout lines are
+    counted and skipped; a line may be up to 128 MiB (a 10 MiB result is one line).
+  - `junction --mode mcp` (`_stdio_server.py`): the SDK's `stdio_server()` makes three
+    worker-thread hops per `tools/call`, a third of the gateway's added latency at c=1 (moving
+    to event-loop pipes took it from 2.3-2.5x to 1.7-1.95x of direct, docs/performance.md); and
+    the SDK's reader only logs a bad line, so a client whose request has an id would wait
+    forever: here it is answered -32700/-32600, and a line over `server.max_message_bytes` is
+    refused and skipped as it streams in, never held whole.
+- Requests go out raw and results pass through untouched (no typed parse): a gateway must carry
+  `structuredContent`, images and `_meta` losslessly, and one malformed tool in a listing must
+  cost that tool only. That needs private SDK names, all kept in `_sdk.py`.
+- One long-lived session per upstream, supervised and reconnected (`transports.Backoff`): a
+  session per call is what makes other gateways ~10x slower.
+- An unchanged `tools/list` is answered from its last wire form: validating and dumping a
+  thousand tools through the SDK's result models costs ~20 ms.
+- No API-key check here: who may call `/mcp` is the embedding application's decision (Junction's
+  access guard); a session answers only the principal that opened it.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import lazy_loader
 
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.specs import (
@@ -36,6 +59,24 @@ if TYPE_CHECKING:
     from mcp_gateway.server import build_server, http_app, serve_stdio
     from mcp_gateway.upstream import UpstreamState, UpstreamStatus
 
+# The gateway, server and upstream modules pull in the `mcp` SDK; they load on first use.
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "gateway": [
+            "Catalog",
+            "Gateway",
+            "GatewaySession",
+            "LocalHandler",
+            "LocalTool",
+            "ToolSchema",
+        ],
+        "server": ["build_server", "http_app", "serve_stdio"],
+        "upstream": ["UpstreamState", "UpstreamStatus"],
+    },
+)
+
+
 __all__ = [
     "Catalog",
     "Gateway",
@@ -56,26 +97,3 @@ __all__ = [
     "http_app",
     "serve_stdio",
 ]
-
-_LAZY = {
-    "Catalog": "mcp_gateway.gateway",
-    "Gateway": "mcp_gateway.gateway",
-    "GatewaySession": "mcp_gateway.gateway",
-    "ToolSchema": "mcp_gateway.gateway",
-    "LocalTool": "mcp_gateway.gateway",
-    "LocalHandler": "mcp_gateway.gateway",
-    "build_server": "mcp_gateway.server",
-    "http_app": "mcp_gateway.server",
-    "serve_stdio": "mcp_gateway.server",
-    "UpstreamState": "mcp_gateway.upstream",
-    "UpstreamStatus": "mcp_gateway.upstream",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mcp_gateway' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
