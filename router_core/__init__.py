@@ -1,11 +1,34 @@
 """LLM backends and the backend-selection core: selection strategies, health, circuit breakers,
 the model router and its OpenAI-compatible surface (`router_core.openai_api`, imported on use:
-it needs Starlette)."""
+it needs Starlette).
+
+Decisions:
+- Upstream HTTP is aiohttp's client, one pooled session a process (`router_core.http`), not
+  httpx: on the design brief's 2-core box the client alone does ~5,900 req/s against httpx's
+  ~530 (~3,100 with the httpx-aiohttp transport), and a minimal pass-through proxy adds 0.48 ms
+  at p50 and keeps 0.63 of direct throughput with aiohttp against 1.03 ms and 0.36 with httpx
+  (/work/shared/design.md). aiohttp is still ~82 of Junction's ~250 µs CPU a relayed request
+  (docs/performance.md); none of the alternatives measured is cheaper.
+- The SSE decoder (`router_core.sse`) is hand-written: aiohttp has none, and httpx-sse decodes
+  text lines of httpx responses. Parsing bytes keeps an event's `data` the upstream's own bytes,
+  so the OpenAI relay forwards them without a decode/encode round trip per chunk (no separate
+  figure: it is what makes the pass-through possible at all). It is the project's one decoder.
+- `/v1/chat/completions` is a hand-written ASGI app, and an OpenAI backend's answer is relayed
+  as bytes (`OpenAIBackend.forward`) rather than parsed into objects and re-encoded: Junction's
+  own path costs ~44 µs a request in-process, and Starlette's routing and middleware around a
+  route would add ~10-16 µs more (docs/performance.md, "Where Junction's time goes").
+- pydantic where input arrives from outside (settings, `ChatRequest`: clear validation errors),
+  slotted dataclasses for stream events and results (one per chunk, only from our own backends)
+  and plain dicts for relayed bodies on the hot path.
+- Exports are lazy (lazy_loader, as in `transports`): `import router_core` costs ~4 ms before
+  ACP's `initialize` is answered; aiohttp and Starlette load on first use.
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from router_core.backends import (
@@ -19,6 +42,14 @@ if TYPE_CHECKING:
         chat_request_from_openai,
         create_backend,
     )
+    from router_core.errors import (
+        Attempt,
+        BackendFailed,
+        DeadlineExceeded,
+        ModelNotFound,
+        NoBackendAvailable,
+        RouterError,
+    )
     from router_core.health import (
         BreakerSettings,
         BreakerState,
@@ -31,25 +62,14 @@ if TYPE_CHECKING:
         close_session,
         get_session,
     )
+    from router_core.lease import Lease, Routed, RoutedResult
     from router_core.redaction import redact_url, redact_urls
     from router_core.registry import (
         BackendEntry,
         Registry,
         RegistryError,
     )
-    from router_core.router import (
-        Attempt,
-        BackendFailed,
-        DeadlineExceeded,
-        Lease,
-        ModelNotFound,
-        NoBackendAvailable,
-        Routed,
-        RoutedResult,
-        Router,
-        RouterError,
-        RouterStream,
-    )
+    from router_core.router import Router
     from router_core.selection import (
         STRATEGY_NAMES,
         Endpoint,
@@ -66,6 +86,7 @@ if TYPE_CHECKING:
         TimeoutSettings,
     )
     from router_core.sse import SseEvent, SseParser
+    from router_core.stream import RouterStream
     from router_core.types import (
         BackendConnectError,
         BackendDisconnected,
@@ -96,86 +117,87 @@ if TYPE_CHECKING:
 
 # Backends pull in aiohttp (~0.15 s); configuration only needs the settings models, and ACP's
 # `initialize` must not wait for either. Names load on first use.
-_LAZY = {
-    "BACKEND_TYPES": "router_core.backends",
-    "AnthropicBackend": "router_core.backends",
-    "Backend": "router_core.backends",
-    "ForwardResponse": "router_core.backends",
-    "OllamaBackend": "router_core.backends",
-    "OpenAIBackend": "router_core.backends",
-    "Timeouts": "router_core.backends",
-    "chat_request_from_openai": "router_core.backends",
-    "create_backend": "router_core.backends",
-    "BreakerSettings": "router_core.health",
-    "BreakerState": "router_core.health",
-    "CircuitBreaker": "router_core.health",
-    "EndpointStats": "router_core.health",
-    "HealthChecker": "router_core.health",
-    "HealthCheckSettings": "router_core.health",
-    "close_session": "router_core.http",
-    "get_session": "router_core.http",
-    "redact_url": "router_core.redaction",
-    "redact_urls": "router_core.redaction",
-    "BackendEntry": "router_core.registry",
-    "Registry": "router_core.registry",
-    "RegistryError": "router_core.registry",
-    "Attempt": "router_core.router",
-    "BackendFailed": "router_core.router",
-    "DeadlineExceeded": "router_core.router",
-    "Lease": "router_core.router",
-    "ModelNotFound": "router_core.router",
-    "NoBackendAvailable": "router_core.router",
-    "Routed": "router_core.router",
-    "RoutedResult": "router_core.router",
-    "Router": "router_core.router",
-    "RouterError": "router_core.router",
-    "RouterStream": "router_core.router",
-    "STRATEGY_NAMES": "router_core.selection",
-    "Endpoint": "router_core.selection",
-    "EndpointLike": "router_core.selection",
-    "Strategy": "router_core.selection",
-    "StrategyName": "router_core.selection",
-    "make_strategy": "router_core.selection",
-    "SseEvent": "router_core.sse",
-    "SseParser": "router_core.sse",
-    "BackendSpec": "router_core.settings",
-    "ModelRouting": "router_core.settings",
-    "RetrySettings": "router_core.settings",
-    "RouterSettings": "router_core.settings",
-    "TimeoutSettings": "router_core.settings",
-    "BackendConnectError": "router_core.types",
-    "BackendDisconnected": "router_core.types",
-    "BackendError": "router_core.types",
-    "BackendHTTPError": "router_core.types",
-    "BackendMalformedResponse": "router_core.types",
-    "BackendTimeout": "router_core.types",
-    "BackendUnsupported": "router_core.types",
-    "ChatRequest": "router_core.types",
-    "ChatResult": "router_core.types",
-    "Finish": "router_core.types",
-    "FinishReason": "router_core.types",
-    "ImagePart": "router_core.types",
-    "Message": "router_core.types",
-    "NamedToolChoice": "router_core.types",
-    "ReasoningDelta": "router_core.types",
-    "StreamAccumulator": "router_core.types",
-    "StreamError": "router_core.types",
-    "StreamEvent": "router_core.types",
-    "TextDelta": "router_core.types",
-    "TextPart": "router_core.types",
-    "ToolCall": "router_core.types",
-    "ToolCallDone": "router_core.types",
-    "ToolDefinition": "router_core.types",
-    "Usage": "router_core.types",
-    "accumulate": "router_core.types",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'router_core' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "backends": [
+            "AnthropicBackend",
+            "BACKEND_TYPES",
+            "Backend",
+            "ForwardResponse",
+            "OllamaBackend",
+            "OpenAIBackend",
+            "Timeouts",
+            "chat_request_from_openai",
+            "create_backend",
+        ],
+        "errors": [
+            "Attempt",
+            "BackendFailed",
+            "DeadlineExceeded",
+            "ModelNotFound",
+            "NoBackendAvailable",
+            "RouterError",
+        ],
+        "health": [
+            "BreakerSettings",
+            "BreakerState",
+            "CircuitBreaker",
+            "EndpointStats",
+            "HealthCheckSettings",
+            "HealthChecker",
+        ],
+        "http": ["close_session", "get_session"],
+        "lease": ["Lease", "Routed", "RoutedResult"],
+        "redaction": ["redact_url", "redact_urls"],
+        "registry": ["BackendEntry", "Registry", "RegistryError"],
+        "router": ["Router"],
+        "selection": [
+            "Endpoint",
+            "EndpointLike",
+            "STRATEGY_NAMES",
+            "Strategy",
+            "StrategyName",
+            "make_strategy",
+        ],
+        "settings": [
+            "BackendSpec",
+            "ModelRouting",
+            "RetrySettings",
+            "RouterSettings",
+            "TimeoutSettings",
+        ],
+        "sse": ["SseEvent", "SseParser"],
+        "stream": ["RouterStream"],
+        "types": [
+            "BackendConnectError",
+            "BackendDisconnected",
+            "BackendError",
+            "BackendHTTPError",
+            "BackendMalformedResponse",
+            "BackendTimeout",
+            "BackendUnsupported",
+            "ChatRequest",
+            "ChatResult",
+            "Finish",
+            "FinishReason",
+            "ImagePart",
+            "Message",
+            "NamedToolChoice",
+            "ReasoningDelta",
+            "StreamAccumulator",
+            "StreamError",
+            "StreamEvent",
+            "TextDelta",
+            "TextPart",
+            "ToolCall",
+            "ToolCallDone",
+            "ToolDefinition",
+            "Usage",
+            "accumulate",
+        ],
+    },
+)
 
 
 __all__ = [
