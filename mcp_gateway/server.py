@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -219,17 +219,17 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         except GatewayError as exc:
             raise _mcp_error(exc) from None
 
-    async def list_resources(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> Any:
-        items = await catalog.list_resources()
-        return _page(items, params.cursor if params else None, size, "resources")
+    def lister(
+        items: Callable[[], Awaitable[list[dict[str, Any]]]], key: str
+    ) -> Callable[[ServerRequestContext[Any, Any], types.PaginatedRequestParams | None], Any]:
+        """A list handler that every caller sees whole (resources, templates, prompts)."""
 
-    async def list_templates(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> Any:
-        items = await catalog.list_resource_templates()
-        return _page(items, params.cursor if params else None, size, "resourceTemplates")
+        async def handler(
+            ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+        ) -> Any:
+            return _page(await items(), params.cursor if params else None, size, key)
+
+        return handler
 
     async def read_resource(
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
@@ -238,12 +238,6 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
             return _complete(await catalog.read_resource(str(params.uri)))
         except GatewayError as exc:
             raise _mcp_error(exc) from None
-
-    async def list_prompts(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> Any:
-        items = await catalog.list_prompts()
-        return _page(items, params.cursor if params else None, size, "prompts")
 
     async def get_prompt(
         ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
@@ -263,10 +257,10 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         get_tool_input_schema=catalog.tool_input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_templates,
+        on_list_resources=lister(catalog.list_resources, "resources"),
+        on_list_resource_templates=lister(catalog.list_resource_templates, "resourceTemplates"),
         on_read_resource=read_resource,
-        on_list_prompts=list_prompts,
+        on_list_prompts=lister(catalog.list_prompts, "prompts"),
         on_get_prompt=get_prompt,
         on_subscriptions_listen=notifier.listen,
     )

@@ -48,7 +48,6 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -61,7 +60,13 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from transports.backoff import Backoff
-from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream, Oversized
+from transports.stream import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    ClosesOnExit,
+    Inbox,
+    MessageStream,
+    Oversized,
+)
 from transports.websocket import HandshakeRefusedError, bearer_header
 
 logger = logging.getLogger(__name__)
@@ -95,8 +100,7 @@ class SseServerStream:
         self.state: Mapping[str, Any] = dict(state or {})
         """The opening request's ASGI `state` (who the caller is, as the server's middleware
         saw it); later requests on the connection must come from the same caller."""
-        self._inbox: asyncio.Queue[bytes | Oversized | None] = asyncio.Queue()
-        self._receive_done = False
+        self._inbox = Inbox()
         self._events: deque[tuple[int, str]] = deque()
         self._next_id = 1
         self._delivered = 0  # the highest id the live GET has taken from the buffer
@@ -122,12 +126,7 @@ class SseServerStream:
         return self._attached
 
     async def receive(self) -> bytes | Oversized | None:
-        if self._receive_done:
-            return None
-        item = await self._inbox.get()
-        if item is None:
-            self._receive_done = True
-        return item
+        return await self._inbox.get()
 
     async def send(self, message: bytes) -> None:
         capacity = self._server.replay_buffer
@@ -405,7 +404,7 @@ _MAX_RESUME_DELAY = 5.0
 """The longest wait between two resumption attempts, in seconds."""
 
 
-class SseClientStream:
+class SseClientStream(ClosesOnExit):
     """The client side: reads the event stream in a task, POSTs what it sends.
 
     Usable as an async context manager. Use `connect_sse` to make one.
@@ -428,13 +427,12 @@ class SseClientStream:
         self._http = http if http is not None else httpx.AsyncClient(timeout=30.0)
         self._backoff = Backoff(reconnect_backoff, _MAX_RESUME_DELAY, max_reconnect_attempts)
         self._stream_timeout = httpx.Timeout(30.0, read=read_timeout)
-        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=inbox_size)
+        self._inbox = Inbox(inbox_size)
         self._send_lock = asyncio.Lock()
         self._endpoint: str | None = None
         self._connection_id: str | None = None
         self._last_event_id = 0
         self._server_gone = False
-        self._receive_done = False
         self._closing = False
         self._reader: asyncio.Task[None] | None = None
 
@@ -457,12 +455,7 @@ class SseClientStream:
             raise
 
     async def receive(self) -> bytes | Oversized | None:
-        if self._receive_done:
-            return None
-        item = await self._inbox.get()
-        if item is None:
-            self._receive_done = True
-        return item
+        return await self._inbox.get()
 
     async def send(self, message: bytes) -> None:
         if self._closing or self._server_gone or self._endpoint is None:
@@ -490,29 +483,16 @@ class SseClientStream:
         if self._closing:
             return
         self._closing = True
-        self._receive_done = True
+        self._inbox.close()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        with contextlib.suppress(asyncio.QueueFull):
-            self._inbox.put_nowait(None)  # wakes a receive() waiting on an empty inbox
         if self._endpoint is not None and not self._server_gone:
             with contextlib.suppress(httpx.HTTPError):
                 await self._http.delete(self._endpoint, headers=self._auth, timeout=2.0)
         if self._owns_http:
             await self._http.aclose()
-
-    async def __aenter__(self) -> SseClientStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
         """Keep the event stream open, resuming after drops, until the server ends it."""

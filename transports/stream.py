@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Large enough for images in ACP prompts (the brief asks for at least 50 MiB)."""
@@ -34,3 +37,51 @@ class MessageStream(Protocol):
     async def send(self, message: bytes) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class Inbox:
+    """Received messages in order, ended by None: a framing's `receive()` keeps answering None
+    once the other side is gone, without waiting."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self._queue: asyncio.Queue[bytes | Oversized | None] = asyncio.Queue(maxsize)
+        self._ended = False
+
+    async def get(self) -> bytes | Oversized | None:
+        if self._ended:
+            return None
+        item = await self._queue.get()
+        if item is None:
+            self._ended = True
+        return item
+
+    def put_nowait(self, item: bytes | Oversized | None) -> None:
+        self._queue.put_nowait(item)
+
+    async def put(self, item: bytes | Oversized | None) -> None:
+        """Wait for room (a bounded inbox holds a fast sender back)."""
+        await self._queue.put(item)
+
+    def close(self) -> None:
+        """End it now: a `get()` waiting on an empty inbox wakes with None, later ones too."""
+        self._ended = True
+        with contextlib.suppress(asyncio.QueueFull):  # full: nobody is waiting on it
+            self._queue.put_nowait(None)
+
+
+class ClosesOnExit:
+    """`async with stream:` closes the stream on the way out, however the block ends."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -28,7 +28,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
-from types import TracebackType
 from typing import Any
 
 from starlette.routing import WebSocketRoute
@@ -37,7 +36,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream, Oversized
+from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, ClosesOnExit, MessageStream, Oversized
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +179,7 @@ def websocket_route(
 # -- client ---------------------------------------------------------------------------------------
 
 
-class WebSocketClientStream:
+class WebSocketClientStream(ClosesOnExit):
     """A `websockets` client connection as a `MessageStream`; usable as an async context manager."""
 
     def __init__(self, connection: ClientConnection) -> None:
@@ -211,17 +210,6 @@ class WebSocketClientStream:
 
     async def aclose(self) -> None:
         await self._ws.close(CLOSE_NORMAL)
-
-    async def __aenter__(self) -> WebSocketClientStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 async def connect_websocket(
