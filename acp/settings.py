@@ -20,7 +20,8 @@ class AgentSettings:
 
     name: str = "junction"
     title: str = "Junction"
-    version: str = "0.1.0"
+    version: str = "0+unknown"
+    """Said in `agentInfo`; the composition root passes Junction's version."""
     default_model: str | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     """`{cwd}` and `{roots}` are replaced with the session's directories."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from a2a import AgentPool, AgentSpec, Hub, HubSettings, RegisteredAgent, SqliteTaskStore
 from acp import AgentSettings, PermissionPolicy
 from junction.config import JunctionConfig, StdioMcpServerConfig
+from junction.version import __version__
 from router_core import BackendSpec, Router, RouterSettings, close_session
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def gateway_inputs(config: JunctionConfig) -> tuple[list[UpstreamSpec], GatewayO
             )
     gateway = config.mcp
     options = GatewayOptions(
+        version=__version__,
         prefix=gateway.prefix,
         separator=gateway.separator,
         deny=tuple(gateway.deny),
@@ -89,9 +91,12 @@ def gateway_inputs(config: JunctionConfig) -> tuple[list[UpstreamSpec], GatewayO
 
 
 def hub_settings(config: JunctionConfig) -> HubSettings:
-    """The `a2a:` section (its defaults when the file has none); Junction's own agent, when it
-    takes unrouted tasks, is the hub's fallback unless one is named."""
+    """The `a2a:` section (its defaults when the file has none), with Junction's version on the
+    hub's card unless one is configured; Junction's own agent, when it takes unrouted tasks, is
+    the hub's fallback unless one is named."""
     settings: HubSettings = config.a2a
+    if "version" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"version": __version__})
     own = config.a2a.self_agent
     if own is not None and own.fallback and settings.fallback_agent is None:
         settings = settings.model_copy(update={"fallback_agent": own.name})
@@ -150,6 +155,7 @@ def agent_settings(
         for key, value in config.acp.model_dump().items()
         if key in _SETTING_FIELDS and value is not None
     }
+    values.setdefault("version", __version__)
     values.update(overrides or {})
     policy = values.get("permissions")
     if isinstance(policy, Mapping):

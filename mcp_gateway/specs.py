@@ -77,7 +77,7 @@ class GatewayOptions:
     """Gateway-wide behaviour; every field has a default that suits `junction --mode mcp`."""
 
     name: str = "junction"
-    version: str = "0.1.0"
+    version: str = "0+unknown"
     """What the gateway says it is, both ways: the served `serverInfo` and the `clientInfo` sent to
     upstreams. The composition root passes the distribution's version."""
     prefix: PrefixMode = "always"

@@ -1,37 +1,26 @@
-"""`junction.version.__version__`: the installed distribution's version, else pyproject's."""
+"""`junction.version.__version__`: the one copy of the version, which the distribution's
+metadata is built from, and which every surface shows."""
 
 from __future__ import annotations
 
-import tomllib
 from importlib import metadata
-from pathlib import Path
-
-import pytest
 
 from junction import version
-
-PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+from junction.build import agent_settings, gateway_inputs, hub_settings
+from junction.config import JunctionConfig
 
 
 def test_the_version_is_the_installed_distributions() -> None:
     assert version.__version__ == metadata.version("junction-hub")
 
 
-def test_a_source_tree_without_metadata_reads_pyproject(monkeypatch: pytest.MonkeyPatch) -> None:
-    def missing(name: str) -> str:
-        raise metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(metadata, "version", missing)
-    expected = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["version"]
-    assert version._read_version() == expected
+def test_every_surface_says_junctions_version() -> None:
+    config = JunctionConfig()
+    assert agent_settings(config).version == version.__version__  # ACP agentInfo
+    assert gateway_inputs(config)[1].version == version.__version__  # MCP serverInfo, clientInfo
+    assert hub_settings(config).version == version.__version__  # the hub's card
 
 
-def test_without_metadata_or_pyproject_the_version_says_unknown(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    def missing(name: str) -> str:
-        raise metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(metadata, "version", missing)
-    monkeypatch.setattr(version, "_PYPROJECT", tmp_path / "absent.toml")
-    assert version._read_version() == "0+unknown"
+def test_a_configured_hub_version_is_kept() -> None:
+    config = JunctionConfig.model_validate({"a2a": {"version": "7.1"}})
+    assert hub_settings(config).version == "7.1"

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from junction.build import hub_settings
 from junction.caller import CALLER
 from junction.config import JunctionConfig, SelfAgentConfig
 
@@ -223,6 +224,7 @@ class SelfAgent:
         self._peers: dict[tuple[Any, ...] | None, JsonRpcPeer] = {}
         self._connecting = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
+        self._version = hub_settings(config).version
 
     # -- the card --------------------------------------------------------------------------------
 
@@ -241,7 +243,7 @@ class SelfAgent:
         return {
             "name": self.name,
             "description": self.settings.description,
-            "version": self._config.a2a.version,
+            "version": self._version,
             "capabilities": {"streaming": True, "pushNotifications": False},
             "defaultInputModes": ["text/plain", "application/json"],
             "defaultOutputModes": ["text/plain"],
@@ -308,7 +310,7 @@ class SelfAgent:
                     "fs": {"readTextFile": False, "writeTextFile": False},
                     "terminal": False,
                 },
-                "clientInfo": {"name": "junction-a2a", "version": self._config.a2a.version},
+                "clientInfo": {"name": "junction-a2a", "version": self._version},
             },
         )
         self._peers[key] = peer

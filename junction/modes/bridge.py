@@ -57,6 +57,7 @@ from transports import (
     CANCEL_METHOD,
     INTERNAL_ERROR,
     INVALID_REQUEST,
+    Backoff,
     MessageStream,
     Oversized,
 )
@@ -343,9 +344,10 @@ class _Bridge:
 
     async def _reconnect(self) -> tuple[_Connection | None, str]:
         """A new connection after backoff, or None and why not (refused, or out of attempts)."""
-        delay = self._delay
+        backoff = Backoff(self._delay, RECONNECT_DELAY_CAP, attempts=self._attempts)
         why = "no reconnect attempts allowed"
-        for attempt in range(1, self._attempts + 1):
+        while (delay := backoff.next_delay()) is not None:
+            attempt = backoff.used
             log.warning(
                 "bridge: reconnect attempt %d of %d in %.2f s", attempt, self._attempts, delay
             )
@@ -357,7 +359,6 @@ class _Bridge:
                 log.warning("bridge: reconnect attempt %d failed: %s", attempt, why)
                 if exc.final:
                     return None, why
-            delay = min(delay * 2, RECONNECT_DELAY_CAP)
         return None, f"could not reconnect after {self._attempts} attempts ({why})"
 
     # -- the two directions -----------------------------------------------------------------------
