@@ -41,6 +41,7 @@ from mcp_gateway._sdk import (
     claim_stdout,
     create_context_streams,
 )
+from transports.stream import HEAD_BYTES, Oversized, request_id_in
 
 log = logging.getLogger("mcp_gateway.stdio_server")
 
@@ -53,19 +54,27 @@ def _streamable(fd: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
-async def _next_line(reader: asyncio.StreamReader) -> bytes | int | None:
-    """The next line, the size of a line over the reader's limit (skipped without holding it
-    whole: what overran is dropped and reading resumes), or None at end of input."""
+async def _next_line(reader: asyncio.StreamReader, limit: int) -> bytes | Oversized | None:
+    """The next line, an `Oversized` marker for a line over the reader's limit (skipped without
+    holding it whole: what overran is dropped and reading resumes; its first bytes are kept to
+    find its id), or None at end of input."""
     skipped = 0
+    head = b""
     while True:
         try:
             line = await reader.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:  # end of input, maybe after a last line
-            return skipped + len(exc.partial) if skipped else exc.partial or None
+            if not skipped:
+                return exc.partial or None
+            return Oversized(skipped + len(exc.partial), limit, request_id_in(head))
         except asyncio.LimitOverrunError as exc:
-            skipped += len(await reader.read(exc.consumed))
+            chunk = await reader.read(exc.consumed)
+            head = head or chunk[:HEAD_BYTES]
+            skipped += len(chunk)
             continue
-        return skipped + len(line) - 1 if skipped else line
+        if not skipped:
+            return line
+        return Oversized(skipped + len(line) - 1, limit, request_id_in(head))
 
 
 def _refusal(line: bytes, problem: ValidationError) -> types.JSONRPCError | None:
@@ -124,16 +133,16 @@ class _Pipes:
         our stdout is gone, which ends the input as end of file does."""
         async with messages:
             with contextlib.suppress(ConnectionError):
-                while (line := await _next_line(self._reader)) is not None:
+                while (line := await _next_line(self._reader, self._limit)) is not None:
                     if (message := await self._check(line)) is not None:
                         await messages.send(SessionMessage(message))
 
-    async def _check(self, line: bytes | int) -> types.JSONRPCMessage | None:
+    async def _check(self, line: bytes | Oversized) -> types.JSONRPCMessage | None:
         """The message on `line`, or None when there is none (a blank line, or a bad one, which
         is answered here)."""
-        if isinstance(line, int):
-            text = f"message of {line} bytes exceeds the limit of {self._limit} bytes"
-            await self._send(_error(None, types.INVALID_REQUEST, text))
+        if isinstance(line, Oversized):
+            text = f"message of {line.size} bytes exceeds the limit of {line.limit} bytes"
+            await self._send(_error(line.id, types.INVALID_REQUEST, text))
             return None
         if not line.strip():
             return None

@@ -135,7 +135,7 @@ async def test_a_line_over_the_limit_is_refused_and_the_next_is_served(mcp: McpP
     reply = await mcp.call(
         b'{"jsonrpc":"2.0","id":1,"method":"x","params":["' + b"a" * LIMIT + b'"]}'
     )
-    assert reply["id"] is None
+    assert reply["id"] == 1  # found in the line's first bytes: the client is not left waiting
     assert reply["error"]["code"] == -32600
     assert f"exceeds the limit of {LIMIT} bytes" in reply["error"]["message"]
     await mcp.still_serves()

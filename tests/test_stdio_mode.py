@@ -126,7 +126,7 @@ async def test_100_mib_line_is_refused_and_the_next_line_is_served(junction: Jun
         await junction.stdin.drain()
     await junction.send(b'"]}')
     reply = await junction.recv()
-    assert reply["id"] is None
+    assert reply["id"] == 1  # the error answers the request it refused
     assert reply["error"]["code"] == -32600
     assert "exceeds the limit" in reply["error"]["message"]
     await junction.still_answers()
@@ -228,5 +228,5 @@ def test_configured_message_limit_applies(tmp_path: Path) -> None:
         timeout=30,
     )
     replies = [orjson.loads(line) for line in done.stdout.splitlines()]
-    assert [(r["id"], r["error"]["code"]) for r in replies] == [(None, -32600), (2, -32601)]
+    assert [(r["id"], r["error"]["code"]) for r in replies] == [(1, -32600), (2, -32601)]
     assert "2048 bytes" in replies[0]["error"]["message"]

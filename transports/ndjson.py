@@ -14,7 +14,7 @@ import stat
 import sys
 from typing import Protocol
 
-from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, Oversized
+from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, HEAD_BYTES, Oversized, request_id_in
 
 _CHUNK = 256 * 1024
 _PUMPS: set[asyncio.Task[None]] = set()
@@ -46,6 +46,7 @@ class NdjsonStream:
         self._buffer = bytearray()
         self._start = 0  # where the unread part of _buffer begins
         self._discarded = 0  # bytes of an oversized line thrown away so far, 0 when not discarding
+        self._head = b""  # the first bytes of the oversized line being discarded (for its id)
         self._eof = False
         self._closed = False
         self._outbox: list[bytes] = []
@@ -60,6 +61,8 @@ class NdjsonStream:
                 continue
             pending = len(self._buffer) - self._start
             if self._discarded or pending > self._limit:
+                if not self._discarded:
+                    self._head = bytes(self._buffer[self._start : self._start + HEAD_BYTES])
                 self._discarded += pending
                 self._reset_buffer()
             if self._eof:
@@ -77,8 +80,9 @@ class NdjsonStream:
         start, self._start = self._start, newline + 1
         size = self._discarded + newline - start
         if self._discarded or size > self._limit:
-            self._discarded = 0
-            return Oversized(size, self._limit)
+            head = self._head if self._discarded else self._buffer[start : start + HEAD_BYTES]
+            self._discarded, self._head = 0, b""
+            return Oversized(size, self._limit, request_id_in(bytes(head)))
         line = bytes(self._buffer[start:newline])
         if self._start > _CHUNK:
             self._reset_buffer()
@@ -88,9 +92,10 @@ class NdjsonStream:
         """At EOF: a final line without its newline still counts; then the stream is over."""
         rest = bytes(self._buffer[self._start :]).strip()
         discarded, self._discarded = self._discarded, 0
+        head, self._head = self._head, b""
         self._reset_buffer(keep=False)
         if discarded:
-            return Oversized(discarded + len(rest), self._limit)
+            return Oversized(discarded + len(rest), self._limit, request_id_in(head))
         return rest or None
 
     def _reset_buffer(self, *, keep: bool = True) -> None:

@@ -161,7 +161,7 @@ class JsonRpcPeer:
                 if isinstance(message, Oversized):
                     self._reply_later(
                         error_response(
-                            None,
+                            message.id,
                             INVALID_REQUEST,
                             f"message of {message.size} bytes exceeds the limit of "
                             f"{message.limit} bytes",

@@ -62,10 +62,12 @@ from starlette.types import Receive, Scope, Send
 from transports.backoff import Backoff
 from transports.stream import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    HEAD_BYTES,
     ClosesOnExit,
     Inbox,
     MessageStream,
     Oversized,
+    request_id_in,
 )
 from transports.websocket import HandshakeRefusedError, bearer_header
 
@@ -332,14 +334,14 @@ class _SseServer:
             self.forget(connection)
             return Response(status_code=204)
         try:
-            body, size = await self._read_body(request)
+            body, size, head = await self._read_body(request)
         except ClientDisconnect:
             return Response(status_code=400)
         if connection.ended:
             return _error(404, "unknown or ended connection")
         if body is None:
             logger.warning("SSE POST of %d bytes exceeds the limit of %d", size, self.limit)
-            connection._deliver(Oversized(size, self.limit))
+            connection._deliver(Oversized(size, self.limit, request_id_in(head)))
             return JSONResponse(
                 {"error": "message exceeds the limit", "size": size, "limit": self.limit},
                 status_code=413,
@@ -347,14 +349,18 @@ class _SseServer:
         connection._deliver(body)
         return Response(status_code=202)
 
-    async def _read_body(self, request: Request) -> tuple[bytes | None, int]:
-        """The body and its size; None for a body over the limit, which is read only to discard it."""
+    async def _read_body(self, request: Request) -> tuple[bytes | None, int, bytes]:
+        """The body, its size and its first bytes; None for a body over the limit, which is read
+        only to discard it (its first bytes kept, to find its id)."""
         declared: int | None = None
         with contextlib.suppress(ValueError):
             declared = int(request.headers.get("content-length", ""))
         chunks: list[bytes] | None = [] if declared is None or declared <= self.limit else None
         size = 0
+        head = b""
         async for chunk in request.stream():
+            if len(head) < HEAD_BYTES:
+                head += chunk[: HEAD_BYTES - len(head)]
             size += len(chunk)
             if chunks is not None and size > self.limit:
                 chunks = None
@@ -363,8 +369,8 @@ class _SseServer:
             elif size > _DRAIN_FACTOR * self.limit:
                 break
         if chunks is None:
-            return None, max(size, declared or 0)
-        return b"".join(chunks), size
+            return None, max(size, declared or 0), head
+        return b"".join(chunks), size, head
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -22,6 +24,40 @@ class Oversized:
 
     size: int
     limit: int
+    id: int | str | None = None
+    """The request's id when its first bytes show one (`request_id_in`), so the error answers
+    the request and the client is not left waiting; None otherwise."""
+
+
+HEAD_BYTES = 4096
+"""How much of a dropped message a framing keeps to find its id."""
+
+_ID_AT = re.compile(rb'"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,256}")\s*[,}]')
+
+
+def request_id_in(head: bytes) -> int | str | None:
+    """The top-level `id` of a JSON-RPC object from the first bytes of its text, or None.
+
+    A message over the size limit is never parsed whole; but its id usually comes early
+    (`{"jsonrpc": "2.0", "id": 7, "method": ...`), and answering with it lets the client match
+    the error to its request. Only a member of the outer object counts (an `id` nested in
+    `params` is skipped), and only a whole integer or string.
+    """
+    depth, at, end = 0, 0, len(head)
+    while at < end:
+        char = head[at]
+        if char == 0x22:  # a string; at depth 1 outside a value it may be the key "id"
+            if depth == 1 and (found := _ID_AT.match(head, at)) is not None:
+                return json.loads(found.group(1))  # type: ignore[no-any-return]
+            at += 1
+            while at < end and head[at] != 0x22:
+                at += 2 if head[at] == 0x5C else 1
+        elif char in b"{[":
+            depth += 1
+        elif char in b"}]":
+            depth -= 1
+        at += 1
+    return None
 
 
 @runtime_checkable

@@ -373,7 +373,7 @@ class _Bridge:
             if isinstance(message, Oversized):
                 await self._to_ide(
                     _error(
-                        None,
+                        message.id,
                         INVALID_REQUEST,
                         f"message of {message.size} bytes exceeds the limit of "
                         f"{message.limit} bytes",

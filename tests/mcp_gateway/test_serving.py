@@ -114,7 +114,8 @@ async def test_sdk_client_over_stdio(config: Path, mode: str) -> None:
 
 async def test_stdio_bad_input_keeps_the_process_up(config: Path) -> None:
     async with Client(stdio_params(config), mode="legacy") as client:
-        with pytest.raises(MCPError, match="the limit is"):
+        # Over server.max_message_bytes (16 MiB): refused unread, answered to this request.
+        with pytest.raises(MCPError, match="exceeds the limit of 16777216 bytes"):
             await client.call_tool("ok__echo", {"message": "x" * (20 * MIB)})
         with pytest.raises(TimeoutError):
             await _slow_with_deadline(client)  # the client gives up: Junction cancels upstream

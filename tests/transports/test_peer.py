@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import BaseModel
 
@@ -321,7 +322,8 @@ async def test_oversized_message_is_refused(raw: Raw, request: pytest.FixtureReq
         assert await asyncio.wait_for(raw.stream.receive(), 10) is None
         return
     reply = await raw.recv()
-    assert reply["id"] is None and reply["error"]["code"] == INVALID_REQUEST
+    # Never read whole, but its id shows in its first bytes: the error answers the request.
+    assert reply["id"] == 1 and reply["error"]["code"] == INVALID_REQUEST
     assert "exceeds the limit" in reply["error"]["message"]
     assert (await raw.call({"jsonrpc": "2.0", "id": 2, "method": "echo", "params": [3]}))[
         "result"
@@ -359,3 +361,48 @@ async def test_pending_outgoing_request_fails_when_the_connection_drops(
     await connected.server_stream.aclose()
     with pytest.raises(PeerClosedError):
         await asyncio.wait_for(call, 15)
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'{"jsonrpc": "2.0", "id": 7, "method": "session/prompt", "params": {"x": "', 7),
+        (b'{"method": "m", "params": {"id": 5, "b": ""}, "id": "abc", "x": "', "abc"),
+        (b'{"params": {"id": 5}, "x": "aaaa', None),  # only a nested id: not the request's
+        (b'{"id": 123456789012345678901234, "x', None),  # not a whole integer we can trust
+        (b'{"a": "\\"id\\": 3", "id": "q\\"w", "x', 'q"w'),  # an "id" inside a string is text
+        (b'[{"id": 1, "x', None),  # a batch: its members are answered one by one
+        (b'{"id": tru', None),
+    ],
+)
+def test_the_id_of_a_cut_off_message(head: bytes, expected: object) -> None:
+    from transports.stream import request_id_in
+
+    assert request_id_in(head) == expected
+
+
+async def test_an_oversized_request_is_answered_with_its_id_and_the_connection_stays() -> None:
+    """A request over the limit is never read whole, but its error answers it (the client
+    would otherwise wait forever), and the next request is served."""
+    from tests.transports.conftest import pipe_pair
+    from transports import JsonRpcPeer
+
+    async with pipe_pair(1024) as (server_side, client_side):
+        peer = JsonRpcPeer(server_side)
+
+        async def echo(params: Any) -> Any:
+            return params
+
+        peer.on("echo", echo)
+        runner = asyncio.create_task(peer.run())
+        try:
+            big = b'{"jsonrpc": "2.0", "id": 41, "method": "echo", "params": ["' + b"x" * 5000
+            await client_side.send(big + b'"]}')
+            reply = orjson.loads(await asyncio.wait_for(client_side.receive(), 10))  # type: ignore[arg-type]
+            assert reply["id"] == 41 and reply["error"]["code"] == -32600
+            assert "exceeds the limit of 1024 bytes" in reply["error"]["message"]
+            await client_side.send(b'{"jsonrpc": "2.0", "id": 42, "method": "echo", "params": [1]}')
+            reply = orjson.loads(await asyncio.wait_for(client_side.receive(), 10))  # type: ignore[arg-type]
+            assert reply == {"jsonrpc": "2.0", "id": 42, "result": [1]}
+        finally:
+            runner.cancel()
