@@ -301,7 +301,7 @@ async def test_bad_input_oversized_line_answered_locally_garbage_by_the_remote(
         await ide.wire.send(b"{not json")
         await ide.client.wait_for(lambda: len(ide.wire.seen) >= 2)
         oversized, garbage = ide.wire.seen[:2]
-        assert oversized["id"] is None
+        assert oversized["id"] == 1  # answers the request it refused
         assert oversized["error"]["code"] == -32600
         assert "exceeds the limit of 2048 bytes" in oversized["error"]["message"]
         assert garbage["id"] is None and garbage["error"]["code"] == -32700
