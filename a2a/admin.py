@@ -6,9 +6,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from a2a.redaction import redact_text
 from a2a.registry import CardError, Registry
 from a2a.settings import AgentSpec
+from router_core.redaction import redact_urls
 
 
 class AdminBinding:
@@ -35,7 +35,7 @@ class AdminBinding:
         try:
             agent = await self.registry.add(name, spec, source="admin", strict=True)
         except CardError as exc:
-            error = redact_text(str(exc), spec.headers.values())
+            error = redact_urls(str(exc), spec.headers.values())
             return JSONResponse({"error": error}, status_code=422)
         return JSONResponse(agent.summary(), status_code=201)
 

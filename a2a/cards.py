@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from a2a.redaction import redact_url
 from a2a.registry import RegisteredAgent, Registry
 from a2a.routing import may_use
 from a2a.settings import HubSettings
 from a2a.versions.cards import with_v03_fields
 from a2a.versions.common import V03, V10
+from router_core.redaction import redact_url
 
 Json = dict[str, Any]
 

@@ -21,10 +21,10 @@ import orjson
 
 from a2a.errors import INVALID_PARAMS, A2aError
 from a2a.netguard import BlockedTargetError, Guard, GuardedResolver, same_origin
-from a2a.redaction import redact_text, redact_url
 from a2a.settings import PushSettings
 from a2a.versions.common import V03
 from a2a.versions.jsonrpc03 import task_to_rpc03
+from router_core.redaction import redact_url, redact_urls
 from transports import Backoff
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class PushDispatcher:
             try:
                 status = await self._post(url, body, headers)
             except BlockedTargetError as exc:
-                log.warning("push to %s refused: %s", redact_url(url), redact_text(str(exc)))
+                log.warning("push to %s refused: %s", redact_url(url), redact_urls(str(exc)))
                 return False
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 status, error = None, f"{type(exc).__name__}: {exc}"

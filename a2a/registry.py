@@ -21,7 +21,6 @@ import orjson
 from pydantic import ValidationError
 
 from a2a.netguard import BlockedTargetError, Guard, http_url, same_origin
-from a2a.redaction import redact_text, redact_url
 from a2a.settings import AgentSpec, HubSettings
 from a2a.types import AgentCard
 from a2a.upstream import (
@@ -41,6 +40,7 @@ from router_core import (
     Strategy,
     make_strategy,
 )
+from router_core.redaction import redact_url, redact_urls
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class RegisteredAgent:
 
     def redact(self, text: str) -> str:
         """`text` without this agent's credentials (its header values, secrets in URLs)."""
-        return redact_text(text, self.spec.headers.values() if self.spec is not None else ())
+        return redact_urls(text, self.spec.headers.values() if self.spec is not None else ())
 
     def state(self) -> str:
         """One word or phrase for `junction agents`, the admin API, /health and hub errors."""

@@ -43,7 +43,8 @@ class HubSettings(_Model):
 
     name: str = "Junction"
     description: str = "A2A hub: routes tasks to registered agents by name or skill."
-    version: str = "0.1.0"
+    version: str = "0+unknown"
+    """The version on the hub's card; Junction puts its own there unless this is set."""
     public_url: str | None = None
     """Base URL clients use to reach the hub (card interface URLs); else taken from each request."""
     strategy: str = "least_outstanding"

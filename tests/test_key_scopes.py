@@ -179,9 +179,9 @@ async def test_agent_globs_hold_for_the_agents_mcp_tools(tmp_path: Path) -> None
     with every MCP tool allowed."""
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
     from mcp.shared.exceptions import MCPError
 
+    from mcp_gateway._sdk import create_mcp_http_client
     from tests.a2a.harness import sdk_agent
 
     with sdk_agent("pub", "1.0") as pub, sdk_agent("secret", "1.0") as secret:

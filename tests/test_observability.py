@@ -440,8 +440,9 @@ async def test_a_key_limited_to_some_models_sees_and_uses_only_those(tmp_path: P
 async def test_a_key_limited_to_some_mcp_tools_sees_and_calls_only_those(tmp_path: Path) -> None:
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
     from mcp.shared.exceptions import MCPError
+
+    from mcp_gateway._sdk import create_mcp_http_client
 
     config = (
         "server:\n  api_keys:\n    - full-key\n"
@@ -494,8 +495,9 @@ async def mcp_calls(url: str, key: str) -> list[bool]:
     dies mid-call. Returns each result's isError (None for the failed call)."""
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
     from mcp.shared.exceptions import MCPError
+
+    from mcp_gateway._sdk import create_mcp_http_client
 
     async with (
         create_mcp_http_client(headers=bearer(key)) as http,

@@ -367,8 +367,9 @@ async def test_a_keys_limits_hold_through_the_own_agents_mcp_tool(tmp_path: Path
     import mcp_types as types
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
     from mcp.shared.exceptions import MCPError
+
+    from mcp_gateway._sdk import create_mcp_http_client
 
     cfg = config(tmp_path, "")
     cfg["server"] = {"api_keys": LIMITED_KEYS}

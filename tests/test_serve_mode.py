@@ -229,8 +229,8 @@ async def check_every_surface(served: Served) -> None:
 async def test_a2a_agents_are_tools_on_serve_modes_mcp_endpoint(tmp_path: Path) -> None:
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
 
+    from mcp_gateway._sdk import create_mcp_http_client
     from tests.a2a.harness import sdk_agent
 
     with sdk_agent("helper", "1.0") as agent:

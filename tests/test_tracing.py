@@ -18,9 +18,9 @@ import orjson
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcp_gateway import Gateway, GatewayOptions, StdioUpstream
+from mcp_gateway._sdk import create_mcp_http_client
 from tests.mcp_gateway.conftest import hosted
 from tests.router_core.llm_servers import Reply, openai_server
 from tests.test_serve_mode import start, stop

@@ -15,9 +15,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from a2a import Hub, SqliteTaskStore
-from a2a.redaction import redact_text, redact_url
 from a2a.settings import AgentSpec
 from router_core.http import close_session
+from router_core.redaction import redact_url, redact_urls
 from tests.a2a.harness import hub_settings
 from tests.transports.servers import serve_app
 
@@ -43,10 +43,10 @@ def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
 
 
-def test_redact_text() -> None:
+def test_redact_urls() -> None:
     text = "refused: 'ftp://u:pw@x/?sig=abc' after Bearer tok-123456 and tok-123456"
     assert (
-        redact_text(text, ["Bearer tok-123456"])
+        redact_urls(text, ["Bearer tok-123456"])
         == "refused: 'ftp://u:***@x/?sig=***' after *** and ***"
     )
 
