@@ -62,7 +62,7 @@ from router_core.types import (
 )
 from router_core.validation import check_chat_body
 
-__all__ = ["ChatCompletions", "Registration", "openai_routes"]
+__all__ = ["ChatCompletions", "Registration", "error_body", "openai_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,10 @@ _BOUNDARY_FLUSH = 1024 * 1024
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
     404: "invalid_request_error",
+    405: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
     500: "internal_error",
@@ -95,9 +98,11 @@ class _BadRequest(Exception):
     """The request cannot be served as written (400), found while translating it."""
 
 
-def _error_body(
+def error_body(
     status: int, message: str, code: str | None = None, param: str | None = None
 ) -> bytes:
+    """An error as OpenAI's API gives it: `{"error": {"message", "type", "param", "code"}}`,
+    the type following the status (what the official SDKs map to their exception classes)."""
     kind = _ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "upstream_error")
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
@@ -670,7 +675,7 @@ class ChatCompletions:
         headers.append(_JSON)
         if extra:
             headers.extend(extra)
-        body = _error_body(status, message, code, param)
+        body = error_body(status, message, code, param)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -687,7 +692,7 @@ class Registration(BackendSpec):
 
 
 def _json_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(orjson.loads(_error_body(status, message)), status_code=status)
+    return JSONResponse(orjson.loads(error_body(status, message)), status_code=status)
 
 
 async def _json_body(request: Request) -> Any:
@@ -771,9 +776,22 @@ def openai_routes(router: Router) -> list[BaseRoute]:
             return _json_error(exc.status, str(exc))
         return Response(status_code=204)
 
+    allowed_methods = {"/v1/chat/completions": "POST", "/v1/models": "GET"}
+
+    async def unknown(request: Request) -> Response:
+        """Anything else under `/v1`: 404 (405 for a known path), in OpenAI's error shape."""
+        where = f"{request.method} {request.url.path}"
+        allowed = allowed_methods.get(request.url.path)
+        if allowed is not None:
+            response = _json_error(405, f"Method Not Allowed ({where})")
+            response.headers["allow"] = allowed
+            return response
+        return _json_error(404, f"Invalid URL ({where})")
+
     return [
         Route("/v1/chat/completions", ChatCompletions(router), methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/{path:path}", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/admin/backends", list_backends, methods=["GET"]),
         Route("/admin/backends", register, methods=["POST"]),
         Route("/admin/backends/{name}/heartbeat", heartbeat, methods=["POST"]),

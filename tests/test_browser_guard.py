@@ -113,7 +113,8 @@ async def test_state_changing_routes_take_json_bodies_only(tmp_path: Path) -> No
                         headers={"Content-Type": content_type},
                     )
                     assert reply.status_code == 415, (path, content_type, reply.text)
-                    assert "JSON" in reply.json()["error"]
+                    error = reply.json()["error"]  # OpenAI's shape on /v1
+                    assert "JSON" in (error["message"] if isinstance(error, dict) else error)
             assert "planted" not in (await http.get(f"{served.base}/admin/backends")).text
             assert "planted" not in (await http.get(f"{served.base}/admin/a2a/agents")).text
             # JSON with a charset parameter, and a +json media type, are JSON.

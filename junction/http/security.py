@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from junction.caller import CALLER
@@ -197,7 +198,14 @@ class AccessGuard:
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": b'{"error": "%s"}' % message.encode()})
+        if surface == "openai":  # OpenAI's SDKs read their error shape to raise the right class
+            from router_core.openai_api import error_body
+
+            codes = {401: "invalid_api_key", 403: "forbidden", 415: "unsupported_media_type"}
+            body = error_body(status, message, codes.get(status))
+        else:
+            body = orjson.dumps({"error": message})
+        await send({"type": "http.response.body", "body": body})
 
     def _key_problem(
         self, headers: dict[bytes, bytes], surface: str
@@ -205,7 +213,10 @@ class AccessGuard:
         authorization = headers.get(b"authorization", b"")
         scheme, _, presented = authorization.partition(b" ")
         if scheme.lower() != b"bearer" or not presented.strip():
-            return None, (401, "missing bearer API key")
+            # `x-api-key` is how Anthropic's clients (and some OpenAI ones) send a key.
+            presented = headers.get(b"x-api-key", b"")
+        if not presented.strip():
+            return None, (401, "missing API key (Authorization: Bearer KEY, or x-api-key: KEY)")
         digest = _digest(presented.strip())
         # Compare against every key, always, so timing says nothing about which keys exist.
         found: _Grant | None = None
