@@ -80,6 +80,7 @@ APPLY: tuple[str, ...] = (
     "server.shutdown_grace_seconds",
     "server.watch_config",
     "server.allowed_origins",
+    "server.ready_requires",
     "backends",
     "routing",
     "mcp_servers",

@@ -392,6 +392,18 @@ class Junction:
         ]
         return {"status": "degraded" if down else "healthy", "down": down, "components": components}
 
+    def readiness(self) -> tuple[bool, list[str]]:
+        """Whether Junction should take traffic (`/health/ready`): it has started, and every
+        component `server.ready_requires` names is up; and what is not."""
+        if not self.running:
+            return False, ["starting"]
+        health = self.health()
+        up = {
+            f"{kind}.{name}" for kind, states in health["components"].items() for name in states
+        } - set(health["down"])
+        missing = [key for key in self.config.server.ready_requires if key not in up]
+        return not missing, missing
+
     def mcp_servers(self) -> list[dict[str, Any]]:
         """Every MCP upstream's connection state; reasons pass through log redaction because
         upstream errors can quote URLs or headers."""
@@ -458,6 +470,7 @@ _STEPS: dict[str, str] = {
     "server.shutdown_grace_seconds": "_read_where_used",
     "server.watch_config": "_read_where_used",
     "server.allowed_origins": "_read_where_used",
+    "server.ready_requires": "_read_where_used",
     "backends": "_apply_router",
     "routing": "_apply_router",
     "mcp_servers": "_apply_gateway",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -112,6 +112,12 @@ class ServerConfig(ConfigModel):
     a key with the `metrics` or `admin` scope."""
     watch_config: bool = True
     """In serve mode, reload the config file when it changes (SIGHUP reloads it too)."""
+    ready_requires: list[
+        Annotated[str, Field(pattern=r"^(backends|mcp_servers|a2a_agents)\.[^.]+$")]
+    ] = Field(default_factory=list)
+    """Components `/health/ready` waits for, as `/health` names them (`backends.NAME`,
+    `mcp_servers.NAME`, `a2a_agents.NAME`); with none, ready once started. `/health/live`
+    answers while the process serves."""
     allowed_origins: list[str] = Field(default_factory=list)
     """Browser origins (`https://app.example:8443`) that may call the HTTP surfaces, with CORS.
     None by default: a request with any other `Origin` (`null` included) is refused with 403,

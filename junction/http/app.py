@@ -49,6 +49,8 @@ class Surfaces(Protocol):
 
     def health(self) -> dict[str, Any]: ...
 
+    def readiness(self) -> tuple[bool, list[str]]: ...
+
     def mcp_servers(self) -> list[dict[str, Any]]: ...
 
     async def serve_acp_connection(self, stream: MessageStream) -> None: ...
@@ -69,6 +71,14 @@ def build_app(junction: Surfaces) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(junction.health())
 
+    async def live(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "alive"})  # answering at all is the proof
+
+    async def ready(request: Request) -> JSONResponse:
+        ok, missing = junction.readiness()
+        body = {"status": "ready" if ok else "not ready", "down": missing}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
     async def admin_mcp(request: Request) -> JSONResponse:
         return JSONResponse({"servers": junction.mcp_servers()})
 
@@ -83,6 +93,8 @@ def build_app(junction: Surfaces) -> Starlette:
     acp = junction.serve_acp_connection
     routes: list[BaseRoute] = [
         Route("/health", health),
+        Route("/health/live", live),
+        Route("/health/ready", ready),
         Route("/metrics", junction.metrics.endpoint(), methods=["GET"]),
         Route("/admin/mcp", admin_mcp, methods=["GET"]),
         websocket_route("/acp", acp, max_message_bytes=limit),

@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from junction.caller import CALLER
 from junction.config import ApiKeyConfig
 
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
 """Load balancers and supervisors probe these without a key."""
 
 METRICS_PATH = "/metrics"
