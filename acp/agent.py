@@ -199,11 +199,14 @@ class AgentConnection:
 
         for update in replay_updates(session.entries):
             await session.send(update)
+        # Every update of a load goes before its response (ACP-LOAD-002), the commands too.
+        await session.send_commands()
         return await self._setup_response(session)
 
     @_traced
     async def resume_session(self, params: ResumeSessionRequest) -> SessionSetupResponse:
         session = await self._restore(params)
+        self._after_response(session.send_commands())
         return await self._setup_response(session)
 
     async def _restore(self, params: LoadSessionRequest | ResumeSessionRequest) -> Session:
@@ -222,7 +225,6 @@ class AgentConnection:
         return session
 
     async def _setup_response(self, session: Session) -> SessionSetupResponse:
-        self._after_response(session.send_commands())
         return SessionSetupResponse(
             modes=session.modes(), config_options=session.config_options(await self._models())
         )

@@ -177,3 +177,25 @@ async def test_a_database_from_before_session_owners_is_upgraded(tmp_path: Path)
         assert (await store.list(cwd=None, cursor=None, limit=10, owner="someone"))[0] == []
     finally:
         await store.aclose()
+
+
+async def test_every_update_of_a_load_comes_before_its_response(tmp_path: Path) -> None:
+    """ACP-LOAD-002: the replay and the slash commands are all out when `session/load`
+    answers; nothing of the load follows it."""
+    async with openai_server(models=["m1"]) as server:
+        server.script([Reply(text="hi")])
+        async with agent(agent_config(server.url, tmp_path / "j.db")) as client:
+            await client.initialize()
+            sid = await client.new_session(tmp_path)
+            await client.prompt(sid, "hello")
+            client.updates.clear()
+            loaded = await client.request(
+                "session/load", {"sessionId": sid, "cwd": str(tmp_path), "mcpServers": []}
+            )
+            before = client.updates[: client.updates_before[loaded["id"]]]
+    assert "result" in loaded
+    assert [u["update"]["sessionUpdate"] for u in before] == [
+        "user_message_chunk",
+        "agent_message_chunk",
+        "available_commands_update",
+    ]

@@ -44,6 +44,8 @@ class WireClient:
         self.stream = stream
         self.updates: list[dict[str, Any]] = []
         self.agent_requests: list[dict[str, Any]] = []
+        self.updates_before: dict[Any, int] = {}
+        """How many updates had arrived when each response (by request id) arrived."""
         self.handlers: dict[str, Handler] = {
             "fs/read_text_file": self._read,
             "fs/write_text_file": self._write,
@@ -166,6 +168,7 @@ class WireClient:
                 if message["method"] == "session/update":
                     self.updates.append(message["params"])
             else:
+                self.updates_before[message.get("id")] = len(self.updates)
                 waiter = self._pending.pop(message.get("id"), None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(message)
