@@ -121,6 +121,7 @@ class AgentConnection:
         peer.on("session/resume", self.resume_session, ResumeSessionRequest)
         peer.on("session/list", self.list_sessions, ListSessionsRequest)
         peer.on("session/close", self.close_session, SessionIdParams)
+        peer.on("session/delete", self.delete_session, SessionIdParams)
         peer.on("session/prompt", self.prompt, PromptRequest)
         peer.on("session/cancel", self.cancel, SessionIdParams)
         peer.on("session/set_mode", self.set_mode, SetSessionModeRequest)
@@ -150,7 +151,11 @@ class AgentConnection:
                 ),
                 mcp_capabilities=McpCapabilities(http=True, sse=True),
                 session_capabilities=SessionCapabilities(
-                    list=Empty(), resume=Empty(), close=Empty(), additional_directories=Empty()
+                    list=Empty(),
+                    resume=Empty(),
+                    close=Empty(),
+                    delete=Empty(),
+                    additional_directories=Empty(),
                 ),
             ),
             agent_info=Implementation(
@@ -275,6 +280,21 @@ class AgentConnection:
             )
         await session.close()
         return {}
+
+    async def delete_session(self, params: SessionIdParams) -> dict[str, Any]:
+        """Remove the session and its history from the store. An unknown id (or another key's
+        session) succeeds and changes nothing, as the spec asks of a repeated delete."""
+        record = await self.runtime.store.get(params.session_id)
+        if record is None or record.owner != self.owner:
+            return {}
+        await self.runtime.forget(params.session_id)
+        await self.runtime.store.delete(params.session_id)
+        return {}
+
+    async def forget(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            await session.close()
 
     # -- prompt turns ---------------------------------------------------------------------------
 

@@ -57,6 +57,10 @@ class Connection(Protocol):
         """Whether a prompt turn is running on it."""
         ...
 
+    async def forget(self, session_id: str) -> None:
+        """Close the session if it is open on this connection (it is being deleted)."""
+        ...
+
     async def shut_down(self, timeout: float) -> None:
         """Cancel running prompts (they answer `cancelled`), then close the connection."""
         ...
@@ -131,6 +135,11 @@ class AgentRuntime:
     def open_sessions(self) -> int:
         """Sessions open now on all connections."""
         return sum(len(connection.sessions) for connection in self._connections)
+
+    async def forget(self, session_id: str) -> None:
+        """Close the session on every connection that has it open (before it is deleted, so
+        no queued write of it lands after the delete)."""
+        await asyncio.gather(*(c.forget(session_id) for c in list(self._connections)))
 
     def turn_ended(self, stop: str) -> None:
         self.turns[stop] = self.turns.get(stop, 0) + 1

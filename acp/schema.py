@@ -158,6 +158,7 @@ class SessionCapabilities(WireModel):
     list: Empty | None = None
     resume: Empty | None = None
     close: Empty | None = None
+    delete: Empty | None = None
     additional_directories: Empty | None = None
 
 
@@ -248,7 +249,7 @@ class ResumeSessionRequest(NewSessionRequest):
 
 
 class SessionIdParams(WireModel):
-    """Params of methods that only name a session (close, cancel)."""
+    """Params of methods that only name a session (close, delete, cancel)."""
 
     session_id: str
 

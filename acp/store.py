@@ -79,6 +79,10 @@ class SessionStore(Protocol):
 
     async def history(self, session_id: str) -> list[Entry]: ...
 
+    async def delete(self, session_id: str) -> None:
+        """Remove the record and its history (nothing happens for an unknown id)."""
+        ...
+
     async def list(
         self, *, cwd: str | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[SessionRecord], str | None]:
@@ -137,6 +141,10 @@ class MemorySessionStore:
 
     async def history(self, session_id: str) -> list[Entry]:
         return list(self._history.get(session_id, []))
+
+    async def delete(self, session_id: str) -> None:
+        self._records.pop(session_id, None)
+        self._history.pop(session_id, None)
 
     async def list(
         self, *, cwd: str | None, cursor: str | None, limit: int, owner: str | None = None
@@ -270,6 +278,16 @@ class SqliteSessionStore:
             return [json.loads(text) for (text,) in rows]
 
         return await self._run(work)
+
+    async def delete(self, session_id: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            def remove() -> None:
+                db.execute("DELETE FROM acp_history WHERE session_id = ?", (session_id,))
+                db.execute("DELETE FROM acp_sessions WHERE session_id = ?", (session_id,))
+
+            _write_transaction(db, remove)
+
+        await self._run(work)
 
     async def list(
         self, *, cwd: str | None, cursor: str | None, limit: int, owner: str | None = None

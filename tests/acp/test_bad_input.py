@@ -62,7 +62,7 @@ async def test_unknown_methods_and_notifications(tmp_path: Path) -> None:
             await client.notify("_vendor/unknown_notification", {"x": 1})
             await client.notify("session/unknown_notification", {"sessionId": "x"})
             ext = await client.request("_vendor/ext_method", {})
-            unknown = await client.request("session/delete", {"sessionId": "x"})
+            unknown = await client.request("session/unknown_method", {"sessionId": "x"})
             still = await client.call("session/list", {})
     assert ext["error"]["code"] == -32601
     assert unknown["error"]["code"] == -32601

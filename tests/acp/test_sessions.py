@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from acp.store import SqliteSessionStore
 from tests.acp.wire import ClientError, agent, agent_config
 from tests.router_core.llm_servers import Call, Reply, openai_server
 
@@ -154,8 +155,6 @@ async def test_new_session_offers_modes_and_a_model_option(tmp_path: Path) -> No
 async def test_a_database_from_before_session_owners_is_upgraded(tmp_path: Path) -> None:
     import sqlite3
 
-    from acp.store import SqliteSessionStore
-
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:
         db.execute(
@@ -199,3 +198,45 @@ async def test_every_update_of_a_load_comes_before_its_response(tmp_path: Path) 
         "agent_message_chunk",
         "available_commands_update",
     ]
+
+
+async def test_delete_removes_the_session_and_its_history(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    async with openai_server(models=["m1"]) as server:
+        server.script([Reply(text="kept"), Reply(text="x" * 2000, chunk_size=1, chunk_delay=0.01)])
+        async with agent(agent_config(server.url, db)) as client:
+            init = await client.initialize()
+            kept = await client.new_session(tmp_path)
+            await client.prompt(kept, "keep me")
+            gone = await client.new_session(tmp_path)
+            running = client.start_request(
+                "session/prompt",
+                {"sessionId": gone, "prompt": [{"type": "text", "text": "delete me"}]},
+            )
+            await client.wait_for(lambda: "agent_message_chunk" in client.kinds(gone))
+            assert await client.call("session/delete", {"sessionId": gone}) == {}
+            stopped = await running
+            again = await client.call("session/delete", {"sessionId": gone})
+            never = await client.call("session/delete", {"sessionId": "sess_never"})
+            listed = await client.call("session/list", {})
+            with pytest.raises(ClientError) as load:
+                await client.call(
+                    "session/load", {"sessionId": gone, "cwd": str(tmp_path), "mcpServers": []}
+                )
+            with pytest.raises(ClientError) as prompt:
+                await client.call(
+                    "session/prompt",
+                    {"sessionId": gone, "prompt": [{"type": "text", "text": "still there?"}]},
+                )
+    assert init["agentCapabilities"]["sessionCapabilities"]["delete"] == {}
+    assert stopped["result"] == {"stopReason": "cancelled"}
+    assert again == {} and never == {}
+    assert [s["sessionId"] for s in listed["sessions"]] == [kept]
+    assert load.value.code == -32002
+    assert prompt.value.code == -32002
+    store = SqliteSessionStore(db)
+    try:
+        assert await store.get(gone) is None and await store.history(gone) == []
+        assert await store.history(kept) != []
+    finally:
+        await store.aclose()
