@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -229,7 +230,8 @@ class RunCommand(Tool):
     name = "run_command"
     description = (
         "Run a command in the user's terminal and return its output and exit status. "
-        "`command` is the program (or a shell command line when `args` is empty)."
+        "`command` is the program, or a whole shell command line (run with `sh -c`) when "
+        "`args` is empty or missing."
     )
     parameters = {
         "type": "object",
@@ -253,6 +255,8 @@ class RunCommand(Tool):
         argv = args.get("args") or []
         if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
             raise ToolFailed("the 'args' argument must be a list of strings")
+        if not argv:  # one line, as models mostly give it: the shell splits and runs it
+            command, argv = "sh", ["-c", command]
         cwd = _resolve(ctx.roots, str(args.get("cwd") or ctx.roots.cwd))
         created = CreateTerminalResponse.model_validate(
             await _client_call(
@@ -312,7 +316,9 @@ async def _client_call(ctx: ToolContext, method: str, params: dict[str, Any]) ->
     try:
         return await ctx.peer.request(method, params)
     except RpcError as exc:
-        raise ToolFailed(f"the client refused {method}: {exc.message}") from None
+        # The client's details (what failed, e.g. a program not found) are the model's to see.
+        detail = "" if exc.data is None else f" ({json.dumps(exc.data, default=str)[:2000]})"
+        raise ToolFailed(f"the client refused {method}: {exc.message}{detail}") from None
 
 
 # -- MCP tools ------------------------------------------------------------------------------------

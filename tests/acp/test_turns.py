@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from tests.acp.wire import agent, agent_config
+from tests.acp.wire import ClientError, agent, agent_config
 from tests.router_core.llm_servers import Call, Reply, openai_server
 
 
@@ -20,6 +21,7 @@ async def test_initialize_advertises_v1_capabilities(tmp_path: Path) -> None:
         "list": {},
         "resume": {},
         "close": {},
+        "delete": {},
         "additionalDirectories": {},
     }
     assert caps["promptCapabilities"]["embeddedContext"] is True
@@ -372,3 +374,48 @@ async def test_slash_commands_switch_model_and_mode_and_list_tools(tmp_path: Pat
     assert [m["content"] for m in body["messages"] if m["role"] == "user"] == [
         "now a real question"
     ]
+
+
+async def test_run_command_with_one_line_runs_it_through_the_shell(tmp_path: Path) -> None:
+    """A model's `{"command": "echo hi && echo there"}` is a shell line (`sh -c`), as the tool's
+    description says, not a program named `echo hi && echo there`."""
+    async with openai_server(models=["m1"]) as server:
+        server.script(
+            [
+                Reply(tool_calls=[Call("run_command", {"command": "echo hi && echo there"})]),
+                Reply(text="ran"),
+            ]
+        )
+        async with agent(agent_config(server.url, tmp_path / "j.db")) as client:
+            await client.initialize()
+            sid = await client.new_session(tmp_path)
+            await client.prompt(sid, "run")
+    created = next(r for r in client.agent_requests if r["method"] == "terminal/create")
+    assert created["params"]["command"] == "sh"
+    assert created["params"]["args"] == ["-c", "echo hi && echo there"]
+    assert client.of_kind("tool_call_update")[-1]["status"] == "completed"
+    assert "hi\nthere\n" in server.chat_requests[1].body["messages"][-1]["content"]
+
+
+async def test_the_clients_terminal_error_details_reach_the_model(tmp_path: Path) -> None:
+    async with openai_server(models=["m1"]) as server:
+        server.script(
+            [
+                Reply(tool_calls=[Call("run_command", {"command": "nope", "args": ["x"]})]),
+                Reply(text="it failed"),
+            ]
+        )
+        async with agent(agent_config(server.url, tmp_path / "j.db")) as client:
+
+            async def refuse(params: dict[str, Any]) -> dict[str, Any]:
+                raise ClientError(
+                    {"code": -32603, "message": "Internal error", "data": "spawn nope ENOENT"}
+                )
+
+            client.handlers["terminal/create"] = refuse
+            await client.initialize()
+            sid = await client.new_session(tmp_path)
+            await client.prompt(sid, "run")
+    told = server.chat_requests[1].body["messages"][-1]["content"]
+    assert "Internal error" in told and "spawn nope ENOENT" in told
+    assert client.of_kind("tool_call_update")[-1]["status"] == "failed"

@@ -187,6 +187,8 @@ class WireClient:
                 reply["result"] = await handler(message.get("params") or {})
             except ClientError as exc:
                 reply["error"] = {"code": exc.code, "message": exc.message}
+                if exc.data is not None:
+                    reply["error"]["data"] = exc.data
         with contextlib.suppress(ConnectionError):
             await self.send_raw(reply)
 
