@@ -695,12 +695,72 @@ def _json_error(status: int, message: str) -> JSONResponse:
     return JSONResponse(orjson.loads(error_body(status, message)), status_code=status)
 
 
+async def _limited_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is over `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
 async def _json_body(request: Request) -> Any:
     body = await request.body()
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise _BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+_EMBEDDING_OPTIONS = {"encoding_format": str, "dimensions": int, "user": str}
+
+
+def _embedding_inputs(doc: Any) -> tuple[str, list[Any], dict[str, Any]]:
+    """`model`, the inputs as a list and the other options of an embeddings request; raises
+    _BadRequest naming the field when the shape is not OpenAI's."""
+    if not isinstance(doc, dict):
+        raise _BadRequest("request body must be a JSON object")
+    model = doc.get("model")
+    if not isinstance(model, str) or not model:
+        raise _BadRequest("'model' must be a non-empty string")
+    raw = doc.get("input")
+    inputs: list[Any] = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    tokens = all(isinstance(i, int) and not isinstance(i, bool) for i in inputs)
+    if inputs and tokens and isinstance(raw, list):
+        inputs = [raw]  # one array of tokens is one input
+    ok = bool(inputs) and all(
+        isinstance(item, str)
+        or (
+            isinstance(item, list)
+            and item
+            and all(isinstance(t, int) and not isinstance(t, bool) for t in item)
+        )
+        for item in inputs
+    )
+    if not ok:
+        raise _BadRequest(
+            "'input' must be a string, an array of strings, an array of tokens or an array of "
+            "token arrays, and not empty"
+        )
+    extra: dict[str, Any] = {}
+    for name, kind in _EMBEDDING_OPTIONS.items():
+        value = doc.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise _BadRequest(f"'{name}' must be of type {kind.__name__}")
+        extra[name] = value
+    return model, inputs, extra
 
 
 def openai_routes(router: Router) -> list[BaseRoute]:
@@ -776,7 +836,42 @@ def openai_routes(router: Router) -> list[BaseRoute]:
             return _json_error(exc.status, str(exc))
         return Response(status_code=204)
 
-    allowed_methods = {"/v1/chat/completions": "POST", "/v1/models": "GET"}
+    async def embeddings(request: Request) -> Response:
+        """`POST /v1/embeddings`: routed like chat (the model's backends, the strategy, retries
+        and failover); OpenAI-compatible backends get the request as is, Ollama's are
+        translated, backends without embeddings are skipped."""
+        body = await _limited_body(request, router.settings.max_body_bytes)
+        if body is None:
+            limit = router.settings.max_body_bytes
+            return _json_error(413, f"request body is larger than the {limit}-byte limit")
+        try:
+            model, inputs, extra = _embedding_inputs(_loads(body))
+        except _BadRequest as exc:
+            return _json_error(400, str(exc))
+        if not model_allowed(allowed_models(request.scope), model):
+            return _json_error(404, f"no model {model!r} for this API key")
+
+        async def attempt(entry: BackendEntry, name: str) -> Any:
+            return await entry.backend.embed(name, inputs, extra)
+
+        try:
+            routed = await router.dispatch(model, attempt)
+        except RouterError as exc:
+            return _json_error(exc.status, str(exc))
+        doc = routed.value
+        if isinstance(doc, dict):
+            doc["model"] = model
+        return Response(
+            orjson.dumps(doc),
+            media_type="application/json",
+            headers={"x-junction-backend": routed.backend or "none"},
+        )
+
+    allowed_methods = {
+        "/v1/chat/completions": "POST",
+        "/v1/embeddings": "POST",
+        "/v1/models": "GET",
+    }
 
     async def unknown(request: Request) -> Response:
         """Anything else under `/v1`: 404 (405 for a known path), in OpenAI's error shape."""
@@ -791,6 +886,7 @@ def openai_routes(router: Router) -> list[BaseRoute]:
     return [
         Route("/v1/chat/completions", ChatCompletions(router), methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/{path:path}", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/admin/backends", list_backends, methods=["GET"]),
         Route("/admin/backends", register, methods=["POST"]),

@@ -26,6 +26,7 @@ from router_core.types import (
     BackendHTTPError,
     BackendMalformedResponse,
     BackendTimeout,
+    BackendUnsupported,
     ChatRequest,
     ChatResult,
     StreamEvent,
@@ -126,6 +127,12 @@ class Backend(abc.ABC):
     async def probe(self) -> None:
         """A cheap health check; returns if the upstream answered well, else raises
         BackendError. Uses `timeouts.probe`."""
+
+    async def embed(self, model: str, inputs: list[Any], extra: Mapping[str, Any]) -> Any:
+        """Embeddings for `inputs` as OpenAI's `/v1/embeddings` answers them (`object: list`,
+        `data[i].embedding`, `usage`); `extra` holds the request's other OpenAI options. A
+        backend type with no embeddings raises BackendUnsupported, so the router tries another."""
+        raise BackendUnsupported(f"backend {self.name!r} ({self.kind}) has no embeddings")
 
     # -- helpers for subclasses -------------------------------------------------------------
 

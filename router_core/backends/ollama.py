@@ -230,6 +230,32 @@ class OllamaBackend(Backend):
         self.count_usage(result.usage)
         return result
 
+    async def embed(self, model: str, inputs: list[Any], extra: Mapping[str, Any]) -> Any:
+        """Ollama's `/api/embed`, answered in OpenAI's shape (text inputs only: Ollama takes no
+        token arrays)."""
+        if not all(isinstance(item, str) for item in inputs):
+            raise BackendUnsupported(f"backend {self.name!r} (ollama) embeds text, not tokens")
+        request: dict[str, Any] = {"model": model, "input": inputs}
+        if isinstance(extra.get("dimensions"), int):
+            request["dimensions"] = extra["dimensions"]
+        async with self.open("POST", f"{self.root}/api/embed", body=orjson.dumps(request)) as got:
+            doc = await read_json(got, self.name)
+        vectors = doc.get("embeddings") if isinstance(doc, dict) else None
+        if not isinstance(vectors, list) or len(vectors) != len(inputs):
+            raise shape_error(self.name, "embeddings answer", doc)
+        tokens = (
+            doc.get("prompt_eval_count") if isinstance(doc.get("prompt_eval_count"), int) else 0
+        )
+        return {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": vector}
+                for i, vector in enumerate(vectors)
+            ],
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
     async def list_models(self) -> list[str]:
         doc = await self.get_json(f"{self.root}/api/tags")
         models = doc.get("models") if isinstance(doc, dict) else None

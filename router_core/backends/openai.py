@@ -485,6 +485,7 @@ class OpenAIBackend(Backend):
         self.root = openai_root(self.url)
         self.chat_url = f"{self.root}/chat/completions"
         self.models_url = f"{self.root}/models"
+        self.embeddings_url = f"{self.root}/embeddings"
         # Relayed streams must arrive as the upstream wrote them, uncompressed.
         self._forward_headers = {**self.headers, "Accept-Encoding": "identity"}
 
@@ -516,6 +517,14 @@ class OpenAIBackend(Backend):
         result = result_from_openai(doc, self.name)
         self.count_usage(result.usage)
         return result
+
+    async def embed(self, model: str, inputs: list[Any], extra: Mapping[str, Any]) -> Any:
+        body = orjson.dumps({**extra, "model": model, "input": inputs})
+        async with self.open("POST", self.embeddings_url, body=body) as response:
+            doc = await read_json(response, self.name)
+        if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+            raise shape_error(self.name, "embeddings answer", doc)
+        return doc
 
     async def list_models(self) -> list[str]:
         doc = await self.get_json(self.models_url)

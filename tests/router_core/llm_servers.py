@@ -420,6 +420,12 @@ class FakeLLMServer:
         return Response(status_code=204)  # never reaches anyone: the connection is gone
 
 
+def fake_vector(item: Any) -> list[float]:
+    """A fake embedding that tells inputs apart: [length, first code point or token]."""
+    first = (ord(item[0]) if item else 0) if isinstance(item, str) else (item[0] if item else 0)
+    return [float(len(item)), float(first)]
+
+
 # -- OpenAI -------------------------------------------------------------------------------------
 
 
@@ -440,7 +446,27 @@ class OpenAIServer(FakeLLMServer):
         return [
             Route(self.chat_path, self.chat, methods=["POST"]),
             Route("/v1/models", self.list_models, methods=["GET"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
         ]
+
+    async def embeddings(self, request: Request) -> Response:
+        """OpenAI's embeddings: one small vector per input, derived from it (`fake_vector`)."""
+        received = await self.record(request)
+        if not self.authorized(request):
+            return self.unauthorized()
+        if self._fault is not None:
+            response = await self.fault_response(request, self._fault, stream=False)
+            if response is not None:
+                return response
+        raw = received.body["input"]
+        inputs = [raw] if isinstance(raw, str) else raw
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_vector(item)}
+            for i, item in enumerate(inputs)
+        ]
+        usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+        doc = {"object": "list", "data": data, "model": received.body["model"], "usage": usage}
+        return Response(_json(doc), media_type="application/json")
 
     async def list_models(self, request: Request) -> Response:
         return await self.simple(
@@ -568,7 +594,20 @@ class OllamaServer(FakeLLMServer):
             Route(self.chat_path, self.chat, methods=["POST"]),
             Route("/api/tags", self.tags, methods=["GET"]),
             Route("/api/version", self.version, methods=["GET"]),
+            Route("/api/embed", self.embed, methods=["POST"]),
         ]
+
+    async def embed(self, request: Request) -> Response:
+        """Ollama's `/api/embed`: `{"embeddings": [[...], ...], "prompt_eval_count": n}`."""
+        received = await self.record(request)
+        raw = received.body["input"]
+        inputs = [raw] if isinstance(raw, str) else raw
+        doc = {
+            "model": received.body["model"],
+            "embeddings": [fake_vector(item) for item in inputs],
+            "prompt_eval_count": 3 * len(inputs),
+        }
+        return Response(_json(doc), media_type="application/json")
 
     async def tags(self, request: Request) -> Response:
         return await self.simple(
