@@ -40,6 +40,7 @@ from mcp.shared._context_streams import (
 )
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import CallOptions
+from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
 Release = Callable[[], None] | None
 """Gives a claimed standard descriptor back (None: nothing to give back)."""
@@ -48,9 +49,18 @@ Release = Callable[[], None] | None
 async def raw_request(
     session: ClientSession, method: str, params: Mapping[str, Any] | None, opts: CallOptions
 ) -> dict[str, Any]:
-    """Send `method` on the SDK session and return the result dict untouched."""
+    """Send `method` on the SDK session and return the result dict untouched.
+
+    The session's stamp (2026-07-28) writes Junction's own client capabilities into `_meta`; a
+    capabilities entry the caller's `_meta` already holds is the client's, and stays.
+    """
     data: dict[str, Any] = {"method": method, "params": dict(params or {})}
+    given = data["params"].get("_meta")
+    if isinstance(given, dict):
+        data["params"]["_meta"] = dict(given)  # the stamp writes into it
     session._stamp(data, opts)
+    if isinstance(given, dict) and CLIENT_CAPABILITIES_META_KEY in given:
+        data["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = given[CLIENT_CAPABILITIES_META_KEY]
     result: dict[str, Any] = await session._dispatcher.send_raw_request(
         method, data.get("params") or None, opts
     )

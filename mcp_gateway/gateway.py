@@ -316,9 +316,12 @@ class Catalog:
         timeout: float | None = None,
         on_progress: ProgressFnT | None = None,
         meta: Mapping[str, Any] | None = None,
+        resume: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Call an exposed tool on its upstream; returns the upstream's result dict as is.
 
+        An input-required result (2026-07-28) comes back as it is too; `resume` holds the
+        client's retry of it (`inputResponses`, `requestState`), sent on unchanged.
         Cancel the calling task to cancel the call (the upstream gets `notifications/cancelled`).
         Raises GatewayError: unknown tool, oversized arguments, upstream down, timeout.
         """
@@ -351,24 +354,20 @@ class Catalog:
                 raise GatewayError(
                     types.REQUEST_TIMEOUT, f"tool {name!r} timed out after {limit:g}s"
                 ) from None
-        params: dict[str, Any] = {"name": route.name, "arguments": args}
+        params: dict[str, Any] = {"name": route.name, "arguments": args, **(resume or {})}
         if meta:
             params["_meta"] = {k: v for k, v in meta.items() if k != "progressToken"}
         with self._in_flight.using(route.upstream):
             result = await route.upstream.request(
                 "tools/call", params, timeout=timeout, on_progress=on_progress, idempotent=False
             )
-        if not isinstance(result.get("content"), list):
+        if not isinstance(result.get("content"), list) and not _input_required(result):
             raise GatewayError(
                 types.INTERNAL_ERROR,
                 f"MCP server {route.upstream.name!r} returned an invalid tools/call result",
                 server=route.upstream.name,
             )
-        meta = result.get("_meta")
-        if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
-            # The upstream's identity stamp must not pass for ours on 2026-era clients.
-            result["_meta"] = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
-        return result
+        return _unstamped(result)
 
     def _argument_problem(
         self, name: str, route: _Route | LocalTool, args: dict[str, Any]
@@ -394,7 +393,14 @@ class Catalog:
         where = "/".join(str(p) for p in error.absolute_path)
         return f"{error.message}" + (f" (at {where})" if where else "")
 
-    async def read_resource(self, uri: str, *, timeout: float | None = None) -> dict[str, Any]:
+    async def read_resource(
+        self,
+        uri: str,
+        *,
+        timeout: float | None = None,
+        meta: Mapping[str, Any] | None = None,
+        resume: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         route = self._resource_route(uri)
         if route is None:
             await self._settled()
@@ -405,9 +411,10 @@ class Catalog:
                 f"Unknown resource: {uri!r} (a URI several servers share is listed as "
                 f"'{URI_PREFIX}<server>:<uri>')",
             )
+        params = _with_meta({"uri": route.name, **(resume or {})}, meta)
         with self._in_flight.using(route.upstream):
-            return await route.upstream.request(
-                "resources/read", {"uri": route.name}, timeout=timeout
+            return _unstamped(
+                await route.upstream.request("resources/read", params, timeout=timeout)
             )
 
     def _resource_route(self, uri: str) -> _Route | None:
@@ -425,7 +432,13 @@ class Catalog:
         return None
 
     async def get_prompt(
-        self, name: str, arguments: Mapping[str, str] | None = None, *, timeout: float | None = None
+        self,
+        name: str,
+        arguments: Mapping[str, str] | None = None,
+        *,
+        timeout: float | None = None,
+        meta: Mapping[str, Any] | None = None,
+        resume: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         route = self._prompts.get(name)
         if route is None:
@@ -433,11 +446,34 @@ class Catalog:
             route = self._prompts.get(name)
         if route is None:
             raise GatewayError(types.INVALID_PARAMS, f"Unknown prompt: {name!r}")
-        params: dict[str, Any] = {"name": route.name}
+        params: dict[str, Any] = {"name": route.name, **(resume or {})}
         if arguments:
             params["arguments"] = dict(arguments)
         with self._in_flight.using(route.upstream):
-            return await route.upstream.request("prompts/get", params, timeout=timeout)
+            return _unstamped(
+                await route.upstream.request(
+                    "prompts/get", _with_meta(params, meta), timeout=timeout
+                )
+            )
+
+
+def _input_required(result: Mapping[str, Any]) -> bool:
+    """A multi-round-trip answer (2026-07-28): the client must answer `inputRequests` and retry."""
+    return result.get("resultType") == "input_required"
+
+
+def _with_meta(params: dict[str, Any], meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    if meta:
+        params["_meta"] = dict(meta)
+    return params
+
+
+def _unstamped(result: dict[str, Any]) -> dict[str, Any]:
+    """The upstream's identity stamp must not pass for ours on 2026-era clients."""
+    meta = result.get("_meta")
+    if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
+        result["_meta"] = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
+    return result
 
 
 class Gateway(Catalog):

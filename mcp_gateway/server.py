@@ -30,6 +30,7 @@ from mcp.server.subscriptions import (
 )
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY
 from mcp_types.methods import CacheableMethod
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
@@ -180,6 +181,31 @@ def _complete(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+_RESUME = ("inputResponses", "requestState")
+_CALLER_META = (CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY)
+
+
+def _resume(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any] | None:
+    """A client's retry of an input-required result, as it sent it (the upstream reads it)."""
+    params = ctx.params or {}
+    found = {k: params[k] for k in _RESUME if k in params}
+    return found or None
+
+
+def _caller_meta(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any] | None:
+    """What the upstream must see of the client rather than of Junction: the client's
+    capabilities (which input requests it can answer) and its log-level opt-in (2026-07-28)."""
+    meta = (ctx.params or {}).get("_meta")
+    if isinstance(meta, dict):
+        found = {k: meta[k] for k in _CALLER_META if k in meta}
+        if found:
+            return found
+    caps = ctx.session.client_capabilities
+    if caps is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return None
+    return {CLIENT_CAPABILITIES_META_KEY: caps.model_dump(by_alias=True, exclude_none=True)}
+
+
 def _mcp_error(exc: GatewayError) -> MCPError:
     return MCPError(exc.code, exc.message, exc.data)
 
@@ -214,6 +240,8 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
                     params.name,
                     params.arguments,
                     on_progress=progress if token is not None else None,
+                    meta=_caller_meta(ctx),
+                    resume=_resume(ctx),
                 )
             )
         except GatewayError as exc:
@@ -235,7 +263,11 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> Any:
         try:
-            return _complete(await catalog.read_resource(str(params.uri)))
+            return _complete(
+                await catalog.read_resource(
+                    str(params.uri), meta=_caller_meta(ctx), resume=_resume(ctx)
+                )
+            )
         except GatewayError as exc:
             raise _mcp_error(exc) from None
 
@@ -243,7 +275,11 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
     ) -> Any:
         try:
-            return _complete(await catalog.get_prompt(params.name, params.arguments))
+            return _complete(
+                await catalog.get_prompt(
+                    params.name, params.arguments, meta=_caller_meta(ctx), resume=_resume(ctx)
+                )
+            )
         except GatewayError as exc:
             raise _mcp_error(exc) from None
 
