@@ -22,7 +22,6 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Any
 
 import orjson
@@ -33,6 +32,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message as AsgiMessage
 from starlette.types import Receive, Scope, Send
 
+from router_core.access import allowed_models, model_allowed
+from router_core.anthropic_api import messages_endpoint
 from router_core.backends import ForwardResponse, OpenAIBackend, chat_request_from_openai
 from router_core.registry import BackendEntry, RegistryError
 from router_core.router import (
@@ -362,18 +363,6 @@ class _Watch:
                     self.gone = True
                     self.task.cancel()
                 return
-
-
-def allowed_models(scope: Scope) -> tuple[str, ...] | None:
-    """The model globs the caller's API key is limited to (set by the server's access guard in
-    `scope["state"]["allowed_models"]`), or None when it is not limited."""
-    state = scope.get("state")
-    globs = state.get("allowed_models") if isinstance(state, dict) else None
-    return None if globs is None else tuple(globs)
-
-
-def model_allowed(allowed: tuple[str, ...] | None, model: str) -> bool:
-    return allowed is None or any(fnmatchcase(model, glob) for glob in allowed)
 
 
 class ChatCompletions:
@@ -870,6 +859,7 @@ def openai_routes(router: Router) -> list[BaseRoute]:
     allowed_methods = {
         "/v1/chat/completions": "POST",
         "/v1/embeddings": "POST",
+        "/v1/messages": "POST",
         "/v1/models": "GET",
     }
 
@@ -887,6 +877,7 @@ def openai_routes(router: Router) -> list[BaseRoute]:
         Route("/v1/chat/completions", ChatCompletions(router), methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/messages", messages_endpoint(router), methods=["POST"]),
         Route("/v1/{path:path}", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/admin/backends", list_backends, methods=["GET"]),
         Route("/admin/backends", register, methods=["POST"]),
