@@ -320,7 +320,7 @@ class AgentConnection:
                 f"session {session.id!r} is already running a prompt; wait for its response "
                 "or send session/cancel first",
             )
-        from acp.turn import run_turn
+        from acp.turn import TurnFailed, run_turn
 
         turn = asyncio.create_task(
             run_turn(session, [block.wire() for block in params.prompt]),
@@ -334,18 +334,21 @@ class AgentConnection:
             request.add_done_callback(self._prompt_done)
         stop: StopReason
         try:
-            stop = await asyncio.shield(turn)
-        except asyncio.CancelledError:
-            # $/cancel_request for the prompt, or the connection is ending: the turn winds down
-            # and the prompt still answers with a stop reason rather than an error.
-            turn.cancel()
             try:
-                stop = await turn
+                stop = await asyncio.shield(turn)
             except asyncio.CancelledError:
-                stop = "cancelled"
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
+                # $/cancel_request for the prompt, or the connection is ending: the turn winds
+                # down and the prompt still answers with a stop reason rather than an error.
+                turn.cancel()
+                try:
+                    stop = await turn
+                except asyncio.CancelledError:
+                    stop = "cancelled"
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+        except TurnFailed as exc:
+            raise RpcError(INTERNAL_ERROR, str(exc)) from None
         return PromptResponse(stop_reason=stop)
 
     async def cancel(self, params: SessionIdParams) -> None:

@@ -67,6 +67,11 @@ class TurnCancelled(Exception):
     """The client answered a permission request with `cancelled`: the turn is over."""
 
 
+class TurnFailed(Exception):
+    """The turn could not get an answer from a model: `session/prompt` answers with an error
+    saying why, not with a stop reason (a failure is no `end_turn`)."""
+
+
 @dataclass
 class _Response:
     """What one model call produced so far (kept for a cancel in the middle of it)."""
@@ -134,6 +139,10 @@ class Turn:
         except PeerClosedError:
             stop = "cancelled"
             await self._settle_cancelled(notify=False)
+        except TurnFailed as exc:
+            await self._finish()
+            log.info("session %s: turn failed (%s)", session.id, exc)
+            raise
         await self._finish()
         log.info("session %s: turn ended (%s)", session.id, stop)
         return stop
@@ -175,8 +184,9 @@ class Turn:
         try:
             services = await session.services()
         except ServicesUnavailable as exc:
-            await self._say(f"Junction cannot answer: its services did not start ({exc}).")
-            return "end_turn"
+            raise TurnFailed(
+                f"Junction cannot answer: its services did not start ({exc})"
+            ) from None
         if local:
             await self._command(text, services)
             return "end_turn"
@@ -200,8 +210,7 @@ class Turn:
             )
             response = await self._call_model(services, tools)
             if response.error is not None:
-                await self._say(f"The model request failed: {response.error}")
-                return "end_turn"
+                raise TurnFailed(f"The model request failed: {response.error}")
             if response.finish == "length":
                 return "max_tokens"
             if response.finish == "content_filter":
@@ -578,4 +587,4 @@ async def _models(services: Services, timeout: float) -> list[str]:
         return []
 
 
-__all__ = ["Turn", "TurnCancelled", "run_turn"]
+__all__ = ["Turn", "TurnCancelled", "TurnFailed", "run_turn"]

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from acp.schema import McpServer
     from junction.caller import LimitKind
     from mcp_gateway import Catalog, Gateway
-    from router_core import ChatRequest, Router, StreamEvent
+    from router_core import ChatRequest, Router, RouterError, StreamEvent
 
 log = logging.getLogger("junction.acp")
 
@@ -239,8 +239,8 @@ class RoutedModels:
             async for event in routed:
                 yield event
         except RouterError as exc:
-            # The turn loop reports a BackendError to the user as a clean end of the turn.
-            raise BackendError(str(exc), status=exc.status) from None
+            # The turn loop fails the prompt with a BackendError's message.
+            raise BackendError(_reason(exc), status=exc.status) from None
         finally:
             await routed.aclose()
 
@@ -250,6 +250,23 @@ class RoutedModels:
             await self._router.refresh_models(force=False)
             available = self._router.available_models()
         return sorted(available)
+
+
+def _reason(exc: RouterError) -> str:
+    """Why the router got no answer, each distinct failure once: three tries that could not
+    connect are one reason (and a count), not the same connect error three times."""
+    from router_core import BackendFailed
+
+    if not isinstance(exc, BackendFailed):
+        return str(exc)
+    last = str(exc.error)
+    others = dict.fromkeys(a.error for a in exc.attempts if a.error and a.error != last)
+    tries = len(exc.attempts)
+    return (
+        last
+        + (f" (also: {'; '.join(others)})" if others else "")
+        + (f" [{tries} tries]" if tries > 1 else "")
+    )
 
 
 def _agent_pool(

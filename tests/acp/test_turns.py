@@ -327,7 +327,9 @@ async def test_stop_reasons_follow_finish_reasons_and_the_request_limit(tmp_path
     assert len(server.chat_requests) == 4
 
 
-async def test_every_backend_down_ends_the_turn_with_a_message(tmp_path: Path) -> None:
+async def test_every_backend_down_fails_the_prompt_saying_why_once(tmp_path: Path) -> None:
+    """No `end_turn` for a turn that got no answer: a JSON-RPC error with the reason, the
+    router's retries of the same connect error said once."""
     async with openai_server(models=["m1"]) as server:
         dead_url = server.url
     config = agent_config(dead_url, tmp_path / "j.db")
@@ -335,9 +337,14 @@ async def test_every_backend_down_ends_the_turn_with_a_message(tmp_path: Path) -
         await client.initialize()
         sid = await client.new_session(tmp_path)
         response = await client.prompt(sid, "anyone there?")
-    assert response["result"] == {"stopReason": "end_turn"}
-    assert "The model request failed" in client.text()
-    assert "cannot connect" in client.text()
+        later = await client.call("session/list", {})
+    assert "result" not in response
+    message = response["error"]["message"]
+    assert response["error"]["code"] == -32603
+    assert message.startswith("The model request failed: backend 'fake': cannot connect")
+    assert message.count("Cannot connect to host") == 1, message
+    assert "agent_message_chunk" not in client.kinds(sid)
+    assert later["sessions"][0]["title"] == "anyone there?"
 
 
 async def test_slash_commands_switch_model_and_mode_and_list_tools(tmp_path: Path) -> None:
