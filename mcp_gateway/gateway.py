@@ -456,6 +456,60 @@ class Catalog:
                 )
             )
 
+    async def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`completion/complete`, routed to the upstream owning the prompt or resource template
+        the reference names (under that upstream's own name); nothing to offer otherwise."""
+        await self._settled()
+        ref = dict(params.get("ref") or {})
+        upstream: Upstream | None = None
+        if ref.get("type") == "ref/prompt":
+            route = self._prompts.get(str(ref.get("name")))
+            if route is not None:
+                upstream, ref["name"] = route.upstream, route.name
+        else:
+            uri = ref.get("uri")
+            upstream = next(
+                (
+                    u
+                    for u in self.upstreams()
+                    for t in u.catalog.templates
+                    if t["uriTemplate"] == uri
+                ),
+                None,
+            )
+        if upstream is None or not upstream.offers("completions"):
+            return {"completion": {"values": [], "total": 0, "hasMore": False}}
+        with self._in_flight.using(upstream):
+            return _unstamped(await upstream.request("completion/complete", {**params, "ref": ref}))
+
+    async def set_logging_level(self, level: str) -> None:
+        """`logging/setLevel`, fanned out to every handshake-era upstream that logs (2026-07-28
+        upstreams take the level per request instead); an upstream that fails it is skipped."""
+
+        async def one(upstream: Upstream) -> None:
+            with contextlib.suppress(GatewayError):
+                await upstream.request("logging/setLevel", {"level": level})
+
+        async with anyio.create_task_group() as tg:
+            for upstream in self.upstreams():
+                if upstream.offers("logging") and not upstream.modern:
+                    tg.start_soon(one, upstream)
+
+    async def subscribe_resource(self, method: str, uri: str) -> dict[str, Any]:
+        """`resources/subscribe` or `resources/unsubscribe`, sent to the resource's owner when
+        it is a handshake-era server offering subscriptions; answered here otherwise (a
+        2026-07-28 server has no such method: its updates ride `subscriptions/listen`)."""
+        route = self._resource_route(uri)
+        if route is None:
+            await self._settled()
+            route = self._resource_route(uri)
+        if route is None:
+            raise GatewayError(RESOURCE_NOT_FOUND, f"Unknown resource: {uri!r}", data={"uri": uri})
+        if route.upstream.modern or not route.upstream.offers("subscribe"):
+            return {}
+        with self._in_flight.using(route.upstream):
+            return _unstamped(await route.upstream.request(method, {"uri": route.name}))
+
 
 def _input_required(result: Mapping[str, Any]) -> bool:
     """A multi-round-trip answer (2026-07-28): the client must answer `inputRequests` and retry."""

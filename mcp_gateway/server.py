@@ -283,6 +283,29 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         except GatewayError as exc:
             raise _mcp_error(exc) from None
 
+    async def complete(
+        ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+    ) -> Any:
+        try:
+            return _complete(await catalog.complete(ctx.params or {}))
+        except GatewayError as exc:
+            raise _mcp_error(exc) from None
+
+    async def set_level(
+        ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+    ) -> Any:
+        await catalog.set_logging_level(params.level)
+        return {}
+
+    def subscriber(method: str) -> Callable[[ServerRequestContext[Any, Any], Any], Any]:
+        async def handler(ctx: ServerRequestContext[Any, Any], params: Any) -> Any:
+            try:
+                return await catalog.subscribe_resource(method, str(params.uri))
+            except GatewayError as exc:
+                raise _mcp_error(exc) from None
+
+        return handler
+
     # Lists change whenever an upstream does: immediately stale, shareable across callers.
     fresh = CacheHint(ttl_ms=0, scope="public")
     server: Server[Any] = Server(
@@ -298,6 +321,10 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         on_read_resource=read_resource,
         on_list_prompts=lister(catalog.list_prompts, "prompts"),
         on_get_prompt=get_prompt,
+        on_completion=complete,
+        on_set_logging_level=set_level,
+        on_subscribe_resource=subscriber("resources/subscribe"),
+        on_unsubscribe_resource=subscriber("resources/unsubscribe"),
         on_subscriptions_listen=notifier.listen,
     )
     server.middleware.append(notifier.track)

@@ -219,6 +219,22 @@ class Upstream:
             warnings=tuple(self.catalog.warnings),
         )
 
+    @property
+    def modern(self) -> bool:
+        """Connected at 2026-07-28 (stateless, per-request envelopes)."""
+        return self.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+    def offers(self, feature: str) -> bool:
+        """Whether the connected server declared `completions`, `logging` or (resources)
+        `subscribe` in its capabilities."""
+        client = self._client
+        caps = client.server_capabilities if client is not None else None
+        if caps is None:
+            return False
+        if feature == "subscribe":
+            return bool(caps.resources and caps.resources.subscribe)
+        return getattr(caps, feature, None) is not None
+
     def _set_state(self, state: UpstreamState, reason: str | None = None) -> None:
         if state != self.state or reason != self.reason:
             level = logging.INFO if state == UpstreamState.READY else logging.WARNING
