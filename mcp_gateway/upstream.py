@@ -26,6 +26,7 @@ import anyio
 import anyio.abc
 import httpx2
 import mcp_types as types
+import orjson
 from mcp import Client
 from mcp.client import Transport
 from mcp.client.session import ClientSession, IncomingMessage
@@ -33,6 +34,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import find_invalid_x_mcp_header, mcp_param_headers, x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
@@ -112,6 +114,8 @@ class Catalog:
     templates: list[dict[str, Any]] = field(default_factory=list)
     prompts: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    param_headers: dict[str, dict[tuple[str, ...], str]] = field(default_factory=dict)
+    """Per tool with `x-mcp-header` arguments: argument path -> `Mcp-Param-*` name (2026-07-28)."""
 
 
 class _WatchedRead:
@@ -490,6 +494,12 @@ class Upstream:
             return
         if not self.spec.tools.permits(name) or self._options.globally_denied(self.name, name):
             return
+        if self.modern and "x-mcp-header" in orjson.dumps(schema).decode():
+            problem = find_invalid_x_mcp_header(schema)
+            if problem is not None:  # 2026-07-28: a client must drop such a tool
+                catalog.warnings.append(f"skipped tool {name!r}: invalid x-mcp-header ({problem})")
+                return
+            catalog.param_headers[name] = x_mcp_header_map(schema)
         catalog.tools[name] = raw
         for warning in catalog.warnings[-1:]:
             log.debug("upstream %s: %s", self.name, warning)
@@ -561,6 +571,12 @@ class Upstream:
         self._sequence += 1
         request_id = f"gw-{self._sequence}"  # ours, so a failed write can be recognised
         opts: CallOptions = {"request_id": request_id}
+        if method == "tools/call" and self.catalog.param_headers:
+            header_map = self.catalog.param_headers.get(str((params or {}).get("name")))
+            if header_map:  # what the SDK's typed call_tool would send from its own listing
+                opts["headers"] = mcp_param_headers(
+                    header_map, (params or {}).get("arguments") or {}
+                )
         if on_progress is not None:
             opts["on_progress"] = on_progress
         try:
