@@ -43,7 +43,8 @@ class ModelClient(Protocol):
 class ToolInfo(Protocol):
     """One tool as LLM tool-calling wants it (mcp_gateway's `ToolSchema` has this shape).
 
-    An object may also carry `kind` (an ACP ToolKind) and `title`; they are read with getattr.
+    An object may also carry `kind` (an ACP ToolKind), `title` and `annotations` (the MCP
+    tool's: its kind follows from them when it has no `kind`); they are read with getattr.
     """
 
     @property

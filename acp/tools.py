@@ -375,6 +375,25 @@ def mcp_content(result: Mapping[str, Any]) -> tuple[str, list[Content]]:
     return "\n".join(texts), shown
 
 
+def kind_of(annotations: Mapping[str, Any] | None) -> ToolKind:
+    """The ACP kind of an MCP tool from its annotations, so the permission modes read them:
+    `readOnlyHint` makes it `read` (`fetch` unless `openWorldHint` is false), allowed in every
+    mode; a tool that says it is not read-only is `delete` when destructive (MCP's default
+    once `readOnlyHint` is false) and `edit` when not, both asked about in `ask` mode and
+    refused in `read-only`. A tool that says neither is `other` (asked about)."""
+    if not annotations:
+        return "other"
+    read_only = annotations.get("readOnlyHint")
+    if read_only is True:
+        return "read" if annotations.get("openWorldHint") is False else "fetch"
+    destructive = annotations.get("destructiveHint")
+    if destructive is True or (read_only is False and destructive is None):
+        return "delete"
+    if destructive is False:
+        return "edit"
+    return "other"
+
+
 class ProviderTool(Tool):
     """A tool of the MCP aggregate."""
 
@@ -383,7 +402,7 @@ class ProviderTool(Tool):
         self.description = info.description
         self.parameters = dict(info.parameters) or {"type": "object", "properties": {}}
         kind = getattr(info, "kind", None)
-        self.kind = kind if kind in _KINDS else "other"
+        self.kind = kind if kind in _KINDS else kind_of(getattr(info, "annotations", None))
         self._title = getattr(info, "title", None)
         self._provider = provider
 
@@ -516,6 +535,7 @@ __all__ = [
     "agent_tool_name",
     "collect_tools",
     "describe_tools",
+    "kind_of",
     "mcp_content",
     "text_content",
 ]

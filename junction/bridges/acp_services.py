@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from acp import AgentRuntime, Services, ServiceScope, SqliteSessionStore, serve_connection
@@ -70,7 +71,9 @@ def build_runtime(
                 # Sessions reach A2A agents as agents (`agent__NAME`, under the key's agent
                 # globs); the gateway's `a2a__` tools for MCP clients would be a second way in.
                 tools=FilteredTools(
-                    tools, lambda name: not name.startswith(agent_tools), "is not offered here"
+                    _Annotated(tools),
+                    lambda name: not name.startswith(agent_tools),
+                    "is not offered here",
                 )
                 if tools is not None
                 else None,
@@ -329,7 +332,7 @@ class _SessionScope:
         self._settle = settle
 
     async def llm_tools(self) -> Sequence[ToolInfo]:
-        return await self._view.llm_tools()
+        return await _annotated(self._view)
 
     async def call_tool(
         self,
@@ -347,6 +350,49 @@ class _SessionScope:
             for status in self._view.statuses()
             if status.name in self._names and str(status.state) != "ready"
         ]
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A gateway tool as the agent reads it: the LLM shape and the MCP tool's annotations
+    (the agent derives the tool's kind, and so what the permission modes do, from them)."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    annotations: Mapping[str, Any] | None
+
+
+async def _annotated(catalog: Catalog) -> list[ToolInfo]:
+    listed = {tool["name"]: tool for tool in await catalog.list_tools()}
+    return [
+        _Listed(
+            tool.name,
+            tool.description,
+            tool.parameters,
+            listed.get(tool.name, {}).get("annotations") or None,
+        )
+        for tool in await catalog.llm_tools()
+    ]
+
+
+class _Annotated:
+    """The gateway's tools with their MCP annotations (see `_Listed`)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    async def llm_tools(self) -> Sequence[ToolInfo]:
+        return await _annotated(self._catalog)
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        return await self._catalog.call_tool(name, arguments, on_progress=on_progress)
 
 
 class _GatewaySessionTools:
