@@ -235,7 +235,7 @@ def serve_junction(upstream: str) -> None:
     from starlette.applications import Starlette
 
     from router_core import BackendSpec, HealthCheckSettings, Router, RouterSettings
-    from router_core.openai_api import openai_routes
+    from router_core.routes import openai_routes
 
     async def main() -> None:
         spec = BackendSpec(name="upstream", type="openai", url=upstream, models=[MODEL])

@@ -63,7 +63,7 @@ class Surfaces(Protocol):
 def build_app(junction: Surfaces) -> Starlette:
     """Routes read the live objects (router, gateway, hub, runtime), which a reload changes in
     place; the access guard reads the running configuration's keys."""
-    from router_core.openai_api import openai_routes
+    from router_core.routes import openai_routes
     from transports import sse_routes, websocket_route
 
     limit = junction.config.server.max_message_bytes

@@ -12,7 +12,7 @@ import anthropic
 import pytest
 
 from router_core import Router, RouterSettings
-from router_core.openai_api import openai_routes
+from router_core.routes import openai_routes
 from tests.router_core.llm_servers import Call, Reply, ollama_server, openai_server
 from tests.router_core.test_router import spec
 from tests.transports.servers import serve_app

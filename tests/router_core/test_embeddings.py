@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from router_core import Router, RouterSettings
-from router_core.openai_api import openai_routes
+from router_core.routes import openai_routes
 from tests.router_core.llm_servers import (
     anthropic_server,
     fake_vector,

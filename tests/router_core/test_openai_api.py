@@ -22,7 +22,7 @@ from router_core import (
     RouterSettings,
 )
 from router_core.http import close_session
-from router_core.openai_api import openai_routes
+from router_core.routes import openai_routes
 from tests.router_core.llm_servers import (
     SERVERS,
     Call,
