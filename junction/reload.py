@@ -76,6 +76,7 @@ needing a restart and the rest of the new configuration is applied."""
 
 APPLY: tuple[str, ...] = (
     "server.api_keys",
+    "server.oauth",
     "server.metrics_public",
     "server.shutdown_grace_seconds",
     "server.watch_config",

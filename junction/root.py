@@ -466,6 +466,7 @@ async def _poll_until(done: Callable[[], bool], deadline: float) -> None:
 
 _STEPS: dict[str, str] = {
     "server.api_keys": "_read_where_used",
+    "server.oauth": "_read_where_used",
     "server.metrics_public": "_read_where_used",
     "server.shutdown_grace_seconds": "_read_where_used",
     "server.watch_config": "_read_where_used",

@@ -55,13 +55,17 @@ class StoreConfig(ConfigModel):
 
 
 class LoggingConfig(ConfigModel):
-    """Log verbosity and shape; logs always go to stderr."""
+    """Log verbosity and shape; logs go to stderr (the audit trail to `audit_file` when set)."""
 
     level: str = "info"
     format: Literal["plain", "json"] = "plain"
     access_log: bool = True
     """One `junction.access` record per HTTP request, stream or WebSocket in serve mode (at
     INFO; about 15 µs a request, see docs/performance.md)."""
+    audit_file: str | None = None
+    """Append the audit trail (`junction.audit`: who was let in or refused, on which surface, and
+    why; identity settings changed by a reload) to this file as JSON lines, apart from the
+    other logs; unset: the records go wherever the logs go. See docs/identity.md."""
 
     @field_validator("level")
     @classmethod

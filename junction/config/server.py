@@ -1,4 +1,5 @@
-"""The `server:` section: where the HTTP surfaces listen, and the API keys that may use them."""
+"""The `server:` section: where the HTTP surfaces listen, and the API keys and OAuth tokens that
+may use them."""
 
 from __future__ import annotations
 
@@ -17,9 +18,17 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from junction.config.errors import unknown_key, user_keys
-from junction.config.fields import ConfigModel, NonEmptyStr
+from junction.config.fields import ConfigModel, HttpUrlStr, NonEmptyStr
 
-__all__ = ["API_KEY_SCOPES", "ApiKeyConfig", "ApiKeyScope", "ServerConfig", "unnamed_key_name"]
+__all__ = [
+    "API_KEY_SCOPES",
+    "ApiKeyConfig",
+    "ApiKeyScope",
+    "OAuthClaimsConfig",
+    "OAuthConfig",
+    "ServerConfig",
+    "unnamed_key_name",
+]
 
 
 def _is_loopback(host: str) -> bool:
@@ -56,6 +65,82 @@ class ApiKeyConfig(ConfigModel):
     mcp_tools: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
     a2a_agents: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
     models: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
+
+
+ClaimName = Annotated[str, Field(min_length=1)]
+
+
+class OAuthClaimsConfig(ConfigModel):
+    """Which claims of an access token give what a key's settings give: each value names a
+    claim. A list claim, or a space-separated string (as OAuth's `scope` is), is read as a list.
+    """
+
+    name: ClaimName = "sub"
+    """The principal (it owns tasks, sessions and usage, as a key's name does); `sub` by
+    default. Key names and token principals are one namespace: a key named like a user is that
+    user."""
+    scopes: ClaimName = "scope"
+    """The surfaces the token may use: the values that name one (`mcp`, `a2a`, `acp`,
+    `openai`, `admin`, `metrics`); other scopes are ignored."""
+    mcp_tools: ClaimName | None = None
+    """The claim holding the MCP tool globs the token is limited to; unset: not limited."""
+    a2a_agents: ClaimName | None = None
+    """The claim holding the A2A agent globs; unset: not limited."""
+    models: ClaimName | None = None
+    """The claim holding the model globs; unset: not limited."""
+
+
+SignatureAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+_DEFAULT_ALGORITHMS: tuple[SignatureAlgorithm, ...] = ("RS256", "PS256", "ES256", "EdDSA")
+
+
+def _check_https_unless_loopback(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not _is_loopback(parts.hostname or ""):
+        raise PydanticCustomError(
+            "oauth_https",
+            "must be https (plain http only for a loopback host), got {url}",
+            {"url": repr(url)},
+        )
+    return url
+
+
+class OAuthConfig(ConfigModel):
+    """Junction as an OAuth 2.1 resource server: bearer JWTs from this issuer are accepted beside
+    the API keys, on every surface (see docs/identity.md).
+
+    `iss` must be the issuer, `aud` must name Junction (`audience`, or on `/mcp` also
+    `audience` + `/mcp`, the MCP endpoint's own resource), `exp` and `nbf` hold; the issuer's
+    signing keys come from `jwks_url`, else from its discovery document, and are fetched again
+    when a token names a key not seen yet."""
+
+    issuer: HttpUrlStr
+    """The authorization server's issuer identifier, exactly as its tokens' `iss` says."""
+    audience: HttpUrlStr
+    """Junction's resource identifier: its public base URL (`https://junction.example`). The
+    protected resource metadata names it, and clients ask the issuer for tokens for it."""
+    jwks_url: HttpUrlStr | None = None
+    """The issuer's JSON Web Key Set; unset: from its OpenID / RFC 8414 discovery document."""
+    algorithms: list[SignatureAlgorithm] = Field(
+        default_factory=lambda: list(_DEFAULT_ALGORITHMS), min_length=1
+    )
+    """Signature algorithms accepted (asymmetric only: a shared secret would let anyone holding
+    it mint tokens)."""
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
+    """Clock skew allowed on `exp` and `nbf`."""
+    claims: OAuthClaimsConfig = Field(default_factory=OAuthClaimsConfig)
+
+    @field_validator("issuer", "jwks_url")
+    @classmethod
+    def _secure(cls, url: str | None) -> str | None:
+        return None if url is None else _check_https_unless_loopback(url)
+
+    @field_validator("audience")
+    @classmethod
+    def _no_trailing_slash(cls, url: str) -> str:
+        return url.rstrip("/")
 
 
 def _api_key_entries(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -105,8 +190,11 @@ class ServerConfig(ConfigModel):
     (a 60 MB message stalled other clients ~0.45 s), so the default keeps that under ~0.1 s."""
     shutdown_grace_seconds: int = Field(default=10, ge=0)
     """On SIGTERM, how long in-flight requests and streams may finish before they are cut."""
+    oauth: OAuthConfig | None = None
+    """Accept OAuth 2.1 bearer tokens (JWTs) from an identity provider beside the API keys."""
     api_keys: list[str | ApiKeyConfig] = Field(default_factory=list, validate_default=True)
-    """Plain strings have full access; mappings (`ApiKeyConfig`) are limited by their scopes."""
+    """Plain strings have full access; mappings (`ApiKeyConfig`) are limited by their scopes.
+    Required off loopback unless `oauth` is set."""
     metrics_public: bool = False
     """Serve `/metrics` without a key (for a scraper on a trusted network); otherwise it needs
     a key with the `metrics` or `admin` scope."""
@@ -170,7 +258,8 @@ class ServerConfig(ConfigModel):
                     "an API key is empty (is the environment variable it comes from unset?)",
                 )
         host = info.data.get("host")
-        if host is not None and not keys and not _is_loopback(host):
+        oauth = info.data.get("oauth")
+        if host is not None and not keys and oauth is None and not _is_loopback(host):
             raise PydanticCustomError(
                 "api_keys_required",
                 "required when server.host is not a loopback address (host is {host})",

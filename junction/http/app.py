@@ -5,7 +5,7 @@ refused requests count too)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.applications import Starlette
@@ -16,9 +16,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from junction.audit import audit, configure_audit_file
 from junction.config import JunctionConfig, ServerConfig
 from junction.http.metrics import Metrics, RequestMetrics
+from junction.http.oauth import TokenVerifier, metadata_routes
 from junction.http.security import AccessGuard
+from junction.reload import Listener
 from transports import MessageStream
 
 if TYPE_CHECKING:
@@ -54,6 +57,8 @@ class Surfaces(Protocol):
     def mcp_servers(self) -> list[dict[str, Any]]: ...
 
     async def serve_acp_connection(self, stream: MessageStream) -> None: ...
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]: ...
 
     async def __aenter__(self) -> Any: ...
 
@@ -97,12 +102,15 @@ def build_app(junction: Surfaces) -> Starlette:
         Route("/health/ready", ready),
         Route("/metrics", junction.metrics.endpoint(), methods=["GET"]),
         Route("/admin/mcp", admin_mcp, methods=["GET"]),
+        *metadata_routes(lambda: junction.config.server.oauth),
         websocket_route("/acp", acp, max_message_bytes=limit),
         Mount("/acp", routes=sse_routes("", acp, max_message_bytes=limit)),
         *junction.hub.routes(),
         *openai_routes(junction.router),
         Mount("", app=junction.mcp_app),  # last: it answers `/mcp` and 404s everything else
     ]
+    configure_audit_file(junction.config.logging.audit_file)
+    junction.subscribe(_audit_identity_changes)
     return Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -113,9 +121,30 @@ def build_app(junction: Surfaces) -> Starlette:
     )
 
 
+def _audit_identity_changes(old: JunctionConfig, new: JunctionConfig) -> None:
+    """A reload that changes who may come in is audited (names and settings, never keys); the
+    audit trail moves to a new `logging.audit_file` first, so the record lands there."""
+    configure_audit_file(new.logging.audit_file)
+    before = {str(grant.name): grant for grant in old.server.key_grants()}
+    after = {str(grant.name): grant for grant in new.server.key_grants()}
+    changed = sorted(name for name in {*before, *after} if before.get(name) != after.get(name))
+    oauth = old.server.oauth != new.server.oauth
+    if changed or oauth:
+        audit(
+            "config",
+            "change",
+            reason="identity settings reloaded",
+            keys_added=sorted(set(after) - set(before)),
+            keys_removed=sorted(set(before) - set(after)),
+            keys_changed=[name for name in changed if name in before and name in after],
+            oauth=(new.server.oauth.model_dump() if new.server.oauth else None) if oauth else None,
+        )
+
+
 class _CurrentAccessGuard:
-    """The `AccessGuard` for the keys of the running configuration: rebuilt when a reload
-    changes `server`, so rotating a key needs no restart. A request keeps the grant it came
+    """The `AccessGuard` for the keys and OAuth settings of the running configuration: rebuilt
+    when a reload changes `server`, so rotating a key needs no restart (the token verifier, with
+    its cached signing keys, is kept while `server.oauth` stays the same). A request keeps the grant it came
     in with (a WebSocket opened with a key that is then removed stays open)."""
 
     def __init__(self, app: ASGIApp, *, junction: Surfaces) -> None:
@@ -123,13 +152,19 @@ class _CurrentAccessGuard:
         self.junction = junction
         self._server: ServerConfig | None = None
         self._guard: ASGIApp | None = None
+        self._tokens: TokenVerifier | None = None
 
     def _current(self) -> ASGIApp:
         server = self.junction.config.server
         if self._guard is None or server is not self._server:
+            if server.oauth is None:
+                self._tokens = None
+            elif self._tokens is None or self._tokens.config != server.oauth:
+                self._tokens = TokenVerifier(server.oauth)  # else keep its cached keys
             guard: ASGIApp = AccessGuard(
                 self.app,
                 grants=server.key_grants(),
+                tokens=self._tokens,
                 metrics_public=server.metrics_public,
                 allowed_origins=server.allowed_origins,
             )

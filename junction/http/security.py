@@ -1,5 +1,5 @@
-"""Who may talk to the HTTP surfaces: scoped API keys, or Host checks on loopback; and never a
-web page unless its origin is configured.
+"""Who may talk to the HTTP surfaces: scoped API keys and OAuth bearer tokens, or Host checks
+on loopback; and never a web page unless its origin is configured.
 
 A pure ASGI middleware, so it guards WebSocket upgrades and streaming responses alike and costs
 one header scan and one hash per request.
@@ -19,6 +19,13 @@ A valid key is checked against the surface of the path (`surface_of`); its name 
 - `scopes`: frozenset of surface names the key may use;
 - `allowed_mcp_tools`, `allowed_a2a_agents`, `allowed_models`: tuples of `fnmatch` globs, or
   None when the key is not limited (test with `junction.caller.allows`).
+
+With `server.oauth` set, a credential that is no key and looks like a JWT is verified as an
+access token (`junction.http.oauth`) and gives the same grant, its principal the token's subject
+(or its mapped `name` claim). Keys are matched first, so the key path costs what it did. Refusals
+carry `WWW-Authenticate` with the protected resource metadata's URL (`insufficient_scope` for a
+missing scope), and every refusal is audited (`junction.audit`), as is each token's first use on
+a surface.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +41,17 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from junction.audit import audit
 from junction.caller import CALLER
 from junction.config import ApiKeyConfig
+from junction.http.oauth import (
+    METADATA_PATHS,
+    TokenError,
+    TokenVerifier,
+    challenge,
+    looks_like_jwt,
+    token_grant,
+)
 
 PUBLIC_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
 """Load balancers and supervisors probe these without a key."""
@@ -119,6 +136,19 @@ class _Grant:
     scopes: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    status: int
+    message: str
+    challenge: bytes | None = None
+    """`WWW-Authenticate` value (OAuth only; a bare `Bearer` is sent on other 401s)."""
+    principal: str | None = None
+
+
+_SEEN_TOKENS = 4096
+"""Tokens whose first use per surface is remembered (so it is audited once)."""
+
+
 class AccessGuard:
     """Refuse requests from a browser origin that is not allowed, state-changing requests
     without a JSON body, and requests without a valid bearer key for their surface (or, with
@@ -134,12 +164,19 @@ class AccessGuard:
         app: ASGIApp,
         *,
         grants: Iterable[ApiKeyConfig],
+        tokens: TokenVerifier | None = None,
         metrics_public: bool = False,
         allowed_origins: Iterable[str] = (),
     ) -> None:
         self.app = app
-        self.public = PUBLIC_PATHS | ({METRICS_PATH} if metrics_public else frozenset())
+        self.tokens = tokens
+        self.public = (
+            PUBLIC_PATHS
+            | ({METRICS_PATH} if metrics_public else frozenset())
+            | (METADATA_PATHS if tokens is not None else frozenset())
+        )
         self.allowed_origins = frozenset(allowed_origins)
+        self._seen: OrderedDict[tuple[bytes, str], None] = OrderedDict()
         self.grants = [
             _Grant(
                 _digest(grant.key.encode()),
@@ -162,11 +199,13 @@ class AccessGuard:
         headers = dict(scope["headers"])
         surface = surface_of(scope["path"])
         problem = self._browser_problem(scope, headers, surface)
-        if problem is None and self.grants:
-            grant, problem = self._key_problem(headers, surface)
-            if grant is not None:
-                scope["state"] = {**(scope.get("state") or {}), **grant.state}
-                token = CALLER.set(grant.state)
+        if problem is None and (self.grants or self.tokens is not None):
+            state, problem = self._key_problem(headers, surface)
+            if state is None and problem is not None and problem.status == 401:
+                state, problem = await self._token_problem(headers, surface, problem)
+            if state is not None:
+                scope["state"] = {**(scope.get("state") or {}), **state}
+                token = CALLER.set(state)
                 try:
                     await self.app(scope, receive, send)
                 finally:
@@ -177,13 +216,30 @@ class AccessGuard:
         if problem is None:
             await self.app(scope, receive, send)
             return
-        status, message = problem
+        audit(
+            "access",
+            "deny",
+            principal=problem.principal,
+            surface=surface,
+            method=scope.get("method", "GET"),
+            path=scope["path"],
+            status=problem.status,
+            reason=problem.message,
+        )
+        await self._refuse(scope, send, surface, problem)
+
+    async def _refuse(self, scope: Scope, send: Send, surface: str, problem: _Refusal) -> None:
+        status, message = problem.status, problem.message
+        authenticate = problem.challenge or (b"Bearer" if status == 401 else None)
         if scope["type"] == "websocket":
             await send(
                 {
                     "type": "websocket.http.response.start",
                     "status": status,
-                    "headers": [(b"content-type", b"text/plain")],
+                    "headers": [
+                        (b"content-type", b"text/plain"),
+                        *([(b"www-authenticate", authenticate)] if authenticate else []),
+                    ],
                 }
             )
             await send({"type": "websocket.http.response.body", "body": message.encode()})
@@ -194,7 +250,7 @@ class AccessGuard:
                 "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
-                    *([(b"www-authenticate", b"Bearer")] if status == 401 else []),
+                    *([(b"www-authenticate", authenticate)] if authenticate else []),
                 ],
             }
         )
@@ -207,36 +263,111 @@ class AccessGuard:
             body = orjson.dumps({"error": message})
         await send({"type": "http.response.body", "body": body})
 
-    def _key_problem(
-        self, headers: dict[bytes, bytes], surface: str
-    ) -> tuple[_Grant | None, tuple[int, str] | None]:
+    @staticmethod
+    def _presented(headers: dict[bytes, bytes]) -> bytes:
         authorization = headers.get(b"authorization", b"")
         scheme, _, presented = authorization.partition(b" ")
         if scheme.lower() != b"bearer" or not presented.strip():
             # `x-api-key` is how Anthropic's clients (and some OpenAI ones) send a key.
             presented = headers.get(b"x-api-key", b"")
-        if not presented.strip():
-            return None, (401, "missing API key (Authorization: Bearer KEY, or x-api-key: KEY)")
-        digest = _digest(presented.strip())
+        return presented.strip()
+
+    def _key_problem(
+        self, headers: dict[bytes, bytes], surface: str
+    ) -> tuple[dict[str, Any] | None, _Refusal | None]:
+        presented = self._presented(headers)
+        if not presented:
+            what = "API key or token" if self.tokens is not None else "API key"
+            return None, _Refusal(
+                401, f"missing {what} (Authorization: Bearer KEY, or x-api-key: KEY)"
+            )
+        digest = _digest(presented)
         # Compare against every key, always, so timing says nothing about which keys exist.
         found: _Grant | None = None
         for grant in self.grants:
             if hmac.compare_digest(digest, grant.digest) and found is None:
                 found = grant
         if found is None:
-            return None, (401, "invalid API key")
+            return None, _Refusal(401, "invalid API key")
         if surface == "other" or surface in found.scopes:
-            return found, None  # unknown paths 404 further in; nothing to protect there
+            return found.state, None  # unknown paths 404 further in; nothing to protect there
         if surface == "metrics" and "admin" in found.scopes:
-            return found, None
-        return None, (403, f"this API key does not have the {surface!r} scope")
+            return found.state, None
+        return None, _Refusal(
+            403,
+            f"this API key does not have the {surface!r} scope",
+            principal=found.state["principal"],
+        )
+
+    async def _token_problem(
+        self, headers: dict[bytes, bytes], surface: str, refusal: _Refusal
+    ) -> tuple[dict[str, Any] | None, _Refusal | None]:
+        """No key matched: with OAuth on, a JWT is checked as an access token."""
+        verifier = self.tokens
+        if verifier is None:
+            return None, refusal
+        config = verifier.config
+        presented = self._presented(headers)
+        if not presented or not looks_like_jwt(presented):
+            described = refusal.message if presented else None
+            error = "invalid_token" if presented else None
+            return None, _Refusal(
+                401, refusal.message, challenge(config, surface, error=error, description=described)
+            )
+        try:
+            claims = await verifier.verify(presented.decode("latin-1"))
+            state = token_grant(claims, config)
+        except TokenError as exc:
+            reason = str(exc)
+            return None, _Refusal(
+                exc.status,
+                reason,
+                challenge(config, surface, error="invalid_token", description=reason)
+                if exc.status == 401
+                else None,
+            )
+        principal = state["principal"]
+        scopes: frozenset[str] = state["scopes"]
+        if not (
+            surface == "other" or surface in scopes or (surface == "metrics" and "admin" in scopes)
+        ):
+            message = f"this token does not have the {surface!r} scope"
+            return None, _Refusal(
+                403,
+                message,
+                challenge(
+                    config, surface, error="insufficient_scope", description=message, scope=surface
+                ),
+                principal=principal,
+            )
+        self._audit_first_use(presented, surface, claims, state)
+        return state, None
+
+    def _audit_first_use(
+        self, presented: bytes, surface: str, claims: dict[str, Any], state: dict[str, Any]
+    ) -> None:
+        seen = (_digest(presented), surface)
+        if seen in self._seen:
+            return
+        self._seen[seen] = None
+        if len(self._seen) > _SEEN_TOKENS:
+            self._seen.popitem(last=False)
+        audit(
+            "token",
+            "allow",
+            principal=state["principal"],
+            surface=surface,
+            client_id=claims.get("client_id") or claims.get("azp"),
+            scopes=sorted(state["scopes"]),
+            expires=claims.get("exp"),
+        )
 
     def _browser_problem(
         self, scope: Scope, headers: dict[bytes, bytes], surface: str
-    ) -> tuple[int, str] | None:
+    ) -> _Refusal | None:
         origin = headers.get(b"origin")
         if origin is not None and _origin_key(origin) not in self.allowed_origins:
-            return 403, "this Origin is not allowed (server.allowed_origins)"
+            return _Refusal(403, "this Origin is not allowed (server.allowed_origins)")
         if (
             scope["type"] == "http"
             and scope["method"] in _BODY_METHODS
@@ -244,11 +375,11 @@ class AccessGuard:
             and _has_body(headers)
             and not is_json_content_type(headers.get(b"content-type", b""))
         ):
-            return 415, "the body must be JSON (Content-Type: application/json)"
+            return _Refusal(415, "the body must be JSON (Content-Type: application/json)")
         return None
 
-    def _host_problem(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+    def _host_problem(self, headers: dict[bytes, bytes]) -> _Refusal | None:
         host = headers.get(b"host", b"").decode("latin-1")
         if not host or not _is_loopback_host(_hostname(host)):
-            return 403, "Host header is not a loopback name"
+            return _Refusal(403, "Host header is not a loopback name")
         return None
