@@ -408,6 +408,26 @@ class _SessionOwners:
         await self.app(scope, receive, remember)
 
 
+class _TrimmedHeaders:
+    """`Mcp-*` header values without the optional whitespace around them (RFC 9110 5.5).
+
+    The SDK compares `Mcp-Name` and `Mcp-Method` with the body as they come; h11 trims the
+    whitespace, httptools (uvicorn's default) keeps it, and a valid request was refused.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = scope.get("headers") if scope["type"] == "http" else None
+        if headers and any(n.startswith(b"mcp-") and v != v.strip(b" \t") for n, v in headers):
+            scope = dict(scope)
+            scope["headers"] = [
+                (n, v.strip(b" \t") if n.startswith(b"mcp-") else v) for n, v in headers
+            ]
+        await self.app(scope, receive, send)
+
+
 async def _not_found(send: Send) -> None:
     body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}'
     await send(
@@ -466,4 +486,5 @@ def http_app(
 
     app.router.lifespan_context = lifespan
     app.add_middleware(_SessionOwners)
+    app.add_middleware(_TrimmedHeaders)
     return app

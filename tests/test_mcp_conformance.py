@@ -34,8 +34,8 @@ SUITES = {
 LOSSES: dict[tuple[str, str], tuple[int, int]] = {
     ("2025-11-25", "http"): (26, 6),
     ("2025-11-25", "stdio"): (26, 6),
-    ("2026-07-28", "http"): (144, 4),
-    ("2026-07-28", "stdio"): (144, 4),
+    ("2026-07-28", "http"): (145, 3),
+    ("2026-07-28", "stdio"): (145, 3),
 }
 
 
@@ -149,12 +149,21 @@ async def test_the_conformance_suites_pass_through_junction_as_they_pass_direct(
         "stdio": f"{over_stdio.base}/mcp",
     }
     try:
-        runs = {
-            (suite, target): run_suite(suite, url, tmp_path / f"{suite}-{target}")
-            for suite in SUITES
-            for target, url in targets.items()
+
+        async def one_after_another(suite: str) -> list[Outcome]:
+            # One run of a suite at a time: its list-change checks wait on notifications, and
+            # a loaded machine turns them into warnings. The two suites run side by side.
+            return [
+                await run_suite(suite, url, tmp_path / f"{suite}-{target}")
+                for target, url in targets.items()
+            ]
+
+        done = await asyncio.gather(*(one_after_another(suite) for suite in SUITES))
+        outcomes = {
+            (suite, target): outcome
+            for suite, runs in zip(SUITES, done, strict=True)
+            for target, outcome in zip(targets, runs, strict=True)
         }
-        outcomes = dict(zip(runs, await asyncio.gather(*runs.values()), strict=True))
     finally:
         await stop(over_http)
         await stop(over_stdio)
