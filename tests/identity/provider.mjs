@@ -43,13 +43,14 @@ function configuration() {
       { client_id: 'short', client_secret: 'short-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] },
     ],
     jwks: { keys: [signingKey()] },
+    scopes: ['openid', 'offline_access', ...SURFACE_SCOPES.split(' ')], // clients may register them
     cookies: { keys: [crypto.randomBytes(16).toString('hex')] },
     findAccount: (ctx, id) => ({
       accountId: id,
-      claims: async () => ({ sub: id, preferred_username: id }),
+      claims: async () => ({ sub: id, preferred_username: `${id}@example.org` }),
     }),
     extraTokenClaims: (ctx, token) => {
-      if (token.accountId) return { preferred_username: token.accountId };
+      if (token.accountId) return { preferred_username: `${token.accountId}@example.org` };
       if (token.clientId === 'limited') return LIMITED_CLAIMS;
       return undefined;
     },
