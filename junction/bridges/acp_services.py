@@ -7,9 +7,11 @@ after it has answered `initialize`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,29 +66,29 @@ def build_runtime(
             routed = router
             if routed is None:
                 routed = await stack.enter_async_context(build_router(config))
-            tools = gateway if gateway is not None else await _start_gateway(config, stack)
+            if gateway is None:
+                late = _LateGateway(config)
+                stack.push_async_callback(late.aclose)
+                found: GatewayGetter = late.get
+            else:
+                found = _running(gateway)
             agent_tools = f"a2a{config.mcp.separator}"
             yield Services(
                 models=RoutedModels(routed),
                 # Sessions reach A2A agents as agents (`agent__NAME`, under the key's agent
                 # globs); the gateway's `a2a__` tools for MCP clients would be a second way in.
                 tools=FilteredTools(
-                    _Annotated(tools),
+                    _Annotated(found),
                     lambda name: not name.startswith(agent_tools),
                     "is not offered here",
-                )
-                if tools is not None
-                else None,
-                session_tools=_GatewaySessionTools(tools) if tools is not None else None,
+                ),
+                session_tools=_GatewaySessionTools(found),
                 agents=_agent_pool(config, current),
             )
 
-    return AgentRuntime(
-        settings,
-        store,
-        lifespan,
-        warm_imports=("router_core.router", "mcp_gateway.gateway"),
-    )
+    # The gateway (the `mcp` SDK, ~0.6 s of imports) is not among these: a session's first
+    # answer needs the models only, and _LateGateway imports it on a thread of its own.
+    return AgentRuntime(settings, store, lifespan, warm_imports=("router_core.router",))
 
 
 async def serve_acp(
@@ -309,18 +311,53 @@ class PoolDirectory:
         return await self.pool().send_task(agent, message, on_progress=on_progress)
 
 
-async def _start_gateway(
-    config: JunctionConfig, stack: contextlib.AsyncExitStack
-) -> Gateway | None:
-    try:
-        from junction.build import gateway_inputs
-        from mcp_gateway import Gateway
+GatewayGetter = Callable[[], Awaitable["Gateway | None"]]
+"""Waits for the MCP gateway; None when it could not start (sessions run without MCP tools)."""
 
-        specs, options = gateway_inputs(config)
-        return await stack.enter_async_context(Gateway(specs, options))
-    except Exception:
-        log.exception("the MCP gateway did not start; sessions run without MCP tools")
-        return None
+
+def _running(gateway: Gateway) -> GatewayGetter:
+    async def get() -> Gateway | None:
+        return gateway
+
+    return get
+
+
+class _LateGateway:
+    """The MCP gateway, started in a task of its own: `session/new` answers without waiting for
+    the `mcp` SDK to import and the upstreams to connect; tools wait for it on first use."""
+
+    def __init__(self, config: JunctionConfig) -> None:
+        loop = asyncio.get_running_loop()
+        self._ready: asyncio.Future[Gateway | None] = loop.create_future()
+        self._stop = asyncio.Event()
+        self._task = loop.create_task(self._run(config), name="mcp gateway")
+
+    async def _run(self, config: JunctionConfig) -> None:
+        try:
+            from junction.build import gateway_inputs
+
+            await asyncio.to_thread(importlib.import_module, "mcp_gateway.gateway")
+            from mcp_gateway import Gateway
+
+            specs, options = gateway_inputs(config)
+            async with Gateway(specs, options) as started:
+                self._ready.set_result(started)
+                await self._stop.wait()
+        except Exception:
+            log.exception("the MCP gateway did not start; sessions run without MCP tools")
+        finally:
+            if not self._ready.done():
+                self._ready.set_result(None)
+
+    async def get(self) -> Gateway | None:
+        return await asyncio.shield(self._ready)
+
+    async def aclose(self) -> None:
+        self._stop.set()
+        try:
+            await asyncio.wait_for(self._task, timeout=15)
+        except TimeoutError:
+            log.warning("the MCP gateway did not stop within 15 s")
 
 
 class _SessionScope:
@@ -377,13 +414,14 @@ async def _annotated(catalog: Catalog) -> list[ToolInfo]:
 
 
 class _Annotated:
-    """The gateway's tools with their MCP annotations (see `_Listed`)."""
+    """The gateway's tools with their MCP annotations (see `_Listed`), once it has started."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
+    def __init__(self, gateway: GatewayGetter) -> None:
+        self._gateway = gateway
 
     async def llm_tools(self) -> Sequence[ToolInfo]:
-        return await _annotated(self._catalog)
+        gateway = await self._gateway()
+        return [] if gateway is None else await _annotated(gateway)
 
     async def call_tool(
         self,
@@ -392,17 +430,24 @@ class _Annotated:
         *,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
-        return await self._catalog.call_tool(name, arguments, on_progress=on_progress)
+        gateway = await self._gateway()
+        if gateway is None:
+            text = f"{name}: the MCP gateway did not start (see Junction's log)"
+            return {"content": [{"type": "text", "text": text}], "isError": True}
+        return await gateway.call_tool(name, arguments, on_progress=on_progress)
 
 
 class _GatewaySessionTools:
     """Session-scoped upstreams (the `mcpServers` of session/new) on the global gateway."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayGetter) -> None:
         self._gateway = gateway
 
     @contextlib.asynccontextmanager
     async def open(self, servers: Sequence[McpServer], *, cwd: str) -> AsyncIterator[_SessionScope]:
+        gateway = await self._gateway()
+        if gateway is None:
+            raise RuntimeError("Junction's MCP gateway did not start (see its log)")
         from acp.schema import McpServerStdio
         from mcp_gateway import HttpUpstream, StdioUpstream, UpstreamSpec
 
@@ -427,8 +472,8 @@ class _GatewaySessionTools:
                         transport="sse" if server.type == "sse" else "streamable_http",
                     )
                 )
-        settle = self._gateway.options.connect_timeout + 1
-        async with self._gateway.session(specs) as view:
+        settle = gateway.options.connect_timeout + 1
+        async with gateway.session(specs) as view:
             yield _SessionScope(view, [s.name for s in specs], settle)
 
 
