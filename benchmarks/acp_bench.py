@@ -1,7 +1,11 @@
-"""ACP agent figures in one run: cold start, added time to first token, cancel latency.
+"""ACP agent figures in one run: cold start, first session, added time to first token, cancel
+latency.
 
-- cold start: spawn the stdio agent and time until its `initialize` response arrives (median of
-  N), with the import-time breakdown of what it loads before answering (`-X importtime`);
+- cold start, as an editor starts it: spawn `junction --mode stdio --config ...` (a config with
+  two MCP servers and one backend), send `initialize`, and `session/new` right after its answer;
+  median of N for spawn -> `initialize` answered and spawn -> `session/new` answered, next to
+  a bare Python process answering `initialize` with a fixed line (the interpreter's own floor),
+  with the import-time breakdown of what Junction loads before answering (`-X importtime`);
 - added TTFT: `session/prompt` to the first `agent_message_chunk`, minus a direct streaming
   request (router_core's OpenAI backend) to the same local fake model server to its first delta;
 - cancel latency: `session/cancel` during a stream to the prompt's `cancelled` response.
@@ -9,7 +13,8 @@
     python benchmarks/acp_bench.py [--runs 10] [--prompts 40] [--json]
 
 The model is the test suite's fake OpenAI-compatible server on loopback; the agent is a child
-process on stdio exactly as an IDE launches it (`--serve CONFIG` is that child's entry point).
+process on stdio exactly as an IDE launches it (`--serve CONFIG` is that child's entry point
+for the turn figures).
 """
 
 from __future__ import annotations
@@ -77,10 +82,16 @@ def serve(config_path: str) -> int:
 
 
 def write_config(directory: Path, model_url: str) -> Path:
+    """One backend and two MCP servers (the test suite's stdio server), as an editor's config."""
+    server = ROOT / "tests" / "mcp_gateway" / "servers.py"
+    mcp = "".join(
+        f"  {name}: {{command: '{sys.executable}', args: ['{server}', ok]}}\n" for name in "ab"
+    )
     path = directory / "junction.yaml"
     path.write_text(
         f"store: {{url: 'sqlite:///{directory / 'sessions.db'}'}}\n"
         f"backends: {{fake: {{type: openai, url: '{model_url}/v1', models: [m1]}}}}\n"
+        f"mcp_servers:\n{mcp}"
         "acp: {default_model: m1}\nlogging: {level: error}\n"
     )
     return path
@@ -92,23 +103,40 @@ def agent_argv(config: Path, *extra: str) -> list[str]:
 
 # -- cold start -----------------------------------------------------------------------------------
 
+FLOOR = (
+    "import sys; sys.stdin.buffer.readline(); "
+    'sys.stdout.write(\'{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1}}\\n\'); '
+    "sys.stdout.flush(); sys.stdin.buffer.readline()"
+)
+"""A Python process that answers `initialize` and does nothing else: the interpreter's floor."""
 
-def cold_start(config: Path, runs: int) -> list[float]:
-    times = []
+NEW_SESSION = (
+    b'{"jsonrpc":"2.0","id":2,"method":"session/new","params":{"cwd":"%s","mcpServers":[]}}\n'
+)
+
+
+def cold_start(argv: list[str], runs: int, *, session: bool) -> tuple[list[float], list[float]]:
+    """Spawn -> `initialize` answered, and (with `session`) spawn -> `session/new` answered."""
+    initialized, created = [], []
     for _ in range(runs):
         started = time.perf_counter()
-        child = subprocess.Popen(
-            agent_argv(config), stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
-        )
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write(INITIALIZE)
         child.stdin.flush()
         line = child.stdout.readline()
-        times.append(time.perf_counter() - started)
+        initialized.append(time.perf_counter() - started)
         assert b'"protocolVersion":1' in line, line
+        if session:
+            child.stdin.write(NEW_SESSION % str(ROOT).encode())
+            child.stdin.flush()
+            while b'"id":2' not in (line := child.stdout.readline()):
+                assert line, "the agent closed stdout before answering session/new"
+            created.append(time.perf_counter() - started)
+            assert b'"sessionId"' in line, line
         child.stdin.close()
         child.wait(timeout=30)
-    return times
+    return initialized, created
 
 
 def import_breakdown(config: Path) -> list[tuple[str, float]]:
@@ -245,7 +273,13 @@ async def run(runs: int, prompts: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         async with openai_server(models=["m1"]) as server:
             config = write_config(Path(tmp), server.url)
-            starts = await asyncio.to_thread(cold_start, config, runs)
+            junction = [str(Path(sys.executable).with_name("junction")), "--mode", "stdio"]
+            starts, sessions = await asyncio.to_thread(
+                cold_start, [*junction, "--config", str(config)], runs, session=True
+            )
+            floor, _ = await asyncio.to_thread(
+                cold_start, [sys.executable, "-c", FLOOR], runs, session=False
+            )
             breakdown = await asyncio.to_thread(import_breakdown, config)
             turns = await measure_turns(config, server, prompts)
     direct = statistics.median(turns["direct"])
@@ -253,6 +287,10 @@ async def run(runs: int, prompts: int) -> dict[str, Any]:
     return {
         "cold_start_median_s": statistics.median(starts),
         "cold_start_runs_s": starts,
+        "first_session_median_s": statistics.median(sessions),
+        "first_session_runs_s": sessions,
+        "python_floor_median_s": statistics.median(floor),
+        "cold_start_vs_floor": statistics.median(starts) / statistics.median(floor),
         "imports_before_initialize_s": breakdown[:12],
         "ttft_direct_median_ms": direct * 1e3,
         "ttft_through_median_ms": through * 1e3,
@@ -285,7 +323,13 @@ def main() -> int:
         return 0
     print(
         f"cold start (spawn -> initialize response), median of {args.runs}: "
-        f"{result['cold_start_median_s'] * 1e3:.0f} ms"
+        f"{result['cold_start_median_s'] * 1e3:.0f} ms "
+        f"(a bare Python process: {result['python_floor_median_s'] * 1e3:.0f} ms, "
+        f"x{result['cold_start_vs_floor']:.1f})"
+    )
+    print(
+        "first session (spawn -> session/new response, sent right after initialize's): "
+        f"{result['first_session_median_s'] * 1e3:.0f} ms"
     )
     print("  imported before the answer (import time by package):")
     for name, seconds in result["imports_before_initialize_s"]:
