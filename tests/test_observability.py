@@ -318,7 +318,7 @@ async def test_keys_are_held_to_their_scopes(tmp_path: Path) -> None:
                 denied = await http.get(f"{base}/v1/models", headers=bearer("mcp-key"))
                 assert denied.status_code == 403
                 assert not any(word in denied.content for word in SECRET_WORDS)
-                assert "openai" in denied.json()["error"]
+                assert "openai" in denied.json()["error"]["message"]  # OpenAI's error shape on /v1
                 mcp = await http.post(
                     f"{base}/mcp", json=initialize(), headers={**bearer("mcp-key"), **MCP_ACCEPT}
                 )
