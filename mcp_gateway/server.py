@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from fnmatch import fnmatchcase
 from typing import Any
@@ -29,7 +30,7 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY
 from mcp_types.methods import CacheableMethod
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -308,6 +309,8 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
 
     # Lists change whenever an upstream does: immediately stale, shareable across callers.
     fresh = CacheHint(ttl_ms=0, scope="public")
+    # Logging is deprecated at 2026-07-28 and current at 2025-11-25, which is served too.
+    warnings.filterwarnings("ignore", "The logging capability", MCPDeprecationWarning)
     server: Server[Any] = Server(
         catalog.options.name,
         cache_hints=dict.fromkeys(_LISTS, fresh),
