@@ -84,6 +84,31 @@ async def test_a_browser_origin_is_refused_everywhere_without_keys(
         await stop(served)
 
 
+async def test_the_servers_own_origin_is_not_a_foreign_page(tmp_path: Path) -> None:
+    """`Origin` equal to the server itself (its scheme and the Host asked for) is same-origin;
+    the same origin with another port, or under another Host, is not."""
+    served = await start(tmp_path)
+    try:
+        own = f"http://127.0.0.1:{served.port}"
+        async with httpx.AsyncClient() as http:
+            same = await http.get(f"{served.base}/v1/models", headers={"Origin": own})
+            other_port = await http.get(
+                f"{served.base}/v1/models",
+                headers={"Origin": f"http://127.0.0.1:{served.port + 1}"},
+            )
+            rebound = await http.get(
+                f"{served.base}/v1/models",
+                headers={
+                    "Origin": f"http://evil.example:{served.port}",
+                    "Host": f"evil.example:{served.port}",
+                },
+            )
+        assert same.status_code == 200
+        assert other_port.status_code == 403 and rebound.status_code == 403
+    finally:
+        await stop(served)
+
+
 async def test_origin_null_is_refused_with_a_valid_key(tmp_path: Path) -> None:
     served = await start(tmp_path, "server: {api_keys: [k-one]}\n")
     try:

@@ -115,6 +115,16 @@ def _has_body(headers: dict[bytes, bytes]) -> bool:
     return b"transfer-encoding" in headers or headers.get(b"content-length", b"0") != b"0"
 
 
+def _same_origin(origin: bytes, host: bytes | None, scope: Scope) -> bool:
+    """Whether `Origin` is this server itself (its scheme and the `Host` asked for): a page
+    Junction served, which a browser may send along. A rebinding page's origin names the
+    attacker's host, which the Host check (or the key) refuses; `null` never matches."""
+    if not host:
+        return False
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    return _origin_key(origin) == f"{scheme}://{host.decode('latin-1').strip().lower()}"
+
+
 def _origin_key(origin: bytes) -> str:
     """An `Origin` header as `scheme://host[:port]`, lowercased, to compare with the config."""
     return origin.decode("latin-1").strip().rstrip("/").lower()
@@ -366,7 +376,11 @@ class AccessGuard:
         self, scope: Scope, headers: dict[bytes, bytes], surface: str
     ) -> _Refusal | None:
         origin = headers.get(b"origin")
-        if origin is not None and _origin_key(origin) not in self.allowed_origins:
+        if (
+            origin is not None
+            and _origin_key(origin) not in self.allowed_origins
+            and not _same_origin(origin, headers.get(b"host"), scope)
+        ):
             return _Refusal(403, "this Origin is not allowed (server.allowed_origins)")
         if (
             scope["type"] == "http"
