@@ -8,15 +8,21 @@ core, never the other way round.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import Any
+
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from a2a.admin import AdminBinding
 from a2a.asgi import AsgiEndpoint, Principal, default_principal
 from a2a.core import HubCore
+from a2a.errors import METHOD_NOT_FOUND, A2aError
 from a2a.jsonrpc import JsonRpcBinding
 from a2a.registry import WELL_KNOWN
-from a2a.rest import PREFIXES, V03_OPERATIONS, V10_OPERATIONS, RestBinding
+from a2a.rest import PREFIXES, V03_OPERATIONS, V10_OPERATIONS, RestBinding, error_response
 from a2a.settings import HubSettings
 from a2a.store import TaskStore
 from a2a.upstream import SessionFactory, _default_session
@@ -48,11 +54,11 @@ class Hub(HubCore):
         rpc = JsonRpcBinding(self, self.caller)
         cards = CardBinding(self)
         routes: list[BaseRoute] = [
-            Route(WELL_KNOWN, cards.hub, methods=["GET"]),
-            Route("/a2a", AsgiEndpoint(rpc.serve_hub), methods=["POST"]),
-            Route("/a2a" + WELL_KNOWN, cards.hub, methods=["GET"]),
-            Route("/a2a/agents/{name}", AsgiEndpoint(rpc.serve_agent), methods=["POST"]),
-            Route("/a2a/agents/{name}" + WELL_KNOWN, cards.agent, methods=["GET"]),
+            SlashRoute(WELL_KNOWN, cards.hub, methods=["GET"]),
+            SlashRoute("/a2a", AsgiEndpoint(rpc.serve_hub), methods=["POST"]),
+            SlashRoute("/a2a" + WELL_KNOWN, cards.hub, methods=["GET"]),
+            SlashRoute("/a2a/agents/{name}", AsgiEndpoint(rpc.serve_agent), methods=["POST"]),
+            SlashRoute("/a2a/agents/{name}" + WELL_KNOWN, cards.agent, methods=["GET"]),
             *rest_routes(self),
         ]
         if admin:
@@ -62,7 +68,7 @@ class Hub(HubCore):
                 Route("/admin/a2a/agents", operator.register, methods=["POST"]),
                 Route("/admin/a2a/agents/{name}", operator.remove, methods=["DELETE"]),
             ]
-        return routes
+        return routes + unknown_routes()
 
 
 def rest_routes(hub: Hub) -> list[BaseRoute]:
@@ -73,8 +79,31 @@ def rest_routes(hub: Hub) -> list[BaseRoute]:
         for legacy, operations in ((False, V10_OPERATIONS), (True, V03_OPERATIONS)):
             for op in operations:
                 endpoint = AsgiEndpoint(binding.endpoint(op, legacy))
-                routes.append(Route(prefix + op.path, endpoint, methods=[op.verb]))
+                routes.append(SlashRoute(prefix + op.path, endpoint, methods=[op.verb]))
     return routes
+
+
+class SlashRoute(Route):
+    """A route that also answers its path with a trailing slash: A2A clients join the interface
+    URL and `/` (the TCK's JSON-RPC client posts to `{url}/`). One regex, not a twin route, so
+    the hot path matches no more routes than before."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, methods: list[str]) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.path_regex = re.compile(self.path_regex.pattern.removesuffix("$") + "/?$")
+
+
+def unknown_routes() -> list[BaseRoute]:
+    """Last under `/a2a`: a path (or verb) no A2A route answers gets MethodNotFound as an A2A
+    error body (HTTP+JSON's `google.rpc.Status`, 404), not the application's plain-text 404."""
+
+    async def unknown(request: Request) -> Response:
+        path = request.url.path
+        message = f"no A2A operation is {request.method} {path}"
+        return error_response(A2aError(METHOD_NOT_FOUND, message, {"path": path}))
+
+    verbs = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return [Route(path, unknown, methods=verbs) for path in ("/a2a", "/a2a/{rest:path}")]
 
 
 __all__ = ["Hub", "rest_routes"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from a2a.asgi import Principal, allowed_agents, call_context, read_body, sse_response
 from a2a.core import HubCore
@@ -48,7 +48,10 @@ class JsonRpcBinding:
         """`POST /a2a/agents/{name}`: one agent, as if the caller spoke to it."""
         name = request.path_params["name"]
         if self.core.visible(name, allowed_agents(request)) is None:
-            return JSONResponse({"error": f"no agent {name!r}"}, status_code=404)
+            missing = A2aError(METHOD_NOT_FOUND, f"no agent {name!r}", {"agent": name})
+            reply = _reply(_error(None, missing, V10))
+            reply.status_code = 404  # no such endpoint, said in JSON-RPC
+            return reply
         return await self.handle(request, name)
 
     async def handle(self, request: Request, agent: str | None) -> Response:

@@ -31,8 +31,8 @@ from tests.test_serve_mode import Served, start, stop
 TARGETS = ("direct", "agent", "root")
 # target -> (passed, failed + errors) through Junction while it is not yet lossless.
 LOSSES: dict[str, tuple[int, int]] = {
-    "agent": (81, 72),
-    "root": (82, 82),
+    "agent": (146, 10),
+    "root": (148, 11),
 }
 
 
