@@ -318,7 +318,7 @@ async def test_a_keys_model_limit_holds_through_its_own_agent(tmp_path: Path) ->
                 task = task_of(await client.ok("send", text="hi", metadata={"agent": "junction"}))
         assert model.chat_requests == []
     assert state(task) == "TASK_STATE_FAILED"
-    assert "not allowed for this API key" in texts(task)[-1]
+    assert "not allowed for this API key" in task["status"]["message"]["parts"][0]["text"]
 
 
 async def test_a_keys_tool_and_agent_limits_hold_through_its_own_agent(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from acp.protocols import AgentInfo, AgentProgress, ProgressCallback, ToolInfo, ToolProvider
     from junction.bridges.acp_services import PoolDirectory
     from mcp_gateway import Gateway
-    from router_core import ChatRequest, Router, StreamEvent
+    from router_core import Router
     from transports import JsonRpcPeer
 
 log = logging.getLogger("junction.self_agent")
@@ -219,7 +219,6 @@ class SelfAgent:
         self._gateway = gateway
         self._tasks: dict[str, _Task] = {}
         self._by_session: dict[str, _Task] = {}
-        self._failures: dict[str, str] = {}
         self._runtime: AgentRuntime | None = None
         self._peers: dict[tuple[Any, ...] | None, JsonRpcPeer] = {}
         self._connecting = asyncio.Lock()
@@ -284,11 +283,7 @@ class SelfAgent:
 
         def scope(services: Services) -> Services:
             narrowed = narrow(services) if narrow is not None else services
-            return dataclasses.replace(
-                narrowed,
-                models=_Models(narrowed.models, self._failures),
-                tools=_Tools(narrowed.tools),
-            )
+            return dataclasses.replace(narrowed, tools=_Tools(narrowed.tools))
 
         owner = str(state["principal"]) if state and state.get("principal") else None
         agent_end, client_end = memory_pair()
@@ -359,7 +354,7 @@ class SelfAgent:
             overrides["permissions"] = PermissionPolicy()
         settings = agent_settings(self._config, overrides)
         store = SqliteSessionStore(_store_path(self._config.store.sqlite_path))
-        # Each connection adds its caller's limits, then `ask_caller` and the failure record.
+        # Each connection adds its caller's limits, then `ask_caller`.
         models = RoutedModels(self._router)
         tools = (
             FilteredTools(self._gateway, self.may_use, NOT_ITS_TOOL)
@@ -570,12 +565,9 @@ class SelfAgent:
             log.exception("self-agent task %s failed", task.id)
             task.set_state(FAILED, f"{self.name} failed: {type(exc).__name__}: {exc}")
             return
-        failure = self._failures.pop(task.context_id, None)
         if task.answer is not None:
             self._close_answer(task)
-        if failure is not None:
-            task.set_state(FAILED, f"The model request failed: {failure}")
-        elif stop == "cancelled":
+        if stop == "cancelled":
             task.set_state(CANCELED, "The task was canceled.")
         elif stop == "refusal":
             task.set_state(REJECTED, "The model refused the task.")
@@ -671,34 +663,6 @@ def _store_path(path: str) -> str:
 
 
 # -- what the runtime is given --------------------------------------------------------------------
-
-
-class _Models:
-    """The router for its turns, remembering a failed model call per session (so the task
-    fails with the reason instead of completing with an apology)."""
-
-    def __init__(self, inner: Any, failures: dict[str, str]) -> None:
-        self._inner = inner
-        self._failures = failures
-
-    async def stream(
-        self, request: ChatRequest, *, key: str | None = None
-    ) -> AsyncIterator[StreamEvent]:
-        from router_core import BackendError, StreamError
-
-        try:
-            async for event in self._inner.stream(request, key=key):
-                if isinstance(event, StreamError) and key:
-                    self._failures[key] = event.message
-                yield event
-        except BackendError as exc:
-            if key:
-                self._failures[key] = str(exc)
-            raise
-
-    async def models(self) -> list[str]:
-        models: list[str] = await self._inner.models()
-        return models
 
 
 @dataclass(frozen=True)
