@@ -8,14 +8,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from a2a import AgentPool, AgentSpec, Hub, HubSettings, RegisteredAgent, SqliteTaskStore
+from a2a.settings import AgentSpec, HubSettings
 from acp import AgentSettings, PermissionPolicy
 from junction.config import JunctionConfig, StdioMcpServerConfig
 from junction.version import __version__
-from router_core import BackendSpec, Router, RouterSettings, close_session
+from router_core.settings import BackendSpec, RouterSettings
 
+# What runs (the router, the hub, the agent pool) loads where it is built: `junction --mode
+# stdio` answers `initialize` before aiohttp, uvicorn or sse-starlette are imported.
 if TYPE_CHECKING:
+    from a2a import AgentPool, Hub, RegisteredAgent
     from mcp_gateway import GatewayOptions, UpstreamSpec
+    from router_core import Router
 
 T = TypeVar("T")
 
@@ -35,6 +39,8 @@ def backend_specs(config: JunctionConfig) -> list[BackendSpec]:
 
 def build_router(config: JunctionConfig) -> Router:
     """The Router for this configuration (not started: serve mode starts it in its lifespan)."""
+    from router_core import Router
+
     return Router(backend_specs(config), router_settings(config))
 
 
@@ -43,6 +49,8 @@ async def closing_session(work: Awaitable[T]) -> T:
     try:
         return await work
     finally:
+        from router_core import close_session
+
         await close_session()
 
 
@@ -125,6 +133,8 @@ class AgentPools:
         """The pool for `specs` (remote agents) and `local` (in-process ones)."""
         key = (specs, tuple(id(agent) for agent in local))
         if self._pool is None or key != self._key:
+            from a2a import AgentPool
+
             pool = AgentPool(specs)
             for agent in local:
                 assert agent.card is not None and agent.connection is not None
@@ -136,6 +146,8 @@ class AgentPools:
 def build_hub(config: JunctionConfig) -> Hub:
     """A hub over the configured store; call `await hub.start(agent_specs(config))` in the app's
     lifespan (or use `hub_lifespan`), `await hub.close()` at shutdown."""
+    from a2a import Hub, SqliteTaskStore
+
     return Hub(SqliteTaskStore(config.store.sqlite_path), hub_settings(config))
 
 
