@@ -16,38 +16,124 @@ from junction.config import ConfigError, JunctionConfig, find_config_path
 from junction.logs import configure_logging, register_secret
 from junction.reload import ConfigSource
 
-MODES = ("stdio", "mcp", "serve", "bridge")
-COMMANDS = ("check", "tools", "agents", "backends", "demo")
+MODES: dict[str, str] = {
+    "stdio": "the ACP agent on stdin/stdout: what an editor launches",
+    "mcp": "the aggregated MCP server on stdin/stdout, for MCP clients",
+    "serve": "every HTTP surface (/mcp, /a2a, /acp, /v1, /admin, /health)",
+    "bridge": "an editor's stdio relayed to a remote Junction (--connect URL)",
+}
+COMMANDS: dict[str, str] = {
+    "check": "validate the config, reach every upstream once (1 if one is down)",
+    "tools": "connect to every MCP server and list the tools clients will see",
+    "agents": "fetch every A2A agent's card and show its skills and state",
+    "backends": "probe every model backend and list its models",
+    "demo": "an end-to-end run on bundled examples, no network or key needed",
+}
+_OPTIONS_OF: dict[str, tuple[str, ...]] = {
+    "check": ("config", "mcp-config", "log-level", "json"),
+    "tools": ("config", "mcp-config", "log-level", "json"),
+    "agents": ("config", "log-level", "json"),
+    "backends": ("config", "log-level", "json"),
+    "demo": ("log-level",),
+    "stdio": ("config", "mcp-config", "log-level"),
+    "mcp": ("config", "mcp-config", "log-level"),
+    "serve": ("config", "mcp-config", "log-level", "host", "port", "uds"),
+    "bridge": ("config", "log-level", "connect", "token"),
+}
+
+
+def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    if "config" in names:
+        parser.add_argument(
+            "--config",
+            metavar="FILE",
+            help="YAML config (else $JUNCTION_CONFIG, else ./junction.yaml)",
+        )
+    if "mcp-config" in names:
+        parser.add_argument(
+            "--mcp-config",
+            metavar="FILE",
+            help='MCP servers in the common "mcpServers" JSON format',
+        )
+    if "log-level" in names:
+        parser.add_argument("--log-level", default=None, help="debug, info, warning or error")
+    if "host" in names:
+        parser.add_argument("--host", help="listen address for --mode serve")
+    if "port" in names:
+        parser.add_argument("--port", type=int, help="listen port for --mode serve")
+    if "uds" in names:
+        parser.add_argument(
+            "--uds", metavar="PATH", help="listen on a Unix socket (removed on exit)"
+        )
+    if "connect" in names:
+        parser.add_argument("--connect", metavar="URL", help="remote Junction for --mode bridge")
+    if "token" in names:
+        parser.add_argument(
+            "--token",
+            help="bearer token for --mode bridge (or $JUNCTION_TOKEN, which ps cannot show)",
+        )
+    if "json" in names:
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _config_in_effect() -> str:
+    path = find_config_path(None, os.environ)
+    return str(path) if path is not None else "none found: embedded defaults"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from junction.version import __version__
+
+    modes = "\n".join(f"  --mode {name:<7} {text}" for name, text in MODES.items())
+    commands = "\n".join(f"  {name:<9} {text}" for name, text in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="junction",
         description="ACP agent, MCP aggregator and A2A hub over one backend-selection core.",
+        epilog=f"modes:\n{modes}\n\ncommands:\n{commands}\n\n"
+        f"`junction COMMAND --help` or `junction --mode MODE --help` for one of them.\n"
+        f"config in effect without --config: {_config_in_effect()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", nargs="?", choices=COMMANDS, help="inspect instead of serving")
-    parser.add_argument("--mode", choices=MODES, help="what to serve")
+    parser.add_argument("--version", action="version", version=f"junction {__version__}")
     parser.add_argument(
-        "--config", metavar="FILE", help="YAML config (else $JUNCTION_CONFIG, else ./junction.yaml)"
+        "command", nargs="?", choices=tuple(COMMANDS), help="inspect instead of serving"
     )
-    parser.add_argument(
-        "--mcp-config", metavar="FILE", help='MCP servers in the common "mcpServers" JSON format'
-    )
-    parser.add_argument("--log-level", default=None, help="debug, info, warning or error")
-    parser.add_argument("--host", help="listen address for --mode serve")
-    parser.add_argument("--port", type=int, help="listen port for --mode serve")
-    parser.add_argument("--uds", metavar="PATH", help="listen on a Unix socket (removed on exit)")
-    parser.add_argument("--connect", metavar="URL", help="remote Junction for --mode bridge")
-    parser.add_argument(
-        "--token", help="bearer token for --mode bridge (or $JUNCTION_TOKEN, which ps cannot show)"
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--mode", choices=tuple(MODES), help="what to serve")
+    _add_options(parser, sorted({name for names in _OPTIONS_OF.values() for name in names}))
     return parser
 
 
+def _help_for(argv: Sequence[str]) -> str | None:
+    """The help of one command or mode when `argv` asks for it (`check --help`, `--mode serve
+    -h`), else None."""
+    if not any(arg in ("-h", "--help") for arg in argv):
+        return None
+    chosen = next((arg for arg in argv if arg in COMMANDS), None)
+    if chosen is None and "--mode" in argv:
+        at = list(argv).index("--mode") + 1
+        chosen = argv[at] if at < len(argv) and argv[at] in MODES else None
+    elif chosen is None:
+        chosen = next((a.split("=", 1)[1] for a in argv if a.startswith("--mode=")), None)
+    if chosen is None:
+        return None
+    is_mode = chosen in MODES and chosen not in COMMANDS
+    parser = argparse.ArgumentParser(
+        prog=f"junction --mode {chosen}" if is_mode else f"junction {chosen}",
+        description=(MODES if is_mode else COMMANDS)[chosen],
+        epilog=f"config in effect without --config: {_config_in_effect()}",
+    )
+    _add_options(parser, _OPTIONS_OF[chosen])
+    return parser.format_help()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    focused = _help_for(arguments)
+    if focused is not None:
+        print(focused, end="")
+        return 0
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if (args.mode is None) == (args.command is None):
         parser.print_usage(sys.stderr)
         print("junction: give exactly one of --mode or a command", file=sys.stderr)
