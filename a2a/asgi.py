@@ -56,6 +56,17 @@ def call_context(
     return CallContext(version, principal(request), base, agent, params, allowed_agents(request))
 
 
+def is_json(content_type: str | None) -> bool:
+    """Whether a request's `Content-Type` is JSON (`application/json`, or any `+json` type
+    such as `application/a2a+json`); a request without one is taken as JSON."""
+    if content_type is None:
+        return True
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 async def read_body(request: Request, limit: int) -> bytes | None:
     """The request body, or None as soon as it is over `limit` bytes (the rest is not read).
 

@@ -29,17 +29,39 @@ def interfaces(url: str) -> list[Json]:
     ]
 
 
+def speaks_v03(agent: RegisteredAgent) -> bool:
+    """Whether the agent's own card carries the 0.3 fields (a 0.3 card, or the merged shape the
+    official SDK serves when it lists a 0.3 interface)."""
+    return agent.raw_card is not None and "url" in agent.raw_card
+
+
+def in_version(card: Json, version: str | None, v03_by_default: bool) -> Json:
+    """`card` (1.0 shape) for a caller of `version`: a 1.0 caller gets it as it is (the 1.0
+    schema forbids the 0.3 fields), a 0.3 caller with the 0.3 fields added; a caller that said
+    nothing (a card fetch without `A2A-Version`) gets the 0.3 fields when `v03_by_default`."""
+    if version == V10 or (version is None and not v03_by_default):
+        return card
+    return with_v03_fields(card)
+
+
 def hub_card(
-    registry: Registry, settings: HubSettings, base_url: str, allowed: tuple[str, ...] | None
+    registry: Registry,
+    settings: HubSettings,
+    base_url: str,
+    allowed: tuple[str, ...] | None,
+    version: str | None = V10,
 ) -> Json:
-    """The hub's own card: the skills of every agent the caller may use, attributed to their
-    agent."""
+    """The hub's own card in the caller's `version`: the skills of every agent the caller may
+    use, attributed to their agent. Without a version it has the 0.3 fields when one of those
+    agents' own cards has them (0.3 clients are about)."""
     skills: list[Json] = []
     inputs: list[str] = []
     outputs: list[str] = []
+    v03 = False
     for agent in registry.all():
         if not may_use(allowed, agent.name):
             continue
+        v03 = v03 or speaks_v03(agent)
         agent_card = agent.card or {}
         for mode in agent_card.get("defaultInputModes") or []:
             if mode not in inputs:
@@ -67,11 +89,12 @@ def hub_card(
         "defaultOutputModes": outputs or ["text/plain"],
         "skills": skills,
     }
-    return with_v03_fields(card)
+    return in_version(card, version, v03)
 
 
-def proxied_card(agent: RegisteredAgent, base_url: str) -> Json:
-    """The agent's card with its interfaces pointing at the hub's proxy for it.
+def proxied_card(agent: RegisteredAgent, base_url: str, version: str | None = V10) -> Json:
+    """The agent's card with its interfaces pointing at the hub's proxy for it, in the caller's
+    `version`; without one, in the shape the agent's own card has (0.3 fields or not).
 
     Rule for signed cards: URLs are rewritten (the hub must stay in the path), so the
     signatures no longer hold. They are removed from the top level, never left to fail
@@ -98,4 +121,4 @@ def proxied_card(agent: RegisteredAgent, base_url: str) -> Json:
     }
     capabilities["extensions"] = [*(capabilities.get("extensions") or []), mark]
     card["capabilities"] = capabilities
-    return with_v03_fields(card)
+    return in_version(card, version, speaks_v03(agent))

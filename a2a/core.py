@@ -34,6 +34,7 @@ from a2a.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
+    PUSH_NOT_SUPPORTED,
     TASK_NOT_CANCELABLE,
     TASK_NOT_FOUND,
     UNSUPPORTED_OPERATION,
@@ -227,18 +228,19 @@ class HubCore:
         return relay, queue, first
 
     async def stream_events(
-        self, relay: TaskRelay, queue: asyncio.Queue[Any], first: Any
+        self, relay: TaskRelay, queue: asyncio.Queue[Any], first: Any, *, legacy: bool = False
     ) -> AsyncGenerator[Json | A2aError, None]:
         """A caller's events (1.0 StreamResponses) as the relay delivers them, in order.
 
-        Ends after a message, a terminal or interrupted state, or an `A2aError` (yielded, for
-        the binding to frame); closing it unsubscribes the caller from the relay.
+        Ends after a message, a terminal state (for a 0.3 caller, `legacy`, an interrupted one
+        too), the relay's end, or an `A2aError` (yielded, for the binding to frame); closing it
+        unsubscribes the caller from the relay.
         """
         item = first
         try:
             while item is not END:
                 yield item
-                if isinstance(item, A2aError) or ends_caller_stream(item):
+                if isinstance(item, A2aError) or ends_caller_stream(item, legacy):
                     return
                 item = await queue.get()
         finally:
@@ -304,7 +306,7 @@ class HubCore:
         if existing is not None and not existing.done:
             return existing
         binding = Binding.of(record)
-        relay = TaskRelay(self, agent, binding, record)
+        relay = TaskRelay(self, agent, binding, record, upstream_snapshot=True)
         self.relays[record.id] = relay
         connection = agent.connection
         assert connection is not None
@@ -392,6 +394,9 @@ class HubCore:
                     "contextId does not match the task's context",
                     {"taskId": record.id},
                 )
+            live = self.relays.get(record.id)
+            if live is not None and live.record is not None:
+                record = live.record  # one copy of a watched task, whichever relay records
             return self._owner(record), Binding.of(record), record
         if message.context_id:
             known = await self.store.get_context(ctx.caller, message.context_id)
@@ -679,8 +684,20 @@ class HubCore:
         self._push_cache[task_id] = await self.store.list_push(task_id)
         return config
 
-    async def _push_create(self, request: types.TaskPushNotificationConfig) -> Json:
+    def _push_context(self) -> CallContext:
+        """The call, if push configs may be kept for it: through an agent's own path, only when
+        its card offers push notifications (as the agent itself would answer, -32003)."""
         ctx = _call.get()
+        if ctx.agent is not None:
+            agent = self.registry.get(ctx.agent)
+            if agent is not None and not agent.capabilities.get("pushNotifications"):
+                raise A2aError(
+                    PUSH_NOT_SUPPORTED, f"agent {ctx.agent} does not offer push notifications"
+                )
+        return ctx
+
+    async def _push_create(self, request: types.TaskPushNotificationConfig) -> Json:
+        ctx = self._push_context()
         if not request.task_id:
             raise A2aError(INVALID_PARAMS, "taskId is required")
         record = await self._owned(ctx, request.task_id)
@@ -688,7 +705,7 @@ class HubCore:
         return await self._save_push(ctx.caller, record.id, ctx.params, ctx.version)
 
     async def _push_get(self, request: types.GetTaskPushNotificationConfigRequest) -> Json:
-        ctx = _call.get()
+        ctx = self._push_context()
         await self._owned(ctx, request.task_id)
         config = await self.store.get_push(ctx.caller, request.task_id, request.id)
         if config is None:
@@ -700,13 +717,13 @@ class HubCore:
         return _public_push(config)
 
     async def _push_list(self, request: types.ListTaskPushNotificationConfigsRequest) -> Json:
-        ctx = _call.get()
+        ctx = self._push_context()
         await self._owned(ctx, request.task_id)
         configs = await self.store.list_push(request.task_id, ctx.caller)
         return {"configs": [_public_push(c) for c in configs], "nextPageToken": ""}
 
     async def _push_delete(self, request: types.GetTaskPushNotificationConfigRequest) -> None:
-        ctx = _call.get()
+        ctx = self._push_context()
         await self._owned(ctx, request.task_id)
         await self.store.delete_push(ctx.caller, request.task_id, request.id)
         self._push_cache[request.task_id] = await self.store.list_push(request.task_id)
@@ -718,8 +735,12 @@ class HubCore:
             agent = self.registry.get(ctx.agent)
             if agent is None or agent.card is None:
                 raise A2aError(UNSUPPORTED_OPERATION, "the agent's card is not available")
-            return proxied_card(agent, ctx.base_url)
-        return hub_card(self.registry, self.settings, ctx.base_url, ctx.allowed)
+            if not agent.capabilities.get("extendedAgentCard"):  # as the agent would answer
+                raise A2aError(
+                    UNSUPPORTED_OPERATION, f"agent {agent.name} has no extended agent card"
+                )
+            return proxied_card(agent, ctx.base_url, ctx.version)
+        return hub_card(self.registry, self.settings, ctx.base_url, ctx.allowed, ctx.version)
 
 
 def _bind_context(binding: Binding, remote_ctx: str | None) -> None:

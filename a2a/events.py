@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from a2a.store import TaskRecord
-from a2a.versions.common import ends_stream
+from a2a.versions.common import ends_stream, is_terminal
 
 Json = dict[str, Any]
 
@@ -158,10 +158,14 @@ def event_state(event: Json) -> str | None:
     return state if isinstance(state, str) else None
 
 
-def ends_caller_stream(event: Json) -> bool:
-    """Whether a caller's stream ends after `event`: a message, or a terminal or interrupted
-    state."""
-    return "message" in event or ends_stream(event_state(event))
+def ends_caller_stream(event: Json, legacy: bool = False) -> bool:
+    """Whether a caller's stream ends after `event`: a message or a terminal state (1.0: an
+    interrupted task's stream stays open and carries the rest); for a 0.3 caller also an
+    interrupted state, which 0.3 marks `final`."""
+    if "message" in event:
+        return True
+    state = event_state(event)
+    return ends_stream(state) if legacy else is_terminal(state)
 
 
 def trim_history(task: Json, length: int | None) -> Json:

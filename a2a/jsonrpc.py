@@ -15,9 +15,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from a2a.asgi import Principal, allowed_agents, call_context, read_body, sse_response
+from a2a.asgi import Principal, allowed_agents, call_context, is_json, read_body, sse_response
 from a2a.core import HubCore
 from a2a.errors import (
+    CONTENT_TYPE_NOT_SUPPORTED,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
@@ -60,6 +61,9 @@ class JsonRpcBinding:
             version = protocol_version(request.headers.get("a2a-version"))
         except A2aError as exc:
             return _reply(_error(None, exc, V10))
+        if not is_json(request.headers.get("content-type")):
+            refusal = A2aError(CONTENT_TYPE_NOT_SUPPORTED, "the request's Content-Type is not JSON")
+            return _reply(_error(None, refusal, version))
         body = await read_body(request, self.core.settings.max_body_bytes)
         if body is None:
             return _reply(
@@ -95,7 +99,11 @@ class JsonRpcBinding:
             except A2aError as exc:
                 return _reply(_error(request_id, exc, version))
             return sse_response(
-                _frames(request_id, version, self.core.stream_events(relay, queue, first))
+                _frames(
+                    request_id,
+                    version,
+                    self.core.stream_events(relay, queue, first, legacy=version == V03),
+                )
             )
         try:
             result = await self.core.invoke(method, ctx)

@@ -17,6 +17,7 @@ from a2a.events import Binding, ends_caller_stream, hub_status
 from a2a.registry import RegisteredAgent
 from a2a.store import TaskRecord
 from a2a.upstream import AgentFailure
+from a2a.versions.common import is_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class TaskRelay:
     done: bool = False
     pending_push: tuple[Json | None, str] | None = None
     """A push config sent with the message, saved once the task id is known."""
+    upstream_snapshot: bool = False
+    """The upstream stream opens with a Task snapshot (SubscribeToTask) that is recorded but not
+    relayed: every subscriber got the hub's own snapshot when it joined, and a second one would
+    reach only those that joined before it came (the TCK's STREAM-ORDER-003)."""
 
     def subscribe(self) -> asyncio.Queue[Any]:
         queue: asyncio.Queue[Any] = asyncio.Queue(_SUBSCRIBER_BACKLOG)
@@ -93,7 +98,9 @@ class TaskRelay:
                     stats.observe_ttft(time.perf_counter() - started)
                     first = False
                 event = await host.adopt(self, raw)
-                self.publish(event)
+                if not (self.upstream_snapshot and "task" in event):
+                    self.publish(event)
+                self.upstream_snapshot = False
                 await host.record(self, event)
                 if ends_caller_stream(event):
                     break
@@ -102,9 +109,15 @@ class TaskRelay:
             verdict = "ok"  # the agent answered; the request was refused
             self.publish(exc)
         except AgentFailure as exc:
-            verdict = str(exc)
-            log.warning("agent %s: %s", agent.name, exc)
-            await self._fail(str(exc))
+            if self.record is not None and is_interrupted(self.record.state):
+                # the task waits on its caller: an agent that hangs up or goes quiet meanwhile
+                # has not failed it (the caller's next message goes to the agent afresh)
+                verdict = "ok"
+                log.info("agent %s closed task %s's stream: %s", agent.name, self.record.id, exc)
+            else:
+                verdict = str(exc)
+                log.warning("agent %s: %s", agent.name, exc)
+                await self._fail(str(exc))
         except asyncio.CancelledError:
             verdict = None
             raise

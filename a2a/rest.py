@@ -29,9 +29,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from a2a.asgi import Principal, allowed_agents, call_context, read_body, sse_response
+from a2a.asgi import Principal, allowed_agents, call_context, is_json, read_body, sse_response
 from a2a.core import HubCore
 from a2a.errors import (
+    CONTENT_TYPE_NOT_SUPPORTED,
     HTTP_STATUS,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -51,8 +52,8 @@ from a2a.versions.rest03 import (
 
 Json = dict[str, Any]
 
-MEDIA_TYPE = "application/a2a+json"
-"""What the 1.0 binding answers with (spec 11.1); 0.3 required plain `application/json`."""
+MEDIA_TYPE = "application/json"
+"""What the binding answers with, in both versions (spec 11.1; the TCK's HTTP_JSON-SVC-001)."""
 
 PREFIXES = ("/a2a", "/a2a/agents/{name}")
 """Where the binding is mounted: the hub's interface URL and each per-agent proxy's."""
@@ -142,12 +143,13 @@ class RestBinding:
             )
             if op.method in STREAMING_METHODS:
                 relay, queue, first = await core.open_stream(op.method, ctx)
-                return sse_response(_frames(core.stream_events(relay, queue, first), legacy))
+                events = core.stream_events(relay, queue, first, legacy=legacy)
+                return sse_response(_frames(events, legacy))
             result = await core.invoke(op.method, ctx)
         except A2aError as exc:
             return error_response(exc, legacy)
         body = result_to_rest03(op.method, result) if legacy else _v10_result(result)
-        return _json(body, legacy)
+        return _json(body)
 
     async def _params(self, request: Request, op: Operation, legacy: bool) -> Json:
         """The 1.0 params of `op`, from the path, the query string and (for POST) the body."""
@@ -181,6 +183,8 @@ class RestBinding:
         return {}  # GetExtendedAgentCard
 
     async def _body(self, request: Request, *, required: bool) -> Json:
+        if not is_json(request.headers.get("content-type")):
+            raise A2aError(CONTENT_TYPE_NOT_SUPPORTED, "the request's Content-Type is not JSON")
         body = await read_body(request, self.core.settings.max_body_bytes)
         if body is None:
             raise A2aError(INVALID_REQUEST, "request body too large")
@@ -201,15 +205,11 @@ class RestBinding:
 
 
 def error_response(exc: A2aError, legacy: bool = False) -> Response:
-    return _json(error_body(exc, legacy), legacy, status=HTTP_STATUS.get(exc.code, 400))
+    return _json(error_body(exc, legacy), status=HTTP_STATUS.get(exc.code, 400))
 
 
-def _json(body: Any, legacy: bool, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(body),
-        status_code=status,
-        media_type="application/json" if legacy else MEDIA_TYPE,
-    )
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE)
 
 
 def _v10_result(result: Any) -> Any:

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from a2a.asgi import allowed_agents, base_url
 from a2a.cards import hub_card, proxied_card
 from a2a.core import HubCore
+from a2a.versions.common import V03, V10, normalize_version
 
 
 class CardBinding:
@@ -30,10 +31,11 @@ class CardBinding:
         core = self.core
         base = base_url(request, core.settings.public_url)
         allowed = allowed_agents(request)
+        version = card_version(request)
         return self._respond(
             request,
-            f"hub|{base}|{allowed}",
-            lambda: hub_card(core.registry, core.settings, base, allowed),
+            f"hub|{base}|{allowed}|{version}",
+            lambda: hub_card(core.registry, core.settings, base, allowed, version),
             core.registry.changed_at,
         )
 
@@ -43,10 +45,11 @@ class CardBinding:
         if agent is None or agent.card is None:
             return JSONResponse({"error": f"no agent {name!r} with a card"}, status_code=404)
         base = base_url(request, self.core.settings.public_url)
+        version = card_version(request)
         return self._respond(
             request,
-            f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}",
-            lambda: proxied_card(agent, base),
+            f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}|{version}",
+            lambda: proxied_card(agent, base, version),
             agent.fetched_at or self.core.registry.changed_at,
         )
 
@@ -67,7 +70,8 @@ class CardBinding:
             "ETag": etag,
             "Last-Modified": formatdate(int(modified), usegmt=True),
             "Cache-Control": f"public, max-age={self.core.settings.card_cache_seconds}",
-            "Vary": "Authorization",  # a key limited to some agents sees only theirs
+            # a key limited to some agents sees only theirs; each version its own shape
+            "Vary": "Authorization, A2A-Version",
         }
         inm = request.headers.get("if-none-match")
         if inm is not None:
@@ -81,3 +85,13 @@ class CardBinding:
                     if int(modified) <= parsedate_to_datetime(ims).timestamp():
                         return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
+
+
+def card_version(request: Request) -> str | None:
+    """The version a card fetch asks for (`A2A-Version`: 1.0 or 0.3), None when it names
+    none or one the hub does not serve (such a caller gets the card's default shape)."""
+    header = request.headers.get("a2a-version")
+    if not header:
+        return None
+    version = normalize_version(header)
+    return version if version in (V03, V10) else None

@@ -87,6 +87,11 @@ def is_terminal(state: str | None) -> bool:
     return state in _TERMINAL
 
 
+def is_interrupted(state: str | None) -> bool:
+    """Input or auth required: the task waits on its caller, not on its agent."""
+    return state in _INTERRUPTED
+
+
 def ends_stream(state: str | None) -> bool:
     """A terminal or interrupted (input/auth required) state: a stream ends there (0.3 marks
     the status update carrying it `final`)."""

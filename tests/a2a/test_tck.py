@@ -5,14 +5,15 @@ is run unmodified, with its `run_tck.py`, against tests/a2a/peers/tck_agent.py (
 on the a2a-sdk the tests pin): directly, through `junction --mode serve`'s per-agent path
 `/a2a/agents/tck`, and through the hub's root (its own card and `/a2a`) with the agent as the one
 registered agent. Each run gets an agent and a Junction of its own, so that no run lists another's
-tasks. A hub is lossless when the outcome of every TCK test through it equals the direct one;
-`LOSSES` holds what is still lost (the counts measured through Junction), so that a regression
-fails as surely as a fix that is not recorded.
+tasks. A hub is lossless when no TCK test ends worse through it than direct: `LOSSES` names
+those that still do, and `THROUGH` pins the counts measured through Junction, so that a
+regression fails as surely as a fix that is not recorded. The counts are printed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 from collections import Counter, deque
@@ -22,18 +23,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+import httpx
 import pytest
 
 from tests.a2a.harness import PEERS, free_port
 from tests.peers import python_peer
-from tests.test_serve_mode import Served, start, stop
+from tests.test_serve_mode import JUNCTION, Served, stop
 
 TARGETS = ("direct", "agent", "root")
-# target -> (passed, failed + errors) through Junction while it is not yet lossless.
-LOSSES: dict[str, tuple[int, int]] = {
-    "agent": (146, 10),
-    "root": (148, 11),
+DIRECT = (151, 5)
+"""(passed, failed + errors) of the a2a-sdk agent itself. Its five failures are the SDK's (no
+Cache-Control or Last-Modified on its card, `application/a2a+json` answers on HTTP+JSON, -32700
+instead of -32005 for a body whose Content-Type is not JSON), and the hub passes them."""
+THROUGH: dict[str, tuple[int, int]] = {"agent": (157, 0), "root": (158, 2)}
+"""The same counts through Junction, measured: pinned exactly, so a regression fails."""
+LOSSES: dict[str, frozenset[str]] = {
+    # The hub's own card offers push notifications (the agent's does not, so direct skips
+    # these); registering https://example.com/... fails where that name does not resolve (CI).
+    "root": frozenset(
+        {
+            "TestPushNotificationCrud::test_create_push_config[jsonrpc]",
+            "TestPushNotificationCrud::test_create_push_config[http_json]",
+        }
+    ),
 }
+"""TCK tests that end worse through Junction than direct (failed or error where direct did
+not); none by the agent's path."""
 
 
 def kit() -> Path:
@@ -133,18 +148,43 @@ async def tck_agent() -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def junction_with(agent: str, tmp_path: Path) -> AsyncIterator[Served]:
-    """`junction --mode serve` with `agent` registered as `tck`; its log is drained (a full pipe
-    would stall it) and the tail kept for a failure's message."""
-    served = await start(tmp_path, f"a2a_agents:\n  tck: {{url: '{agent}'}}\n")
+    """`junction --mode serve` with `agent` registered as `tck`, up once `/health` answers; its
+    log is drained (a full pipe would stall it) and the tail kept for a failure's message."""
+    config = tmp_path / "junction.yaml"
+    config.write_text(
+        f"store: {{url: 'sqlite:///{tmp_path}/junction.db'}}\na2a_agents:\n  tck: {{url: '{agent}'}}\n"
+    )
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        JUNCTION,
+        "--mode",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "JUNCTION_LOG_FORMAT": "plain"},
+    )
+    served = Served(process, f"http://127.0.0.1:{port}", port)
     tail: deque[str] = deque(maxlen=40)
 
     async def drain() -> None:
-        assert served.process.stderr is not None
-        async for line in served.process.stderr:
+        assert process.stderr is not None
+        async for line in process.stderr:
             tail.append(line.decode(errors="replace"))
 
     draining = asyncio.create_task(drain())
     try:
+        async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(30):
+            while process.returncode is None:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get(f"{served.base}/health/live")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        assert process.returncode is None, "junction exited:\n" + "".join(tail)
         yield served
     finally:
         code = await stop(served)
@@ -176,17 +216,23 @@ async def test_the_tck_passes_through_junction_as_it_passes_direct(tmp_path: Pat
         got = dict(zip(TARGETS, await asyncio.gather(*runs), strict=True))
     base = got["direct"]
     report = [f"direct: {base.summary()}"]
+    lost: dict[str, set[str]] = {}
     for target in TARGETS[1:]:
-        lost = sorted(
+        differs = sorted(
             f"{name} ({base.results.get(name)} -> {outcome})"
             for name, outcome in got[target].results.items()
             if outcome != base.results.get(name)
         )
-        report.append(f"via {target}: {got[target].summary()}; differs: {', '.join(lost) or '-'}")
+        lost[target] = {
+            name
+            for name, outcome in got[target].results.items()
+            if outcome in ("failed", "error") and base.results.get(name) not in ("failed", "error")
+        }
+        report.append(
+            f"via {target}: {got[target].summary()}; differs: {', '.join(differs) or '-'}"
+        )
     print("\n".join(report))
-    assert base.passed > 100 and base.counts["error"] == 0, "\n".join(report)
+    assert (base.passed, base.failed) == DIRECT, "\n".join(report)
     for target in TARGETS[1:]:
-        want = LOSSES.get(target, (base.passed, base.failed))
-        assert (got[target].passed, got[target].failed) == want, "\n".join(report)
-        if target not in LOSSES:
-            assert got[target].results == base.results, "\n".join(report)
+        assert lost[target] == LOSSES.get(target, frozenset()), "\n".join(report)
+        assert (got[target].passed, got[target].failed) == THROUGH[target], "\n".join(report)
