@@ -251,3 +251,35 @@ async def test_a2a_agents_are_tools_on_serve_modes_mcp_endpoint(tmp_path: Path) 
             assert "echo: served" in str(result.content[0])
         finally:
             assert await stop(served) == 0
+
+
+async def test_a_taken_port_is_one_clear_line_and_exit_code_3(tmp_path: Path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    path = tmp_path / "junction.yaml"
+    path.write_text(f"store: {{url: 'sqlite:///{tmp_path}/junction.db'}}\n")
+    try:
+        done = await asyncio.create_subprocess_exec(
+            JUNCTION,
+            "--mode",
+            "serve",
+            "--config",
+            str(path),
+            "--port",
+            str(port),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(done.communicate(), 30)
+    finally:
+        taken.close()
+    assert done.returncode == 3
+    assert err.decode().splitlines() == [
+        f"junction: 127.0.0.1:{port} is already in use (server.port, --port)"
+    ]
+    assert out == b""

@@ -1,7 +1,8 @@
 """The `junction` command: parse arguments, load configuration, run one mode or one subcommand.
 
-Exit codes: 0 success, 1 a check failed, 2 usage or configuration error (one line on stderr, never
-a traceback).
+Exit codes: 0 success, 1 a check failed, 2 usage or configuration error, 3 serve mode cannot
+listen (the port is taken, or the address is not this machine's); each with one line on stderr,
+never a traceback.
 """
 
 from __future__ import annotations

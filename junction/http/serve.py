@@ -71,6 +71,8 @@ def uvicorn_server(
                 raise
             if self.should_exit:  # the lifespan failed: likewise
                 self._stop_reloads()
+            elif sockets is not None:  # uvicorn logs only the sockets it bound itself
+                self._log_started_message(sockets)
 
         def _stop_reloads(self) -> None:
             if sighup:
