@@ -8,9 +8,6 @@ and with keys.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -20,7 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from junction.config import ConfigError, load_config
-from tests.test_serve_mode import JUNCTION, start, stop
+from tests.test_serve_mode import start, stop
 
 BACKEND = {"name": "planted", "type": "openai", "url": "http://127.0.0.1:9/v1", "models": ["m"]}
 AGENT = {"name": "planted", "url": "http://127.0.0.1:9"}
@@ -211,38 +208,14 @@ def _ipv6_loopback() -> bool:
 
 @pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
 async def test_bracketed_ipv6_loopback_host_binds(tmp_path: Path) -> None:
-    path = tmp_path / "junction.yaml"
-    path.write_text(f"store: {{url: 'sqlite:///{tmp_path}/junction.db'}}\n")
-    process = await asyncio.create_subprocess_exec(
-        JUNCTION,
-        "--mode",
-        "serve",
-        "--config",
-        str(path),
-        "--host",
-        "[::1]",
-        "--port",
-        "0",
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "JUNCTION_LOG_FORMAT": "plain"},
-    )
-    assert process.stderr is not None
+    served = await start(tmp_path, "", "--host", "[::1]")
     try:
-        async with asyncio.timeout(30):
-            while True:
-                line = (await process.stderr.readline()).decode()
-                assert line, "junction exited before listening"
-                found = re.search(r"listening on http://::1:(\d+)", line)
-                if found:
-                    break
+        assert served.base == f"http://[::1]:{served.port}"
         async with httpx.AsyncClient() as http:
-            reply = await http.get(f"http://[::1]:{found.group(1)}/health")
+            reply = await http.get(f"{served.base}/health")
         assert reply.status_code == 200
     finally:
-        process.terminate()
-        await process.wait()
+        await stop(served)
 
 
 async def test_the_default_message_limit_refuses_a_huge_message_and_serves_others(

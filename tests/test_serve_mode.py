@@ -54,10 +54,11 @@ async def start(tmp_path: Path, config: str = "", *args: str) -> Served:
         while True:
             line = (await process.stderr.readline()).decode()
             assert line, "junction exited before listening"
-            found = re.search(r"listening on http://([\d.]+):(\d+)", line)
+            found = re.search(r"listening on http://(\S+):(\d+)", line)
             if found:
-                port = int(found.group(2))
-                return Served(process, f"http://127.0.0.1:{port}", port)
+                host, port = found.group(1), int(found.group(2))
+                host = f"[{host}]" if ":" in host else "127.0.0.1"
+                return Served(process, f"http://{host}:{port}", port)
 
 
 async def stop(served: Served) -> int:
