@@ -1,8 +1,9 @@
 """The SSRF guard for outbound URLs the hub did not choose (webhooks, redirects, card links).
 
-A target is refused when any address it resolves to is private, loopback, link-local (cloud
-metadata lives there), multicast, reserved or unspecified, unless its host or address is
-allow-listed. Webhook connections resolve through `GuardedResolver`, so the address checked is
+A target is refused when any address it resolves to is not globally routable (private,
+carrier-grade NAT, loopback, link-local where cloud metadata lives, multicast, reserved,
+unspecified), also when an IPv6 address carries such an IPv4 one (mapped, 6to4, NAT64, Teredo),
+unless its host (checked before any lookup) or address is allow-listed. Webhook connections resolve through `GuardedResolver`, so the address checked is
 the address connected to (no DNS-rebinding window).
 """
 
@@ -66,9 +67,20 @@ class Guard:
                 self.names.add(entry.lower().rstrip("."))
 
     def address_problem(self, address: IpAddress) -> str | None:
-        """Why `address` is refused, or None when it may be reached."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        """Why `address` is refused, or None when it may be reached: anything not globally
+        routable (private, shared/carrier-grade NAT 100.64/10, link-local where cloud metadata
+        lives, loopback, multicast, reserved, documentation...), judged also for the IPv4
+        address an IPv6 one carries (mapped, 6to4, NAT64, Teredo, IPv4-compatible)."""
+        # An IPv6 address that carries an IPv4 one goes where that one goes: judge it instead
+        # (the carrying prefixes themselves, 64:ff9b::/96 for one, say nothing of the target).
+        carried = _embedded_ipv4(address)
+        for inner in carried:
+            problem = self._problem(inner)
+            if problem is not None:
+                return f"{problem} ({inner} inside it)"
+        return None if carried else self._problem(address)
+
+    def _problem(self, address: IpAddress) -> str | None:
         if any(address in network for network in self.networks):
             return None
         if address.is_loopback:
@@ -79,6 +91,8 @@ class Guard:
             return "a private address"
         if address.is_multicast or address.is_reserved or address.is_unspecified:
             return "a non-routable address"
+        if not address.is_global:
+            return "an address that is not globally routable"
         return None
 
     def host_allowed(self, host: str) -> bool:
@@ -88,6 +102,8 @@ class Guard:
         """Raise BlockedTargetError when `url` must not be requested (resolves its host)."""
         parts = http_url(url)
         host = parts.hostname or ""
+        if self.host_allowed(host) and (parts.scheme == "https" or not require_https):
+            return  # allow-listed by name: decided before any lookup
         addresses = await resolve(host, parts.port or _DEFAULT_PORTS[parts.scheme])
         if not addresses:
             raise BlockedTargetError(f"{host} does not resolve")
@@ -100,6 +116,26 @@ class Guard:
             problem = self.address_problem(address)
             if problem is not None:
                 raise BlockedTargetError(f"{host} resolves to {address}, {problem}")
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(address: IpAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for, which is where it really goes."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
 
 
 async def resolve(host: str, port: int) -> list[IpAddress]:
