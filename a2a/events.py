@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from a2a.routing import VIA
 from a2a.store import TaskRecord
 from a2a.versions.common import ends_stream, is_terminal
 
@@ -74,6 +75,15 @@ def _rewrite_message(message: Any, mapping: dict[str, str]) -> Any:
     out = dict(message)
     _swap(out, "taskId", mapping)
     _swap(out, "contextId", mapping)
+    metadata = out.get("metadata")
+    if isinstance(metadata, dict) and VIA in metadata:
+        # The hop path the hub stamped on what it sent is the hubs' business; an agent that
+        # echoes the message back must not show it to the caller.
+        rest = {key: value for key, value in metadata.items() if key != VIA}
+        if rest:
+            out["metadata"] = rest
+        else:
+            del out["metadata"]
     return out
 
 
