@@ -49,6 +49,15 @@ async def test_everything_reachable_exits_0(tmp_path: Path) -> None:
     assert set(checked) == {("mcp server", "tools"), ("a2a agent", "alpha"), ("backend", "fake")}
     assert all(c["ok"] for c in checked.values())
     assert checked[("backend", "fake")]["detail"] == "m1"  # models were discovered
+    assert report["warnings"] == []
+
+
+async def test_a_config_without_backends_warns_that_stdio_has_no_model(tmp_path: Path) -> None:
+    code, out, _ = await check(tmp_path, "{}\n")
+    assert code == 0
+    assert "warning: no model backends" in " ".join(out.split())
+    code, out, _ = await check(tmp_path, "{}\n", "--json")
+    assert json.loads(out)["warnings"][0].startswith("no model backends")
 
 
 async def test_anything_unreachable_exits_1_and_says_why(tmp_path: Path) -> None:

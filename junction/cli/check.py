@@ -113,6 +113,7 @@ def check_command(config: JunctionConfig, *, as_json: bool) -> int:
     else:
         findings = asyncio.run(_probe_all(config, None))
     ok = all(f.ok for f in findings)
+    warnings = _warnings(config)
     if as_json:
         print(
             json.dumps(
@@ -120,6 +121,7 @@ def check_command(config: JunctionConfig, *, as_json: bool) -> int:
                     "valid": True,
                     "reachable": ok,
                     "checked": [_as_dict(f) for f in findings],
+                    "warnings": warnings,
                 }
             )
         )
@@ -136,7 +138,21 @@ def check_command(config: JunctionConfig, *, as_json: bool) -> int:
     if not findings:
         table.add_row("-", "-", "-", "nothing configured to reach (embedded defaults)")
     console.print(table)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     return 0 if ok else 1
+
+
+def _warnings(config: JunctionConfig) -> list[str]:
+    """What is valid but will not do what a person probably wants."""
+    found: list[str] = []
+    if not config.backends:
+        found.append(
+            "no model backends: `junction --mode stdio` would have no model to answer prompts "
+            "(add `backends:`, or set OPENAI_API_KEY, ANTHROPIC_API_KEY or OLLAMA_HOST and run "
+            "without a config file)"
+        )
+    return found
 
 
 def _as_dict(finding: Finding) -> dict[str, Any]:
