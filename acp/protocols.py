@@ -96,7 +96,8 @@ class SessionTools(Protocol):
 
 @runtime_checkable
 class AgentInfo(Protocol):
-    """A remote A2A agent offered to the model as a tool."""
+    """A remote A2A agent offered to the model as a tool. An object may also carry `tool_name`,
+    the name the model calls it by (read with getattr; default `a2a__<name>`)."""
 
     @property
     def name(self) -> str: ...

@@ -430,7 +430,9 @@ class ProviderTool(Tool):
 
 
 def agent_tool_name(agent: str) -> str:
-    return ("agent__" + _TOOL_NAME.sub("_", agent))[:64]
+    """`a2a__<agent>`, the name the agent has as an MCP tool too (one name on every surface, so
+    permission rules and key globs read the same); a directory may give its own (`tool_name`)."""
+    return ("a2a__" + _TOOL_NAME.sub("_", agent))[:64]
 
 
 class AgentTool(Tool):
@@ -445,7 +447,7 @@ class AgentTool(Tool):
 
     def __init__(self, info: AgentInfo, directory: AgentDirectory) -> None:
         self.agent = info.name
-        self.name = agent_tool_name(info.name)
+        self.name = getattr(info, "tool_name", None) or agent_tool_name(info.name)
         self.description = f"Ask the remote agent {info.name!r}: {info.description}"
         self._directory = directory
 

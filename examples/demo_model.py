@@ -117,8 +117,8 @@ def decide(body: Mapping[str, Any]) -> Reply:
 def _summarise(result: Mapping[str, Any], names: Mapping[str, str]) -> Reply:
     tool = names.get(str(result.get("tool_call_id")), "the tool")
     output = _text_of(result.get("content")).strip() or "(no output)"
-    if tool.startswith("agent__"):
-        lead = f"The A2A agent `{tool.removeprefix('agent__')}` answered through Junction"
+    if tool.startswith("a2a__"):
+        lead = f"The A2A agent `{tool.removeprefix('a2a__')}` answered through Junction"
     elif tool == "write_text_file":
         lead = "The file was written through the editor (after you allowed it)"
     elif "__" in tool:
@@ -137,11 +137,11 @@ def _choose(prompt: str, tools: Sequence[str], history: Sequence[Mapping[str, An
     if re.search(r"\b(write|save|create)\b.*\bfile\b|\.(md|txt)\b", lowered):
         return _write_file(prompt, tools, history)
     if re.search(r"\b(agent|delegate|plan)\b", lowered):
-        agent = _find(tools, prefix="agent__")
+        agent = _find(tools, prefix="a2a__")
         if agent is not None:
             task = _quoted(prompt) or prompt
             return Reply(
-                f"{LABEL} Delegating to the A2A agent `{agent.removeprefix('agent__')}`.\n",
+                f"{LABEL} Delegating to the A2A agent `{agent.removeprefix('a2a__')}`.\n",
                 ToolCall(agent, {"message": task}),
             )
     if re.search(r"\b(count|words?)\b", lowered):
@@ -179,8 +179,7 @@ def _write_file(prompt: str, tools: Sequence[str], history: Sequence[Mapping[str
     earlier = [
         _text_of(m.get("content"))
         for m in history
-        if m.get("role") == "tool"
-        and names.get(str(m.get("tool_call_id")), "").startswith("agent__")
+        if m.get("role") == "tool" and names.get(str(m.get("tool_call_id")), "").startswith("a2a__")
     ]
     content = earlier[-1].strip() if earlier else "Hello from Junction's demo."
     text = f"# {path}\n\nWritten by the scripted demo model through Junction.\n\n{content}\n"

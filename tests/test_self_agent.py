@@ -186,13 +186,13 @@ async def test_a_loop_between_two_hubs_is_stopped(tmp_path: Path) -> None:
     async with openai_server(models=["m1"]) as model_a, openai_server(models=["m1"]) as model_b:
         model_a.script(
             [
-                Reply(tool_calls=[Call("agent__b", {"message": "ask a"})]),
+                Reply(tool_calls=[Call("a2a__b", {"message": "ask a"})]),
                 lambda received: Reply(text="B said: " + tool_results(received)[-1]),
             ]
         )
         model_b.script(
             [
-                Reply(tool_calls=[Call("agent__a", {"message": "ask a again"})]),
+                Reply(tool_calls=[Call("a2a__a", {"message": "ask a again"})]),
                 lambda received: Reply(text="A refused: " + tool_results(received)[-1]),
             ]
         )
@@ -336,11 +336,11 @@ async def test_a_keys_tool_and_agent_limits_hold_through_its_own_agent(tmp_path:
             model.script(
                 [
                     Reply(tool_calls=[Call("everything__echo", {"message": "leak"})]),
-                    Reply(tool_calls=[Call("agent__echo", {"message": "leak"})]),
+                    Reply(tool_calls=[Call("a2a__echo", {"message": "leak"})]),
                     Reply(text="done"),
                     # The same calls for a full key: both are offered and both run.
                     Reply(tool_calls=[Call("everything__echo", {"message": "ok"})]),
-                    Reply(tool_calls=[Call("agent__echo", {"message": "ok"})]),
+                    Reply(tool_calls=[Call("a2a__echo", {"message": "ok"})]),
                     Reply(text="done"),
                 ]
             )
@@ -357,7 +357,7 @@ async def test_a_keys_tool_and_agent_limits_hold_through_its_own_agent(tmp_path:
     assert tool_names(model.chat_requests[0]) == {"ask_caller"}
     limited = tool_results(model.chat_requests[2])
     assert len(limited) == 2 and not any("ok" in r or "leak" in r for r in limited), limited
-    assert {"everything__echo", "agent__echo"} <= tool_names(model.chat_requests[3])
+    assert {"everything__echo", "a2a__echo"} <= tool_names(model.chat_requests[3])
     allowed = tool_results(model.chat_requests[5])
     assert "Echo: ok" in allowed[0] and "ok" in allowed[1], allowed
 

@@ -75,7 +75,7 @@ def build_runtime(
             agent_tools = f"a2a{config.mcp.separator}"
             yield Services(
                 models=RoutedModels(routed),
-                # Sessions reach A2A agents as agents (`agent__NAME`, under the key's agent
+                # Sessions reach A2A agents as agents (`a2a__NAME`, under the key's agent
                 # globs); the gateway's `a2a__` tools for MCP clients would be a second way in.
                 tools=FilteredTools(
                     _Annotated(found),
@@ -298,7 +298,8 @@ class PoolDirectory:
         return self._pools.get(agent_specs(self._current()))
 
     async def list_agents(self) -> Sequence[AgentInfo]:
-        return await self.pool().list_agents()
+        separator = self._current().mcp.separator
+        return [_Named(agent, separator) for agent in await self.pool().list_agents()]
 
     async def send_task(
         self,
@@ -309,6 +310,25 @@ class PoolDirectory:
         session_id: str | None = None,
     ) -> str:
         return await self.pool().send_task(agent, message, on_progress=on_progress)
+
+
+class _Named:
+    """An agent with the tool name it has as an MCP tool too (`a2a__<agent>`, the configured
+    separator), so a session's model, permission rules and key globs see one name."""
+
+    def __init__(self, agent: AgentInfo, separator: str) -> None:
+        from junction.bridges.a2a_tools import a2a_tool_name
+
+        self._agent = agent
+        self.tool_name = a2a_tool_name(agent.name, separator)
+
+    @property
+    def name(self) -> str:
+        return self._agent.name
+
+    @property
+    def description(self) -> str:
+        return self._agent.description
 
 
 GatewayGetter = Callable[[], Awaitable["Gateway | None"]]

@@ -235,7 +235,7 @@ def _write_config(root: Path, model_url: str, agent_url: str, notes: Path) -> Pa
             "default_model": MODEL_ID,
             "default_mode": "ask",
             # Reading tools and delegation run without asking; edits still ask (the default).
-            "permissions": {"rules": [["notes__*", "allow"], ["agent__*", "allow"]]},
+            "permissions": {"rules": [["notes__*", "allow"], ["a2a__*", "allow"]]},
         },
         "logging": {"level": "warning"},
     }

@@ -21,8 +21,8 @@ async def test_the_model_hands_a_task_to_an_a2a_agent_and_sees_its_answer(tmp_pa
         async with openai_server(models=["m1"]) as server:
             server.script(
                 [
-                    Reply(tool_calls=[Call("agent__alpha", {"message": "steps 3"})]),
-                    Reply(tool_calls=[Call("agent__beta", {"message": "echo from 0.3"})]),
+                    Reply(tool_calls=[Call("a2a__alpha", {"message": "steps 3"})]),
+                    Reply(tool_calls=[Call("a2a__beta", {"message": "echo from 0.3"})]),
                     Reply(text="Both agents answered."),
                 ]
             )
@@ -35,7 +35,7 @@ async def test_the_model_hands_a_task_to_an_a2a_agent_and_sees_its_answer(tmp_pa
                 response = await client.prompt(sid, "ask the agents")
     assert response["result"] == {"stopReason": "end_turn"}
     offered = {tool["function"]["name"] for tool in server.chat_requests[0].body["tools"]}
-    assert {"agent__alpha", "agent__beta"} <= offered
+    assert {"a2a__alpha", "a2a__beta"} <= offered
     tool_messages = [m for m in server.chat_requests[2].body["messages"] if m["role"] == "tool"]
     assert tool_messages[0]["content"] == "chunk 0chunk 1chunk 2"
     assert tool_messages[1]["content"] == "echo: from 0.3"
@@ -52,7 +52,7 @@ async def test_an_agent_that_dies_fails_only_its_tool_call(tmp_path: Path) -> No
         async with openai_server(models=["m1"]) as server:
             server.script(
                 [
-                    Reply(tool_calls=[Call("agent__alpha", {"message": "die"})]),
+                    Reply(tool_calls=[Call("a2a__alpha", {"message": "die"})]),
                     Reply(text="It failed, sorry."),
                 ]
             )
@@ -67,7 +67,7 @@ async def test_an_agent_that_dies_fails_only_its_tool_call(tmp_path: Path) -> No
                 response = await client.prompt(sid, "try it")
     assert response["result"] == {"stopReason": "end_turn"}
     offered = {tool["function"]["name"] for tool in server.chat_requests[0].body["tools"]}
-    assert "agent__alpha" in offered and "agent__gone" not in offered
+    assert "a2a__alpha" in offered and "a2a__gone" not in offered
     failed = [u for u in client.of_kind("tool_call_update") if u.get("status") == "failed"]
     assert len(failed) == 1
     assert "alpha" in str(failed[0]["content"])
@@ -76,7 +76,7 @@ async def test_an_agent_that_dies_fails_only_its_tool_call(tmp_path: Path) -> No
 async def test_cancelling_the_prompt_cancels_the_agent_task(tmp_path: Path) -> None:
     with sdk_agent("alpha", "1.0") as alpha:
         async with openai_server(models=["m1"]) as server:
-            server.script([Reply(tool_calls=[Call("agent__alpha", {"message": "wait"})])])
+            server.script([Reply(tool_calls=[Call("a2a__alpha", {"message": "wait"})])])
             config = with_agents(agent_config(server.url, tmp_path / "j.db"), alpha=alpha)
             async with agent(config, {"default_mode": "auto"}) as client:
                 await client.initialize()
@@ -95,3 +95,21 @@ async def test_cancelling_the_prompt_cancels_the_agent_task(tmp_path: Path) -> N
                 await client.notify("session/cancel", {"sessionId": sid})
                 response = await running
     assert response["result"] == {"stopReason": "cancelled"}
+
+
+async def test_an_agent_has_its_mcp_tool_name_in_sessions_too(tmp_path: Path) -> None:
+    """One name per agent on every surface: with `mcp.separator: "-"` the model calls the
+    agent `a2a-alpha`, as MCP clients do (so one permission rule or key glob covers both)."""
+    with sdk_agent("alpha", "1.0") as alpha:
+        async with openai_server(models=["m1"]) as server:
+            server.script([Reply(text="nothing to do")])
+            config = with_agents(agent_config(server.url, tmp_path / "j.db"), alpha=alpha)
+            data = config.model_dump()
+            data["mcp"]["separator"] = "-"
+            config = JunctionConfig.model_validate(data)
+            async with agent(config, {"default_mode": "auto"}) as client:
+                await client.initialize()
+                sid = await client.new_session(tmp_path)
+                await client.prompt(sid, "who is there?")
+    offered = {tool["function"]["name"] for tool in server.chat_requests[0].body["tools"]}
+    assert "a2a-alpha" in offered and "a2a__alpha" not in offered
