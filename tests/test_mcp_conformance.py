@@ -115,7 +115,19 @@ async def fixture_over_http() -> tuple[asyncio.subprocess.Process, str]:
             assert line, "the conformance fixture exited before listening"
             found = re.search(r"listening on (http://\S+)", line)
             if found:
+                # Keep reading its log, or a chatty run fills the pipe and the fixture stalls.
+                drain = asyncio.ensure_future(_drain(process.stderr))
+                _DRAINS.add(drain)
+                drain.add_done_callback(_DRAINS.discard)
                 return process, found.group(1)
+
+
+_DRAINS: set[asyncio.Future[None]] = set()
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
 
 
 @pytest.fixture
