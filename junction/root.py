@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,10 @@ class Junction:
         )
         self._stack: contextlib.AsyncExitStack | None = None
         self._app: Starlette | None = None
+        self._acp_tokens: set[MessageStream] = set()
+        """The open remote ACP connections opened with an OAuth token (closed when it expires,
+        or when `server.oauth` changes)."""
+        self._closing: set[asyncio.Future[None]] = set()
         self._acp_callers: dict[MessageStream, str | None] = {}
         """Open remote ACP connections and the API key name each was opened with (None: no
         keys were configured then)."""
@@ -129,8 +134,13 @@ class Junction:
 
     async def _close_revoked(self, old: JunctionConfig, new: JunctionConfig) -> None:
         """A remote ACP connection lives as long as its client wants, so a key removed or
-        changed by a reload ends the connections opened with it (their running prompts answer
-        `cancelled` as the connection closes); new requests are checked by the access guard."""
+        changed by a reload ends the connections opened with it, and a change of `server.oauth`
+        those opened with a token (their running prompts answer `cancelled` as the connection
+        closes); new requests are checked by the access guard."""
+        if old.server.oauth != new.server.oauth:
+            for stream in list(self._acp_tokens):
+                log.info("closing an /acp connection opened with a token: server.oauth changed")
+                await stream.aclose()
         if old.server.api_keys == new.server.api_keys:
             return
         before = {grant.name: grant for grant in old.server.key_grants()}
@@ -425,10 +435,26 @@ class Junction:
         state = getattr(stream, "state", {})
         owner = str(state["principal"]) if state.get("principal") else None
         self._acp_callers[stream] = owner
+        expiry: asyncio.TimerHandle | None = None
+        expires_at = state.get("expires_at")
+        if isinstance(expires_at, float):  # opened with a token: it ends when the token does
+            self._acp_tokens.add(stream)
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, expires_at - time.time())
+            expiry = loop.call_later(delay, self._close_expired, stream, owner)
         try:
             await serve_acp(stream, self.runtime, scope=key_scope(state), owner=owner)
         finally:
             self._acp_callers.pop(stream, None)
+            self._acp_tokens.discard(stream)
+            if expiry is not None:
+                expiry.cancel()
+
+    def _close_expired(self, stream: MessageStream, owner: str | None) -> None:
+        log.info("closing an /acp connection: the token of %r has expired", owner)
+        task = asyncio.ensure_future(stream.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def asgi_app(self) -> Starlette:
         """The application for every surface, guarded by API keys or Host/Origin checks; the

@@ -123,8 +123,11 @@ def token_grant(claims: dict[str, Any], config: OAuthConfig) -> dict[str, Any]:
     audiences = claims.get("aud")
     if config.audience not in (audiences if isinstance(audiences, list) else [audiences]):
         scopes &= {"mcp"}  # a token for the MCP endpoint's resource is good there only
+    expires = claims.get("exp")
     return {
         "principal": principal,
+        # When the grant ends: a connection that outlives its request (/acp) is closed then.
+        "expires_at": float(expires) if isinstance(expires, int | float) else None,
         "scopes": scopes,
         "allowed_mcp_tools": _globs(claims, names.mcp_tools),
         "allowed_a2a_agents": _globs(claims, names.a2a_agents),

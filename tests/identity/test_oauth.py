@@ -364,3 +364,33 @@ def test_tokens_alone_may_guard_a_public_listener() -> None:
     oauth = {"issuer": "https://idp.example", "audience": "https://junction.example"}
     config = validate_config({"server": {"host": "0.0.0.0", "oauth": oauth}}, "test")
     assert config.server.oauth is not None and not config.server.api_keys
+
+
+async def test_an_acp_connection_ends_when_its_token_does(tmp_path: Path) -> None:
+    """A remote ACP connection outlives the request that opened it, so one opened with a token
+    is closed when the token expires (a key's connection stays)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": 1},
+    }
+    async with oidc_provider() as provider, junction_with_oauth(tmp_path, provider) as base:
+        url = base.replace("http://", "ws://") + "/acp"
+        short = await provider.client_token("short", scope="acp", resource=base)
+        async with (
+            connect(url, additional_headers=bearer(short)) as by_token,
+            connect(url, additional_headers=bearer("ops-key")) as by_key,
+        ):
+            for ws in (by_token, by_key):
+                await ws.send(json.dumps(initialize))
+                assert json.loads(await asyncio.wait_for(ws.recv(), 10))["id"] == 1
+            with pytest.raises(ConnectionClosed):
+                async with asyncio.timeout(15):
+                    await by_token.recv()
+            assert time.time() >= claims_of(short)["exp"] - 0.5
+            await by_key.send(json.dumps({**initialize, "id": 2}))  # still open
+            assert json.loads(await asyncio.wait_for(by_key.recv(), 10))["id"] == 2
