@@ -1,6 +1,8 @@
-"""Renders docs/configuration.md from the configuration models, so the reference cannot drift.
+"""Renders docs/configuration.md from the configuration models, so the reference cannot drift,
+and the JSON Schema editors validate and complete configuration files with.
 
     python -m junction.config_reference > docs/configuration.md
+    python -m junction.config_reference --schema > docs/junction.schema.json
 
 A test renders it again and compares, so a key added to a model without regenerating fails CI.
 Descriptions are the attribute docstrings under each field (the convention in every settings
@@ -166,5 +168,27 @@ def render() -> str:
     return HEADER + _restart_notes() + TABLE_HEAD + rows + "\n"
 
 
+def json_schema() -> str:
+    """The configuration's JSON Schema (draft 2020-12), for editors (YAML language servers read
+    `# yaml-language-server: $schema=...`). Values written as `${VAR}` are strings to an editor;
+    Junction substitutes them before it validates."""
+    import json
+
+    from junction.config.backends import NAME_FROM_KEY
+
+    schema = JunctionConfig.model_json_schema(mode="validation")
+    for definition in schema.get("$defs", {}).values():
+        # Filled from the entry's key in its map, never written in the file.
+        definition.get("properties", {}).pop(NAME_FROM_KEY, None)
+        required = definition.get("required")
+        if required and NAME_FROM_KEY in required:
+            required.remove(NAME_FROM_KEY)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Junction configuration (junction.yaml)"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
 if __name__ == "__main__":
-    print(render(), end="")
+    import sys
+
+    print(json_schema() if "--schema" in sys.argv[1:] else render(), end="")
