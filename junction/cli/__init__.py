@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "agents": "fetch every A2A agent's card and show its skills and state",
     "backends": "probe every model backend and list its models",
     "demo": "an end-to-end run on bundled examples, no network or key needed",
+    "init": "write a starting junction.yaml from this machine's editors and keys",
 }
 _OPTIONS_OF: dict[str, tuple[str, ...]] = {
     "check": ("config", "mcp-config", "log-level", "json"),
@@ -36,6 +37,7 @@ _OPTIONS_OF: dict[str, tuple[str, ...]] = {
     "agents": ("config", "log-level", "json"),
     "backends": ("config", "log-level", "json"),
     "demo": ("log-level",),
+    "init": ("config", "force"),
     "stdio": ("config", "mcp-config", "log-level"),
     "mcp": ("config", "mcp-config", "log-level"),
     "serve": ("config", "mcp-config", "log-level", "host", "port", "uds"),
@@ -75,6 +77,8 @@ def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
         )
     if "json" in names:
         parser.add_argument("--json", action="store_true", help="machine-readable output")
+    if "force" in names:
+        parser.add_argument("--force", action="store_true", help="replace an existing file")
 
 
 def _config_in_effect() -> str:
@@ -144,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         configure_logging(args.log_level or "warning")
         return run_demo(JunctionConfig())
+    if args.command == "init":  # writes a config, so none is read
+        from junction.cli.init import init_command
+
+        return init_command(Path(args.config or "junction.yaml"), force=args.force)
     serve = args.mode == "serve"
     try:
         # Kept by serve mode, to read the same files the same way on a reload.
