@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from router_core.access import allowed_models, model_allowed
+from router_core.bodies import read_limited
 from router_core.router import Router, RouterError
 from router_core.types import (
     ChatRequest,
@@ -355,8 +356,8 @@ def messages_endpoint(router: Router) -> Any:
 
     async def messages(request: Request) -> Response:
         limit = router.settings.max_body_bytes
-        body = await request.body()
-        if len(body) > limit:
+        body = await read_limited(request, limit)
+        if body is None:
             return _error(413, f"request body is larger than the {limit}-byte limit")
         try:
             chat = chat_request_from_anthropic(orjson.loads(body))

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from router_core.access import allowed_models, model_allowed
 from router_core.anthropic_api import messages_endpoint
+from router_core.bodies import read_limited
 from router_core.openai_api import ChatCompletions, error_body, validation_message
 from router_core.registry import BackendEntry, RegistryError
 from router_core.router import Router, RouterError
@@ -35,18 +36,6 @@ class Registration(BackendSpec):
 
 def _json_error(status: int, message: str) -> JSONResponse:
     return JSONResponse(orjson.loads(error_body(status, message)), status_code=status)
-
-
-async def _limited_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is over `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _loads(body: bytes) -> Any:
@@ -182,7 +171,7 @@ def openai_routes(router: Router) -> list[BaseRoute]:
         """`POST /v1/embeddings`: routed like chat (the model's backends, the strategy, retries
         and failover); OpenAI-compatible backends get the request as is, Ollama's are
         translated, backends without embeddings are skipped."""
-        body = await _limited_body(request, router.settings.max_body_bytes)
+        body = await read_limited(request, router.settings.max_body_bytes)
         if body is None:
             limit = router.settings.max_body_bytes
             return _json_error(413, f"request body is larger than the {limit}-byte limit")

@@ -112,3 +112,24 @@ async def test_errors_are_anthropics() -> None:
             )
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert "max_tokens" in bad.value.body["error"]["message"]  # type: ignore[index]
+
+
+async def test_a_body_over_the_limit_is_refused_in_anthropics_shape() -> None:
+    import httpx
+    from starlette.applications import Starlette
+
+    async with openai_server(models=["m1"]) as backend:
+        router = Router([spec("b", backend)], RouterSettings(max_body_bytes=1024))
+        async with router, serve_app(Starlette(routes=openai_routes(router))) as base:
+            async with httpx.AsyncClient() as http:
+                reply = await http.post(
+                    f"{base}/v1/messages",
+                    json={
+                        "model": "m1",
+                        "max_tokens": 8,
+                        "messages": [{"role": "user", "content": "x" * 4096}],
+                    },
+                )
+    assert reply.status_code == 413
+    assert reply.json()["error"]["type"] == "request_too_large"
+    assert backend.chat_requests == []
