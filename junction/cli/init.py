@@ -84,17 +84,9 @@ def starting_config(home: Path, env: Mapping[str, str]) -> tuple[dict[str, Any],
         except ConfigError as exc:
             found.append(f"{tool} ({path}): skipped, {exc}")
             continue
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        entries = raw.get("mcpServers") or raw.get("servers") or {}
-        for name in loaded:
-            if name in servers:
-                continue
-            entry = {k: v for k, v in entries[name].items() if k in _MCP_KEYS}
-            if entry.get("type") == "sse":
-                entry.pop("type")
-                entry["transport"] = "sse"
-            entry.pop("type", None)
-            servers[name] = entry
+        for name, server in loaded.items():
+            # As validated (`type: sse` already `transport: sse`), defaults left out.
+            servers.setdefault(name, server.model_dump(mode="json", exclude_defaults=True))
         found.append(f"{tool} ({path}): MCP servers {', '.join(loaded) or 'none'}")
     config: dict[str, Any] = {"backends": backends, "mcp_servers": servers}
     if not backends:
@@ -102,9 +94,6 @@ def starting_config(home: Path, env: Mapping[str, str]) -> tuple[dict[str, Any],
             "no model backend found: add one under `backends:` (see docs/configuration.md)"
         )
     return config, found
-
-
-_MCP_KEYS = frozenset({"command", "args", "env", "cwd", "url", "headers", "type"})
 
 
 def init_command(path: Path, *, force: bool) -> int:
