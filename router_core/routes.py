@@ -45,12 +45,15 @@ def _loads(body: bytes) -> Any:
         raise _BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
-async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _BadRequest(f"request body is not valid JSON: {exc}") from None
+class _TooLarge(Exception):
+    """The request body is over the configured limit (413)."""
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    body = await read_limited(request, limit)
+    if body is None:
+        raise _TooLarge(f"request body is larger than the {limit}-byte limit")
+    return _loads(body)
 
 
 _EMBEDDING_OPTIONS = {"encoding_format": str, "dimensions": int, "user": str}
@@ -127,8 +130,10 @@ def openai_routes(router: Router) -> list[BaseRoute]:
 
     async def register(request: Request) -> Response:
         try:
-            doc = await _json_body(request)
+            doc = await _json_body(request, router.settings.max_body_bytes)
             spec = Registration.model_validate(doc)
+        except _TooLarge as exc:
+            return _json_error(413, str(exc))
         except _BadRequest as exc:
             return _json_error(400, str(exc))
         except ValidationError as exc:

@@ -416,3 +416,18 @@ async def test_junction_glue_builds_the_router_and_reports_backends(
         rows = {row["name"]: row for row in report["backends"]}
         assert rows["local"]["healthy"] is True and rows["local"]["models"] == ["m1", "m2"]
         assert rows["dead"]["healthy"] is False and "cannot connect" in rows["dead"]["probe_error"]
+
+
+async def test_runtime_registration_body_is_read_under_the_limit() -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        yield b'{"name": "dyn", "type": "openai", "url": "http://127.0.0.1:9", "models": ["'
+        for _ in range(40):
+            yield b"x" * 1024
+        yield b'"]}'
+
+    async with upstreams("openai") as (fixed,):
+        async with junction([spec("fixed", fixed)], max_body_bytes=16 * 1024) as (client, _):
+            response = await client.post("/admin/backends", content=chunks())
+            assert_error(response, 413, "16384-byte limit")
+            names = [s["name"] for s in (await client.get("/admin/backends")).json()["backends"]]
+            assert names == ["fixed"]
