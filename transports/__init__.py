@@ -47,6 +47,7 @@ from transports.peer import CANCEL_METHOD, JsonRpcPeer, session_lane
 from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream, Oversized
 
 if TYPE_CHECKING:
+    from transports.remote import remote_routes
     from transports.sse import connect_sse, sse_routes
     from transports.websocket import HandshakeRefusedError, connect_websocket, websocket_route
 
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 __getattr__, _, _ = lazy_loader.attach(
     __name__,
     submod_attrs={
+        "remote": ["remote_routes"],
         "sse": ["connect_sse", "sse_routes"],
         "websocket": ["HandshakeRefusedError", "connect_websocket", "websocket_route"],
     },
@@ -85,6 +87,7 @@ __all__ = [
     "memory_pair",
     "open_pipe_stream",
     "open_stdio",
+    "remote_routes",
     "session_lane",
     "sse_routes",
     "websocket_route",

@@ -162,18 +162,29 @@ def websocket_route(
     """
 
     async def endpoint(websocket: WebSocket) -> None:
-        await websocket.accept()
-        stream = WebSocketServerStream(websocket, max_message_bytes=max_message_bytes)
-        code = CLOSE_NORMAL
-        try:
-            await on_connect(stream)
-        except Exception:
-            logger.exception("websocket connection handler failed")
-            code = CLOSE_INTERNAL_ERROR
-        finally:
-            await stream._close(code)
+        await serve_websocket(websocket, on_connect, max_message_bytes=max_message_bytes)
 
     return WebSocketRoute(path, endpoint)
+
+
+async def serve_websocket(
+    websocket: WebSocket,
+    on_connect: Callable[[MessageStream], Awaitable[None]],
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Accept `websocket` (with extra response `headers`), run `on_connect(stream)`, close."""
+    await websocket.accept(headers=headers)
+    stream = WebSocketServerStream(websocket, max_message_bytes=max_message_bytes)
+    code = CLOSE_NORMAL
+    try:
+        await on_connect(stream)
+    except Exception:
+        logger.exception("websocket connection handler failed")
+        code = CLOSE_INTERNAL_ERROR
+    finally:
+        await stream._close(code)
 
 
 # -- client ---------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def build_app(junction: Surfaces) -> Starlette:
     """Routes read the live objects (router, gateway, hub, runtime), which a reload changes in
     place; the access guard reads the running configuration's keys."""
     from router_core.routes import openai_routes
-    from transports import sse_routes, websocket_route
+    from transports import remote_routes, sse_routes
 
     limit = junction.config.server.max_message_bytes
 
@@ -103,7 +103,7 @@ def build_app(junction: Surfaces) -> Starlette:
         Route("/metrics", junction.metrics.endpoint(), methods=["GET"]),
         Route("/admin/mcp", admin_mcp, methods=["GET"]),
         *metadata_routes(lambda: junction.config.server.oauth),
-        websocket_route("/acp", acp, max_message_bytes=limit),
+        *remote_routes("/acp", acp, max_message_bytes=limit),  # ACP's remote transport
         Mount("/acp", routes=sse_routes("", acp, max_message_bytes=limit)),
         *junction.hub.routes(),
         *openai_routes(junction.router),
