@@ -276,6 +276,18 @@ class TaskResult:
     def needs_input(self) -> bool:
         return self.state in ("TASK_STATE_INPUT_REQUIRED", "TASK_STATE_AUTH_REQUIRED")
 
+    def answer(self, agent: str) -> str:
+        """The outcome as the text a model reads (a failure raises RuntimeError)."""
+        if not self.state and self.message is not None:  # a direct reply, no task
+            return _text(self.message)
+        if self.failed:
+            word = self.state.removeprefix("TASK_STATE_").lower()
+            raise RuntimeError(f"the task {word}: {self.note or 'no reason given'}")
+        if self.needs_input:
+            return f"{agent} needs more input: {self.note or '(no question given)'}"
+        answer = "".join(_text(artifact) for artifact in self.artifacts)
+        return answer or self.note or f"{agent} finished without a text answer"
+
 
 class AgentPool:
     """The configured agents as an ACP session sees them: each one a tool the model can call.
@@ -407,15 +419,7 @@ class AgentPool:
         result = await self.run_task(
             agent, message, on_progress=on_progress, note_end="\n", metadata=metadata
         )
-        if not result.state and result.message is not None:  # a direct reply, no task
-            return _text(result.message)
-        if result.failed:
-            word = result.state.removeprefix("TASK_STATE_").lower()
-            raise RuntimeError(f"the task {word}: {result.note or 'no reason given'}")
-        if result.needs_input:
-            return f"{agent} needs more input: {result.note or '(no question given)'}"
-        answer = "".join(_text(artifact) for artifact in result.artifacts)
-        return answer or result.note or f"{agent} finished without a text answer"
+        return result.answer(agent)
 
 
 def _text(holder: Mapping[str, Any]) -> str:

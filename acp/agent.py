@@ -54,7 +54,7 @@ from acp.schema import (
     StopReason,
     WireModel,
 )
-from acp.session import Session
+from acp.session import AGENTS_OPTION, Session
 from acp.store import InvalidCursorError, SessionRecord
 from router_core import tracing
 from transports import (
@@ -379,7 +379,9 @@ class AgentConnection:
     ) -> SetSessionConfigOptionResponse:
         session = self._session(params.session_id)
         value = params.value
-        if not isinstance(value, str):
+        if params.config_id == AGENTS_OPTION:
+            value = _switch(value, params.type)
+        elif not isinstance(value, str) or params.type == "boolean":
             raise RpcError(INVALID_PARAMS, f"option {params.config_id!r} takes a string value")
         models = await self._models()
         await session.recover()
@@ -394,6 +396,8 @@ class AgentConnection:
                     INVALID_PARAMS, f"unknown model {value!r} (models: {', '.join(models)})"
                 )
             session.save(config={**session.record.config, "model": value})
+        elif params.config_id == AGENTS_OPTION:
+            session.save(config={**session.record.config, AGENTS_OPTION: value})
         else:
             raise RpcError(INVALID_PARAMS, f"unknown config option {params.config_id!r}")
         options = session.config_options(models)
@@ -480,6 +484,18 @@ class AgentConnection:
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
+
+
+def _switch(value: str | bool, kind: str | None) -> str:
+    """An on/off option's value as stored ("on"/"off"): a boolean sent as `type: "boolean"`,
+    or the select fallback's "on"/"off" for clients without boolean options."""
+    if isinstance(value, bool):
+        if kind != "boolean":
+            raise RpcError(INVALID_PARAMS, 'a boolean value needs "type": "boolean"')
+        return "on" if value else "off"
+    if value not in ("on", "off") or kind == "boolean":
+        raise RpcError(INVALID_PARAMS, f'option {AGENTS_OPTION!r} takes true/false (or "on"/"off")')
+    return value
 
 
 def _directories(params: NewSessionRequest) -> tuple[str, list[str]]:

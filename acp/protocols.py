@@ -57,11 +57,17 @@ class ToolInfo(Protocol):
     def parameters(self) -> Mapping[str, Any]: ...
 
 
+ClientRequestFn = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""What an MCP upstream asks its client during a call (`elicitation/create`, `roots/list`...):
+(method, params) -> the result; a `transports.RpcError` raised is the error it gets back."""
+
+
 class ToolProvider(Protocol):
     """Aggregated MCP tools (mcp_gateway's `Gateway` and `GatewaySession` satisfy it).
 
     `call_tool` returns an MCP `CallToolResult` as a dict (`content`, `isError`, ...) and is
-    cancelled by cancelling the awaiting task.
+    cancelled by cancelling the awaiting task. `on_request` answers the upstream's own requests
+    to its client during the call (the person's answer to an elicitation).
     """
 
     async def llm_tools(self) -> Sequence[ToolInfo]: ...
@@ -72,6 +78,7 @@ class ToolProvider(Protocol):
         arguments: Mapping[str, Any] | None = None,
         *,
         on_progress: ProgressCallback | None = None,
+        on_request: ClientRequestFn | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -109,6 +116,10 @@ class AgentInfo(Protocol):
 AgentProgress = Callable[[str], Awaitable[None]]
 """Streamed progress text from a remote agent (shown as tool_call_update content)."""
 
+AgentQuestion = Callable[[str], Awaitable[str | None]]
+"""Asks the person what a remote agent asks (its `input-required` message): their answer, or
+None when they gave none."""
+
 
 class AgentDirectory(Protocol):
     """Registered A2A agents (the a2a client library satisfies it through a thin adapter)."""
@@ -121,12 +132,16 @@ class AgentDirectory(Protocol):
         message: str,
         *,
         on_progress: AgentProgress | None = None,
+        on_input: AgentQuestion | None = None,
         session_id: str | None = None,
     ) -> str:
         """Send the agent a task and return its final answer as text; raise on failure.
 
-        `session_id` names the session asking, for a directory that treats sessions apart
-        (Junction's own A2A agent stamps each task's routing path onto the tasks it sends)."""
+        When the agent asks for input, `on_input` asks the person and their answer goes back
+        as the next message of the same task (without it, or with no answer, the question is
+        the result). `session_id` names the session asking, for a directory that treats
+        sessions apart (Junction's own A2A agent stamps each task's routing path onto the
+        tasks it sends)."""
         ...
 
 
@@ -134,6 +149,8 @@ __all__ = [
     "AgentDirectory",
     "AgentInfo",
     "AgentProgress",
+    "AgentQuestion",
+    "ClientRequestFn",
     "ModelClient",
     "ProgressCallback",
     "SessionToolProvider",

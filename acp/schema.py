@@ -123,14 +123,47 @@ class Implementation(WireModel):
     title: str | None = None
 
 
+class Empty(WireModel):
+    """`{}`: how the spec says "supported" for session capabilities."""
+
+
 class FileSystemCapabilities(WireModel):
     read_text_file: bool = False
     write_text_file: bool = False
 
 
+class SessionConfigOptionsCapabilities(WireModel):
+    boolean: Empty | None = None
+
+
+class ClientSessionCapabilities(WireModel):
+    config_options: SessionConfigOptionsCapabilities | None = None
+
+
+class ElicitationCapabilities(WireModel):
+    """Each mode is supported only when present and not null (`{}` advertises none)."""
+
+    form: Empty | None = None
+    url: Empty | None = None
+
+
 class ClientCapabilities(WireModel):
     fs: FileSystemCapabilities = Field(default_factory=FileSystemCapabilities)
     terminal: bool = False
+    session: ClientSessionCapabilities | None = None
+    elicitation: ElicitationCapabilities | None = None
+
+    @property
+    def boolean_options(self) -> bool:
+        """Whether `type: "boolean"` config options may be offered."""
+        options = self.session.config_options if self.session is not None else None
+        return options is not None and options.boolean is not None
+
+    def elicits(self, mode: str) -> bool:
+        """Whether the client takes `elicitation/create` in `mode` ("form" or "url")."""
+        if self.elicitation is None:
+            return False
+        return getattr(self.elicitation, mode, None) is not None
 
 
 class InitializeRequest(WireModel):
@@ -150,10 +183,6 @@ class McpCapabilities(WireModel):
     sse: bool = False
 
 
-class Empty(WireModel):
-    """`{}`: how the spec says "supported" for session capabilities."""
-
-
 class SessionCapabilities(WireModel):
     list: Empty | None = None
     resume: Empty | None = None
@@ -162,8 +191,13 @@ class SessionCapabilities(WireModel):
     additional_directories: Empty | None = None
 
 
+class AgentAuthCapabilities(WireModel):
+    logout: Empty | None = None
+
+
 class AgentCapabilities(WireModel):
     load_session: bool = False
+    auth: AgentAuthCapabilities | None = None
     prompt_capabilities: PromptCapabilities = Field(default_factory=PromptCapabilities)
     mcp_capabilities: McpCapabilities = Field(default_factory=McpCapabilities)
     session_capabilities: SessionCapabilities = Field(default_factory=SessionCapabilities)
@@ -277,13 +311,14 @@ class SessionConfigSelectOption(WireModel):
 
 
 class SessionConfigOption(WireModel):
-    """A `select` option (the only type offered: booleans need a client capability)."""
+    """A `select` option (with `options`) or a `boolean` one (offered only to a client that
+    advertised `session.configOptions.boolean`)."""
 
     id: str
     name: str
-    type: Literal["select"] = "select"
-    current_value: str
-    options: list[SessionConfigSelectOption]
+    type: Literal["select", "boolean"] = "select"
+    current_value: str | bool
+    options: list[SessionConfigSelectOption] | None = None
     description: str | None = None
     category: str | None = None
 
@@ -434,8 +469,17 @@ class TerminalOutputResponse(WireModel):
     exit_status: TerminalExitStatus | None = None
 
 
+class CreateElicitationResponse(WireModel):
+    """`accept` (with `content` for a form), `decline` or `cancel`; another action (a newer
+    or `_`-prefixed one) is kept as sent and read as a cancel."""
+
+    action: str
+    content: dict[str, Any] | None = None
+
+
 __all__ = [
     "PROTOCOL_VERSION",
+    "AgentAuthCapabilities",
     "AgentCapabilities",
     "AudioContent",
     "AuthMethod",
@@ -444,10 +488,13 @@ __all__ = [
     "AvailableCommandInput",
     "BlobResourceContents",
     "ClientCapabilities",
+    "ClientSessionCapabilities",
     "ContentBlock",
     "ContentToolCallContent",
+    "CreateElicitationResponse",
     "CreateTerminalResponse",
     "DiffContent",
+    "ElicitationCapabilities",
     "EmbeddedResource",
     "Empty",
     "EnvVariable",
@@ -477,6 +524,7 @@ __all__ = [
     "ResumeSessionRequest",
     "SessionCapabilities",
     "SessionConfigOption",
+    "SessionConfigOptionsCapabilities",
     "SessionConfigSelectOption",
     "SessionIdParams",
     "SessionInfo",

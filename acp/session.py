@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+AGENTS_OPTION = "agents"
+"""The boolean config option that offers (or withholds) the A2A agents; stored "on"/"off"."""
+
 COMMANDS: tuple[tuple[str, str, str | None], ...] = (
     ("model", "Show the models, or switch to one", "model name"),
     ("mode", "Show the modes (ask, auto, read-only), or switch to one", "mode id"),
@@ -86,6 +89,11 @@ class Session:
     @property
     def model(self) -> str:
         return self.record.config.get("model") or "default"
+
+    @property
+    def agents_on(self) -> bool:
+        """Whether the model is offered the A2A agents (the `agents` switch, on by default)."""
+        return self.record.config.get(AGENTS_OPTION, "on") != "off"
 
     @property
     def running(self) -> bool:
@@ -194,7 +202,31 @@ class Session:
                 current_value=self.model,
                 options=[SessionConfigSelectOption(value=name, name=name) for name in names],
             ),
+            self._agents_option(),
         ]
+
+    def _agents_option(self) -> SessionConfigOption:
+        """The `agents` switch: a boolean for a client that takes them, else an on/off select
+        (the spec's fallback for older clients)."""
+        description = "Let the model hand tasks to the remote A2A agents Junction knows"
+        if self.client.boolean_options:
+            return SessionConfigOption(
+                id=AGENTS_OPTION,
+                name="Remote agents",
+                type="boolean",
+                description=description,
+                current_value=self.agents_on,
+            )
+        return SessionConfigOption(
+            id=AGENTS_OPTION,
+            name="Remote agents",
+            description=description,
+            current_value="on" if self.agents_on else "off",
+            options=[
+                SessionConfigSelectOption(value="on", name="On"),
+                SessionConfigSelectOption(value="off", name="Off"),
+            ],
+        )
 
     # -- session-scoped MCP servers -------------------------------------------------------------
 
@@ -269,4 +301,4 @@ class Session:
             await self.flush()
 
 
-__all__ = ["COMMANDS", "PeerClosedError", "Session"]
+__all__ = ["AGENTS_OPTION", "COMMANDS", "PeerClosedError", "Session"]

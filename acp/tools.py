@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from acp.elicitation import Elicitor, mcp_requests
 from acp.paths import PathDenied, Roots
 from acp.protocols import AgentDirectory, AgentInfo, ToolInfo, ToolProvider
 from acp.schema import (
@@ -78,6 +79,8 @@ class ToolContext:
     progress: Callable[[list[Content]], Awaitable[None]]
     command_timeout: float = 600.0
     command_output_limit: int = 256 * 1024
+    elicitor: Elicitor | None = None
+    """Asks the person in the editor (what an MCP upstream or an A2A agent asks mid-call)."""
 
 
 class Tool(abc.ABC):
@@ -414,8 +417,11 @@ class ProviderTool(Tool):
             done = f"{progress:g}/{total:g}" if total else f"{progress:g}"
             await ctx.progress([text_content(f"{message or 'progress'} ({done})")])
 
+        on_request = mcp_requests(ctx.elicitor, ctx.roots) if ctx.elicitor is not None else None
         try:
-            result = await self._provider.call_tool(self.name, dict(args), on_progress=on_progress)
+            result = await self._provider.call_tool(
+                self.name, dict(args), on_progress=on_progress, on_request=on_request
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -464,9 +470,18 @@ class AgentTool(Tool):
             progress.append(text)
             await ctx.progress([text_content("".join(progress))])
 
+        elicitor = ctx.elicitor
+
+        async def on_input(question: str) -> str | None:
+            return None if elicitor is None else await elicitor.question(self.agent, question)
+
         try:
             answer = await self._directory.send_task(
-                self.agent, message, on_progress=on_progress, session_id=ctx.session_id
+                self.agent,
+                message,
+                on_progress=on_progress,
+                on_input=on_input,
+                session_id=ctx.session_id,
             )
         except asyncio.CancelledError:
             raise

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from acp.elicitation import Elicitor
 from acp.history import prompt_text, to_messages
 from acp.permissions import MODE_IDS, Decision
 from acp.runtime import Services, ServicesUnavailable
@@ -206,7 +207,7 @@ class Turn:
                 write=session.client.fs.write_text_file,
                 terminal=session.client.terminal,
                 provider=provider,
-                agents=services.agents,
+                agents=services.agents if session.agents_on else None,
             )
             response = await self._call_model(services, tools)
             if response.error is not None:
@@ -347,6 +348,7 @@ class Turn:
             progress=lambda content: self._progress(call.id, content),
             command_timeout=self.settings.command_timeout,
             command_output_limit=self.settings.command_output_limit,
+            elicitor=Elicitor(session.peer, session.client, session.id, call.id),
         )
         decision, reason = self.settings.permissions.decide(
             tool.name,
@@ -575,7 +577,12 @@ class Turn:
                 await self._say(f"Could not list the A2A agents: {exc}")
                 return
             lines = [f"- {a.name}: {a.description}" for a in agents]
-            await self._say("A2A agents:\n" + ("\n".join(lines) or "none"))
+            off = (
+                ""
+                if session.agents_on
+                else " (switched off for this session: the model is not offered them)"
+            )
+            await self._say(f"A2A agents{off}:\n" + ("\n".join(lines) or "none"))
 
 
 async def _models(services: Services, timeout: float) -> list[str]:

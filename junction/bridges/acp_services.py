@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
         AgentDirectory,
         AgentInfo,
         AgentProgress,
+        AgentQuestion,
+        ClientRequestFn,
         ModelClient,
         ProgressCallback,
         SessionToolProvider,
@@ -179,11 +182,14 @@ class FilteredTools:
         arguments: Mapping[str, Any] | None = None,
         *,
         on_progress: ProgressCallback | None = None,
+        on_request: ClientRequestFn | None = None,
     ) -> dict[str, Any]:
         if not self._allowed(name):
             text = f"{name} {self._refusal}"
             return {"content": [{"type": "text", "text": text}], "isError": True}
-        return await self._inner.call_tool(name, arguments, on_progress=on_progress)
+        return await self._inner.call_tool(
+            name, arguments, on_progress=on_progress, on_request=on_request
+        )
 
 
 class FilteredAgents:
@@ -204,12 +210,13 @@ class FilteredAgents:
         message: str,
         *,
         on_progress: AgentProgress | None = None,
+        on_input: AgentQuestion | None = None,
         session_id: str | None = None,
     ) -> str:
         if not self._allowed(agent):
             raise PermissionError(f"agent {agent!r} {self._refusal}")
         return await self._inner.send_task(
-            agent, message, on_progress=on_progress, session_id=session_id
+            agent, message, on_progress=on_progress, on_input=on_input, session_id=session_id
         )
 
 
@@ -284,6 +291,12 @@ def _agent_pool(
     return PoolDirectory(current or (lambda: config))
 
 
+MAX_QUESTIONS = 10
+"""Rounds of an agent's questions answered within one delegated task."""
+
+INPUT_REQUIRED = "TASK_STATE_INPUT_REQUIRED"
+
+
 class PoolDirectory:
     """The A2A client's `AgentPool` as the agent's `AgentDirectory`, over the agents of the
     config in force (a new pool when a reload changes them)."""
@@ -307,9 +320,32 @@ class PoolDirectory:
         message: str,
         *,
         on_progress: AgentProgress | None = None,
+        on_input: AgentQuestion | None = None,
         session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
-        return await self.pool().send_task(agent, message, on_progress=on_progress)
+        """The task to its end; each time the agent asks for input (`input-required`),
+        `on_input` asks the person and their answer is the task's next message (up to
+        `MAX_QUESTIONS` times). No answer leaves the question as the result, for the model."""
+        pool = self.pool()
+        result = await pool.run_task(
+            agent, message, on_progress=on_progress, note_end="\n", metadata=metadata
+        )
+        for _ in range(MAX_QUESTIONS):
+            if on_input is None or result.state != INPUT_REQUIRED or not result.context_id:
+                break
+            answer = await on_input(result.note or "(the agent asked for more input)")
+            if answer is None:
+                break
+            result = await pool.run_task(
+                agent,
+                answer,
+                context_id=result.context_id,
+                on_progress=on_progress,
+                note_end="\n",
+                metadata=metadata,
+            )
+        return result.answer(agent)
 
 
 class _Named:
@@ -397,8 +433,11 @@ class _SessionScope:
         arguments: Mapping[str, Any] | None = None,
         *,
         on_progress: ProgressCallback | None = None,
+        on_request: ClientRequestFn | None = None,
     ) -> dict[str, Any]:
-        return await self._view.call_tool(name, arguments, on_progress=on_progress)
+        return await self._view.call_tool(
+            name, arguments, on_progress=on_progress, **_requests(self._view, on_request)
+        )
 
     async def startup_problems(self) -> list[str]:
         await self._view.wait_settled(self._settle)
@@ -449,12 +488,57 @@ class _Annotated:
         arguments: Mapping[str, Any] | None = None,
         *,
         on_progress: ProgressCallback | None = None,
+        on_request: ClientRequestFn | None = None,
     ) -> dict[str, Any]:
         gateway = await self._gateway()
         if gateway is None:
             text = f"{name}: the MCP gateway did not start (see Junction's log)"
             return {"content": [{"type": "text", "text": text}], "isError": True}
-        return await gateway.call_tool(name, arguments, on_progress=on_progress)
+        return await gateway.call_tool(
+            name, arguments, on_progress=on_progress, **_requests(gateway, on_request)
+        )
+
+
+def _requests(catalog: Any, on_request: ClientRequestFn | None) -> dict[str, Any]:
+    """`on_request=` for the gateway's `call_tool`, with the agent's `RpcError` turned into the
+    `GatewayError` the gateway sends upstream; nothing while the gateway has no such hook
+    (its requests to the client are then declined by the gateway itself)."""
+    if on_request is None or "on_request" not in inspect.signature(catalog.call_tool).parameters:
+        return {}
+    callback = on_request
+
+    async def forward(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        from mcp_gateway import GatewayError
+        from transports import RpcError
+
+        try:
+            return await callback(method, params)
+        except RpcError as exc:
+            raise GatewayError(exc.code, exc.message, data=exc.data) from None
+
+    return {"on_request": forward}
+
+
+class GatewayTools:
+    """A running gateway as a `ToolProvider`, its listing as the gateway gives it."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    async def llm_tools(self) -> Sequence[ToolInfo]:
+        return await self._gateway.llm_tools()
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_request: ClientRequestFn | None = None,
+    ) -> dict[str, Any]:
+        return await self._gateway.call_tool(
+            name, arguments, on_progress=on_progress, **_requests(self._gateway, on_request)
+        )
 
 
 class _GatewaySessionTools:
@@ -502,6 +586,7 @@ __all__ = [
     "LIMITS",
     "FilteredAgents",
     "FilteredTools",
+    "GatewayTools",
     "PoolDirectory",
     "RoutedModels",
     "build_runtime",

@@ -38,7 +38,15 @@ from junction.config import JunctionConfig, SelfAgentConfig
 
 if TYPE_CHECKING:
     from acp import AgentRuntime, Services
-    from acp.protocols import AgentInfo, AgentProgress, ProgressCallback, ToolInfo, ToolProvider
+    from acp.protocols import (
+        AgentInfo,
+        AgentProgress,
+        AgentQuestion,
+        ClientRequestFn,
+        ProgressCallback,
+        ToolInfo,
+        ToolProvider,
+    )
     from junction.bridges.acp_services import PoolDirectory
     from mcp_gateway import Gateway
     from router_core import Router
@@ -333,6 +341,7 @@ class SelfAgent:
         from junction.bridges.acp_services import (
             FilteredAgents,
             FilteredTools,
+            GatewayTools,
             PoolDirectory,
             RoutedModels,
         )
@@ -357,7 +366,7 @@ class SelfAgent:
         # Each connection adds its caller's limits, then `ask_caller`.
         models = RoutedModels(self._router)
         tools = (
-            FilteredTools(self._gateway, self.may_use, NOT_ITS_TOOL)
+            FilteredTools(GatewayTools(self._gateway), self.may_use, NOT_ITS_TOOL)
             if self._gateway is not None
             else None
         )
@@ -644,15 +653,6 @@ class SelfAgent:
         return {"outcome": {"outcome": "selected", "optionId": "reject_once"}}
 
 
-def _content_text(update: Mapping[str, Any]) -> str:
-    texts = []
-    for item in update.get("content") or []:
-        inner = item.get("content") if isinstance(item, Mapping) else None
-        if isinstance(inner, Mapping) and inner.get("type") == "text":
-            texts.append(str(inner.get("text")))
-    return " ".join(texts)[:500]
-
-
 def _store_path(path: str) -> str:
     """Its sessions live beside the IDE sessions' database, not in it (they would show up in
     an IDE's session list)."""
@@ -660,6 +660,15 @@ def _store_path(path: str) -> str:
         return path
     base = Path(path)
     return str(base.with_name(f"{base.stem}-self-agent{base.suffix or '.db'}"))
+
+
+def _content_text(update: Mapping[str, Any]) -> str:
+    texts = []
+    for item in update.get("content") or []:
+        inner = item.get("content") if isinstance(item, Mapping) else None
+        if isinstance(inner, Mapping) and inner.get("type") == "text":
+            texts.append(str(inner.get("text")))
+    return " ".join(texts)[:500]
 
 
 # -- what the runtime is given --------------------------------------------------------------------
@@ -700,6 +709,7 @@ class _Tools:
         arguments: Mapping[str, Any] | None = None,
         *,
         on_progress: ProgressCallback | None = None,
+        on_request: ClientRequestFn | None = None,
     ) -> dict[str, Any]:
         if name == ASK_TOOL:
             text = "The question has gone to the sender. Stop now; their answer comes next."
@@ -707,7 +717,9 @@ class _Tools:
         if self._tools is None:
             text = f"{name} {NOT_ITS_TOOL}"
             return {"content": [{"type": "text", "text": text}], "isError": True}
-        return await self._tools.call_tool(name, arguments, on_progress=on_progress)
+        return await self._tools.call_tool(
+            name, arguments, on_progress=on_progress, on_request=on_request
+        )
 
 
 class _Stamped:
@@ -727,11 +739,12 @@ class _Stamped:
         message: str,
         *,
         on_progress: AgentProgress | None = None,
+        on_input: AgentQuestion | None = None,
         session_id: str | None = None,
     ) -> str:
         metadata = {VIA_KEY: self._owner.via(session_id)}
-        return await self._agents.pool().send_task(
-            agent, message, on_progress=on_progress, metadata=metadata
+        return await self._agents.send_task(
+            agent, message, on_progress=on_progress, on_input=on_input, metadata=metadata
         )
 
 

@@ -119,7 +119,7 @@ async def test_resume_does_not_replay_and_close_ends_the_session(tmp_path: Path)
                     {"sessionId": "sess_nope", "cwd": str(tmp_path), "mcpServers": []},
                 )
     assert replayed == []
-    assert {o["id"] for o in resumed["configOptions"]} == {"mode", "model"}
+    assert {o["id"] for o in resumed["configOptions"]} == {"mode", "model", "agents"}
     assert again["result"] == {"stopReason": "end_turn"}
     assert len(server.chat_requests[1].body["messages"]) == 4  # system, hello, answer, question
     assert after["error"]["code"] == -32002
