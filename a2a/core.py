@@ -39,6 +39,7 @@ from a2a.errors import (
     TASK_NOT_FOUND,
     UNSUPPORTED_OPERATION,
     A2aError,
+    admit_agent,
     violations_from_pydantic,
 )
 from a2a.events import (
@@ -252,6 +253,7 @@ class HubCore:
         self, ctx: CallContext, request: types.SendMessageRequest
     ) -> tuple[TaskRelay, asyncio.Queue[Any], Any]:
         agent, binding, record = await self._route(ctx, request)
+        await admit_agent(agent.name)
         upstream = self._upstream_params(ctx.params, binding)
         connection = self._usable(agent)
         if not agent.streaming:
@@ -513,6 +515,7 @@ class HubCore:
     async def _send_message(self, request: types.SendMessageRequest) -> Json:
         ctx = _call.get()
         agent, binding, record = await self._route(ctx, request)
+        await admit_agent(agent.name)
         self._usable(agent)
         push = (
             request.configuration.task_push_notification_config if request.configuration else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from router_core.quota import QUOTA, RATE_LIMITED, LimitExceeded, admit
 from transports import RpcError
 
 Json = dict[str, Any]
@@ -23,6 +24,8 @@ INVALID_AGENT_RESPONSE = -32006
 EXTENDED_CARD_NOT_CONFIGURED = -32007
 EXTENSION_SUPPORT_REQUIRED = -32008
 VERSION_NOT_SUPPORTED = -32009
+# RATE_LIMITED (-32029, from router_core.quota): a caller over a rate limit or quota (not an
+# A2A code; HTTP+JSON answers it with 429 and Retry-After).
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -40,6 +43,7 @@ REASONS: dict[int, str] = {
     EXTENDED_CARD_NOT_CONFIGURED: "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
     EXTENSION_SUPPORT_REQUIRED: "EXTENSION_SUPPORT_REQUIRED",
     VERSION_NOT_SUPPORTED: "VERSION_NOT_SUPPORTED",
+    RATE_LIMITED: "RATE_LIMIT_EXCEEDED",
     PARSE_ERROR: "PARSE_ERROR",
     INVALID_REQUEST: "INVALID_REQUEST",
     METHOD_NOT_FOUND: "METHOD_NOT_FOUND",
@@ -53,6 +57,7 @@ HTTP_STATUS: dict[int, int] = {
     CONTENT_TYPE_NOT_SUPPORTED: 415,
     INVALID_AGENT_RESPONSE: 500,
     INTERNAL_ERROR: 500,
+    RATE_LIMITED: 429,
 }
 """HTTP status for the HTTP+JSON binding; everything else is 400."""
 
@@ -92,6 +97,16 @@ class A2aError(RpcError):
         super().__init__(code, message, metadata)
         self.metadata = metadata or {}
         self.violations = violations or []
+
+
+async def admit_agent(name: str) -> None:
+    """Count a message to agent `name` against the caller's rate limits (its quota is in
+    `router_core.quota.QUOTA` while its request is served); over one, `RATE_LIMITED` with
+    `limit`, `retryAfter` and `resetAt` in the error's metadata."""
+    try:
+        await admit(QUOTA.get(), "a2a_agents", name)
+    except LimitExceeded as exc:
+        raise A2aError(RATE_LIMITED, str(exc), exc.data()) from None
 
 
 def error_object(

@@ -49,6 +49,7 @@ from a2a.versions.rest03 import (
     state_from_rest03,
     stream_response_to_rest03,
 )
+from router_core.quota import RATE_LIMITED
 
 Json = dict[str, Any]
 
@@ -205,7 +206,10 @@ class RestBinding:
 
 
 def error_response(exc: A2aError, legacy: bool = False) -> Response:
-    return _json(error_body(exc, legacy), status=HTTP_STATUS.get(exc.code, 400))
+    response = _json(error_body(exc, legacy), status=HTTP_STATUS.get(exc.code, 400))
+    if exc.code == RATE_LIMITED:
+        response.headers["Retry-After"] = str(exc.metadata.get("retryAfter", 1))
+    return response
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -278,8 +278,8 @@ class Turn:
                     break
         except BackendError as exc:
             response.error = str(exc)
-        except (asyncio.CancelledError, PeerClosedError):
-            raise
+        except (asyncio.CancelledError, PeerClosedError, RpcError):
+            raise  # an RpcError (a rate limit) answers session/prompt with that error
         except Exception as exc:
             log.exception("session %s: the model stream failed", session.id)
             response.error = f"{type(exc).__name__}: {exc}"

@@ -69,6 +69,7 @@ RESTART: dict[str, str] = {
     "store": "sessions and tasks stay in the database opened at start",
     "routing.max_body_bytes": "the /v1 surface takes its body limit at start",
     "a2a": "the hub (its card, push delivery, its own agent) is built at start",
+    "cluster.redis_url": "the rate limiter connects to Redis at start",
 }
 """Keys a running Junction keeps at their old value (with why); a change to one is logged as
 needing a restart and the rest of the new configuration is applied."""
@@ -90,6 +91,8 @@ APPLY: tuple[str, ...] = (
     "a2a_agents",
     "acp",
     "logging",
+    "cluster.limits_on_redis_down",
+    "limits",
 )
 """Keys that apply while running; the composition root (`Junction`) has the step that applies
 each (run once per reload: models first, then tools, then agents, then sessions)."""

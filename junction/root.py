@@ -21,6 +21,7 @@ from junction.config import JunctionConfig
 from junction.http.app import build_app
 from junction.http.metrics import Metrics
 from junction.http.serve import SHUTDOWN_SETTLE_SECONDS, uvicorn_server
+from junction.limits import Limiter
 from junction.logs import configure_logging, redact, register_secret
 from junction.reload import APPLY, ConfigSource, Listener, Plan, ReloadResult, plan, validate
 from transports import MessageStream
@@ -82,6 +83,8 @@ class Junction:
         self.metrics.watch(
             router=self.router, gateway=self.gateway, hub=self.hub, runtime=self.runtime
         )
+        self.limiter = Limiter(lambda: self.config)
+        self.metrics.registry.register(self.limiter.usage)
         self._stack: contextlib.AsyncExitStack | None = None
         self._app: Starlette | None = None
         self._acp_tokens: set[MessageStream] = set()
@@ -303,6 +306,7 @@ class Junction:
             return
         stack = contextlib.AsyncExitStack()
         try:
+            stack.push_async_callback(self.limiter.aclose)
             await stack.enter_async_context(self.router)
             self.metrics.state.watch_breakers()
             await stack.enter_async_context(self.gateway)
@@ -506,6 +510,8 @@ _STEPS: dict[str, str] = {
     "a2a_agents": "_apply_agents",
     "acp": "_apply_acp",
     "logging": "_apply_logging",
+    "cluster.limits_on_redis_down": "_read_where_used",
+    "limits": "_read_where_used",
 }
 """The `Junction` method that applies each key of `junction.reload.APPLY`."""
 

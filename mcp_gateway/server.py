@@ -41,6 +41,7 @@ from mcp_gateway._sdk import connection_of
 from mcp_gateway._stdio_server import serve_streams
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.gateway import Catalog
+from router_core.quota import RATE_LIMITED, LimitExceeded, admit, quota_of
 from transports import DEFAULT_MAX_MESSAGE_BYTES
 
 log = logging.getLogger("mcp_gateway.server")
@@ -176,6 +177,18 @@ def _caller_may_use(ctx: ServerRequestContext[Any, Any], catalog: Catalog) -> Ca
     return may_use
 
 
+async def _admit_tool(ctx: ServerRequestContext[Any, Any], name: str) -> None:
+    """Count a tool call against the caller's rate limits (the access guard put its quota in
+    the request's `scope["state"]`); over one, a JSON-RPC error `RATE_LIMITED` whose data says
+    which limit and when it resets."""
+    scope = getattr(ctx.request, "scope", None)
+    state = scope.get("state") if isinstance(scope, dict) else None
+    try:
+        await admit(quota_of(state), "mcp_tools", name)
+    except LimitExceeded as exc:
+        raise MCPError(RATE_LIMITED, str(exc), exc.data()) from None
+
+
 def _complete(result: dict[str, Any]) -> dict[str, Any]:
     """2026-07-28 results must say `resultType`; handshake-era upstreams never do."""
     result.setdefault("resultType", "complete")
@@ -229,6 +242,7 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         if not _caller_may_use(ctx, catalog)(params.name):
             # The same answer as for a tool that does not exist: a key learns nothing more.
             raise _mcp_error(GatewayError(types.INVALID_PARAMS, f"Unknown tool: {params.name!r}"))
+        await _admit_tool(ctx, params.name)
         meta = params.meta or {}
         token = meta.get("progress_token", meta.get("progressToken"))
 

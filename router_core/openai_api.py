@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from router_core.access import allowed_models, model_allowed
 from router_core.backends import ForwardResponse, OpenAIBackend, chat_request_from_openai
+from router_core.quota import QUOTA, LimitExceeded, admit
 from router_core.registry import BackendEntry
 from router_core.router import (
     BackendFailed,
@@ -463,6 +464,13 @@ class ChatCompletions:
             await self._send_error(
                 send, 404, f"no model {model!r} for this API key", started, code="model_not_found"
             )
+            return
+        try:
+            await admit(QUOTA.get(), "models", model)
+        except LimitExceeded as exc:
+            retry = [(b"retry-after", str(exc.retry_after).encode())]
+            code = "rate_limit_exceeded"
+            await self._send_error(send, 429, str(exc), started, code=code, extra=retry)
             return
         stream = doc.get("stream") is True
         if key is None:

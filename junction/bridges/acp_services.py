@@ -111,11 +111,14 @@ def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
     `session/new` would run on Junction's host, so only an `admin` key (or a loopback server
     without keys, which is the local user) may start them. None: no limit."""
     from junction.caller import allows
+    from junction.limits.acp import LimitedModels
+    from router_core.quota import quota_of
 
     scopes = state.get("scopes")
     local_servers = scopes is None or "admin" in scopes
     limits = {kind: state.get(f"allowed_{kind}") is not None for kind in LIMITS}
-    if local_servers and not any(limits.values()):
+    quota = quota_of(dict(state))  # rate limits on its model requests (junction.limits)
+    if local_servers and not any(limits.values()) and quota is None:
         return None
 
     def narrow(services: Services) -> Services:
@@ -124,8 +127,9 @@ def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
             tools = FilteredTools(tools, lambda n: allows(state, "mcp_tools", n), BY_KEY)
         if agents is not None and limits["a2a_agents"]:
             agents = FilteredAgents(agents, lambda n: allows(state, "a2a_agents", n), BY_KEY)
+        models = _AllowedModels(services.models, state) if limits["models"] else services.models
         return Services(
-            models=_AllowedModels(services.models, state) if limits["models"] else services.models,
+            models=models if quota is None else LimitedModels(models, quota),
             tools=tools,
             session_tools=services.session_tools if local_servers else _NoLocalServers(),
             agents=agents,

@@ -12,8 +12,10 @@ from pydantic_core import PydanticCustomError
 
 from junction.config.agents import A2aAgentConfig, A2aConfig
 from junction.config.backends import NAME_FROM_KEY, BackendConfig
+from junction.config.cluster import ClusterConfig
 from junction.config.errors import ConfigError, format_validation_error
 from junction.config.fields import ConfigModel
+from junction.config.limits import LimitsConfig
 from junction.config.mcp import McpGatewayConfig, McpServerConfig
 from junction.config.mcp_file import load_mcp_servers_file
 from junction.config.redaction import redact, secret_values
@@ -95,6 +97,8 @@ class JunctionConfig(ConfigModel):
     acp: AcpConfig = Field(default_factory=AcpConfig)
     a2a: A2aConfig = Field(default_factory=A2aConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @field_validator("backends", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from junction.config.errors import unknown_key, user_keys
 from junction.config.fields import ConfigModel, HttpUrlStr, NonEmptyStr
+from junction.config.limits import LimitSet
 
 __all__ = [
     "API_KEY_SCOPES",
@@ -65,6 +66,8 @@ class ApiKeyConfig(ConfigModel):
     mcp_tools: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
     a2a_agents: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
     models: list[NonEmptyStr] = Field(default_factory=lambda: ["*"])
+    limits: LimitSet | None = None
+    """This key's rate limits and quotas, over `limits:` field by field (docs/limits.md)."""
 
 
 ClaimName = Annotated[str, Field(min_length=1)]
@@ -131,6 +134,9 @@ class OAuthConfig(ConfigModel):
     leeway_seconds: int = Field(default=30, ge=0, le=300)
     """Clock skew allowed on `exp` and `nbf`."""
     claims: OAuthClaimsConfig = Field(default_factory=OAuthClaimsConfig)
+    limits: LimitSet | None = None
+    """Rate limits and quotas of every token holder (each on its own counters), over `limits:`
+    field by field; `limits.principals.SUBJECT` overrides them for one (docs/limits.md)."""
 
     @field_validator("issuer", "jwks_url")
     @classmethod

@@ -26,6 +26,7 @@ from transports import MessageStream
 
 if TYPE_CHECKING:
     from a2a import Hub
+    from junction.limits import Limiter
     from router_core import Router
 
 
@@ -46,6 +47,9 @@ class Surfaces(Protocol):
 
     @property
     def metrics(self) -> Metrics: ...
+
+    @property
+    def limiter(self) -> Limiter: ...
 
     @property
     def mcp_app(self) -> ASGIApp: ...
@@ -87,6 +91,9 @@ def build_app(junction: Surfaces) -> Starlette:
     async def admin_mcp(request: Request) -> JSONResponse:
         return JSONResponse({"servers": junction.mcp_servers()})
 
+    async def admin_usage(request: Request) -> JSONResponse:
+        return JSONResponse(await junction.limiter.report())
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if junction.running:  # a host application already started us
@@ -102,6 +109,7 @@ def build_app(junction: Surfaces) -> Starlette:
         Route("/health/ready", ready),
         Route("/metrics", junction.metrics.endpoint(), methods=["GET"]),
         Route("/admin/mcp", admin_mcp, methods=["GET"]),
+        Route("/admin/usage", admin_usage, methods=["GET"]),
         *metadata_routes(lambda: junction.config.server.oauth),
         *remote_routes("/acp", acp, max_message_bytes=limit),  # ACP's remote transport
         Mount("/acp", routes=sse_routes("", acp, max_message_bytes=limit)),
@@ -167,6 +175,7 @@ class _CurrentAccessGuard:
                 tokens=self._tokens,
                 metrics_public=server.metrics_public,
                 allowed_origins=server.allowed_origins,
+                limiter=self.junction.limiter,
             )
             if server.allowed_origins:
                 # Answers allowed origins' preflights before the guard (which would want a key).

@@ -18,7 +18,9 @@ A valid key is checked against the surface of the path (`surface_of`); its name 
 
 - `scopes`: frozenset of surface names the key may use;
 - `allowed_mcp_tools`, `allowed_a2a_agents`, `allowed_models`: tuples of `fnmatch` globs, or
-  None when the key is not limited (test with `junction.caller.allows`).
+  None when the key is not limited (test with `junction.caller.allows`);
+- `quota`: the caller's rate limits and quotas (`router_core.quota.Quota`, also in
+  `router_core.quota.QUOTA` for the request's duration), which each surface asks once per call.
 
 With `server.oauth` set, a credential that is no key and looks like a JWT is verified as an
 access token (`junction.http.oauth`) and gives the same grant, its principal the token's subject
@@ -36,7 +38,7 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -52,6 +54,10 @@ from junction.http.oauth import (
     looks_like_jwt,
     token_grant,
 )
+from router_core.quota import QUOTA
+
+if TYPE_CHECKING:
+    from junction.limits import Limiter
 
 PUBLIC_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
 """Load balancers and supervisors probe these without a key."""
@@ -177,9 +183,11 @@ class AccessGuard:
         tokens: TokenVerifier | None = None,
         metrics_public: bool = False,
         allowed_origins: Iterable[str] = (),
+        limiter: Limiter | None = None,
     ) -> None:
         self.app = app
         self.tokens = tokens
+        self.limiter = limiter
         self.public = (
             PUBLIC_PATHS
             | ({METRICS_PATH} if metrics_public else frozenset())
@@ -196,6 +204,7 @@ class AccessGuard:
                     "allowed_mcp_tools": _globs(grant.mcp_tools),
                     "allowed_a2a_agents": _globs(grant.a2a_agents),
                     "allowed_models": _globs(grant.models),
+                    **({"quota": limiter.quota(str(grant.name))} if limiter else {}),
                 },
                 frozenset(grant.scopes),
             )
@@ -216,9 +225,11 @@ class AccessGuard:
             if state is not None:
                 scope["state"] = {**(scope.get("state") or {}), **state}
                 token = CALLER.set(state)
+                quota = QUOTA.set(state.get("quota"))
                 try:
                     await self.app(scope, receive, send)
                 finally:
+                    QUOTA.reset(quota)
                     CALLER.reset(token)
                 return
         elif problem is None:
@@ -351,6 +362,8 @@ class AccessGuard:
                 principal=principal,
             )
         self._audit_first_use(presented, surface, claims, state)
+        if self.limiter is not None:
+            state["quota"] = self.limiter.quota(principal, token=True)
         return state, None
 
     def _audit_first_use(

@@ -17,6 +17,7 @@ import orjson
 
 from router_core import tracing
 from router_core.http import get_session
+from router_core.quota import charge_usage
 from router_core.redaction import redact_urls
 from router_core.sse import MAX_LINE_BYTES, SseEvent, SseParser
 from router_core.types import (
@@ -103,6 +104,7 @@ class Backend(abc.ABC):
         if usage is not None:
             self.prompt_tokens += usage.prompt_tokens
             self.completion_tokens += usage.completion_tokens
+            charge_usage(usage.prompt_tokens + usage.completion_tokens)  # the caller's quota
 
     def auth_headers(self) -> dict[str, str]:
         """Headers that carry the API key (none without a key)."""

@@ -1,0 +1,35 @@
+"""The `cluster:` section: what replicas of one Junction share live (Redis)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import field_validator
+from pydantic_core import PydanticCustomError
+
+from junction.config.fields import ConfigModel
+
+__all__ = ["ClusterConfig"]
+
+
+class ClusterConfig(ConfigModel):
+    """Set `redis_url` only when several replicas share state; one process needs none of it."""
+
+    redis_url: str | None = None
+    """`redis://[user:password@]host:port/db` (or `rediss://` for TLS): rate-limit counters
+    live there, so every replica enforces the same limits; unset: counters in memory."""
+    limits_on_redis_down: Literal["open", "closed"] = "open"
+    """When Redis cannot be reached: `open` admits calls unlimited, `closed` refuses every
+    limited call (429, retry after 5 s). Logged once when it goes down and when it is back;
+    Redis is tried again at most once a second meanwhile."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise PydanticCustomError(
+                "redis_url",
+                "expected redis://host:port/db, rediss://... or unix:///path, got {url}",
+                {"url": repr(url.split("@")[-1])},
+            )
+        return url
