@@ -58,9 +58,10 @@ def call_context(
 
 def is_json(content_type: str | None) -> bool:
     """Whether a request's `Content-Type` is JSON (`application/json`, or any `+json` type
-    such as `application/a2a+json`); a request without one is taken as JSON."""
+    such as `application/a2a+json`). A request without one is not: both bindings require the
+    header on a body (RFC 9110 lets a server take such a body as `application/octet-stream`)."""
     if content_type is None:
-        return True
+        return False
     media = content_type.partition(";")[0].strip().lower()
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")

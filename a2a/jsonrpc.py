@@ -61,8 +61,12 @@ class JsonRpcBinding:
             version = protocol_version(request.headers.get("a2a-version"))
         except A2aError as exc:
             return _reply(_error(None, exc, V10))
-        if not is_json(request.headers.get("content-type")):
-            refusal = A2aError(CONTENT_TYPE_NOT_SUPPORTED, "the request's Content-Type is not JSON")
+        content_type = request.headers.get("content-type")
+        if not is_json(content_type):
+            reason = "not JSON" if content_type is not None else "missing (application/json)"
+            refusal = A2aError(
+                CONTENT_TYPE_NOT_SUPPORTED, f"the request's Content-Type is {reason}"
+            )
             return _reply(_error(None, refusal, version))
         body = await read_body(request, self.core.settings.max_body_bytes)
         if body is None:

@@ -98,6 +98,33 @@ class Guard:
     def host_allowed(self, host: str) -> bool:
         return host.lower().rstrip(".") in self.names
 
+    def check_registration(self, url: str, *, require_https: bool = True) -> None:
+        """Raise BlockedTargetError when `url` can be refused without a DNS lookup: not an
+        http(s) URL, plain http to anything but a loopback literal or `localhost` (and only
+        with loopback allowed), or a literal address (or `localhost`) that is blocked.
+
+        A name is not resolved here: what it resolves to when the hub registers it says
+        nothing of where it will point when the hub connects, so names are judged at each
+        delivery (`check_url`, then `GuardedResolver` on the connection itself). A name that
+        does not resolve from the hub (yet) is accepted, as the A2A TCK expects of
+        `https://example.com/...` webhooks.
+        """
+        parts = http_url(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        if self.host_allowed(host) and (parts.scheme == "https" or not require_https):
+            return
+        literal = _literal_address(host)
+        loopback = literal.is_loopback if literal is not None else _is_localhost(host)
+        if parts.scheme != "https" and require_https and not (loopback and self.allow_loopback):
+            raise BlockedTargetError(f"{url!r}: HTTPS is required")
+        if literal is None:
+            if loopback and not self.allow_loopback:
+                raise BlockedTargetError(f"{host} is a loopback address")
+            return
+        problem = self.address_problem(literal)
+        if problem is not None:
+            raise BlockedTargetError(f"{host} is {problem}")
+
     async def check_url(self, url: str, *, require_https: bool = True) -> None:
         """Raise BlockedTargetError when `url` must not be requested (resolves its host)."""
         parts = http_url(url)
@@ -116,6 +143,19 @@ class Guard:
             problem = self.address_problem(address)
             if problem is not None:
                 raise BlockedTargetError(f"{host} resolves to {address}, {problem}")
+
+
+def _literal_address(host: str) -> IpAddress | None:
+    """The address `host` is written as, or None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _is_localhost(host: str) -> bool:
+    """`localhost` and its subdomains, which resolve to loopback (RFC 6761 section 6.3)."""
+    return host == "localhost" or host.endswith(".localhost")
 
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")

@@ -55,9 +55,10 @@ class PushDispatcher:
         self.failed = 0
 
     async def validate(self, url: str) -> None:
-        """Refuse a webhook URL at registration (-32602), before any event is sent to it."""
+        """Refuse a webhook URL at registration (-32602) when it is bad without a lookup; a
+        name is judged at delivery (see `Guard.check_registration`)."""
         try:
-            await self.guard.check_url(url)
+            self.guard.check_registration(url)
         except BlockedTargetError as exc:
             raise A2aError(
                 INVALID_PARAMS, f"push notification URL refused: {exc}", {"url": url}

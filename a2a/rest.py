@@ -184,15 +184,22 @@ class RestBinding:
         return {}  # GetExtendedAgentCard
 
     async def _body(self, request: Request, *, required: bool) -> Json:
-        if not is_json(request.headers.get("content-type")):
+        """The JSON object body; an optional one may be left out (no body, no Content-Type),
+        but a body that is there must say it is JSON."""
+        content_type = request.headers.get("content-type")
+        if content_type is not None and not is_json(content_type):
             raise A2aError(CONTENT_TYPE_NOT_SUPPORTED, "the request's Content-Type is not JSON")
         body = await read_body(request, self.core.settings.max_body_bytes)
         if body is None:
             raise A2aError(INVALID_REQUEST, "request body too large")
-        if not body.strip():
-            if required:
-                raise A2aError(INVALID_REQUEST, "a JSON object body is required")
+        if not body.strip() and not required:
             return {}
+        if content_type is None:
+            raise A2aError(
+                CONTENT_TYPE_NOT_SUPPORTED, "the request has no Content-Type (application/json)"
+            )
+        if not body.strip():
+            raise A2aError(INVALID_REQUEST, "a JSON object body is required")
         try:
             value = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

@@ -228,6 +228,23 @@ async def test_push_targets_are_guarded(hub: tuple[Hub, str], url: str) -> None:
         assert "refused" in answer["error"]["message"]
 
 
+async def test_a_push_name_is_taken_at_registration_and_judged_at_delivery(
+    hub: tuple[Hub, str],
+) -> None:
+    """A webhook named by a host name is registered without a lookup (the TCK registers
+    https://example.com/... where that name may not resolve); each delivery resolves it and
+    refuses what it finds (here: nothing), and the hub stays up."""
+    params = send_params("garbage", "fake")
+    params["configuration"] = {"taskPushNotificationConfig": {"url": "https://hooks.invalid/x"}}
+    failed_before = hub[0].push.failed
+    events = await rpc(hub[1], "SendStreamingMessage", params)
+    assert isinstance(events, list), events
+    assert events[-1]["result"]["statusUpdate"]["status"]["state"] == "TASK_STATE_FAILED"
+    async with asyncio.timeout(15):
+        while hub[0].push.failed == failed_before:  # noqa: ASYNC110 (polling a counter)
+            await asyncio.sleep(0.05)
+
+
 @pytest_asyncio.fixture(loop_scope="module")
 async def webhooks() -> AsyncIterator[tuple[Webhooks, str]]:
     async with webhook_receiver() as receiver:
@@ -265,7 +282,7 @@ async def test_oversized_and_batched_requests(hub: tuple[Hub, str], tmp_path: Pa
         big = await http.post(
             hub[1] + "/a2a",
             content=b"[" + b" " * (9 * 1024 * 1024) + b"]",
-            headers={"A2A-Version": "1.0"},
+            headers={"A2A-Version": "1.0", "Content-Type": "application/json"},
         )
         assert big.json()["error"]["code"] == -32600
         batch = await http.post(

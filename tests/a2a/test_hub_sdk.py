@@ -295,7 +295,11 @@ async def test_error_shapes_per_version(hub: tuple[Hub, str]) -> None:
     assert unknown["error"]["code"] == -32601
     async with httpx.AsyncClient() as http:
         parse = (
-            await http.post(base + "/a2a", content=b"{nope", headers={"A2A-Version": "1.0"})
+            await http.post(
+                base + "/a2a",
+                content=b"{nope",
+                headers={"A2A-Version": "1.0", "Content-Type": "application/json"},
+            )
         ).json()
     assert parse["error"]["code"] == -32700
 

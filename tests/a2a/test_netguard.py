@@ -92,3 +92,51 @@ async def test_a_name_that_turns_bad_on_the_second_lookup_is_refused_at_connect(
             await resolver.resolve("rebind.test", 443)
     finally:
         await resolver.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.invalid/x",  # a name: judged when delivering, not now
+        "https://8.8.8.8/x",
+        "https://[2606:4700:4700::1111]/x",
+    ],
+)
+def test_registration_takes_names_and_public_literals_without_a_lookup(url: str) -> None:
+    Guard().check_registration(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://169.254.169.254/latest", "link-local"),
+        ("https://[2002:a9fe:a9fe::1]/x", r"169\.254\.169\.254 inside it"),
+        ("https://100.100.100.200/x", "not globally routable"),
+        ("https://localhost/x", "loopback"),
+        ("https://127.0.0.1/x", "loopback"),
+        ("http://hooks.example.com/x", "HTTPS is required"),
+        ("ftp://hooks.example.com/x", "not an http"),
+        ("https://hooks.example.com:99999/x", "not a valid URL"),
+    ],
+)
+def test_registration_refuses_what_needs_no_lookup(url: str, reason: str) -> None:
+    with pytest.raises(BlockedTargetError, match=reason):
+        Guard().check_registration(url)
+
+
+def test_registration_of_plain_http_is_for_allowed_loopback_only() -> None:
+    local = Guard(allow_loopback=True)
+    local.check_registration("http://127.0.0.1:9/hook")
+    local.check_registration("http://localhost:9/hook")
+    with pytest.raises(BlockedTargetError, match="HTTPS is required"):
+        local.check_registration("http://hooks.example.com/hook")
+    Guard(["hooks.internal"]).check_registration("https://hooks.internal/x")
+
+
+async def test_a_registered_name_is_judged_again_when_delivering() -> None:
+    """What registration let through (a name) is refused at delivery when it does not resolve
+    or resolves to a blocked address: the check the webhook sender makes before each POST."""
+    guard = Guard()
+    guard.check_registration("https://hooks.invalid/x")
+    with pytest.raises(BlockedTargetError, match="does not resolve"):
+        await guard.check_url("https://hooks.invalid/x")

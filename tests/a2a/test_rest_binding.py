@@ -302,7 +302,9 @@ async def test_unknown_task_is_404_with_the_spec_body(hub: tuple[Hub, str]) -> N
 async def test_malformed_bodies_are_400(hub: tuple[Hub, str]) -> None:
     base = hub[1]
     for path in ("/a2a/message:send", "/a2a/message:stream"):
-        parse = await request(base, "POST", path, content=b"{nope")
+        parse = await request(
+            base, "POST", path, content=b"{nope", headers={"Content-Type": "application/json"}
+        )
         assert parse.status_code == 400, parse.text
         assert parse.json()["error"]["status"] == "INVALID_ARGUMENT"
         assert error_info(parse.json())["reason"] == "INVALID_REQUEST"

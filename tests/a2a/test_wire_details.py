@@ -154,6 +154,27 @@ async def test_a_body_that_is_not_json_by_its_content_type_is_refused(
         assert taken.status_code == 200 and taken.headers["content-type"] == "application/json"
 
 
+async def test_a_body_without_a_content_type_is_not_taken_as_json(
+    hub: tuple[Hub, str],
+) -> None:
+    """No Content-Type is not JSON: -32005 on JSON-RPC, 415 on HTTP+JSON; an HTTP+JSON call
+    whose body is optional (cancel) may still leave out both body and header."""
+    base = hub[1]
+    body = orjson.dumps(rpc("SendMessage", send_params("echo hi", "alpha")))
+    for path in ("/a2a", "/a2a/agents/alpha"):
+        refused = await call(base, "POST", path, content=body)
+        assert "content-type" not in refused.request.headers
+        assert refused.json()["error"]["code"] == -32005, (path, refused.text)
+    rest_body = orjson.dumps(send_params("echo hi", "alpha"))
+    for path in ("/a2a/message:send", "/a2a/agents/alpha/message:send"):
+        refused = await call(base, "POST", path, content=rest_body)
+        assert refused.status_code == 415, (path, refused.text)
+        assert refused.json()["error"]["details"][0]["reason"] == "CONTENT_TYPE_NOT_SUPPORTED"
+    cancel = await call(base, "POST", "/a2a/agents/alpha/tasks/no-such-task:cancel")
+    assert cancel.status_code == 404, cancel.text
+    assert cancel.json()["error"]["details"][0]["reason"] == "TASK_NOT_FOUND"
+
+
 V03_FIELDS = {"url", "preferredTransport", "protocolVersion", "additionalInterfaces"}
 
 
