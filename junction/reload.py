@@ -69,6 +69,7 @@ RESTART: dict[str, str] = {
     "store": "sessions and tasks stay in the database opened at start",
     "routing.max_body_bytes": "the /v1 surface takes its body limit at start",
     "a2a": "the hub (its card, push delivery, its own agent) is built at start",
+    "telemetry": "the trace exporter is set up once, when the process starts",
     "cluster.redis_url": "the rate limiter connects to Redis at start",
 }
 """Keys a running Junction keeps at their old value (with why); a change to one is logged as

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
+from router_core import tracing
 from router_core.errors import (
     Attempt,
     BackendFailed,
@@ -22,6 +23,7 @@ from router_core.errors import (
     caller_fault,
 )
 from router_core.lease import Lease, Routed
+from router_core.model_spans import record_result, start_model_span
 from router_core.registry import BackendEntry, Registry
 from router_core.selection import CacheAware, Strategy
 from router_core.settings import RouterSettings
@@ -54,6 +56,7 @@ class Dispatch(Generic[T]):
         "key",
         "model",
         "op",
+        "operation",
         "prompt",
         "rng",
         "router",
@@ -71,8 +74,10 @@ class Dispatch(Generic[T]):
         key: str | None,
         streaming: bool,
         prompt: Callable[[int], str] | None,
+        operation: str = "chat",
     ) -> None:
         self.router = router
+        self.operation = operation
         self.rng = rng
         self.model = model
         self.op = op
@@ -235,15 +240,20 @@ class Dispatch(Generic[T]):
         self, entry: BackendEntry, model: str, timeout: asyncio.Timeout | None
     ) -> Routed[T] | BackendError:
         lease = Lease(entry, model)
+        if tracing.enabled():
+            lease.span = start_model_span(
+                entry, model, operation=self.operation, streaming=self.streaming
+            )
         started = lease.started
         limit = self._ttfb_limit(entry)
         ttfb = None if limit is None else asyncio.timeout(limit)
         try:
-            if ttfb is None:
-                value = await self.op(entry, model)
-            else:
-                async with ttfb:
+            with tracing.using(lease.span):  # the backend's request names this span
+                if ttfb is None:
                     value = await self.op(entry, model)
+                else:
+                    async with ttfb:
+                        value = await self.op(entry, model)
         except TimeoutError:
             if ttfb is None or not ttfb.expired():
                 lease.abandon()
@@ -272,6 +282,8 @@ class Dispatch(Generic[T]):
         if self.streaming:
             lease.first_token()
         else:
+            if lease.span is not None:
+                record_result(lease.span, value, model)
             lease.succeed(total=True)
         return Routed(value, lease, model, self.attempts, self.upstream, self.deadline_at)
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from router_core import tracing
 from router_core.errors import Attempt, is_backend_fault
 from router_core.registry import BackendEntry
 from router_core.types import ChatResult
@@ -18,15 +19,17 @@ T = TypeVar("T")
 
 class Lease:
     """One request in flight on one backend: exactly one of succeed / fail / abandon settles it,
-    so the in-flight count and the breaker's probe slot always come back."""
+    so the in-flight count and the breaker's probe slot always come back. With tracing on it
+    carries the attempt's span (`router_core.model_spans`), which settling ends."""
 
-    __slots__ = ("entry", "model", "settled", "started")
+    __slots__ = ("entry", "model", "settled", "span", "started")
 
     def __init__(self, entry: BackendEntry, model: str) -> None:
         self.entry = entry
         self.model = model
         self.settled = False
         self.started = time.perf_counter()
+        self.span: tracing.LiveSpan | None = None
         entry.stats.begin()
 
     @property
@@ -35,7 +38,10 @@ class Lease:
 
     def first_token(self) -> None:
         """The first event of a stream arrived (feeds the TTFT EWMA)."""
-        self.entry.stats.observe_ttft(time.perf_counter() - self.started)
+        ttft = time.perf_counter() - self.started
+        self.entry.stats.observe_ttft(ttft)
+        if self.span is not None:
+            self.span.set_attribute("gen_ai.response.time_to_first_chunk", ttft)
 
     def succeed(self, *, total: bool = False) -> None:
         """The request ended well; `total` feeds its whole time to the latency EWMA."""
@@ -44,6 +50,8 @@ class Lease:
         self.settled = True
         self.entry.stats.succeed(time.perf_counter() - self.started if total else None)
         self.entry.breaker.record_success()
+        if self.span is not None:
+            self.span.end()
 
     def fail(self, error: BaseException) -> bool:
         """The request failed; returns whether it counted against the backend."""
@@ -51,6 +59,9 @@ class Lease:
             return False
         self.settled = True
         entry = self.entry
+        if self.span is not None:
+            self.span.fail(error)
+            self.span.end()
         if is_backend_fault(error):
             entry.stats.fail(str(error) or type(error).__name__)
             entry.breaker.record_failure()
@@ -67,6 +78,9 @@ class Lease:
         self.settled = True
         self.entry.stats.abandon()
         self.entry.breaker.release()
+        if self.span is not None:
+            self.span.add_event("abandoned")  # the caller went away: no verdict
+            self.span.end()
 
 
 @dataclass(slots=True)

@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from router_core.access import allowed_models, model_allowed
 from router_core.backends import ForwardResponse, OpenAIBackend, chat_request_from_openai
+from router_core.model_spans import record_stream_bytes
 from router_core.quota import QUOTA, LimitExceeded, admit
 from router_core.registry import BackendEntry
 from router_core.router import (
@@ -554,6 +555,9 @@ class ChatCompletions:
         pending = b""
         data = primed.first
         tail = b""
+        span = lease.span  # tracing: the model, usage and finish reason seen going by
+        if span is not None:
+            span.set_attribute("gen_ai.response.model", routed.model)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             while True:
@@ -566,6 +570,8 @@ class ChatCompletions:
                 else:
                     out, pending = data[:cut], data[cut:]
                 if out:
+                    if span is not None:
+                        record_stream_bytes(span, out)
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 try:
                     if deadline_at is None:

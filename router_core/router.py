@@ -243,6 +243,7 @@ class Router:
         key: str | None = None,
         streaming: bool = False,
         prompt: Callable[[int], str] | None = None,
+        operation: str = "chat",
     ) -> Routed[T]:
         """Run `op` on a backend for `model` under every rule above; the general entry point
         (`stream`, `complete` and the OpenAI surface are built on it).
@@ -251,11 +252,21 @@ class Router:
         the first event is in hand (that time is the TTFT sample) and the caller settles the
         returned lease; otherwise the lease is settled here. `key` is the affinity key
         (consistent_hash, cache_aware); `prompt(limit)` gives the prompt prefix cache_aware
-        hashes when there is no key (called only for that strategy). Raises RouterError subclasses; anything else `op` raises (a bad
+        hashes when there is no key (called only for that strategy). `operation` names the
+        GenAI operation in the attempts' spans (chat, embeddings). Raises RouterError subclasses; anything else `op` raises (a bad
         request it could not translate, say) passes through without counting against a backend.
         """
         deadline = self.settings.deadline
-        run = Dispatch(self, model, op, rng=self._rng, key=key, streaming=streaming, prompt=prompt)
+        run = Dispatch(
+            self,
+            model,
+            op,
+            rng=self._rng,
+            key=key,
+            streaming=streaming,
+            prompt=prompt,
+            operation=operation,
+        )
         if deadline is None:
             return await run.go(None)
         loop = asyncio.get_running_loop()

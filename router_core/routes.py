@@ -191,7 +191,7 @@ def openai_routes(router: Router) -> list[BaseRoute]:
             return await entry.backend.embed(name, inputs, extra)
 
         try:
-            routed = await router.dispatch(model, attempt)
+            routed = await router.dispatch(model, attempt, operation="embeddings")
         except RouterError as exc:
             return _json_error(exc.status, str(exc))
         doc = routed.value

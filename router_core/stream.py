@@ -11,6 +11,7 @@ from typing import Any, Protocol, Self
 from router_core.adapt import adapt_request, prompt_prefix
 from router_core.dispatch import Op
 from router_core.lease import Routed
+from router_core.model_spans import record_usage
 from router_core.registry import BackendEntry
 from router_core.settings import RouterSettings
 from router_core.types import (
@@ -20,6 +21,7 @@ from router_core.types import (
     Finish,
     StreamError,
     StreamEvent,
+    Usage,
 )
 
 __all__ = ["Primed", "RouterStream"]
@@ -131,6 +133,8 @@ class RouterStream:
         first = self._first
         if first is not None:
             self._first = None
+            if routed.lease.span is not None:
+                self._record(first)
             if isinstance(first, Finish):
                 routed.lease.succeed()
                 await self._finish()
@@ -177,10 +181,23 @@ class RouterStream:
             await self._finish()
             log.exception("stream from %s failed unexpectedly", lease.backend)
             return StreamError.from_exception(exc)
+        if lease.span is not None:
+            self._record(event)
         if isinstance(event, Finish):
             lease.succeed()
             await self._finish()
         return event
+
+    def _record(self, event: StreamEvent) -> None:
+        """Usage and the finish reason on the attempt's span (only while tracing)."""
+        routed = self.routed
+        assert routed is not None and routed.lease.span is not None
+        span = routed.lease.span
+        if isinstance(event, Usage):
+            record_usage(span, event)
+        elif isinstance(event, Finish):
+            span.set_attribute("gen_ai.response.model", routed.model)
+            span.set_attribute("gen_ai.response.finish_reasons", [event.reason])
 
     async def _finish(self) -> None:
         self._done = True

@@ -174,6 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         register_secret(secret)
 
     what = args.mode or args.command
+    telemetry = None
+    if args.mode is not None:  # the modes are traced; the inspecting commands are not
+        from junction.telemetry import start_telemetry
+
+        telemetry = start_telemetry(config)
     try:
         if what == "stdio":
             from junction.modes.acp_stdio import run_acp_stdio
@@ -211,3 +216,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_command(config, as_json=args.json)
     except KeyboardInterrupt:
         return 130
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()

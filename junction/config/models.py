@@ -21,6 +21,7 @@ from junction.config.mcp_file import load_mcp_servers_file
 from junction.config.redaction import redact, secret_values
 from junction.config.server import ServerConfig
 from junction.config.sessions import AcpConfig
+from junction.config.telemetry import TelemetryConfig
 from junction.logs import LOG_LEVELS
 from router_core.settings import RouterSettings
 
@@ -97,6 +98,7 @@ class JunctionConfig(ConfigModel):
     acp: AcpConfig = Field(default_factory=AcpConfig)
     a2a: A2aConfig = Field(default_factory=A2aConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
 

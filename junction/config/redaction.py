@@ -25,6 +25,8 @@ def _is_secret(path: tuple[str, ...]) -> bool:
         return True
     if len(path) >= 3 and path[-3] == "api_keys" and path[-1] == "key":
         return True  # a scoped key: its `key`, not its name, scopes or globs
+    if len(path) == 3 and path[:2] == ("telemetry", "headers"):
+        return bool(_SECRET_HEADER.search(path[2]))
     if len(path) >= 4 and path[0] in ("mcp_servers", "a2a_agents", "backends"):
         if path[2] == "headers":
             return bool(_SECRET_HEADER.search(path[3]))

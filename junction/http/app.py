@@ -21,6 +21,7 @@ from junction.config import JunctionConfig, ServerConfig
 from junction.http.metrics import Metrics, RequestMetrics
 from junction.http.oauth import TokenVerifier, metadata_routes
 from junction.http.security import AccessGuard
+from junction.http.telemetry import server_spans
 from junction.reload import Listener
 from transports import MessageStream
 
@@ -124,6 +125,7 @@ def build_app(junction: Surfaces) -> Starlette:
         lifespan=lifespan,
         middleware=[
             Middleware(RequestMetrics, metrics=junction.metrics.http),
+            *server_spans(),  # inside the metrics, which accept the caller's trace context
             Middleware(_CurrentAccessGuard, junction=junction),
         ],
     )
