@@ -13,13 +13,16 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import orjson
+
+from stores.schema import migrate_sqlite
+from stores.sealing import Sealer
 
 T = TypeVar("T")
 
@@ -89,37 +92,38 @@ class TaskStore(Protocol):
         """Stored tasks by current state; cheap (a metrics scrape calls it)."""
         ...
 
+    # The push outbox: deliveries not yet done, so they survive a restart (`a2a.push`).
+    def enqueue_push(self, rows: list[OutboxRow]) -> Awaitable[None]:
+        """Record deliveries leased to `row.lease_owner` (batched with this turn's writes)."""
+        ...
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS a2a_tasks (
-    id TEXT PRIMARY KEY,
-    caller TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    remote_id TEXT NOT NULL,
-    context_id TEXT NOT NULL,
-    remote_context_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    task BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS a2a_tasks_caller_updated ON a2a_tasks (caller, updated DESC, id DESC);
-CREATE TABLE IF NOT EXISTS a2a_contexts (
-    caller TEXT NOT NULL,
-    context_id TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    remote_context_id TEXT NOT NULL,
-    PRIMARY KEY (caller, context_id)
-);
-CREATE INDEX IF NOT EXISTS a2a_contexts_remote ON a2a_contexts (caller, agent, remote_context_id);
-CREATE TABLE IF NOT EXISTS a2a_push_configs (
-    caller TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    config BLOB NOT NULL,
-    PRIMARY KEY (task_id, id)
-);
-"""
+    def touch_push(self, row: OutboxRow) -> Awaitable[None]:
+        """Record an attempt and extend the lease (`row.attempts`, `row.lease_until`)."""
+        ...
+
+    def ack_push(self, row: OutboxRow) -> Awaitable[None]:
+        """The delivery is done (or given up): forget it."""
+        ...
+
+    async def claim_push(self, owner: str, lease_until: float, limit: int) -> list[OutboxRow]:
+        """Take over deliveries whose lease has run out (their process died or stopped),
+        oldest first; with several replicas, each row goes to one of them."""
+        ...
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    """One pending webhook delivery: the notification `body` for one push config of a task,
+    numbered `seq` (increasing per task; what a receiver dedupes on)."""
+
+    task_id: str
+    config_id: str
+    seq: int
+    body: bytes
+    attempts: int = 0
+    lease_owner: str = ""
+    lease_until: float = 0.0
+
 
 _UPSERT_TASK = (
     "INSERT INTO a2a_tasks (id, caller, agent, remote_id, context_id, remote_context_id,"
@@ -199,7 +203,7 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
     return record
 
 
-def _encode_cursor(updated: float, task_id: str) -> str:
+def encode_cursor(updated: float, task_id: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([updated, task_id])).decode()
 
 
@@ -232,8 +236,10 @@ class SqliteTaskStore:
     it runs inline.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, encryption_key: str | None = None) -> None:
         self.path = str(path)
+        self.sealer = Sealer(encryption_key)
+        """Push configs (webhook tokens, credentials) are sealed with it when a key is set."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="a2a-store")
         self._db: sqlite3.Connection | None = None
         """The thread's connection (reads, checkpoints, writes handed over); in `:memory:`
@@ -346,7 +352,7 @@ class SqliteTaskStore:
             if not self._inline:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = connect(self.path)
-            db.executescript(_SCHEMA)
+            migrate_sqlite(db, self.path)
             self._states = Counter(
                 dict(db.execute("SELECT state, COUNT(*) FROM a2a_tasks GROUP BY state").fetchall())
             )
@@ -465,7 +471,7 @@ class SqliteTaskStore:
             next_cursor = ""
             if len(rows) > page_size:
                 last = records[-1]
-                next_cursor = _encode_cursor(last.updated, last.id)
+                next_cursor = encode_cursor(last.updated, last.id)
             return TaskPage(records, next_cursor, int(total))
 
         return await self._run(read)
@@ -497,7 +503,7 @@ class SqliteTaskStore:
         return await self._run(read)
 
     async def save_push(self, caller: str, task_id: str, config: dict[str, Any]) -> None:
-        blob = orjson.dumps(config)
+        blob = self.sealer.seal(orjson.dumps(config))
         await self._write(
             (
                 "INSERT OR REPLACE INTO a2a_push_configs VALUES (?,?,?,?)",
@@ -511,7 +517,7 @@ class SqliteTaskStore:
                 "SELECT config FROM a2a_push_configs WHERE caller = ? AND task_id = ? AND id = ?",
                 (caller, task_id, config_id),
             ).fetchone()
-            return None if row is None else dict(orjson.loads(row[0]))
+            return None if row is None else self._config(row[0])
 
         return await self._run(read)
 
@@ -526,7 +532,7 @@ class SqliteTaskStore:
                     "SELECT config FROM a2a_push_configs WHERE task_id = ? AND caller = ? ORDER BY id",
                     (task_id, caller),
                 ).fetchall()
-            return [dict(orjson.loads(row[0])) for row in rows]
+            return [self._config(row[0]) for row in rows]
 
         return await self._run(read)
 
@@ -537,3 +543,58 @@ class SqliteTaskStore:
                 (caller, task_id, config_id),
             )
         )
+
+    def _config(self, blob: bytes) -> dict[str, Any]:
+        return dict(orjson.loads(self.sealer.open(bytes(blob))))
+
+    def enqueue_push(self, rows: list[OutboxRow]) -> asyncio.Future[None]:
+        return self._write(
+            *(
+                (
+                    _ENQUEUE,
+                    (
+                        r.task_id,
+                        r.config_id,
+                        r.seq,
+                        r.body,
+                        r.attempts,
+                        r.lease_owner,
+                        r.lease_until,
+                    ),
+                )
+                for r in rows
+            )
+        )
+
+    def touch_push(self, row: OutboxRow) -> asyncio.Future[None]:
+        return self._write(
+            (_TOUCH, (row.attempts, row.lease_until, row.task_id, row.config_id, row.seq))
+        )
+
+    def ack_push(self, row: OutboxRow) -> asyncio.Future[None]:
+        return self._write((_ACK, (row.task_id, row.config_id, row.seq)))
+
+    async def claim_push(self, owner: str, lease_until: float, limit: int) -> list[OutboxRow]:
+        now = time.time()
+
+        def claim(db: sqlite3.Connection) -> list[OutboxRow]:
+            rows = db.execute(_CLAIM, (owner, lease_until, now, limit)).fetchall()
+            return sorted((OutboxRow(*row) for row in rows), key=lambda r: r.seq)
+
+        return await self._run(claim)
+
+
+_ENQUEUE = (
+    "INSERT INTO a2a_push_outbox (task_id, config_id, seq, body, attempts, lease_owner,"
+    " lease_until) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+)
+_TOUCH = (
+    "UPDATE a2a_push_outbox SET attempts = ?, lease_until = ?"
+    " WHERE task_id = ? AND config_id = ? AND seq = ?"
+)
+_ACK = "DELETE FROM a2a_push_outbox WHERE task_id = ? AND config_id = ? AND seq = ?"
+_CLAIM = (
+    "UPDATE a2a_push_outbox SET lease_owner = ?, lease_until = ? WHERE rowid IN"
+    " (SELECT rowid FROM a2a_push_outbox WHERE lease_until < ? ORDER BY seq LIMIT ?)"
+    " RETURNING task_id, config_id, seq, body, attempts, lease_owner, lease_until"
+)

@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from stores.schema import migrate_sqlite
+
 Entry = dict[str, Any]
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
 """How long a statement waits for another process's lock on the file before SQLITE_BUSY."""
 
@@ -93,12 +94,12 @@ class SessionStore(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _encode_cursor(record: SessionRecord) -> str:
+def encode_cursor(record: SessionRecord) -> str:
     raw = json.dumps([record.updated_at, record.session_id]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
+def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -115,11 +116,11 @@ def _page(
     if cwd is not None:
         ordered = [r for r in ordered if r.cwd == cwd]
     if cursor is not None:
-        after = _decode_cursor(cursor)
+        after = decode_cursor(cursor)
         ordered = [r for r in ordered if (r.updated_at, r.session_id) < after]
     page = ordered[:limit]
     more = len(ordered) > limit
-    return page, _encode_cursor(page[-1]) if more and page else None
+    return page, encode_cursor(page[-1]) if more and page else None
 
 
 class MemorySessionStore:
@@ -156,29 +157,6 @@ class MemorySessionStore:
         return None
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS acp_sessions (
-    session_id TEXT PRIMARY KEY,
-    cwd TEXT NOT NULL,
-    additional_directories TEXT NOT NULL,
-    title TEXT,
-    mode TEXT NOT NULL,
-    config TEXT NOT NULL,
-    permissions TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    owner TEXT
-);
-CREATE INDEX IF NOT EXISTS acp_sessions_recent ON acp_sessions (updated_at DESC, session_id DESC);
-CREATE TABLE IF NOT EXISTS acp_history (
-    session_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    entry TEXT NOT NULL,
-    PRIMARY KEY (session_id, seq)
-);
-"""
-
-
 class SqliteSessionStore:
     """Sessions in an SQLite file (WAL), surviving restarts; one worker thread owns the connection."""
 
@@ -202,11 +180,7 @@ class SqliteSessionStore:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(acp_sessions)")}
-            if "owner" not in columns:  # a database from before sessions had owners
-                conn.execute("ALTER TABLE acp_sessions ADD COLUMN owner TEXT")
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            migrate_sqlite(conn, self.path)
             self._conn = conn
         return self._conn
 
@@ -292,7 +266,7 @@ class SqliteSessionStore:
     async def list(
         self, *, cwd: str | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[SessionRecord], str | None]:
-        after = _decode_cursor(cursor) if cursor is not None else None
+        after = decode_cursor(cursor) if cursor is not None else None
 
         def work(db: sqlite3.Connection) -> list[SessionRecord]:
             sql = f"SELECT {_COLUMNS} FROM acp_sessions WHERE owner IS ?"
@@ -309,7 +283,7 @@ class SqliteSessionStore:
 
         rows = await self._run(work)
         page = rows[:limit]
-        return page, _encode_cursor(page[-1]) if len(rows) > limit and page else None
+        return page, encode_cursor(page[-1]) if len(rows) > limit and page else None
 
     async def aclose(self) -> None:
         if self._closed:

@@ -146,9 +146,10 @@ class AgentPools:
 def build_hub(config: JunctionConfig) -> Hub:
     """A hub over the configured store; call `await hub.start(agent_specs(config))` in the app's
     lifespan (or use `hub_lifespan`), `await hub.close()` at shutdown."""
-    from a2a import Hub, SqliteTaskStore
+    from a2a import Hub
+    from junction.storage import task_store
 
-    return Hub(SqliteTaskStore(config.store.sqlite_path), hub_settings(config))
+    return Hub(task_store(config), hub_settings(config))
 
 
 _SETTING_FIELDS = frozenset(AgentSettings.__dataclass_fields__)

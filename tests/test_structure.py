@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("transports", "router_core", "mcp_gateway", "a2a", "acp", "junction")
+PACKAGES = ("transports", "router_core", "stores", "mcp_gateway", "a2a", "acp", "junction")
 MAY_IMPORT: dict[str, set[str]] = {
     "transports": set(),
     "router_core": set(),
+    "stores": set(),
     "mcp_gateway": {"transports", "router_core"},
-    "a2a": {"transports", "router_core"},
-    "acp": {"transports", "router_core"},
+    "a2a": {"transports", "router_core", "stores"},
+    "acp": {"transports", "router_core", "stores"},
     "junction": set(PACKAGES),
 }
 """docs/architecture.md's table: what each package may import besides itself. (acp reaches the

@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from acp import AgentRuntime, Services, ServiceScope, SqliteSessionStore, serve_connection
+from acp import AgentRuntime, Services, ServiceScope, serve_connection
 from junction.build import AgentPools, agent_settings, agent_specs, build_router
 from junction.config import JunctionConfig
+from junction.storage import session_store
 from transports import MessageStream
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def build_runtime(
     `initialize`), and `current`, the config in force, so reloaded A2A agents reach sessions.
     """
     settings = agent_settings(config, overrides)
-    store = SqliteSessionStore(config.store.sqlite_path)
+    store = session_store(config)
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[Services]:

@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -337,7 +336,7 @@ class SelfAgent:
             await self._runtime.aclose()
 
     def _build_runtime(self) -> AgentRuntime:
-        from acp import AgentRuntime, PermissionPolicy, Services, SqliteSessionStore
+        from acp import AgentRuntime, PermissionPolicy, Services
         from junction.bridges.acp_services import (
             FilteredAgents,
             FilteredTools,
@@ -346,6 +345,7 @@ class SelfAgent:
             RoutedModels,
         )
         from junction.build import agent_settings
+        from junction.storage import session_store
 
         cfg = self.settings
         overrides: dict[str, Any] = {
@@ -362,7 +362,8 @@ class SelfAgent:
         else:
             overrides["permissions"] = PermissionPolicy()
         settings = agent_settings(self._config, overrides)
-        store = SqliteSessionStore(_store_path(self._config.store.sqlite_path))
+        # Its sessions are kept apart from the IDE sessions (they would show up in an IDE's list).
+        store = session_store(self._config, realm="self-agent")
         # Each connection adds its caller's limits, then `ask_caller`.
         models = RoutedModels(self._router)
         tools = (
@@ -651,15 +652,6 @@ class SelfAgent:
     async def _refuse_permission(self, params: Any) -> dict[str, Any]:
         # Unreachable while `unattended` is set; answered anyway so a turn can never hang here.
         return {"outcome": {"outcome": "selected", "optionId": "reject_once"}}
-
-
-def _store_path(path: str) -> str:
-    """Its sessions live beside the IDE sessions' database, not in it (they would show up in
-    an IDE's session list)."""
-    if path == ":memory:":
-        return path
-    base = Path(path)
-    return str(base.with_name(f"{base.stem}-self-agent{base.suffix or '.db'}"))
 
 
 def _content_text(update: Mapping[str, Any]) -> str:

@@ -35,21 +35,48 @@ def _default_store_url() -> str:
 
 
 class StoreConfig(ConfigModel):
-    """Where sessions and tasks persist; SQLite in the user data dir unless told otherwise."""
+    """Where sessions, tasks and push deliveries persist: SQLite in the user data dir unless
+    told otherwise; `postgresql://USER:PASSWORD@HOST:5432/DB` for replicas sharing state
+    (docs/deployment.md). The schema is migrated at start, or by `junction migrate`."""
 
     url: str = Field(default_factory=_default_store_url)
+    encryption_key: str | None = None
+    """Fernet key(s) sealing push configs (webhook tokens and credentials) at rest, e.g.
+    `${JUNCTION_STORE_KEY}`; comma-separated to rotate (the first seals, all open). Unset:
+    stored as given."""
+    pool_size: int = Field(default=10, ge=1)
+    """PostgreSQL: most connections this process opens."""
+    connect_timeout: float = Field(default=5.0, gt=0)
+    """PostgreSQL: seconds to wait for a connection before a request fails (the store is
+    unavailable)."""
 
     @field_validator("url")
     @classmethod
-    def _sqlite_only(cls, url: str) -> str:
-        if not url.startswith("sqlite:///") or url == "sqlite:///":
-            scheme = url.split(":", 1)[0] if ":" in url else url
-            raise PydanticCustomError(
-                "store_scheme",
-                "only sqlite:///PATH is supported; other schemes ({scheme}) are not supported yet",
-                {"scheme": repr(scheme)},
-            )
+    def _known_engine(cls, url: str) -> str:
+        from stores.urls import parse_store_url
+
+        try:
+            parse_store_url(url)
+        except ValueError as exc:
+            raise PydanticCustomError("store_scheme", "{reason}", {"reason": str(exc)}) from None
         return url
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _usable_key(cls, key: str | None) -> str | None:
+        if key is not None and key.strip():
+            from stores.sealing import Sealer, SealError
+
+            try:
+                Sealer(key)
+            except SealError as exc:
+                raise PydanticCustomError("store_key", "{reason}", {"reason": str(exc)}) from None
+        return key or None
+
+    @property
+    def engine(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return "sqlite" if self.url.startswith("sqlite:///") else "postgresql"
 
     @property
     def sqlite_path(self) -> str:

@@ -1,6 +1,7 @@
 """The task store's group commit: batched writes are committed before their writers return,
 reads see every write issued before them, nothing queued is lost at close, a locked database
-or a bad write costs only what it must."""
+or a bad write costs only what it must. The engine-neutral tests run on SQLite (a file and
+`:memory:`) and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from a2a import SqliteTaskStore, TaskRecord
+from a2a.pgstore import PgTaskStore
+from a2a.store import TaskStore
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,13 +32,26 @@ def record(n: int, state: str = "TASK_STATE_WORKING", caller: str = "alice") -> 
     )
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", "postgresql"])
 def path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the store lives: an SQLite file, SQLite in memory, or a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
     return str(tmp_path / "tasks.db") if request.param == "file" else ":memory:"
 
 
+def make_store(path: str) -> SqliteTaskStore | PgTaskStore:
+    return PgTaskStore(path) if path.startswith("postgresql://") else SqliteTaskStore(path)
+
+
+def has_pending_writes(store: TaskStore) -> bool:
+    """Writes queued for the batch that has not been sent yet."""
+    queue = store.db._pending if isinstance(store, PgTaskStore) else store._pending  # type: ignore[attr-defined]
+    return bool(queue)
+
+
 async def test_a_saved_task_is_readable_at_once(path: str) -> None:
-    store = SqliteTaskStore(path)
+    store = make_store(path)
     await store.open()
     try:
         await store.save_task(record(1), with_context=True)
@@ -50,7 +66,7 @@ async def test_a_saved_task_is_readable_at_once(path: str) -> None:
 
 
 async def test_concurrent_saves_are_all_committed_and_in_order(path: str) -> None:
-    store = SqliteTaskStore(path)
+    store = make_store(path)
     await store.open()
     try:
         await asyncio.gather(*(store.save_task(record(n)) for n in range(200)))
@@ -68,12 +84,12 @@ async def test_concurrent_saves_are_all_committed_and_in_order(path: str) -> Non
 
 
 async def test_a_read_issued_right_after_an_unawaited_write_sees_it(path: str) -> None:
-    store = SqliteTaskStore(path)
+    store = make_store(path)
     await store.open()
     try:
         pending = asyncio.ensure_future(store.save_task(record(1)))
         await asyncio.sleep(0)  # the write is queued, its batch not yet committed
-        assert store._pending
+        assert has_pending_writes(store)
         got = await store.get_task_any_caller("task-1")
         assert got is not None and got.id == "task-1"
         await pending
@@ -81,16 +97,24 @@ async def test_a_read_issued_right_after_an_unawaited_write_sees_it(path: str) -
         await store.close()
 
 
-async def test_writes_still_queued_at_close_are_committed(tmp_path: Path) -> None:
-    db = str(tmp_path / "tasks.db")
-    store = SqliteTaskStore(db)
+@pytest.fixture(params=["file", "postgresql"])
+def durable_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that outlives its store (one to reopen)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "tasks.db")
+
+
+async def test_writes_still_queued_at_close_are_committed(durable_path: str) -> None:
+    path = durable_path
+    store = make_store(path)
     await store.open()
     writers = [asyncio.ensure_future(store.save_task(record(n))) for n in range(20)]
     await asyncio.sleep(0)  # each writer has queued its write; none is committed yet
-    assert store._pending
+    assert has_pending_writes(store)
     await store.close()
     assert all(w.done() and w.exception() is None for w in writers)
-    reopened = SqliteTaskStore(db)
+    reopened = make_store(path)
     await reopened.open()
     try:
         page = await reopened.list_tasks("alice", page_size=100)
@@ -140,14 +164,19 @@ async def test_a_locked_database_delays_writes_without_losing_or_reordering_them
 
 
 async def test_a_bad_write_fails_only_its_writer(path: str) -> None:
-    store = SqliteTaskStore(path)
+    store = make_store(path)
     await store.open()
     try:
         good = asyncio.ensure_future(store.save_task(record(1)))
-        bad = store._write(("INSERT INTO no_such_table VALUES (?)", (1,)))
+        if isinstance(store, PgTaskStore):
+            bad = store.db.write(("INSERT INTO no_such_table VALUES ($1)", (1,)))
+            error: type[Exception] = __import__("asyncpg").UndefinedTableError
+        else:
+            bad = store._write(("INSERT INTO no_such_table VALUES (?)", (1,)))
+            error = sqlite3.OperationalError
         also_good = asyncio.ensure_future(store.save_task(record(2)))
         await asyncio.gather(good, also_good)
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(error):
             await bad
         assert await store.get_task("task-1", "alice") is not None
         assert await store.get_task("task-2", "alice") is not None
@@ -156,7 +185,7 @@ async def test_a_bad_write_fails_only_its_writer(path: str) -> None:
 
 
 async def test_push_configs_go_through_the_same_queue(path: str) -> None:
-    store = SqliteTaskStore(path)
+    store = make_store(path)
     await store.open()
     try:
         await store.save_task(record(1))

@@ -1,6 +1,6 @@
 """Agent processes on one session store file (every stdio agent of a user shares the
-default one): no acknowledged history entry may go missing, none may appear twice, and each
-append stays in one piece, in order."""
+default one; replicas share a PostgreSQL database): no acknowledged history entry may go
+missing, none may appear twice, and each append stays in one piece, in order."""
 
 from __future__ import annotations
 
@@ -10,17 +10,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-from acp.store import SqliteSessionStore
+import pytest
+
+from acp.pgstore import PgSessionStore
+from acp.store import SessionStore, SqliteSessionStore
 
 APPENDS = 500
 """Appends per process (each of two entries, like a prompt and its answer)."""
 
 WRITER = """
 import asyncio, json, sys
+from acp.pgstore import PgSessionStore
 from acp.store import SqliteSessionStore
 
 async def main(path, name, count):
-    store = SqliteSessionStore(path)
+    pg = path.startswith("postgresql://")
+    store = PgSessionStore(path) if pg else SqliteSessionStore(path)
     await store.history("warm-up")  # open the file before the start signal
     print("ready", flush=True)
     sys.stdin.readline()
@@ -39,7 +44,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """
 
 
-def _writer(db: Path, name: str) -> subprocess.Popen[str]:
+def _writer(db: Path | str, name: str) -> subprocess.Popen[str]:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     return subprocess.Popen(
@@ -51,8 +56,14 @@ def _writer(db: Path, name: str) -> subprocess.Popen[str]:
     )
 
 
-async def test_two_processes_appending_to_one_store_lose_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "sessions.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return tmp_path / "sessions.db"
+
+
+async def test_two_processes_appending_to_one_store_lose_nothing(db: Path | str) -> None:
     writers = {name: _writer(db, name) for name in ("a", "b", "c")}
     for process in writers.values():
         assert process.stdout is not None and process.stdout.readline() == "ready\n"
@@ -66,7 +77,7 @@ async def test_two_processes_appending_to_one_store_lose_nothing(tmp_path: Path)
         assert process.returncode == 0
         outcomes[name] = [json.loads(line) for line in out.splitlines()]
 
-    store = SqliteSessionStore(db)
+    store: SessionStore = PgSessionStore(db) if isinstance(db, str) else SqliteSessionStore(db)
     try:
         shared = await store.history("sess_shared")
         own = {name: await store.history(f"sess_{name}") for name in writers}
