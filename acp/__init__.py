@@ -22,7 +22,13 @@ Decisions:
   `mcp_gateway` and `a2a`, so the composition root (`junction.bridges.acp_services`) adapts them.
 """
 
-from acp.agent import RESOURCE_NOT_FOUND, AgentConnection, ServiceScope, serve_connection
+from acp.agent import (
+    AUTH_REQUIRED,
+    RESOURCE_NOT_FOUND,
+    AgentConnection,
+    ServiceScope,
+    serve_connection,
+)
 from acp.permissions import Decision, PermissionPolicy
 from acp.protocols import (
     AgentDirectory,
@@ -34,16 +40,18 @@ from acp.protocols import (
     ToolProvider,
 )
 from acp.runtime import AgentRuntime, Lifespan, Services, ServicesUnavailable
-from acp.settings import AgentSettings
+from acp.settings import AgentSettings, Credential
 from acp.store import MemorySessionStore, SessionRecord, SessionStore, SqliteSessionStore
 
 __all__ = [
+    "AUTH_REQUIRED",
     "RESOURCE_NOT_FOUND",
     "AgentConnection",
     "AgentDirectory",
     "AgentInfo",
     "AgentRuntime",
     "AgentSettings",
+    "Credential",
     "Decision",
     "Lifespan",
     "MemorySessionStore",

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -28,8 +29,10 @@ from acp.prompt import PromptError, check_prompt
 from acp.runtime import AgentRuntime, Services, ServicesUnavailable
 from acp.schema import (
     PROTOCOL_VERSION,
+    AgentAuthCapabilities,
     AgentCapabilities,
     AuthenticateRequest,
+    AuthMethod,
     ClientCapabilities,
     Empty,
     Implementation,
@@ -55,6 +58,7 @@ from acp.schema import (
     WireModel,
 )
 from acp.session import AGENTS_OPTION, Session
+from acp.settings import Credential
 from acp.store import InvalidCursorError, SessionRecord
 from router_core import tracing
 from transports import (
@@ -70,6 +74,8 @@ log = logging.getLogger(__name__)
 
 RESOURCE_NOT_FOUND = -32002
 """ACP's error code for an unknown session (or other missing resource)."""
+AUTH_REQUIRED = -32000
+"""ACP's error code for a request that needs authentication first."""
 
 _Params = TypeVar("_Params", bound=WireModel)
 _Result = TypeVar("_Result")
@@ -102,10 +108,14 @@ class AgentConnection:
         *,
         scope: ServiceScope | None = None,
         owner: str | None = None,
+        credential: Credential | None = None,
     ) -> None:
         self.peer = peer
         self.runtime = runtime
         self._scope = scope
+        self.credential = credential
+        self.signed_out = False
+        """After `logout`: session methods answer auth_required until `authenticate`."""
         self.owner = owner
         """Whose sessions this connection sees (a remote client's API key name)."""
         self.client = ClientCapabilities()
@@ -126,6 +136,8 @@ class AgentConnection:
         peer.on("session/cancel", self.cancel, SessionIdParams)
         peer.on("session/set_mode", self.set_mode, SetSessionModeRequest)
         peer.on("session/set_config_option", self.set_config_option, SetSessionConfigOptionRequest)
+        if credential is not None:
+            peer.on("logout", self.logout, Empty)
 
     def on_extension(self, method: str, handler: Callable[[Any], Awaitable[Any]]) -> None:
         """Serve an `_`-prefixed extension method (unhandled ones get -32601)."""
@@ -146,6 +158,7 @@ class AgentConnection:
             protocol_version=PROTOCOL_VERSION,
             agent_capabilities=AgentCapabilities(
                 load_session=True,
+                auth=AgentAuthCapabilities(logout=Empty()) if self.credential else None,
                 prompt_capabilities=PromptCapabilities(
                     image=settings.image_prompts, audio=False, embedded_context=True
                 ),
@@ -161,18 +174,49 @@ class AgentConnection:
             agent_info=Implementation(
                 name=settings.name, title=settings.title, version=settings.version
             ),
-            auth_methods=list(settings.auth_methods) or None,
+            auth_methods=self._auth_methods() or None,
         )
 
+    def _auth_methods(self) -> list[AuthMethod]:
+        methods = list(self.runtime.settings.auth_methods)
+        if self.credential is not None:
+            methods.append(self.credential.method)
+        return methods
+
     async def authenticate(self, params: AuthenticateRequest) -> dict[str, Any]:
-        if not any(method.id == params.method_id for method in self.runtime.settings.auth_methods):
+        """The connection's credential (checked again: a token may have expired) signs it
+        in again after a `logout`; another advertised method has nothing more to do."""
+        if not any(method.id == params.method_id for method in self._auth_methods()):
             raise RpcError(INVALID_PARAMS, f"unknown authentication method {params.method_id!r}")
+        if self.credential is not None and params.method_id == self.credential.method.id:
+            problem = self.credential.problem(time.time())
+            if problem is not None:
+                raise RpcError(AUTH_REQUIRED, f"authentication failed: {problem}")
+            self.signed_out = False
         return {}
+
+    async def logout(self, params: Empty) -> dict[str, Any]:
+        """End this connection's sign-in: its sessions close (they stay stored), and session
+        methods answer auth_required until `authenticate` (the credential itself is the
+        transport's: a client drops it by reconnecting without it)."""
+        self.signed_out = True
+        sessions, self.sessions = list(self.sessions.values()), {}
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        return {}
+
+    def _signed_in(self) -> None:
+        if self.signed_out:
+            raise RpcError(
+                AUTH_REQUIRED,
+                "authentication required: this connection logged out; call authenticate "
+                f"with {self.credential.method.id if self.credential else 'a method'!r}",
+            )
 
     # -- session setup --------------------------------------------------------------------------
 
     @_traced
     async def new_session(self, params: NewSessionRequest) -> SessionSetupResponse:
+        self._signed_in()
         cwd, extra = _directories(params)
         models = await self._models()
         model = self.runtime.settings.default_model or (models[0] if models else "default")
@@ -199,6 +243,7 @@ class AgentConnection:
 
     @_traced
     async def load_session(self, params: LoadSessionRequest) -> SessionSetupResponse:
+        self._signed_in()
         session = await self._restore(params)
         from acp.history import replay_updates
 
@@ -210,6 +255,7 @@ class AgentConnection:
 
     @_traced
     async def resume_session(self, params: ResumeSessionRequest) -> SessionSetupResponse:
+        self._signed_in()
         session = await self._restore(params)
         self._after_response(session.send_commands())
         return await self._setup_response(session)
@@ -247,6 +293,7 @@ class AgentConnection:
         return session
 
     async def list_sessions(self, params: ListSessionsRequest) -> ListSessionsResponse:
+        self._signed_in()
         cwd = _absolute("cwd", params.cwd) if params.cwd is not None else None
         try:
             records, cursor = await self.runtime.store.list(
@@ -284,6 +331,7 @@ class AgentConnection:
     async def delete_session(self, params: SessionIdParams) -> dict[str, Any]:
         """Remove the session and its history from the store. An unknown id (or another key's
         session) succeeds and changes nothing, as the spec asks of a repeated delete."""
+        self._signed_in()
         record = await self.runtime.store.get(params.session_id)
         if record is None or record.owner != self.owner:
             return {}
@@ -300,6 +348,7 @@ class AgentConnection:
 
     @_traced
     async def prompt(self, params: PromptRequest) -> PromptResponse:
+        self._signed_in()
         session = self._session(params.session_id)
         if not self.runtime.accepting:
             raise RpcError(
@@ -542,11 +591,13 @@ async def serve_connection(
     *,
     scope: ServiceScope | None = None,
     owner: str | None = None,
+    credential: Credential | None = None,
 ) -> None:
     """Serve one ACP client on `stream` until it goes away (with `scope` narrowing what it may
-    use, and `owner` whose sessions it sees, for the API key it connected with)."""
+    use, `owner` whose sessions it sees, for the API key it connected with, and `credential`
+    that key or token, which `authenticate`/`logout` act on)."""
     peer = JsonRpcPeer(stream)
-    connection = AgentConnection(peer, runtime, scope=scope, owner=owner)
+    connection = AgentConnection(peer, runtime, scope=scope, owner=owner, credential=credential)
     runtime.attach(connection)
     try:
         await peer.run()
@@ -560,4 +611,10 @@ ServiceScope = Callable[[Services], Services]
 """Narrows the shared services for one connection (the models, tools and agents an API key may
 use); applied each time the connection or its sessions reach for them."""
 
-__all__ = ["RESOURCE_NOT_FOUND", "AgentConnection", "ServiceScope", "serve_connection"]
+__all__ = [
+    "AUTH_REQUIRED",
+    "RESOURCE_NOT_FOUND",
+    "AgentConnection",
+    "ServiceScope",
+    "serve_connection",
+]

@@ -15,6 +15,23 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 @dataclass(frozen=True)
+class Credential:
+    """What a remote client connected with (an API key or an OAuth token, checked by the
+    transport). It is the one thing there is to log in to: the agent advertises it as an
+    `agent` auth method with `logout`; a local stdio agent has none (see docs/ide.md)."""
+
+    method: AuthMethod
+    expires_at: float | None = None
+    """When a token stops being valid (epoch seconds); None for a key."""
+
+    def problem(self, now: float) -> str | None:
+        """Why the credential no longer signs the connection in, or None."""
+        if self.expires_at is not None and now >= self.expires_at:
+            return f"the {self.method.name} this connection was opened with has expired"
+        return None
+
+
+@dataclass(frozen=True)
 class AgentSettings:
     """How sessions behave. Every field has a default that suits `junction --mode stdio`."""
 
@@ -48,4 +65,4 @@ class AgentSettings:
     policy would ask about is denied, and this text is the reason the model is given."""
 
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "AgentSettings"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "AgentSettings", "Credential"]

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from acp import AgentRuntime, Services, ServiceScope, serve_connection
+from acp import AgentRuntime, Credential, Services, ServiceScope, serve_connection
 from junction.build import AgentPools, agent_settings, agent_specs, build_router
 from junction.config import JunctionConfig
 from junction.storage import session_store
@@ -102,8 +102,39 @@ async def serve_acp(
     scope: ServiceScope | None = None,
     owner: str | None = None,
 ) -> None:
-    """One ACP client on any framing (stdio, WebSocket, SSE)."""
-    await serve_connection(stream, runtime, scope=scope, owner=owner)
+    """One ACP client on any framing (stdio, WebSocket, SSE); a remote one signed in with the
+    key or token its transport checked (the stream's ASGI `state`), which it may log out of."""
+    credential = credential_of(getattr(stream, "state", None) or {})
+    await serve_connection(stream, runtime, scope=scope, owner=owner, credential=credential)
+
+
+def credential_of(state: Mapping[str, Any]) -> Credential | None:
+    """What a remote connection signed in with: an OAuth token (the guard left its expiry in
+    `expires_at`) or an API key (a `principal` without one). None on stdio and on a loopback
+    server without keys, where there is nothing to log in to."""
+    from acp.schema import AuthMethod
+
+    if not state.get("principal"):
+        return None
+    expires_at = state.get("expires_at")
+    if isinstance(expires_at, int | float):
+        return Credential(
+            AuthMethod(
+                id="junction-token",
+                name="OAuth access token",
+                description="The bearer token this connection was opened with; logout ends "
+                "this connection's sign-in, authenticate resumes it while the token is valid",
+            ),
+            float(expires_at),
+        )
+    return Credential(
+        AuthMethod(
+            id="junction-api-key",
+            name="Junction API key",
+            description="The API key this connection was opened with; logout ends this "
+            "connection's sign-in, authenticate resumes it",
+        )
+    )
 
 
 def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
@@ -595,6 +626,7 @@ __all__ = [
     "PoolDirectory",
     "RoutedModels",
     "build_runtime",
+    "credential_of",
     "key_scope",
     "serve_acp",
 ]
