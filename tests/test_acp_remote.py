@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.peers import cache_dir
-from tests.router_core.llm_servers import Call, OpenAIServer, Reply, openai_server
+from tests.router_core.llm_servers import Call, Fault, OpenAIServer, Reply, openai_server
 from tests.test_bridge import KEY, Proc, serve_config, start_serve
 
 PEER = Path(__file__).with_name("acp_remote_peer.py")
@@ -125,3 +126,44 @@ async def test_dropped_stream_resumes_from_its_cursor_and_a_retried_prompt_runs_
     assert "cannot resume" in report["beyond_body"]["error"]
     assert report["delete_status"] == 202
     assert report["after_delete_status"] == 404
+
+
+async def test_bad_requests_on_a_live_connection_are_refused_and_the_server_stays_up(
+    tmp_path: Path, model: OpenAIServer, served: tuple[Proc, int]
+) -> None:
+    model.script([Reply(fault=Fault.hang())])
+    _, port = served
+    url = f"http://127.0.0.1:{port}/acp"
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 1}}
+    async with httpx.AsyncClient(timeout=10) as http:
+        refused = await http.post(url, json=init)  # the access guard: no key
+        assert refused.status_code == 401
+        answer = await http.post(url, json=init, headers=AUTH)
+        assert answer.json()["result"]["protocolVersion"] == 1
+        mine = {**AUTH, "Acp-Connection-Id": answer.headers["acp-connection-id"]}
+        new = {"jsonrpc": "2.0", "id": 2, "method": "session/new"}
+        new["params"] = {"cwd": str(tmp_path), "mcpServers": []}
+        sse = {**mine, "Accept": "text/event-stream"}
+        async with http.stream("GET", url, headers=sse) as live:
+            assert (await http.post(url, json=new, headers=mine)).status_code == 202
+            lines = live.aiter_lines()
+            async for line in lines:
+                if line.startswith("data:") and '"id":2' in line:
+                    sid = json.loads(line[5:])["result"]["sessionId"]
+                    break
+            prompt = {"jsonrpc": "2.0", "id": 3, "method": "session/prompt"}
+            prompt["params"] = {"sessionId": sid, "prompt": [{"type": "text", "text": "hang"}]}
+            scoped = {**mine, "Acp-Session-Id": sid}
+            assert (await http.post(url, json=prompt, headers=scoped)).status_code == 202
+            other = {**prompt, "params": {**prompt["params"], "prompt": []}}
+            conflict = await http.post(url, json=other, headers=scoped)
+            assert conflict.status_code == 409  # id 3 is still running another prompt
+            assert "in use" in conflict.json()["error"]
+            ghost = {**prompt, "id": 4, "params": {**prompt["params"], "sessionId": "sess-x"}}
+            unknown = await http.post(url, json=ghost, headers={**mine, "Acp-Session-Id": "sess-x"})
+            assert unknown.status_code == 404
+            mismatch = await http.post(url, json=ghost, headers=scoped)
+            assert mismatch.status_code == 400
+        health = await http.get(f"http://127.0.0.1:{port}/health/live")
+        assert health.status_code == 200
+        assert (await http.delete(url, headers=mine)).status_code == 202
