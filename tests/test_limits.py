@@ -132,7 +132,10 @@ async def test_mcp_client_gets_a_json_rpc_error_over_a_tool_limit(tmp_path: Path
     from mcp_gateway._sdk import create_mcp_http_client
     from tests.peers import python_peer
 
-    time_server = {"command": str(python_peer("mcp-server-time")), "args": ["-m", "mcp_server_time"]}
+    time_server = {
+        "command": str(python_peer("mcp-server-time")),
+        "args": ["-m", "mcp_server_time"],
+    }
     doc = {
         "store": {"url": f"sqlite:///{tmp_path}/junction.db"},
         "server": {"api_keys": [{"key": "k", "name": "tools"}]},
@@ -180,8 +183,9 @@ async def test_a2a_message_over_an_agent_limit(tmp_path: Path) -> None:
             assert "result" in first.json(), first.text
             second = await http.post("/a2a/agents/pub", json=rpc, headers=headers)
             error = second.json()["error"]
-            assert error["code"] == RATE_LIMITED and "requests_per_minute of agent 'pub'" in (
-                error["message"]
+            assert (
+                error["code"] == RATE_LIMITED
+                and "requests_per_minute of agent 'pub'" in (error["message"])
             )
             rest = await http.post("/a2a/agents/pub/message:send", json=message, headers=headers)
             assert rest.status_code == 429
