@@ -60,6 +60,8 @@ from a2a.settings import AgentSpec, HubSettings
 from a2a.store import TaskRecord, TaskStore, decode_cursor
 from a2a.upstream import AgentFailure, AgentTransport, SessionFactory, _default_session
 from a2a.versions.common import ends_stream, is_terminal
+from router_core import tracing
+from router_core.semconv import a2a_relay_attributes
 
 log = logging.getLogger(__name__)
 
@@ -534,6 +536,11 @@ class HubCore:
             return {"task": trim_history(result["task"], history)}
         return result
 
+    @tracing.traced(  # a client span per relayed SendMessage (no-op with tracing off)
+        lambda self, agent, *_: f"invoke_agent {agent.name}",
+        "client",
+        lambda self, agent, *_: a2a_relay_attributes(agent.name, agent.spec.url, "SendMessage"),
+    )
     async def _send_blocking(
         self,
         agent: RegisteredAgent,

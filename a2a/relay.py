@@ -18,6 +18,8 @@ from a2a.registry import RegisteredAgent
 from a2a.store import TaskRecord
 from a2a.upstream import AgentFailure
 from a2a.versions.common import is_interrupted
+from router_core import tracing
+from router_core.semconv import a2a_relay_attributes
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,11 @@ class TaskRelay:
         if hub_id and self.host.relays.get(hub_id) is self:
             del self.host.relays[hub_id]
 
+    @tracing.traced(  # the relayed stream's client span (no-op with tracing off)
+        lambda self, events: f"invoke_agent {self.agent.name}",
+        "client",
+        lambda self, events: a2a_relay_attributes(self.agent.name, self.agent.spec.url, "stream"),
+    )
     async def run(self, events: AsyncIterator[Json]) -> None:
         host, agent = self.host, self.agent
         stats, breaker = agent.endpoint.stats, agent.endpoint.breaker

@@ -61,6 +61,7 @@ from acp.session import AGENTS_OPTION, Session
 from acp.settings import Credential
 from acp.store import InvalidCursorError, SessionRecord
 from router_core import tracing
+from router_core.semconv import acp_turn_attributes, acp_turn_result
 from transports import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -347,6 +348,12 @@ class AgentConnection:
     # -- prompt turns ---------------------------------------------------------------------------
 
     @_traced
+    @tracing.traced(  # the turn's span (no-op with tracing off), under the caller's context
+        "invoke_agent junction",
+        "server",
+        lambda self, params: acp_turn_attributes(params.session_id),
+        acp_turn_result,
+    )
     async def prompt(self, params: PromptRequest) -> PromptResponse:
         self._signed_in()
         session = self._session(params.session_id)

@@ -43,6 +43,7 @@ from mcp_gateway._stdio import ChildProcess, stdio_transport
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.specs import GatewayOptions, StdioUpstream, UpstreamSpec
 from router_core import tracing
+from router_core.semconv import mcp_request_attributes, mcp_request_name, mcp_request_result
 from transports import Backoff
 
 log = logging.getLogger("mcp_gateway.upstream")
@@ -520,6 +521,12 @@ class Upstream:
             self._wake.set()
             await changed.wait()
 
+    @tracing.traced(  # a client span per call a caller asked for (no-op with tracing off)
+        lambda self, method, params, **_: mcp_request_name(method, params),
+        "client",
+        lambda self, method, params, **_: mcp_request_attributes(self.name, method, params),
+        mcp_request_result,
+    )
     async def request(
         self,
         method: str,

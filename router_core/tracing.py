@@ -23,18 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _MAX_TRACESTATE = 512
 """W3C allows dropping tracestate entries past 512 characters; longer values are dropped whole."""
 
+P = ParamSpec("P")
+R = TypeVar("R")
 SpanKind = Literal["internal", "server", "client", "producer", "consumer"]
 AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
 Attributes = Mapping[str, AttributeValue]
@@ -313,6 +316,39 @@ def using(span: LiveSpan | None) -> contextlib.AbstractContextManager[Span]:
     return _Scope(tracer, "", "internal", None, span)
 
 
+def traced(
+    name: str | Callable[..., str | None],
+    kind: SpanKind = "internal",
+    attributes: Callable[..., Attributes] | None = None,
+    result: Callable[[Span, Any], None] | None = None,
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    """Decorate a coroutine function: each call runs in a span (`span`'s rules). `name` and
+    `attributes` may be functions of the call's arguments (a name of None: no span for that
+    call); `result(span, value)` records what the call returned. Off, it costs one check."""
+
+    def decorate(
+        function: Callable[P, Coroutine[Any, Any, R]],
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        @functools.wraps(function)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            tracer = _tracer
+            if tracer is None:
+                return await function(*args, **kwargs)
+            title = name(*args, **kwargs) if callable(name) else name
+            if title is None:
+                return await function(*args, **kwargs)
+            attrs = attributes(*args, **kwargs) if attributes is not None else None
+            with _Scope(tracer, title, kind, attrs, None) as span:
+                value = await function(*args, **kwargs)
+                if result is not None:
+                    result(span, value)
+                return value
+
+        return run
+
+    return decorate
+
+
 __all__ = [
     "NOOP_SPAN",
     "AttributeValue",
@@ -334,5 +370,6 @@ __all__ = [
     "parse",
     "span",
     "start_span",
+    "traced",
     "using",
 ]
