@@ -57,6 +57,7 @@ class Hub(HubCore):
             SlashRoute(WELL_KNOWN, cards.hub, methods=["GET"]),
             SlashRoute("/a2a", AsgiEndpoint(rpc.serve_hub), methods=["POST"]),
             SlashRoute("/a2a" + WELL_KNOWN, cards.hub, methods=["GET"]),
+            Route("/a2a/jwks.json", cards.jwks, methods=["GET"]),
             SlashRoute("/a2a/agents/{name}", AsgiEndpoint(rpc.serve_agent), methods=["POST"]),
             SlashRoute("/a2a/agents/{name}" + WELL_KNOWN, cards.agent, methods=["GET"]),
             *rest_routes(self),

@@ -9,6 +9,7 @@ from typing import Any
 from a2a.registry import RegisteredAgent, Registry
 from a2a.routing import may_use
 from a2a.settings import HubSettings
+from a2a.signing import CardSigner
 from a2a.versions.cards import with_v03_fields
 from a2a.versions.common import V03, V10
 from router_core.redaction import redact_url
@@ -35,6 +36,12 @@ def speaks_v03(agent: RegisteredAgent) -> bool:
     return agent.raw_card is not None and "url" in agent.raw_card
 
 
+def signed(card: Json, signer: CardSigner | None, base_url: str) -> Json:
+    """`card` with the hub's signature (its key set at `/a2a/jwks.json` unless configured),
+    or as it is when the hub signs nothing."""
+    return card if signer is None else signer.sign(card, jku=f"{base_url}/a2a/jwks.json")
+
+
 def in_version(card: Json, version: str | None, v03_by_default: bool) -> Json:
     """`card` (1.0 shape) for a caller of `version`: a 1.0 caller gets it as it is (the 1.0
     schema forbids the 0.3 fields), a 0.3 caller with the 0.3 fields added; a caller that said
@@ -50,6 +57,8 @@ def hub_card(
     base_url: str,
     allowed: tuple[str, ...] | None,
     version: str | None = V10,
+    *,
+    signer: CardSigner | None = None,
 ) -> Json:
     """The hub's own card in the caller's `version`: the skills of every agent the caller may
     use, attributed to their agent. Without a version it has the 0.3 fields when one of those
@@ -89,36 +98,40 @@ def hub_card(
         "defaultOutputModes": outputs or ["text/plain"],
         "skills": skills,
     }
-    return in_version(card, version, v03)
+    return signed(in_version(card, version, v03), signer, base_url)
 
 
-def proxied_card(agent: RegisteredAgent, base_url: str, version: str | None = V10) -> Json:
+def proxied_card(
+    agent: RegisteredAgent,
+    base_url: str,
+    version: str | None = V10,
+    *,
+    signer: CardSigner | None = None,
+) -> Json:
     """The agent's card with its interfaces pointing at the hub's proxy for it, in the caller's
     `version`; without one, in the shape the agent's own card has (0.3 fields or not).
 
-    Rule for signed cards: URLs are rewritten (the hub must stay in the path), so the
-    signatures no longer hold. They are removed from the top level, never left to fail
-    silently, and the card is marked: a `capabilities.extensions` entry
-    (`urn:junction:a2a:proxied-card`) carries the original signatures and the upstream card
-    URL, where the unaltered, verifiable card can be fetched. Unsigned cards get the same
-    mark without signatures.
+    Signed cards: URLs are rewritten (the hub must stay in the path), so the agent's
+    signatures no longer hold and are never passed on. The card carries the hub's signature
+    instead when it has a key (`signed`), or none. A `capabilities.extensions` entry
+    (`urn:junction:a2a:proxied-card`) marks the card as the hub's rewrite and says where the
+    agent's own card is and whether its signature was verified when it was registered.
     """
     card = dict(agent.card or {})
+    card.pop("signatures", None)
     card["supportedInterfaces"] = interfaces(f"{base_url}/a2a/agents/{agent.name}")
     capabilities = dict(card.get("capabilities") or {})
     params: Json = {"agent": agent.name}
     if agent.card_url is not None:  # a local agent has no card elsewhere
         params["upstreamCardUrl"] = redact_url(agent.card_url)
-    signatures = card.pop("signatures", None)
-    if signatures:
-        params["originalSignatures"] = signatures
+    if agent.signed_by is not None:
+        params["upstreamSignatureKid"] = agent.signed_by
     mark = {
         "uri": "urn:junction:a2a:proxied-card",
         "description": "Interface URLs rewritten by the Junction hub"
-        + ("; original signatures moved to params" if signatures else ""),
-        "required": False,
+        + ("; the agent's card signature was verified" if agent.signed_by else ""),
         "params": params,
     }
     capabilities["extensions"] = [*(capabilities.get("extensions") or []), mark]
     card["capabilities"] = capabilities
-    return in_version(card, version, speaks_v03(agent))
+    return signed(in_version(card, version, speaks_v03(agent)), signer, base_url)

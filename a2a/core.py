@@ -749,8 +749,11 @@ class HubCore:
                 raise A2aError(
                     UNSUPPORTED_OPERATION, f"agent {agent.name} has no extended agent card"
                 )
-            return proxied_card(agent, ctx.base_url, ctx.version)
-        return hub_card(self.registry, self.settings, ctx.base_url, ctx.allowed, ctx.version)
+            return proxied_card(agent, ctx.base_url, ctx.version, signer=self.registry.signer)
+        signer = self.registry.signer
+        return hub_card(
+            self.registry, self.settings, ctx.base_url, ctx.allowed, ctx.version, signer=signer
+        )
 
 
 def _bind_context(binding: Binding, remote_ctx: str | None) -> None:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from a2a.netguard import BlockedTargetError, Guard, http_url, same_origin
 from a2a.settings import AgentSpec, HubSettings
+from a2a.signing import CardSigner, CardVerifier, KeySource, SignatureError, load_signer
 from a2a.types import AgentCard
 from a2a.upstream import (
     AgentConnection,
@@ -73,6 +74,8 @@ class RegisteredAgent:
     connection: AgentTransport | None = None
     error: str | None = None
     fetched_at: float | None = None
+    signed_by: str | None = None
+    """The `kid` of the signature on the agent's card that the hub verified, if any."""
 
     @property
     def card_url(self) -> str | None:
@@ -122,6 +125,7 @@ class RegisteredAgent:
             ],
             "streaming": self.streaming,
             "signed": bool((self.raw_card or {}).get("signatures")),
+            "signature_verified_by": self.signed_by,
             "stats": self.endpoint.stats.snapshot(),
             "breaker": self.endpoint.breaker.snapshot(),
         }
@@ -176,6 +180,13 @@ class Registry:
         self._agents: dict[str, RegisteredAgent] = {}
         self._strategy: Strategy = make_strategy(self.settings.strategy)
         self._guard = Guard(self.settings.push.allow_hosts)
+        signatures = self.settings.card_signatures
+        try:
+            self.signer: CardSigner | None = load_signer(signatures)
+            """Signs the hub's cards; None when it signs none."""
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"a2a.card_signatures.signing_key_file: {exc}") from None
+        self._verifier = CardVerifier(signatures, ttl=self.settings.card_refresh)
         self._on_change = on_change
         self._listeners: list[Callable[[], None]] = []
         self._started = False
@@ -347,16 +358,45 @@ class Registry:
             if raw is None:  # 304: unchanged
                 agent.fetched_at = time.time()
                 return
+            changed = agent.raw_card != raw
             card, connection = self._parse(spec, card_url, raw)
+            signed_by = await self._verify(spec, card_url, raw) if changed else agent.signed_by
         except CardError as exc:
             agent.error = str(exc)
             raise
         agent.fetched_at = time.time()
-        changed = agent.raw_card != raw
+        agent.signed_by = signed_by
         agent.raw_card, agent.card, agent.etag, agent.error = raw, card, etag, None
         agent.connection = connection
         if changed and agent.name in self._agents:
             self._changed()
+
+    async def _verify(self, spec: AgentSpec, card_url: str, raw: dict[str, Any]) -> str | None:
+        """The card's signatures checked by the agent's policy (`a2a.signing`); the verified
+        signature's `kid`, or CardError with the reason the card is refused."""
+        settings = self.settings.card_signatures
+        policy = spec.card_signatures or settings.verify
+
+        def own(url: str) -> bool:
+            return same_origin(url, spec.url) or same_origin(url, card_url)
+
+        def jku_allowed(url: str) -> bool:
+            return settings.jku == "any" or (settings.jku == "same_origin" and own(url))
+
+        async def fetch(url: str) -> dict[str, Any]:
+            configured = url == spec.jwks_url or url in settings.trusted_jwks
+            if not (configured or own(url)):
+                await self._guard.check_url(url)  # a foreign jku: HTTPS, a public address
+            document, _ = await self.fetch_card(url, AgentSpec(url=url))
+            if document is None:
+                raise CardError("the key set answered 304 to a plain GET")
+            return document
+
+        jwks = (spec.jwks_url,) if spec.jwks_url else ()
+        try:
+            return await self._verifier.verify(raw, policy, KeySource(fetch, jku_allowed, jwks))
+        except (SignatureError, BlockedTargetError) as exc:
+            raise CardError(f"card signature refused: {exc}") from None
 
     def _parse(
         self, spec: AgentSpec, card_url: str, raw: dict[str, Any]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from router_core import BreakerSettings, HealthCheckSettings
@@ -20,6 +22,42 @@ class AgentSpec(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     """Sent on every request to the agent (e.g. its API key)."""
     weight: int = Field(default=1, ge=1)
+    card_signatures: Literal["required", "optional", "off"] | None = None
+    """This agent's card signature policy (`a2a.card_signatures.verify` when unset)."""
+    jwks_url: str | None = None
+    """A JWKS trusted for this agent's card signatures (beside the hub's trusted keys)."""
+
+
+SignaturePolicy = Literal["required", "optional", "off"]
+
+_JWS_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+
+
+class CardSignatureSettings(_Model):
+    """Agent card signatures (A2A 1.0 section 8.4): checked on agents' cards, made on the hub's."""
+
+    verify: SignaturePolicy = "optional"
+    """`required`: an unsigned card, or one no signature of which holds, is refused;
+    `optional`: signatures are checked when there are some (a bad one refuses the card);
+    `off`: signatures are ignored."""
+    jku: Literal["same_origin", "any", "off"] = "same_origin"
+    """Which `jku` (JWKS URL) in a signature's header the hub fetches keys from: one on the
+    agent's own origin, any (fetched through the SSRF guard, HTTPS: it proves only that
+    whoever holds that URL signed), or none (only configured keys)."""
+    trusted_jwks: list[str] = Field(default_factory=list)
+    """JWKS URLs whose keys are trusted for every agent's card."""
+    trusted_keys: list[dict[str, Any]] = Field(default_factory=list)
+    """Public JWKs trusted for every agent's card (matched by `kid`)."""
+    algorithms: list[str] = Field(default_factory=lambda: [*_JWS_ALGORITHMS, "EdDSA"])
+    """JWS algorithms accepted (no `none`, no shared-secret HS*)."""
+    signing_key_file: str | None = None
+    """A PEM private key (EC P-256/384/521, RSA or Ed25519): the hub signs its own card and
+    each proxied card with it, and serves its public key at `/a2a/jwks.json`. Unset: the
+    hub's cards carry no signature (never an agent's, which its rewritten URLs would break)."""
+    signing_kid: str | None = None
+    """The `kid` of the hub's signatures (default: the key's RFC 7638 thumbprint)."""
+    signing_jku: str | None = None
+    """The `jku` of the hub's signatures (default: `/a2a/jwks.json` on the hub's URL)."""
 
 
 class PushSettings(_Model):
@@ -74,3 +112,4 @@ class HubSettings(_Model):
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     health: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    card_signatures: CardSignatureSettings = Field(default_factory=CardSignatureSettings)

@@ -35,7 +35,9 @@ class CardBinding:
         return self._respond(
             request,
             f"hub|{base}|{allowed}|{version}",
-            lambda: hub_card(core.registry, core.settings, base, allowed, version),
+            lambda: hub_card(
+                core.registry, core.settings, base, allowed, version, signer=core.registry.signer
+            ),
             core.registry.changed_at,
         )
 
@@ -49,9 +51,17 @@ class CardBinding:
         return self._respond(
             request,
             f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}|{version}",
-            lambda: proxied_card(agent, base, version),
+            lambda: proxied_card(agent, base, version, signer=self.core.registry.signer),
             agent.fetched_at or self.core.registry.changed_at,
         )
+
+    async def jwks(self, request: Request) -> Response:
+        """The hub's public key set: the `jku` of the signatures on its cards."""
+        signer = self.core.registry.signer
+        if signer is None:
+            return JSONResponse({"error": "this hub signs no cards"}, status_code=404)
+        headers = {"Cache-Control": f"public, max-age={self.core.settings.card_cache_seconds}"}
+        return JSONResponse(signer.jwks(), headers=headers)
 
     def _respond(
         self, request: Request, key: str, build: Callable[[], dict[str, Any]], modified: float

@@ -27,7 +27,7 @@ class A2aAgentConfig(AgentSpec, ConfigModel):
     (`a2a__NAME`), one tool per skill of its card (`a2a__NAME__SKILL`), or not at all.
     `true`/`false` mean `agent`/`off`."""
 
-    @field_validator("url", "card_url", mode="before")
+    @field_validator("url", "card_url", "jwks_url", mode="before")
     @classmethod
     def _http_urls_as_written(cls, value: Any) -> Any:
         return check_http_url(value) if isinstance(value, str) else value

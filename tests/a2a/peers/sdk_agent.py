@@ -6,6 +6,10 @@
 `--binding rest` serves (and lists on its card) only the SDK's HTTP+JSON routes; `both` lists
 JSON-RPC and HTTP+JSON.
 
+`--sign PEM:KID[:JKU]` signs the card with the SDK's own signer (a2a.utils.signing, ES256;
+JKU `self` is this agent's `/jwks.json`, served from `--jwks FILE`); `--tamper` changes the
+description after signing, so the signature no longer holds.
+
 `--version 0.3` serves a 0.3-only card and refuses 1.0 requests (so a hub must translate).
 What it does is chosen by the first word of the user's text:
   echo X     complete with an artifact "echo: X"
@@ -129,6 +133,9 @@ def main() -> None:
     parser.add_argument("--skill", action="append", default=[])
     parser.add_argument("--no-streaming", action="store_true")
     parser.add_argument("--binding", choices=["jsonrpc", "rest", "both"], default="jsonrpc")
+    parser.add_argument("--sign")
+    parser.add_argument("--jwks")
+    parser.add_argument("--tamper", action="store_true")
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     skills = []
@@ -157,6 +164,17 @@ def main() -> None:
         default_output_modes=["text/plain"],
         skills=skills,
     )
+    if args.sign:
+        from a2a.utils.signing import create_agent_card_signer
+
+        pem, kid, jku = [*args.sign.split(":", 2), ""][:3]
+        header = {"alg": "ES256", "typ": "JOSE", "kid": kid}
+        if jku:
+            header["jku"] = f"{base}/jwks.json" if jku == "self" else jku
+        with open(pem) as file:
+            create_agent_card_signer(file.read(), header)(card)  # type: ignore[arg-type]
+        if args.tamper:
+            card.description = "changed after signing"
     handler = DefaultRequestHandler(
         agent_executor=Executor(args.name), task_store=InMemoryTaskStore(), agent_card=card
     )
@@ -179,7 +197,13 @@ def main() -> None:
         await asyncio.sleep(3600)
         return JSONResponse({})
 
+    key_set = open(args.jwks).read() if args.jwks else "{}"  # noqa: SIM115 (read once)
+
+    async def jwks(request: Request) -> Response:
+        return Response(key_set, media_type="application/json")
+
     routes += [
+        Route("/jwks.json", jwks, methods=["GET"]),
         Route("/garbage", garbage, methods=["POST"]),
         Route("/silent", silent, methods=["POST"]),
     ]
