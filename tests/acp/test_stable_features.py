@@ -172,7 +172,7 @@ async def test_an_a2a_agents_question_reaches_the_person_and_the_answer_goes_bac
     asked, declined = report["elicitations"]
     sid = ok(report, 1)["sessionId"]
     assert asked["message"] == "alpha asks: what else?"
-    assert asked["mode"] == "form" and asked["sessionId"] == sid
+    assert asked["kind"] == "ElicitationFormSessionMode" and asked["sessionId"] == sid
     call_ids = [
         u["toolCallId"] for u in ok(report, 2)["updates"] if u["sessionUpdate"] == "tool_call"
     ]

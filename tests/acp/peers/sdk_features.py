@@ -59,7 +59,8 @@ class Ide:
         self.updates.append(dump(update))
 
     async def create_elicitation(self, message: str, mode: Any, **kw: Any) -> Any:
-        self.elicitations.append({"message": message, **dump(mode)})
+        # The SDK hands over the request as a mode object (form or URL, session or request).
+        self.elicitations.append({"message": message, "kind": type(mode).__name__, **dump(mode)})
         answer = self.answers.pop(0) if self.answers else "cancel"
         if isinstance(answer, dict):
             return {"action": "accept", "content": answer["accept"]}
@@ -125,7 +126,11 @@ async def main() -> None:
     command, *args = spec["agent"]
     results: list[Any] = []
     state: dict[str, Any] = {"cwd": spec["cwd"]}
-    async with spawn_agent_process(ide, command, *args, cwd=spec.get("workdir")) as (conn, _):
+    # SDK 0.12.1 still files elicitation under its unstable protocol (the spec made it stable
+    # on 2026-07-24); without this flag it answers elicitation/create with -32601.
+    async with spawn_agent_process(
+        ide, command, *args, cwd=spec.get("workdir"), use_unstable_protocol=True
+    ) as (conn, _):
         for item in spec["steps"]:
             try:
                 results.append({"ok": await asyncio.wait_for(step(conn, ide, item, state), 60)})
