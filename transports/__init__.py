@@ -48,6 +48,7 @@ from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream, Oversize
 
 if TYPE_CHECKING:
     from transports.remote import remote_routes
+    from transports.remote_client import RemoteClientStream, connect_remote
     from transports.sse import connect_sse, sse_routes
     from transports.websocket import HandshakeRefusedError, connect_websocket, websocket_route
 
@@ -57,6 +58,7 @@ __getattr__, _, _ = lazy_loader.attach(
     __name__,
     submod_attrs={
         "remote": ["remote_routes"],
+        "remote_client": ["RemoteClientStream", "connect_remote"],
         "sse": ["connect_sse", "sse_routes"],
         "websocket": ["HandshakeRefusedError", "connect_websocket", "websocket_route"],
     },
@@ -80,8 +82,10 @@ __all__ = [
     "NdjsonStream",
     "Oversized",
     "PeerClosedError",
+    "RemoteClientStream",
     "RpcError",
     "claim_stdout",
+    "connect_remote",
     "connect_sse",
     "connect_websocket",
     "memory_pair",

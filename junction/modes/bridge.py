@@ -3,10 +3,15 @@
 The IDE launches this process as its agent; every NDJSON line from stdin goes out as one
 WebSocket message and every WebSocket message comes back as one stdout line, in order, both ways
 at once, agent-to-client requests (`fs/*`, `session/request_permission`, `terminal/*`) included.
-Messages are relayed as bytes: they are parsed only to keep track of which requests are
-unanswered, never re-encoded. Two exceptions, both for correctness: a message from the remote
-that contains raw newlines (pretty-printed JSON) has them turned into spaces, since a newline
-would split it on stdout; and see "Request ids after a reconnect" below.
+The socket is ACP's remote transport (WebSocket profile; `--connect` takes the endpoint as
+ws(s):// or http(s)://) with Junction's durable subprotocol (`transports/remote.py`): the remote
+numbers its messages, so a dropped socket is resumed where it stopped. A remote that does not
+take the subprotocol (an older Junction) is spoken to as before, and a drop there is a lost
+connection. Messages are relayed as bytes: they are parsed only to keep track of which requests
+are unanswered, never re-encoded. Exceptions, all for correctness: the cursor member the remote
+puts first in each message is cut off again (the IDE sees what the agent sent); a message from
+the remote that contains raw newlines (pretty-printed JSON) has them turned into spaces, since a
+newline would split it on stdout; and see "Request ids after a reconnect" below.
 
 What the IDE sees when things go wrong (stdout carries protocol only; logs go to stderr):
 
@@ -14,9 +19,15 @@ What the IDE sees when things go wrong (stdout carries protocol only; logs go to
   agent gives (limit: `server.max_message_bytes`); the connection stays. Anything else, garbage
   included, is forwarded as is, so the remote agent answers it exactly as `--mode stdio` would
   (-32700 parse error, -32600 invalid request): one source of truth for error replies.
-- **The connection drops mid-session.** The bridge reconnects with exponential backoff (bounded
-  attempts) and logs each step on stderr. The remote agent's state for the old connection (the
-  initialized connection, attached sessions, running prompts) is gone, so:
+- **The socket drops, the remote lives on** (a network blip, a proxy timeout). The bridge opens
+  a new socket with exponential backoff (bounded attempts), asks the remote to resume the
+  connection after the last message it relayed, and the remote replays what the IDE missed.
+  The IDE's requests still unanswered and its latest answers go up again; the remote drops those
+  it already had, so nothing runs twice. The IDE sees nothing but a pause (stderr says
+  "resumed").
+- **The remote cannot resume** (it restarted, or the connection outlived its grace period). The
+  remote agent's state for the old connection (the initialized connection, attached sessions,
+  running prompts) is gone, so:
   requests the IDE sent that were unanswered get a JSON-RPC error (code -32603) whose message
   says the remote connection was lost and re-established, or lost for good, with
   `data.reason == "remote_connection_lost"` and `data.reconnected`; requests the remote agent had
@@ -46,6 +57,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections import deque
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -72,15 +84,25 @@ RECONNECT_DELAY = 0.25
 RECONNECT_DELAY_CAP = 5.0
 EOF_GRACE_SECONDS = 2.0
 """After stdin EOF, how long requests in flight may take to be answered (as `--mode stdio`)."""
-FINAL_CLOSE_CODES = frozenset({1000, 1008})
-"""Remote close codes that mean "do not come back": a deliberate end, or a policy refusal."""
+FINAL_CLOSE_CODES = frozenset({1000, 1008, 4409})
+"""Remote close codes that mean "do not come back": a deliberate end, a policy refusal, or the
+connection resumed by another socket (4409)."""
 LOST_REASON = "remote_connection_lost"
+RESEND_ANSWERS = 64
+"""How many of the IDE's latest answers go up again after a resumption (duplicates are dropped
+by the remote; one sent as the socket died would otherwise be lost)."""
 
 RequestId = int | str
 
 
 class _Connection(MessageStream, Protocol):
-    """What the bridge needs from `connect_websocket`'s stream."""
+    """What the bridge needs from `connect_remote`'s stream."""
+
+    resumable: bool
+    connection_id: str | None
+    cursor: int
+    resumed: bool
+    refusal: str | None
 
     @property
     def close_code(self) -> int | None: ...
@@ -111,9 +133,13 @@ def run_bridge(
     Returns 2 for a URL that is not ws:// or wss://, 130 on Ctrl-C.
     """
     scheme = urlsplit(url).scheme.lower()
-    if scheme not in ("ws", "wss") or not urlsplit(url).netloc:
-        print(f"junction: --connect needs a ws:// or wss:// URL, got {url!r}", file=sys.stderr)
+    if scheme not in ("ws", "wss", "http", "https") or not urlsplit(url).netloc:
+        print(
+            f"junction: --connect needs a ws(s):// or http(s):// URL, got {url!r}", file=sys.stderr
+        )
         return 2
+    if scheme.startswith("http"):  # the same endpoint: its WebSocket profile
+        url = "ws" + url[len("http") :]
     if token:
         register_secret(token)
     bridge = _Bridge(
@@ -183,6 +209,10 @@ class _Bridge:
         self._stale: set[RequestId] = set()  # those of dead connections (cancelled at the IDE)
         self._held: list[RequestId] = []  # requests read from stdin, waiting for a connection
         self._answered = asyncio.Event()  # pulsed when a remote response settles an IDE request
+        # What to send again after a resumption (the remote drops what it already has): the
+        # IDE's requests still unanswered, and its latest answers to the remote's requests.
+        self._unanswered: dict[RequestId, bytes] = {}
+        self._recent_answers: deque[bytes] = deque(maxlen=RESEND_ANSWERS)
 
     # -- the whole run ----------------------------------------------------------------------------
 
@@ -229,32 +259,50 @@ class _Bridge:
             if up.done():
                 return await self._finish_at_eof(conn, down, up)
             down.result()  # _IdeGoneError propagates
-            # The connection ended without our asking: everything tied to it is lost.
+            # The socket ended without our asking: resume the connection on a new one if the
+            # remote can, else everything tied to it is lost.
             self._conn = None
             self._online.clear()
             lost_generation = self._generation
             code = conn.close_code
-            await self._cancel_agent_requests()
             if code in FINAL_CLOSE_CODES:
+                await self._cancel_agent_requests()
                 log.error("bridge: the remote Junction closed the connection (code %s)", code)
                 reason = f"the remote Junction closed the connection (WebSocket code {code})"
                 return await self._give_up(up, lost_generation, reason)
             log.warning(
-                "bridge: connection to %s lost (WebSocket code %s); reconnecting", self._url, code
+                "bridge: connection to %s lost (WebSocket code %s); %s",
+                self._url,
+                code,
+                "resuming" if conn.resumable else "reconnecting",
             )
-            reconnect = asyncio.create_task(self._reconnect())
+            reconnect = asyncio.create_task(self._reconnect(conn))
             await asyncio.wait({up, reconnect}, return_when=asyncio.FIRST_COMPLETED)
             if not reconnect.done():  # stdin ended while we were reconnecting
                 reconnect.cancel()
                 with contextlib.suppress(BaseException):
                     await reconnect
+                await self._cancel_agent_requests()
                 await self._answer_lost(lost_generation, reconnected=False)
                 up.result()
                 return 0
             new, why = reconnect.result()
             if new is None:
+                await self._cancel_agent_requests()
                 return await self._give_up(up, lost_generation, why)
             conn = new
+            if conn.resumed:
+                log.warning(
+                    "bridge: resumed the connection to %s after message %d; nothing was lost",
+                    self._url,
+                    conn.cursor,
+                )
+                await self._resend(conn)
+                self._go_online(conn)
+                continue
+            if conn.refusal is not None:
+                log.warning("bridge: the remote could not resume the connection: %s", conn.refusal)
+            await self._cancel_agent_requests()
             self._generation += 1
             await self._answer_lost(lost_generation, reconnected=True)
             log.warning(
@@ -317,12 +365,12 @@ class _Bridge:
 
     # -- connecting -------------------------------------------------------------------------------
 
-    async def _open(self) -> _Connection:
-        from transports import HandshakeRefusedError, connect_websocket
+    async def _open(self, resume: tuple[str, int] | None = None) -> _Connection:
+        from transports import HandshakeRefusedError, connect_remote
 
         try:
-            conn: _Connection = await connect_websocket(
-                self._url, token=self._token, max_message_bytes=self._limit
+            conn: _Connection = await connect_remote(
+                self._url, token=self._token, max_message_bytes=self._limit, resume=resume
             )
         except HandshakeRefusedError as exc:
             if self._token is None:
@@ -342,8 +390,12 @@ class _Bridge:
             raise _StartError(f"cannot connect to {self._url}: {exc}", final=True) from None
         return conn
 
-    async def _reconnect(self) -> tuple[_Connection | None, str]:
-        """A new connection after backoff, or None and why not (refused, or out of attempts)."""
+    async def _reconnect(self, lost: _Connection) -> tuple[_Connection | None, str]:
+        """A new socket after backoff, resuming `lost`'s connection where the remote can; or
+        None and why not (refused, or out of attempts)."""
+        resume = None
+        if lost.resumable and lost.connection_id is not None:
+            resume = (lost.connection_id, lost.cursor)
         backoff = Backoff(self._delay, RECONNECT_DELAY_CAP, attempts=self._attempts)
         why = "no reconnect attempts allowed"
         while (delay := backoff.next_delay()) is not None:
@@ -353,7 +405,7 @@ class _Bridge:
             )
             await asyncio.sleep(delay)
             try:
-                return await self._open(), ""
+                return await self._open(resume), ""
             except _StartError as exc:
                 why = str(exc)
                 log.warning("bridge: reconnect attempt %d failed: %s", attempt, why)
@@ -386,7 +438,7 @@ class _Bridge:
                 message = self._route_ide_answers(message, decoded, responses)
                 if not message:
                     continue
-            await self._send_up(message, requests)
+            await self._send_up(message, requests, answer=bool(responses))
 
     def _route_ide_answers(self, raw: bytes, decoded: Any, responses: list[RequestId]) -> bytes:
         """The IDE's answers as they should go up: b"" for an answer to a dead connection's
@@ -410,7 +462,9 @@ class _Bridge:
             self._agent_pending.pop(request_id, None)
         return raw
 
-    async def _send_up(self, message: bytes, requests: list[RequestId]) -> None:
+    async def _send_up(
+        self, message: bytes, requests: list[RequestId], *, answer: bool = False
+    ) -> None:
         """Send on the current connection, waiting out a reconnect.
 
         A request counts as in flight from just before it is sent: if the connection dies under
@@ -426,6 +480,9 @@ class _Bridge:
         self._held = []
         for request_id in requests:
             self._ide_pending[request_id] = self._generation
+            self._unanswered[request_id] = message
+        if answer:
+            self._recent_answers.append(message)
         try:
             await conn.send(message)
         except ConnectionError:
@@ -447,6 +504,7 @@ class _Bridge:
             for request_id in responses:
                 if self._ide_pending.get(request_id) == generation:
                     del self._ide_pending[request_id]
+                    self._unanswered.pop(request_id, None)
                     self._answered.set()
             for request_id in requests:
                 ide_id: RequestId = request_id
@@ -467,6 +525,16 @@ class _Bridge:
 
     # -- after a drop -----------------------------------------------------------------------------
 
+    async def _resend(self, conn: _Connection) -> None:
+        """After a resumption: what may have died with the old socket goes up again, in order
+        (the remote drops what it already had: a retried request is not run twice)."""
+        again = [*self._recent_answers, *self._unanswered.values()]
+        for message in again:
+            with contextlib.suppress(ConnectionError):
+                await conn.send(message)
+        if again:
+            log.info("bridge: sent %d message(s) again after resuming", len(again))
+
     def _lost_error(self, request_id: RequestId, *, reconnected: bool) -> bytes:
         if reconnected:
             text = (
@@ -483,6 +551,8 @@ class _Bridge:
         lost = [rid for rid, gen in self._ide_pending.items() if gen <= generation]
         for request_id in lost:
             del self._ide_pending[request_id]
+            self._unanswered.pop(request_id, None)
+        self._recent_answers.clear()
         for request_id in lost:
             with contextlib.suppress(_IdeGoneError):
                 await self._to_ide(self._lost_error(request_id, reconnected=reconnected))
