@@ -111,7 +111,7 @@ class HubCore:
         """This hub's entry in `junction/via` (loop detection)."""
         self.store = store
         self.registry = Registry(self.settings, session=session)
-        self.push = PushDispatcher(self.settings.push)
+        self.push = PushDispatcher(self.settings.push, store)
         self.relays: dict[str, TaskRelay] = {}
         """Live relays by hub task id (`a2a.relay.RelayHost`)."""
         self._followers: set[asyncio.Task[None]] = set()
@@ -123,6 +123,7 @@ class HubCore:
     async def start(self, agents: dict[str, AgentSpec] | None = None) -> None:
         """Open the store, register configured agents (a bad card is logged, not fatal)."""
         await self.store.open()
+        self.push.start()  # deliveries a stopped process left in the store's outbox
         for name, spec in (agents or {}).items():
             await self.registry.add(name, spec, source="config", strict=False)
         self.registry.start()

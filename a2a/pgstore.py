@@ -56,6 +56,9 @@ _ACK = "DELETE FROM a2a_push_outbox WHERE task_id = $1 AND config_id = $2 AND se
 _CLAIM = (
     "UPDATE a2a_push_outbox o SET lease_owner = $1, lease_until = $2 FROM"
     " (SELECT task_id, config_id, seq FROM a2a_push_outbox WHERE lease_until < $3"
+    "  AND NOT EXISTS (SELECT 1 FROM a2a_push_outbox e WHERE e.task_id = a2a_push_outbox.task_id"
+    "   AND e.config_id = a2a_push_outbox.config_id AND e.seq < a2a_push_outbox.seq"
+    "   AND e.lease_until >= $3)"
     "  ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) c"
     " WHERE o.task_id = c.task_id AND o.config_id = c.config_id AND o.seq = c.seq"
     " RETURNING o.task_id, o.config_id, o.seq, o.body, o.attempts, o.lease_owner, o.lease_until"

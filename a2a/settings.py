@@ -74,6 +74,11 @@ class PushSettings(_Model):
     max_backoff: float = Field(default=30.0, gt=0)
     queue_size: int = Field(default=1000, ge=1)
     """Pending notifications per webhook; beyond it the oldest are dropped (and logged)."""
+    lease: float = Field(default=30.0, gt=0)
+    """Seconds a process holds a pending delivery in the store's outbox before another (this
+    one after a restart, or another replica) may take it over; renewed while it retries."""
+    resume_interval: float = Field(default=5.0, gt=0)
+    """How often the outbox is searched for deliveries whose lease has run out."""
 
 
 class HubSettings(_Model):

@@ -594,7 +594,10 @@ _TOUCH = (
 )
 _ACK = "DELETE FROM a2a_push_outbox WHERE task_id = ? AND config_id = ? AND seq = ?"
 _CLAIM = (
-    "UPDATE a2a_push_outbox SET lease_owner = ?, lease_until = ? WHERE rowid IN"
-    " (SELECT rowid FROM a2a_push_outbox WHERE lease_until < ? ORDER BY seq LIMIT ?)"
+    "UPDATE a2a_push_outbox SET lease_owner = ?1, lease_until = ?2 WHERE rowid IN"
+    " (SELECT rowid FROM a2a_push_outbox o WHERE lease_until < ?3 AND NOT EXISTS"
+    "  (SELECT 1 FROM a2a_push_outbox e WHERE e.task_id = o.task_id"
+    "   AND e.config_id = o.config_id AND e.seq < o.seq AND e.lease_until >= ?3)"
+    "  ORDER BY seq LIMIT ?4)"
     " RETURNING task_id, config_id, seq, body, attempts, lease_owner, lease_until"
 )
