@@ -56,6 +56,7 @@ def _lost(exc: BaseException) -> bool:
         | TimeoutError
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
+        | asyncpg.InternalClientError  # a connection the server closed while it sat idle
         | asyncpg.exceptions.OperatorInterventionError,
     )
 
@@ -241,7 +242,12 @@ class PgDatabase:
         for attempt in (1, 2):
             try:
                 async with self._acquire() as conn:
-                    return await fn(conn)
+                    try:
+                        return await fn(conn)
+                    except Exception as exc:
+                        if _lost(exc):
+                            conn.terminate()  # never back into the pool
+                        raise
             except Exception as exc:
                 if not _lost(exc):
                     raise

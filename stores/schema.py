@@ -54,6 +54,7 @@ def render(dialect: str, start: str | None) -> str:
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-step chatter; ours is one line
     config = _config()
     script = ScriptDirectory.from_config(config)
     out = io.StringIO()

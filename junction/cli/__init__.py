@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "backends": "probe every model backend and list its models",
     "demo": "an end-to-end run on bundled examples, no network or key needed",
     "init": "write a starting junction.yaml from this machine's editors and keys",
+    "migrate": "bring the store's schema (SQLite or PostgreSQL) to this version's",
 }
 _OPTIONS_OF: dict[str, tuple[str, ...]] = {
     "check": ("config", "mcp-config", "log-level", "json"),
@@ -38,6 +39,7 @@ _OPTIONS_OF: dict[str, tuple[str, ...]] = {
     "backends": ("config", "log-level", "json"),
     "demo": ("log-level",),
     "init": ("config", "force"),
+    "migrate": ("config", "log-level"),
     "stdio": ("config", "mcp-config", "log-level"),
     "mcp": ("config", "mcp-config", "log-level"),
     "serve": ("config", "mcp-config", "log-level", "host", "port", "uds"),
@@ -172,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for secret in config.secret_values():
         register_secret(secret)
+    if args.command == "migrate":
+        from junction.cli.migrate import migrate_command
+
+        return migrate_command(config)
 
     what = args.mode or args.command
     telemetry = None
