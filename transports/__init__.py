@@ -1,4 +1,6 @@
-"""JSON-RPC 2.0 over stdio (NDJSON), WebSocket and SSE: one peer, three framings.
+"""JSON-RPC 2.0 over stdio (NDJSON), WebSocket and SSE: one peer, three framings; and ACP's
+remote transport (Streamable HTTP and WebSocket on one endpoint, `remote.py`), whose connections
+outlive their sockets (`durable.py`: cursors, replay, idempotent retries, fencing).
 
 The peer (`JsonRpcPeer`) carries requests both ways on one connection; a framing turns a byte
 stream into whole messages (`MessageStream`). Nothing here knows about ACP, MCP or A2A.
@@ -20,6 +22,9 @@ Decisions:
   the event loop go out in one write (64 concurrent replies: one syscall instead of 64).
 - WebSocket and SSE framing are libraries' (websockets under uvicorn; sse-starlette and
   httpx-sse): nothing here encodes those wires by hand.
+- The remote transport is ACP's by name (its headers, `initialize` answered in the POST, the
+  methods that need `Acp-Session-Id`), but knows nothing else of ACP: it routes, numbers and
+  replays JSON-RPC messages.
 - No API-key check on the server routes: who may connect is the embedding application's
   middleware's decision (Junction's access guard); clients send a bearer token when given one.
 - `Backoff` is a delay schedule, not a retry decorator: the reconnect loops that use it are
