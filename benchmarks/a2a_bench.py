@@ -1,10 +1,25 @@
-"""A2A hub overhead: the same fast local agent called directly and through the hub, in one run.
+"""A2A hub overhead: the same agent called directly and through the hub, in one run.
 
-Three processes: a fast A2A 1.0 agent (aiohttp server, answers at once), the hub (uvicorn, SQLite
-store in a temp dir) with that agent registered, and this client (one pooled aiohttp session).
-Reports ratios and added times measured in this run, never bare times alone.
+By default, what users run: `junction --mode serve` (its middleware, metrics, access log to a
+file, SQLite store in a temp dir) with an a2a-sdk agent (tests/a2a/peers/sdk_agent.py, the
+official SDK from its own venv under $JUNCTION_CI_CACHE) registered as `bench`, and this client
+(one pooled aiohttp session) calling the agent directly and through `/a2a/agents/bench`,
+alternating, at concurrency 1: p50 and p99 each way, the added time and the ratio.
 
-    python benchmarks/a2a_bench.py [--requests 2000] [--seconds 5] [--json] [--loop uvloop]
+    python benchmarks/a2a_bench.py [--requests 2000] [--json] [--no-access-log] [--profile DIR]
+                                   [--agent sdk|fast]
+
+`--agent fast` puts the aiohttp agent that answers at once (below) behind serve mode instead,
+so the added time is not hidden in the SDK agent's own variance.
+
+`--profile DIR` runs serve mode under py-spy (`pip install py-spy`) and writes its stacks there
+as `serve.folded` (collapsed stacks: grep them, or feed them to flamegraph.pl / speedscope).
+
+`--hub routes` measures the older harness: the hub's routes alone under uvicorn (no serve-mode
+middleware) in front of a fast aiohttp agent that answers at once, with throughput at c=16 and
+time to the first streamed event:
+
+    python benchmarks/a2a_bench.py --hub routes [--requests 2000] [--seconds 5] [--loop uvloop]
     python benchmarks/a2a_bench.py --no-sockets
 
 `--no-sockets` measures only what the hub's own code costs: its Starlette app is called as ASGI in
@@ -15,8 +30,9 @@ CPU time per request, so a busy machine (others' tests) skews it far less than t
 `--loop uvloop` runs the hub's event loop on uvloop (if installed; the agent and this client
 stay on asyncio), to measure what that dependency would buy.
 
-Targets (issue 5): SendMessage added p50 at concurrency 1 <= 2 ms; throughput through the hub at
-concurrency 16 >= 0.5 x direct; SendStreamingMessage added time to first event <= 2 ms.
+Targets: SendMessage added p50 at concurrency 1 through `/a2a/agents/{name}` of serve mode
+<= 1 ms (issue 15); with `--hub routes` (issue 5): added p50 <= 2 ms, throughput at
+concurrency 16 >= 0.5 x direct, SendStreamingMessage added time to first event <= 2 ms.
 """
 
 from __future__ import annotations
@@ -267,6 +283,161 @@ async def measure(direct: str, hub: str, requests: int, seconds: float) -> dict[
         return results
 
 
+# -- serve mode, as users run it -------------------------------------------------------------
+
+
+def peer_python() -> str:
+    cache = os.environ.get("JUNCTION_CI_CACHE") or os.path.expanduser("~/.cache/junction-ci")
+    python = os.path.join(cache, "peers", "a2a-sdk", "bin", "python")
+    if not os.path.exists(python):
+        raise SystemExit(f"the a2a-sdk peer is not installed ({python}): run `bash .ci/run` once")
+    return python
+
+
+def ready(process: subprocess.Popen[str], what: str) -> subprocess.Popen[str]:
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.strip() != "READY":
+        process.kill()
+        raise RuntimeError(f"{what} did not start: {line!r}")
+    return process
+
+
+def start_junction(
+    tmp: str, agent_url: str, port: int, access_log: bool, profile: str | None
+) -> subprocess.Popen[bytes]:
+    """`junction --mode serve` with the agent registered as `bench`, up once /health/live answers."""
+    import shutil
+    import urllib.request
+
+    config = os.path.join(tmp, "junction.yaml")
+    with open(config, "w") as file:
+        file.write(
+            f"store: {{url: 'sqlite:///{tmp}/junction.db'}}\n"
+            f"a2a_agents:\n  bench: {{url: '{agent_url}'}}\n"
+            f"logging: {{access_log: {'true' if access_log else 'false'}}}\n"
+        )
+    junction = shutil.which("junction") or os.path.join(os.path.dirname(sys.executable), "junction")
+    command = [junction, "--mode", "serve", "--config", config, "--port", str(port)]
+    if profile:
+        os.makedirs(profile, exist_ok=True)
+        command = ["py-spy", "record", "--rate", "1000", "--format", "raw", "-o", f"{profile}/serve.folded", "--", *command]  # fmt: skip
+    log = open(os.path.join(tmp, "junction.log"), "wb")  # noqa: SIM115 (the child keeps it)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("junction --mode serve did not answer /health/live within 60 s")
+
+
+def sdk_body() -> bytes:
+    message = {
+        "messageId": str(uuid.uuid4()),
+        "role": "ROLE_USER",
+        "parts": [{"text": "echo " + "hello " * 8}],
+    }
+    return orjson.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+    )
+
+
+async def sdk_send(session: aiohttp.ClientSession, url: str) -> float:
+    started = time.perf_counter()
+    async with session.post(url, data=sdk_body(), headers=HEADERS) as response:
+        reply = orjson.loads(await response.read())
+    elapsed = time.perf_counter() - started
+    assert reply.get("result", {}).get("task", {}).get("artifacts"), reply
+    return elapsed
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) process `pid` has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure_serve(direct: str, through: str, requests: int, pid: int) -> dict[str, Any]:
+    """c=1, direct and through alternating request by request, so drift hits both alike; and
+    Junction's own CPU time per request through it."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as session:
+        for _ in range(100):
+            await sdk_send(session, direct)
+            await sdk_send(session, through)
+        d: list[float] = []
+        t: list[float] = []
+        cpu = cpu_seconds(pid)
+        for _ in range(requests):
+            d.append(await sdk_send(session, direct))
+            t.append(await sdk_send(session, through))
+        cpu = cpu_seconds(pid) - cpu
+    results: dict[str, Any] = {"junction_cpu_per_request_us": cpu / requests * 1e6}
+    for name, q in (("p50", 0.5), ("p99", 0.99)):
+        results[f"direct_{name}_ms"] = pct(d, q)
+        results[f"through_{name}_ms"] = pct(t, q)
+        results[f"added_{name}_ms"] = pct(t, q) - pct(d, q)
+    results["ratio_p50"] = results["through_p50_ms"] / results["direct_p50_ms"]
+    return results
+
+
+def run_serve_mode(args: argparse.Namespace) -> None:
+    agent_port, junction_port = free_port(), free_port()
+    script = os.path.join(ROOT, "tests", "a2a", "peers", "sdk_agent.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.agent == "fast":
+            agent = spawn("--serve-agent", str(agent_port))
+        else:
+            command = [peer_python(), script, "--port", str(agent_port), "--name", "bench"]
+            agent = ready(
+                subprocess.Popen(command, stdout=subprocess.PIPE, text=True), "the a2a-sdk agent"
+            )
+        agent_url = f"http://127.0.0.1:{agent_port}"
+        try:
+            junction = start_junction(
+                tmp, agent_url, junction_port, not args.no_access_log, args.profile
+            )
+            try:
+                results = asyncio.run(
+                    measure_serve(
+                        agent_url + "/",
+                        f"http://127.0.0.1:{junction_port}/a2a/agents/bench",
+                        args.requests,
+                        junction.pid,
+                    )
+                )
+            finally:
+                junction.send_signal(2)  # SIGINT: py-spy writes its profile when the child ends
+                junction.wait(60)
+        finally:
+            agent.terminate()
+            agent.wait(10)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    log = "off" if args.no_access_log else "on"
+    print(
+        f"junction --mode serve (access log {log}), {args.agent} agent, SendMessage, c=1, {args.requests} each way:"
+    )
+    for name in ("p50", "p99"):
+        print(
+            f"  {name}: direct {results[f'direct_{name}_ms']:.3f} ms, through /a2a/agents/bench {results[f'through_{name}_ms']:.3f} ms, added {results[f'added_{name}_ms']:.3f} ms"
+        )
+    print(f"  ratio p50 {results['ratio_p50']:.2f}; target: added p50 <= 1 ms")
+    print(
+        f"  Junction's CPU per request through it: {results['junction_cpu_per_request_us']:.0f} us"
+    )
+
+
 # -- in process: the hub's own cost, no sockets ---------------------------------------------------
 
 
@@ -388,7 +559,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--no-sockets", action="store_true")
+    parser.add_argument("--hub", choices=("serve", "routes"), default="serve")
+    parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument("--profile", metavar="DIR")
+    parser.add_argument(
+        "--agent", choices=("sdk", "fast"), default="sdk", help="serve mode's upstream agent"
+    )
     args = parser.parse_args()
+    if args.hub == "serve" and not args.no_sockets:
+        run_serve_mode(args)
+        return
     if args.no_sockets:
         import uvloop
 
