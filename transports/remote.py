@@ -58,7 +58,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from transports.durable import Accepted, DurableConnection
 from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream
-from transports.websocket import CLOSE_NORMAL, serve_websocket
+from transports.websocket import CLOSE_NORMAL, same_principal, serve_websocket
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class RemoteAcpServer:
     def _find(self, connection_id: str | None, state: Any) -> DurableConnection | None:
         """A live connection of this caller (another caller's is as unknown as a made-up id)."""
         found = self.connections.get(connection_id or "")
-        if found is None or found.ended or found.state != dict(state or {}):
+        if found is None or found.ended or not same_principal(state, found.state):
             return None
         return found
 

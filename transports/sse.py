@@ -69,7 +69,7 @@ from transports.stream import (
     Oversized,
     request_id_in,
 )
-from transports.websocket import HandshakeRefusedError, bearer_header
+from transports.websocket import HandshakeRefusedError, bearer_header, same_principal
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +86,10 @@ gets to read the 413 instead of a connection reset; beyond that the server stops
 
 
 def _same_caller(connection: SseServerStream, request: Request) -> bool:
-    """Whether `request` comes from the caller that opened `connection` (same ASGI state, so the
-    same API key when the server's middleware puts one there)."""
-    return dict(request.scope.get("state") or {}) == connection.state
+    """Whether `request` comes from the caller that opened `connection`: the same `principal`
+    in the ASGI state, as the server's middleware puts it there (the rest of the state, such as
+    limit counters, may be new objects on every request)."""
+    return same_principal(request.scope.get("state"), connection.state)
 
 
 class SseServerStream:

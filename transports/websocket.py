@@ -53,6 +53,11 @@ class HandshakeRefusedError(ConnectionRefusedError):
         self.status = status
 
 
+def same_principal(state: Mapping[str, Any] | None, other: Mapping[str, Any] | None) -> bool:
+    """Whether two requests' ASGI states name the same caller (`principal`, None without keys)."""
+    return (state or {}).get("principal") == (other or {}).get("principal")
+
+
 def bearer_header(token: str | None) -> dict[str, str]:
     """The request header a client sends for `token` (none without one)."""
     return {} if token is None else {"Authorization": f"Bearer {token}"}
