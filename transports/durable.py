@@ -109,11 +109,11 @@ class DurableConnection:
         decoded = _decode(message)
         if isinstance(decoded, dict) and "method" not in decoded:
             key = _key_of(decoded, None)
+            self._settle(key, decoded)
             waiter = self._waiters.pop(key, None) if key else None
             if waiter is not None and not waiter.done():
                 waiter.set_result(message)  # answered in the HTTP response, not the stream
                 return
-            self._settle(key, decoded)
         while not self._ended and len(self._log) >= self._retention:
             if self._log[0][0] <= self._taken:
                 self._log.popleft()  # already on the wire: kept only for a resumption
