@@ -19,18 +19,18 @@ from router_core.types import ChatResult, Usage
 
 __all__ = ["record_result", "record_stream_bytes", "record_usage", "start_model_span"]
 
-_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "ollama": "ollama"}
-
 
 def start_model_span(
     entry: BackendEntry, model: str, *, operation: str, streaming: bool
 ) -> tracing.LiveSpan | None:
     """A client span for one attempt of `operation` (chat, embeddings) on `entry`."""
     backend = entry.backend
+    provider = backend.kind  # the API spoken: openai (any OpenAI-compatible server), ollama, ...
     attributes: dict[str, str | int | bool] = {
         "gen_ai.operation.name": operation,
         "gen_ai.request.model": model,
-        "gen_ai.provider.name": _PROVIDERS.get(backend.kind, backend.kind),
+        "gen_ai.provider.name": provider,
+        "gen_ai.system": provider,  # its name before semantic conventions 1.37, still read
         "gen_ai.request.stream": streaming,
         "junction.backend": entry.name,
     }

@@ -103,6 +103,7 @@ async def test_chat_completion_spans_over_http_protobuf(
         assert call.attributes["gen_ai.request.model"] == "m1"
         assert call.attributes["gen_ai.response.model"] == "m1"
         assert call.attributes["gen_ai.provider.name"] == "openai"
+        assert call.attributes["gen_ai.system"] == "openai"
         assert call.attributes["gen_ai.usage.input_tokens"] == 11
         assert call.attributes["gen_ai.usage.output_tokens"] == 7
         assert call.attributes["gen_ai.response.finish_reasons"] == ["stop"]
