@@ -22,26 +22,59 @@ Decisions:
   `mcp_gateway` and `a2a`, so the composition root (`junction.bridges.acp_services`) adapts them.
 """
 
-from acp.agent import (
-    AUTH_REQUIRED,
-    RESOURCE_NOT_FOUND,
-    AgentConnection,
-    ServiceScope,
-    serve_connection,
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
+if TYPE_CHECKING:
+    from acp.agent import (
+        AUTH_REQUIRED,
+        RESOURCE_NOT_FOUND,
+        AgentConnection,
+        ServiceScope,
+        serve_connection,
+    )
+    from acp.permissions import Decision, PermissionPolicy
+    from acp.protocols import (
+        AgentDirectory,
+        AgentInfo,
+        ModelClient,
+        SessionToolProvider,
+        SessionTools,
+        ToolInfo,
+        ToolProvider,
+    )
+    from acp.runtime import AgentRuntime, Lifespan, Services, ServicesUnavailable
+    from acp.settings import AgentSettings, Credential
+    from acp.store import MemorySessionStore, SessionRecord, SessionStore, SqliteSessionStore
+
+# Loaded on first use: `junction --mode stdio` answers `initialize` from `acp.handshake` before
+# pydantic, the wire types or the transports are imported (see `junction.modes.acp_early`).
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "agent": [
+            "AUTH_REQUIRED",
+            "RESOURCE_NOT_FOUND",
+            "AgentConnection",
+            "ServiceScope",
+            "serve_connection",
+        ],
+        "permissions": ["Decision", "PermissionPolicy"],
+        "protocols": [
+            "AgentDirectory",
+            "AgentInfo",
+            "ModelClient",
+            "SessionToolProvider",
+            "SessionTools",
+            "ToolInfo",
+            "ToolProvider",
+        ],
+        "runtime": ["AgentRuntime", "Lifespan", "Services", "ServicesUnavailable"],
+        "settings": ["AgentSettings", "Credential"],
+        "store": ["MemorySessionStore", "SessionRecord", "SessionStore", "SqliteSessionStore"],
+    },
 )
-from acp.permissions import Decision, PermissionPolicy
-from acp.protocols import (
-    AgentDirectory,
-    AgentInfo,
-    ModelClient,
-    SessionToolProvider,
-    SessionTools,
-    ToolInfo,
-    ToolProvider,
-)
-from acp.runtime import AgentRuntime, Lifespan, Services, ServicesUnavailable
-from acp.settings import AgentSettings, Credential
-from acp.store import MemorySessionStore, SessionRecord, SessionStore, SqliteSessionStore
 
 __all__ = [
     "AUTH_REQUIRED",

@@ -24,30 +24,24 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from acp.handshake import initialize_result
 from acp.permissions import MODE_IDS, MODES
 from acp.prompt import PromptError, check_prompt
 from acp.runtime import AgentRuntime, Services, ServicesUnavailable
 from acp.schema import (
-    PROTOCOL_VERSION,
-    AgentAuthCapabilities,
-    AgentCapabilities,
     AuthenticateRequest,
     AuthMethod,
     ClientCapabilities,
     Empty,
     Implementation,
     InitializeRequest,
-    InitializeResponse,
     ListSessionsRequest,
     ListSessionsResponse,
     LoadSessionRequest,
-    McpCapabilities,
     NewSessionRequest,
-    PromptCapabilities,
     PromptRequest,
     PromptResponse,
     ResumeSessionRequest,
-    SessionCapabilities,
     SessionIdParams,
     SessionInfo,
     SessionSetupResponse,
@@ -148,34 +142,20 @@ class AgentConnection:
 
     # -- initialization -------------------------------------------------------------------------
 
-    async def initialize(self, params: InitializeRequest) -> InitializeResponse:
+    async def initialize(self, params: InitializeRequest) -> dict[str, Any]:
         self.client = params.client_capabilities
         self.client_info = params.client_info
         # Start loading the services only after this answer has been written.
         loop = asyncio.get_running_loop()
         loop.call_soon(loop.call_soon, self.runtime.start)
         settings = self.runtime.settings
-        return InitializeResponse(
-            protocol_version=PROTOCOL_VERSION,
-            agent_capabilities=AgentCapabilities(
-                load_session=True,
-                auth=AgentAuthCapabilities(logout=Empty()) if self.credential else None,
-                prompt_capabilities=PromptCapabilities(
-                    image=settings.image_prompts, audio=False, embedded_context=True
-                ),
-                mcp_capabilities=McpCapabilities(http=True, sse=True),
-                session_capabilities=SessionCapabilities(
-                    list=Empty(),
-                    resume=Empty(),
-                    close=Empty(),
-                    delete=Empty(),
-                    additional_directories=Empty(),
-                ),
-            ),
-            agent_info=Implementation(
-                name=settings.name, title=settings.title, version=settings.version
-            ),
-            auth_methods=self._auth_methods() or None,
+        return initialize_result(
+            name=settings.name,
+            title=settings.title,
+            version=settings.version,
+            image=settings.image_prompts,
+            auth_methods=[method.wire() for method in self._auth_methods()],
+            logout=self.credential is not None,
         )
 
     def _auth_methods(self) -> list[AuthMethod]:

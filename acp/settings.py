@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from acp.handshake import DEFAULT_NAME, DEFAULT_TITLE
 from acp.permissions import PermissionPolicy
 from acp.schema import AuthMethod
 
@@ -35,8 +36,8 @@ class Credential:
 class AgentSettings:
     """How sessions behave. Every field has a default that suits `junction --mode stdio`."""
 
-    name: str = "junction"
-    title: str = "Junction"
+    name: str = DEFAULT_NAME
+    title: str = DEFAULT_TITLE
     version: str = "0+unknown"
     """Said in `agentInfo`; the composition root passes Junction's version."""
     default_model: str | None = None

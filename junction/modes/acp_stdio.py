@@ -10,6 +10,7 @@ from typing import Any
 
 from junction.bridges.acp_services import build_runtime, serve_acp
 from junction.config import JunctionConfig
+from junction.modes.acp_early import Replayed, take
 
 log = logging.getLogger("junction.acp")
 
@@ -17,10 +18,14 @@ log = logging.getLogger("junction.acp")
 def run_acp_stdio(config: JunctionConfig, overrides: Mapping[str, Any] | None = None) -> int:
     """Serve ACP on stdin/stdout until stdin closes or SIGTERM/SIGINT; returns the exit code."""
 
-    async def main() -> None:
-        from transports import open_stdio
+    early = take()
 
-        stream = await open_stdio(max_message_bytes=config.server.max_message_bytes)
+    async def main() -> None:
+        from transports import MessageStream, open_stdio
+
+        stream: MessageStream = await open_stdio(max_message_bytes=config.server.max_message_bytes)
+        if early is not None:  # the console script read (and maybe answered) the first line
+            stream = Replayed(stream, early, config.server.max_message_bytes)
         runtime = build_runtime(config, overrides)
         runner = asyncio.create_task(serve_acp(stream, runtime))
         loop = asyncio.get_running_loop()
