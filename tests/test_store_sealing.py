@@ -65,7 +65,7 @@ async def test_push_configs_are_sealed_and_keys_rotate(where: str) -> None:
     keyless = _store(where, None)
     await keyless.open()
     try:
-        with pytest.raises(SealError, match="no store.encryption_key"):
+        with pytest.raises(SealError, match=r"no store\.encryption_key"):
             await keyless.list_push("task-1")
     finally:
         await keyless.close()
