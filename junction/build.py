@@ -6,11 +6,13 @@ modes and the CLI all build through here, so each section is read one way."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from a2a.settings import AgentSpec, HubSettings
 from acp import AgentSettings, PermissionPolicy
 from junction.config import JunctionConfig, StdioMcpServerConfig
+from junction.config.mcp import ClientCredentialsAuthConfig, LoginAuthConfig
 from junction.version import __version__
 from router_core.settings import BackendSpec, RouterSettings
 
@@ -19,6 +21,7 @@ from router_core.settings import BackendSpec, RouterSettings
 if TYPE_CHECKING:
     from a2a import AgentPool, Hub, RegisteredAgent
     from mcp_gateway import GatewayOptions, UpstreamSpec
+    from mcp_gateway.upstream_auth import UpstreamAuth
     from router_core import Router
 
 T = TypeVar("T")
@@ -54,6 +57,41 @@ async def closing_session(work: Awaitable[T]) -> T:
         await close_session()
 
 
+def upstream_auth(
+    config: JunctionConfig, auth: ClientCredentialsAuthConfig | LoginAuthConfig | None
+) -> UpstreamAuth | None:
+    """An HTTP upstream's `auth:` as the gateway's spec; a login's tokens live in
+    `mcp.token_store.path` (default: `upstream-tokens` in the user data directory)."""
+    from mcp_gateway.upstream_auth import ClientCredentialsAuth, LoginAuth
+
+    if auth is None:
+        return None
+    if isinstance(auth, ClientCredentialsAuthConfig):
+        return ClientCredentialsAuth(
+            client_id=auth.client_id,
+            client_secret=auth.client_secret,
+            scopes=tuple(auth.scopes),
+            issuer=auth.issuer,
+            token_url=auth.token_url,
+            auth_method=auth.auth_method,
+        )
+    store = config.mcp.token_store
+    if store.path:
+        directory = Path(store.path).expanduser()
+    else:
+        import platformdirs  # deferred, as for the store's default
+
+        directory = Path(platformdirs.user_data_dir("junction")) / "upstream-tokens"
+    return LoginAuth(
+        store=directory,
+        key=store.key or None,
+        client_id=auth.client_id,
+        client_secret=auth.client_secret,
+        scopes=tuple(auth.scopes),
+        redirect_port=auth.redirect_port,
+    )
+
+
 def gateway_inputs(config: JunctionConfig) -> tuple[list[UpstreamSpec], GatewayOptions]:
     """The gateway's upstream specs and options for this configuration."""
     from mcp_gateway import GatewayOptions, HttpUpstream, StdioUpstream, ToolFilter
@@ -83,6 +121,7 @@ def gateway_inputs(config: JunctionConfig) -> tuple[list[UpstreamSpec], GatewayO
                     url=server.url,
                     headers=dict(server.headers),
                     transport=server.transport,
+                    auth=upstream_auth(config, server.auth),
                     **common,
                 )
             )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Literal
 
+from mcp_gateway.upstream_auth import UpstreamAuth
+
 PrefixMode = Literal["always", "on_collision", "never"]
 
 DEFAULT_SEPARATOR = "__"
@@ -63,6 +65,8 @@ class HttpUpstream(_UpstreamSpec):
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     transport: Literal["streamable_http", "sse"] = "streamable_http"
+    auth: UpstreamAuth | None = None
+    """OAuth toward this server (`mcp_gateway.upstream_auth`)."""
 
     @property
     def kind(self) -> str:

@@ -41,6 +41,7 @@ from pydantic import ValidationError
 from mcp_gateway._sdk import TransportStreams, create_mcp_http_client, raw_request
 from mcp_gateway._stdio import ChildProcess, stdio_transport
 from mcp_gateway.errors import GatewayError
+from mcp_gateway.oauth_client import http_auth
 from mcp_gateway.specs import GatewayOptions, StdioUpstream, UpstreamSpec
 from router_core import tracing
 from router_core.semconv import mcp_request_attributes, mcp_request_name, mcp_request_result
@@ -370,10 +371,12 @@ class Upstream:
             async with stdio_transport(spec, self._child, self._mark_lost) as streams:
                 yield streams
         elif spec.transport == "sse":
-            async with sse_client(spec.url, headers=dict(spec.headers)) as streams:
+            auth = http_auth(spec)  # OAuth toward the upstream, if configured
+            async with sse_client(spec.url, headers=dict(spec.headers), auth=auth) as streams:
                 yield streams
         else:
-            async with create_mcp_http_client(headers=dict(spec.headers) or None) as http:
+            auth = http_auth(spec)
+            async with create_mcp_http_client(headers=dict(spec.headers) or None, auth=auth) as http:
                 # The SDK caps one SSE event at 1 MiB by default; a tool result may be larger.
                 async with streamable_http_client(
                     spec.url, http_client=http, max_sse_event_size=None

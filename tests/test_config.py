@@ -352,7 +352,7 @@ def test_unknown_keys_name_the_path_and_suggest(tmp_path: Path) -> None:
     assert f"{path}: mcp_servers.t.agrs: unknown key (did you mean 'args'?)" in lines
     assert (
         f"{path}: mcp_servers.r.zzz: unknown key "
-        "(expected one of: url, headers, transport, tools, timeout, connect_timeout)" in lines
+        "(expected one of: url, headers, transport, tools, timeout, connect_timeout, auth)" in lines
     )
     assert f"{path}: serevr: unknown key (did you mean 'server'?)" in lines
     assert len(lines) == 5

@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "backends": "probe every model backend and list its models",
     "demo": "an end-to-end run on bundled examples, no network or key needed",
     "init": "write a starting junction.yaml from this machine's editors and keys",
+    "login": "sign in to an MCP server that needs OAuth (junction login NAME)",
+    "logout": "forget the stored login to an MCP server (junction logout NAME)",
     "migrate": "bring the store's schema (SQLite or PostgreSQL) to this version's",
 }
 _OPTIONS_OF: dict[str, tuple[str, ...]] = {
@@ -39,6 +41,8 @@ _OPTIONS_OF: dict[str, tuple[str, ...]] = {
     "backends": ("config", "log-level", "json"),
     "demo": ("log-level",),
     "init": ("config", "force"),
+    "login": ("config", "mcp-config", "log-level", "server", "no-browser", "timeout"),
+    "logout": ("config", "mcp-config", "log-level", "server"),
     "migrate": ("config", "log-level"),
     "stdio": ("config", "mcp-config", "log-level"),
     "mcp": ("config", "mcp-config", "log-level"),
@@ -81,6 +85,16 @@ def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
         parser.add_argument("--json", action="store_true", help="machine-readable output")
     if "force" in names:
         parser.add_argument("--force", action="store_true", help="replace an existing file")
+    if "server" in names:
+        parser.add_argument("server", nargs="?", help="the MCP server (login, logout)")
+    if "no-browser" in names:
+        parser.add_argument(
+            "--no-browser", action="store_true", help="print the sign-in URL, open no browser"
+        )
+    if "timeout" in names:
+        parser.add_argument(
+            "--timeout", type=float, default=300, help="seconds to wait for the sign-in"
+        )
 
 
 def _config_in_effect() -> str:
@@ -180,6 +194,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return migrate_command(config)
 
     what = args.mode or args.command
+    if args.server is not None and what not in ("login", "logout"):
+        parser.print_usage(sys.stderr)
+        print(f"junction: unexpected argument {args.server!r}", file=sys.stderr)
+        return 2
+    if what in ("login", "logout"):
+        from junction.cli.login import login_command, logout_command
+
+        if what == "logout":
+            return logout_command(config, args.server)
+        return login_command(
+            config, args.server, open_browser=not args.no_browser, timeout=args.timeout
+        )
     telemetry = None
     if args.mode is not None:  # the modes are traced; the inspecting commands are not
         from junction.telemetry import start_telemetry

@@ -16,11 +16,15 @@ from pydantic_core import PydanticCustomError
 from junction.config.fields import ConfigModel, HttpUrlStr, NonEmptyStr, Seconds
 
 __all__ = [
+    "ClientCredentialsAuthConfig",
+    "LoginAuthConfig",
     "McpGatewayConfig",
     "McpServerConfig",
     "McpToolFilterConfig",
     "RemoteMcpServerConfig",
     "StdioMcpServerConfig",
+    "TokenStoreConfig",
+    "UpstreamAuthConfig",
 ]
 
 
@@ -44,6 +48,50 @@ class StdioMcpServerConfig(ConfigModel):
     connect_timeout: Seconds | None = None
 
 
+class ClientCredentialsAuthConfig(ConfigModel):
+    """A service account: Junction gets its own tokens by the OAuth client credentials grant
+    (kept in memory; a new one when it expires)."""
+
+    type: Literal["client_credentials"]
+    """`client_credentials`: a service account (the keys below down to `auth_method`)."""
+    client_id: NonEmptyStr
+    client_secret: NonEmptyStr
+    """Its secret (give it as `${VAR}`; kept out of logs)."""
+    scopes: list[str] = Field(default_factory=list)
+    """Asked for beside what the server asks for (its challenge or resource metadata)."""
+    issuer: HttpUrlStr | None = None
+    """The authorization server these credentials belong to: tokens are only requested from
+    its discovered metadata, never from wherever the MCP server points."""
+    token_url: HttpUrlStr | None = None
+    """The token endpoint, for servers that publish no metadata (else discovered, RFC 9728)."""
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    """How the secret goes to the token endpoint (HTTP Basic, or in the form)."""
+
+
+class LoginAuthConfig(ConfigModel):
+    """A person's login: `junction login NAME` walks the authorization code flow with PKCE
+    (registering Junction dynamically when no client_id is given); the tokens are stored
+    encrypted (`mcp.token_store`) and refreshed when they expire."""
+
+    type: Literal["oauth"]
+    """`oauth`: a person's login by `junction login NAME` (the keys below)."""
+    client_id: str | None = None
+    """A client registered for Junction beforehand; none: dynamic client registration."""
+    client_secret: str | None = None
+    """The pre-registered client's secret, if it has one."""
+    scopes: list[str] = Field(default_factory=list)
+    """Asked for beside what the server asks for (its challenge or resource metadata)."""
+    redirect_port: int = Field(default=0, ge=0, le=65535)
+    """The loopback port `junction login` listens on for the redirect (0: any free port; fix
+    it when a pre-registered client allows one redirect URI)."""
+
+
+UpstreamAuthConfig = Annotated[
+    ClientCredentialsAuthConfig | LoginAuthConfig, Field(discriminator="type")
+]
+"""How Junction authenticates to an HTTP upstream that requires OAuth."""
+
+
 class RemoteMcpServerConfig(ConfigModel):
     """An upstream MCP server reached over HTTP (Streamable HTTP, or legacy SSE)."""
 
@@ -54,6 +102,9 @@ class RemoteMcpServerConfig(ConfigModel):
     tools: McpToolFilterConfig = Field(default_factory=McpToolFilterConfig)
     timeout: Seconds | None = None
     connect_timeout: Seconds | None = None
+    auth: UpstreamAuthConfig | None = None
+    """OAuth toward this server: `client_credentials` (a service account) or `oauth` (a
+    person's `junction login`)."""
 
 
 def _mcp_server_kind(value: Any) -> str | None:
@@ -98,6 +149,16 @@ McpServerConfig = Annotated[
 """An upstream MCP server: stdio (`command`) or remote (`url`), the common `mcpServers` shape."""
 
 
+class TokenStoreConfig(ConfigModel):
+    """Where `junction login` keeps upstream tokens, encrypted (Fernet) at rest."""
+
+    path: str | None = None
+    """A directory (default: `upstream-tokens` in the user data directory)."""
+    key: str | None = None
+    """A secret the encryption key is derived from (e.g. `${JUNCTION_TOKEN_KEY}`); unset: a
+    random key in `key` inside `path`, readable by its owner only (0600)."""
+
+
 class McpGatewayConfig(ConfigModel):
     """How the MCP aggregate names, filters and times out what its upstreams offer."""
 
@@ -106,3 +167,4 @@ class McpGatewayConfig(ConfigModel):
     deny: list[str] = Field(default_factory=list)
     call_timeout: Seconds = 60.0
     connect_timeout: Seconds = 30.0
+    token_store: TokenStoreConfig = Field(default_factory=TokenStoreConfig)

@@ -27,6 +27,10 @@ def _is_secret(path: tuple[str, ...]) -> bool:
         return True  # a scoped key: its `key`, not its name, scopes or globs
     if len(path) == 3 and path[:2] == ("telemetry", "headers"):
         return bool(_SECRET_HEADER.search(path[2]))
+    if path == ("mcp", "token_store", "key"):
+        return True
+    if len(path) == 4 and path[0] == "mcp_servers" and path[2:] == ("auth", "client_secret"):
+        return True
     if len(path) >= 4 and path[0] in ("mcp_servers", "a2a_agents", "backends"):
         if path[2] == "headers":
             return bool(_SECRET_HEADER.search(path[3]))

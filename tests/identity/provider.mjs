@@ -7,7 +7,8 @@
 //   same with tool and model globs in custom claims, `short` whose tokens live one second;
 // - authorization code + PKCE for clients that register themselves (RFC 7591), as the `mcp`
 //   SDK's OAuth client does; the login and consent interaction completes by itself, as the
-//   account named by `login_hint` (default `alice`);
+//   account named by `login_hint` (default `alice`); a client asking for `offline_access`
+//   gets refresh tokens, and the account `brief` access tokens that live two seconds;
 // - a second provider with the same issuer but keys of its own (`rogue_url`), whose tokens are
 //   signed by a key the real issuer never published.
 //
@@ -28,6 +29,7 @@ const { default: Provider } = await import(
 );
 
 const SURFACE_SCOPES = 'mcp openai a2a acp admin metrics';
+const BRIEF_ACCOUNT = 'brief'; // a person whose access tokens live two seconds (refresh tests)
 const LIMITED_CLAIMS = { junction_tools: ['time__*'], junction_models: ['m1'], junction_agents: [] };
 
 function signingKey() {
@@ -56,7 +58,7 @@ function configuration() {
     },
     ttl: {
       ClientCredentials: (ctx, token, client) => (client.clientId === 'short' ? 1 : 600),
-      AccessToken: 600,
+      AccessToken: (ctx, token) => (token.accountId === BRIEF_ACCOUNT ? 2 : 600),
     },
     features: {
       devInteractions: { enabled: false },

@@ -1,0 +1,180 @@
+"""`junction login NAME` and `junction logout NAME`: a person's login to an MCP server that
+requires OAuth (`auth: {type: oauth}`), for the gateway to use later.
+
+Login walks the authorization code flow with PKCE through the `mcp` SDK's OAuth client: the
+server's 401 leads to its protected resource metadata (RFC 9728), the authorization server's
+metadata, dynamic client registration when no `client_id` is configured, then the
+authorization page: its URL is printed on stderr (and opened in a browser when one is
+available) while a loopback listener waits for the redirect. The tokens are stored encrypted
+(`mcp.token_store`) and the server's tools are listed once, to show that the login works.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import webbrowser
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+
+from junction.build import gateway_inputs
+from junction.config import JunctionConfig
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from mcp_gateway import HttpUpstream
+
+__all__ = ["login_command", "logout_command"]
+
+_DONE_PAGE = (
+    "<!doctype html><title>Junction</title><p>Signed in to {server}. You can close this page."
+)
+
+
+def _login_spec(config: JunctionConfig, server: str | None, command: str) -> HttpUpstream | str:
+    """The server's spec, or the error line to print."""
+    from mcp_gateway import HttpUpstream
+    from mcp_gateway.upstream_auth import LoginAuth
+
+    if not server:
+        return f"junction {command}: name the MCP server (`junction {command} NAME`)"
+    specs = {spec.name: spec for spec in gateway_inputs(config)[0]}
+    spec = specs.get(server)
+    if spec is None:
+        known = ", ".join(sorted(specs)) or "none configured"
+        return f"junction {command}: no MCP server named {server!r} (servers: {known})"
+    if not isinstance(spec, HttpUpstream) or not isinstance(spec.auth, LoginAuth):
+        return f"junction {command}: MCP server {server!r} has no `auth: {{type: oauth}}` login"
+    return spec
+
+
+class _Redirect:
+    """The loopback listener the authorization server redirects the browser to."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.uri = ""
+        self._got = anyio.Event()
+        self._result: tuple[str, str | None, str | None] | None = None
+        self._error: str | None = None
+
+    async def _callback(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
+        query = request.query
+        if "code" in query:
+            self._result = (query["code"], query.get("state"), query.get("iss"))
+            page = _DONE_PAGE.format(server=self.server)
+        else:
+            error = query.get("error", "no code in the redirect")
+            detail = query.get("error_description")
+            self._error = f"{error}: {detail}" if detail else error
+            page = f"<!doctype html><title>Junction</title><p>Sign-in failed: {self._error}"
+        self._got.set()
+        return web.Response(text=page, content_type="text/html")
+
+    @asynccontextmanager
+    async def listening(self, port: int) -> AsyncIterator[_Redirect]:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_get("/callback", self._callback)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", port))
+            await web.SockSite(runner, sock).start()
+            self.uri = f"http://127.0.0.1:{sock.getsockname()[1]}/callback"
+            yield self
+        finally:
+            await runner.cleanup()
+            sock.close()
+
+    async def wait(self) -> tuple[str, str | None, str | None]:
+        await self._got.wait()
+        if self._result is None:
+            raise _LoginFailed(f"the authorization server refused: {self._error}")
+        return self._result
+
+
+class _LoginFailed(Exception):
+    pass
+
+
+async def _login(spec: HttpUpstream, open_browser: bool, timeout: float) -> int:
+    from mcp import Client
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from mcp_gateway._sdk import create_mcp_http_client
+    from mcp_gateway.oauth_client import login_auth, token_file
+    from mcp_gateway.upstream_auth import LoginAuth
+
+    assert isinstance(spec.auth, LoginAuth)
+
+    async def show(url: str) -> None:
+        print(f"Sign in to MCP server {spec.name!r} at:\n\n  {url}\n", file=sys.stderr, flush=True)
+        if open_browser:
+            opened = await anyio.to_thread.run_sync(webbrowser.open, url)
+            if opened:
+                print("(opened in your browser)", file=sys.stderr, flush=True)
+        print("waiting for the sign-in to finish...", file=sys.stderr, flush=True)
+
+    async with _Redirect(spec.name).listening(spec.auth.redirect_port) as redirect:
+        auth = login_auth(spec, redirect.uri, show, redirect.wait)
+        headers = dict(spec.headers)
+        with anyio.fail_after(timeout):
+            if spec.transport == "sse":
+                transport = sse_client(spec.url, headers=headers, auth=auth)
+                async with Client(transport, mode=spec.protocol) as client:
+                    tools = len((await client.list_tools()).tools)
+            else:
+                async with create_mcp_http_client(headers=headers or None, auth=auth) as http:
+                    transport = streamable_http_client(spec.url, http_client=http)
+                    async with Client(transport, mode=spec.protocol) as client:
+                        tools = len((await client.list_tools()).tools)
+    store = token_file(spec)
+    if not store.has_login():
+        print(f"junction login: {spec.name!r} gave no tokens to store", file=sys.stderr)
+        return 1
+    print(f"logged in to {spec.name!r} ({tools} tools); tokens stored encrypted in {store.path}")
+    return 0
+
+
+def login_command(
+    config: JunctionConfig, server: str | None, *, open_browser: bool = True, timeout: float = 300
+) -> int:
+    """0 when logged in; 1 when the flow failed or timed out; 2 for a server with no login."""
+    spec = _login_spec(config, server, "login")
+    if isinstance(spec, str):
+        print(spec, file=sys.stderr)
+        return 2
+    try:
+        return anyio.run(_login, spec, open_browser, timeout)
+    except TimeoutError:
+        print(f"junction login: no sign-in finished within {timeout:g}s", file=sys.stderr)
+    except Exception as exc:
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]  # type: ignore[assignment]
+        print(f"junction login: {spec.name!r}: {exc}", file=sys.stderr)
+    return 1
+
+
+def logout_command(config: JunctionConfig, server: str | None) -> int:
+    """Forget the stored login (0 whether or not there was one; 2 for a server with no login)."""
+    from mcp_gateway.oauth_client import token_file
+
+    spec = _login_spec(config, server, "logout")
+    if isinstance(spec, str):
+        print(spec, file=sys.stderr)
+        return 2
+    if token_file(spec).forget():
+        print(f"logged out of {spec.name!r}: its stored tokens are deleted")
+    else:
+        print(f"no stored login for {spec.name!r}")
+    return 0

@@ -1,0 +1,414 @@
+"""The `httpx2.Auth` for an upstream that requires OAuth (`http_auth`, per connection; and
+`login_auth` for `junction login`): the `mcp` SDK's own OAuth clients (RFC 9728 discovery,
+dynamic client registration, authorization code + PKCE, refresh, client credentials) fitted to
+a gateway, and the encrypted store of a person's upstream login.
+
+Two gaps of the SDK's `OAuthClientProvider` matter to a long-lived gateway and are filled here:
+it keeps neither a token's expiry nor the authorization server's metadata across restarts (so a
+restarted process would send an expired token, then refresh against the MCP server's own
+`/token`); `TokenFile` stores both beside the tokens and `_StoredLogin` restores them. And a
+gateway never waits on a person: where the SDK would open the authorization page, the gateway
+fails the connection with `LoginRequired` instead.
+
+The store: one file per server, a Fernet token (AES-128-CBC + HMAC-SHA256) of a JSON record,
+written atomically with mode 0600 in a 0700 directory. The key is derived (HKDF-SHA256) from a
+configured secret, or is a random key in a `key` file beside the tokens (0600; refused when
+others can read it), so a copied or backed-up token file alone reveals nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+import secrets
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+import httpx2
+import mcp_types as types
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.client.auth.oauth2 import OAuthContext
+from mcp.client.auth.utils import union_scopes
+from mcp.shared.auth import (
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthMetadata,
+    OAuthToken,
+    ProtectedResourceMetadata,
+)
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+
+from mcp_gateway.specs import HttpUpstream
+from mcp_gateway.upstream_auth import ClientCredentialsAuth, LoginAuth
+
+log = logging.getLogger("mcp_gateway.upstream_auth")
+
+_KEY_FILE = "key"
+_HKDF_SALT = b"junction upstream tokens v1"
+_UNUSED_REDIRECT = "http://127.0.0.1/callback"
+"""What a stored login names as its redirect when the registration recorded none: the gateway
+never redirects anyone, but the SDK checks that one is set before it gets that far."""
+
+
+class LoginRequired(MCPError):
+    """An upstream needs a person's login that is not stored (or no longer works)."""
+
+    def __init__(self, server: str, why: str = "needs a login") -> None:
+        super().__init__(types.INVALID_REQUEST, f"{why}: run `junction login {server}`")
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _derived_key(secret: str) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=b"fernet")
+    return base64.urlsafe_b64encode(hkdf.derive(secret.encode()))
+
+
+def _local_key(directory: Path) -> bytes:
+    """The random key in `directory/key`, made on first use; readable by its owner only."""
+    path = directory / _KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise PermissionError(
+                f"{path} can be read by others (mode {mode:o}): `chmod 600 {path}`"
+            ) from None
+        return path.read_bytes().strip()
+    key = Fernet.generate_key()
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    return key
+
+
+class TokenFile:
+    """One server's stored login (tokens, expiry, client registration, the authorization
+    server's metadata), bound to the server's URL; the SDK's `TokenStorage`."""
+
+    def __init__(self, directory: Path, secret: str | None, server: str, url: str) -> None:
+        self.directory = directory
+        self.server = server
+        self.url = url
+        self._secret = secret
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", server)[:64]
+        digest = hashlib.sha256(server.encode()).hexdigest()[:8]
+        self.path = directory / f"{safe}-{digest}.token"
+        self.context: OAuthContext | None = None
+        """The provider's context, so what it discovered is stored with the tokens."""
+
+    def _fernet(self) -> Fernet:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = _derived_key(self._secret) if self._secret else _local_key(self.directory)
+        return Fernet(key)
+
+    def read(self) -> dict[str, Any]:
+        """The stored record for this URL; {} when there is none (or it cannot be read)."""
+        try:
+            blob = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        try:
+            record = orjson.loads(self._fernet().decrypt(blob))
+        except (InvalidToken, orjson.JSONDecodeError):
+            log.warning(
+                "the stored login for MCP server %r cannot be read with this key; "
+                "run `junction login %s`",
+                self.server,
+                self.server,
+            )
+            return {}
+        if not isinstance(record, dict) or record.get("url") != self.url:
+            return {}  # a login for another URL is not a login for this one
+        return record
+
+    def _write(self, record: dict[str, Any]) -> None:
+        record = {**record, "server": self.server, "url": self.url}
+        blob = self._fernet().encrypt(orjson.dumps(record))
+        spare = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
+        fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(blob)
+        os.replace(spare, self.path)
+
+    def _update(self, **changes: Any) -> None:
+        record = self.read()
+        context = self.context
+        if context is not None:  # what discovery found, so a restart refreshes at the right place
+            if context.oauth_metadata is not None:
+                record["metadata"] = context.oauth_metadata.model_dump(mode="json")
+            if context.protected_resource_metadata is not None:
+                prm = context.protected_resource_metadata.model_dump(mode="json")
+                record["resource_metadata"] = prm
+            if context.auth_server_url is not None:
+                record["auth_server_url"] = context.auth_server_url
+        record.update(changes)
+        self._write(record)
+
+    def forget(self) -> bool:
+        """Remove the stored login; whether there was one."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def has_login(self) -> bool:
+        return bool(self.read().get("tokens"))
+
+    # the SDK's TokenStorage
+
+    async def get_tokens(self) -> OAuthToken | None:
+        tokens = self.read().get("tokens")
+        return OAuthToken.model_validate(tokens) if tokens else None
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        expires_at = time.time() + tokens.expires_in if tokens.expires_in is not None else None
+        self._update(tokens=tokens.model_dump(mode="json"), expires_at=expires_at)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        client = self.read().get("client")
+        return OAuthClientInformationFull.model_validate(client) if client else None
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self._update(client=client_info.model_dump(mode="json", exclude_none=True))
+
+
+class _Memory:
+    """A service account's tokens: held for the life of one connection's auth object."""
+
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+# --------------------------------------------------------------------------- the providers
+
+
+def _scope(scopes: tuple[str, ...]) -> str | None:
+    return " ".join(scopes) or None
+
+
+class _ServiceAccount(ClientCredentialsOAuthProvider):
+    """Client credentials, with the configured scopes added to those the server asks for, and
+    an explicit token endpoint where the server publishes no metadata."""
+
+    def __init__(self, server_url: str, auth: ClientCredentialsAuth) -> None:
+        with warnings.catch_warnings():
+            # Without `issuer` the SDK warns on every connection; the docs say to set it.
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            super().__init__(
+                server_url,
+                _Memory(),
+                client_id=auth.client_id,
+                client_secret=auth.client_secret,
+                token_endpoint_auth_method=auth.auth_method,
+                scope=_scope(auth.scopes),
+                issuer=auth.issuer,
+            )
+        self._auth = auth
+
+    def _get_token_endpoint(self) -> str:
+        if self._auth.token_url is not None and (
+            self.context.oauth_metadata is None or self._auth.issuer is None
+        ):
+            return self._auth.token_url
+        return super()._get_token_endpoint()
+
+    async def _exchange_token_client_credentials(self) -> httpx2.Request:
+        metadata = self.context.client_metadata
+        metadata.scope = union_scopes(metadata.scope, _scope(self._auth.scopes))
+        if self._auth.token_url is not None and self._auth.issuer is None:
+            # No issuer to check discovered metadata against: the configured endpoint decides.
+            data = {"grant_type": "client_credentials"}
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            data, headers = self.context.prepare_token_auth(data, headers)
+            if self.context.should_include_resource_param(self.context.protocol_version):
+                data["resource"] = self.context.get_resource_url()
+            if metadata.scope:
+                data["scope"] = metadata.scope
+            return httpx2.Request("POST", self._auth.token_url, data=data, headers=headers)
+        return await super()._exchange_token_client_credentials()
+
+
+class _StoredLogin(OAuthClientProvider):
+    """Authorization code + PKCE over a `TokenFile`; `interactive` only in `junction login`."""
+
+    def __init__(
+        self,
+        spec: HttpUpstream,
+        auth: LoginAuth,
+        store: TokenFile,
+        redirect_uri: str,
+        *,
+        interactive: bool,
+        redirect_handler: Callable[[str], Awaitable[None]] | None = None,
+        callback_handler: Callable[[], Awaitable[AuthorizationCodeResult]] | None = None,
+    ) -> None:
+        secret = auth.client_secret
+        method: Literal["none", "client_secret_post"] = (
+            "client_secret_post" if auth.client_id and secret else "none"
+        )
+        super().__init__(
+            server_url=spec.url,
+            client_metadata=OAuthClientMetadata(
+                client_name="Junction",
+                redirect_uris=[redirect_uri],  # type: ignore[list-item]
+                grant_types=["authorization_code", "refresh_token"],
+                response_types=["code"],
+                token_endpoint_auth_method=method,
+                scope=_scope(auth.scopes),
+            ),
+            storage=store,
+            redirect_handler=redirect_handler,
+            callback_handler=callback_handler,
+        )
+        self._spec = spec
+        self._auth = auth
+        self._store = store
+        self._interactive = interactive
+        self._refreshing = False
+        self._fixed_client = (
+            OAuthClientInformationFull(
+                client_id=auth.client_id,
+                client_secret=secret,
+                redirect_uris=[redirect_uri],  # type: ignore[list-item]
+                grant_types=["authorization_code", "refresh_token"],
+                response_types=["code"],
+                token_endpoint_auth_method=method,
+            )
+            if auth.client_id
+            else None
+        )
+        store.context = self.context
+
+    def _give_up(self) -> NoReturn:
+        """The stored login no longer works: say so at once, and on every later connection
+        attempt, rather than wait for a person."""
+        self._store.forget()
+        raise LoginRequired(self._spec.name, "the stored login expired or was revoked")
+
+    async def _handle_token_response(self, response: httpx2.Response) -> None:
+        if not self._refreshing:
+            await super()._handle_token_response(response)
+            return
+        self._refreshing = False
+        if not await self._handle_refresh_response(response):
+            self._give_up()
+
+    async def _initialize(self) -> None:
+        await super()._initialize()
+        record = self._store.read()
+        context = self.context
+        if self._fixed_client is not None:
+            context.client_info = self._fixed_client
+        expires_at = record.get("expires_at")
+        context.token_expiry_time = float(expires_at) if expires_at is not None else None
+        if record.get("metadata"):
+            context.oauth_metadata = OAuthMetadata.model_validate(record["metadata"])
+        if record.get("resource_metadata"):
+            prm = ProtectedResourceMetadata.model_validate(record["resource_metadata"])
+            context.protected_resource_metadata = prm
+        if record.get("auth_server_url"):
+            context.auth_server_url = str(record["auth_server_url"])
+
+    async def _perform_authorization(self) -> httpx2.Request:
+        if not self._interactive:
+            if self.context.can_refresh_token():
+                # A 401 for a token our clock still thought valid (skew, revocation): one
+                # refresh before giving up on the login.
+                self._refreshing = True
+                return await self._refresh_token()
+            self._give_up()
+        metadata = self.context.client_metadata
+        metadata.scope = union_scopes(metadata.scope, _scope(self._auth.scopes))
+        return await super()._perform_authorization()
+
+
+# --------------------------------------------------------------------------- the surface
+
+
+def token_file(spec: HttpUpstream) -> TokenFile:
+    """The encrypted token file of an upstream configured with `LoginAuth`."""
+    auth = spec.auth
+    if not isinstance(auth, LoginAuth):
+        raise TypeError(f"MCP server {spec.name!r} has no login (auth type oauth)")
+    return TokenFile(auth.store, auth.key, spec.name, spec.url)
+
+
+def http_auth(spec: HttpUpstream) -> httpx2.Auth | None:
+    """The auth for one connection to `spec` (None without `auth`), for the gateway.
+
+    Raises `LoginRequired` (an `MCPError`, so the upstream's status reads as its message) when
+    a login is configured but none is stored for this server's URL.
+    """
+    auth = spec.auth
+    if auth is None:
+        return None
+    if isinstance(auth, ClientCredentialsAuth):
+        return _ServiceAccount(spec.url, auth)
+    return _stored_login(spec, token_file(spec))
+
+
+def _stored_login(spec: HttpUpstream, store: TokenFile) -> httpx2.Auth:
+    """The gateway's side of a person's login: the stored tokens, refreshed when they expire."""
+    auth = spec.auth
+    assert isinstance(auth, LoginAuth)
+    record = store.read()
+    if not record.get("tokens"):
+        raise LoginRequired(spec.name)
+    redirects = (record.get("client") or {}).get("redirect_uris") or [_UNUSED_REDIRECT]
+    return _StoredLogin(spec, auth, store, str(redirects[0]), interactive=False)
+
+
+def login_auth(
+    spec: HttpUpstream,
+    redirect_uri: str,
+    show_url: Callable[[str], Awaitable[None]],
+    wait_for_code: Callable[[], Awaitable[tuple[str, str | None, str | None]]],
+) -> httpx2.Auth:
+    """The auth for `junction login`: forgets the stored login, then walks the whole flow on
+    the first request (discovery, registration, `show_url(authorization_url)`, then
+    `wait_for_code()` -> (code, state, iss) from the redirect), storing what it gets."""
+    store = token_file(spec)
+    store.forget()
+    auth = spec.auth
+    assert isinstance(auth, LoginAuth)
+
+    async def callback() -> AuthorizationCodeResult:
+        code, state, iss = await wait_for_code()
+        return AuthorizationCodeResult(code=code, state=state, iss=iss)
+
+    return _StoredLogin(
+        spec,
+        auth,
+        store,
+        redirect_uri,
+        interactive=True,
+        redirect_handler=show_url,
+        callback_handler=callback,
+    )

@@ -1,0 +1,46 @@
+"""OAuth toward HTTP upstreams that require it, as the gateway is told it:
+`ClientCredentialsAuth` for a service account, `LoginAuth` for a person's stored login.
+
+Plain data riding on `HttpUpstream`, so importing it costs nothing; `mcp_gateway.oauth_client`
+makes the `httpx2.Auth` that does it, with the `mcp` SDK's own OAuth clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["ClientCredentialsAuth", "LoginAuth", "UpstreamAuth"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientCredentialsAuth:
+    """A service account: tokens by the client credentials grant, kept in memory."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: tuple[str, ...] = ()
+    issuer: str | None = None
+    """Tokens are requested only from this authorization server's discovered metadata."""
+    token_url: str | None = None
+    """The token endpoint when the server publishes no metadata."""
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginAuth:
+    """A person's login, made by `junction login` and stored encrypted in `store`."""
+
+    store: Path
+    """The directory of the encrypted token files (and of the local key file)."""
+    key: str | None = field(default=None, repr=False)
+    """A secret to derive the encryption key from; None: the local key file in `store`."""
+    client_id: str | None = None
+    """A pre-registered client; None: dynamic client registration at login."""
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+    redirect_port: int = 0
+
+
+UpstreamAuth = ClientCredentialsAuth | LoginAuth
