@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import lazy_loader
 
-from mcp_gateway.errors import GatewayError
+from mcp_gateway.errors import ClientRequestFn, GatewayError
 from mcp_gateway.specs import (
     GatewayOptions,
     HttpUpstream,
@@ -48,14 +48,8 @@ from mcp_gateway.specs import (
 )
 
 if TYPE_CHECKING:
-    from mcp_gateway.gateway import (
-        Catalog,
-        Gateway,
-        GatewaySession,
-        LocalHandler,
-        LocalTool,
-        ToolSchema,
-    )
+    from mcp_gateway.gateway import Catalog, Gateway, GatewaySession
+    from mcp_gateway.routes import LocalHandler, LocalTool, ToolSchema
     from mcp_gateway.server import build_server, http_app, serve_stdio
     from mcp_gateway.upstream import UpstreamState, UpstreamStatus
 
@@ -63,14 +57,8 @@ if TYPE_CHECKING:
 __getattr__, _, _ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "gateway": [
-            "Catalog",
-            "Gateway",
-            "GatewaySession",
-            "LocalHandler",
-            "LocalTool",
-            "ToolSchema",
-        ],
+        "gateway": ["Catalog", "Gateway", "GatewaySession"],
+        "routes": ["LocalHandler", "LocalTool", "ToolSchema"],
         "server": ["build_server", "http_app", "serve_stdio"],
         "upstream": ["UpstreamState", "UpstreamStatus"],
     },
@@ -79,6 +67,7 @@ __getattr__, _, _ = lazy_loader.attach(
 
 __all__ = [
     "Catalog",
+    "ClientRequestFn",
     "Gateway",
     "GatewayError",
     "GatewayOptions",

@@ -22,6 +22,9 @@ checked against 2.3.0) and a new minor is checked against this list. Each name a
    stdio server hands it.
 9. `ServerSession._connection` (its `exit_stack`): how the server's notifier learns that a
    handshake-era connection ended, to stop notifying it of list changes.
+10. `ServerSession._request_outbound`: the back-channel of the request being served (on
+   Streamable HTTP, that request's SSE stream), to relay an upstream's server-to-client
+   request or log message raw: the typed `send_request` re-validates and drops fields.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from mcp.shared._context_streams import (
     create_context_streams,
 )
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp.shared.dispatcher import CallOptions
+from mcp.shared.dispatcher import CallOptions, Outbound
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
 Release = Callable[[], None] | None
@@ -82,6 +85,12 @@ def connection_of(session: ServerSession) -> Any | None:
     return getattr(session, "_connection", None)
 
 
+def request_outbound(session: ServerSession) -> Outbound:
+    """The back-channel of the request a server session serves."""
+    outbound: Outbound = session._request_outbound
+    return outbound
+
+
 __all__ = [
     "ContextReceiveStream",
     "ContextSendStream",
@@ -93,4 +102,5 @@ __all__ = [
     "create_context_streams",
     "create_mcp_http_client",
     "raw_request",
+    "request_outbound",
 ]

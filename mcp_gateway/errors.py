@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 RESOURCE_NOT_FOUND = -32002
@@ -19,3 +20,12 @@ class GatewayError(Exception):
         self.message = message
         self.data = data
         self.server = server
+
+
+ClientRequestFn = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Answers an upstream's server-to-client request for one call: (method, params) -> result.
+
+Methods: `elicitation/create` (form or URL mode), `sampling/createMessage`, `roots/list`.
+Raise `GatewayError(code, message)` to send that JSON-RPC error back to the upstream. Kept
+here, not in `relay`, so that importing the package stays free of the SDK.
+"""

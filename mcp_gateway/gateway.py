@@ -14,14 +14,11 @@ import logging
 import math
 from collections.abc import (
     AsyncIterator,
-    Awaitable,
     Callable,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -32,8 +29,10 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.uri_template import UriTemplate
 from mcp_types import SERVER_INFO_META_KEY
 
-from mcp_gateway.errors import RESOURCE_NOT_FOUND, GatewayError
-from mcp_gateway.naming import VALID_NAME, assign_names, safe_name, stable_hash
+from mcp_gateway.errors import RESOURCE_NOT_FOUND, ClientRequestFn, GatewayError
+from mcp_gateway.naming import assign_names, safe_name, stable_hash
+from mcp_gateway.relay import Relay, input_required, resolved
+from mcp_gateway.routes import LocalTool, ToolSchema, _InFlight, _input_schema, _Route
 from mcp_gateway.specs import GatewayOptions, UpstreamSpec
 from mcp_gateway.upstream import Upstream, UpstreamState, UpstreamStatus
 
@@ -42,96 +41,14 @@ log = logging.getLogger("mcp_gateway")
 Listener = Callable[[frozenset[str]], None]
 """Told which lists changed: a subset of {"tools", "resources", "prompts"}."""
 
+NoticeListener = Callable[[str, dict[str, Any]], None]
+"""Told of an upstream notification no call claims: (method, params)."""
+
 URI_PREFIX = "junction+"
 
 
 TAKE_OVER_POLL_SECONDS = 0.5
 """How often a changed server's replacement is checked while the old one still serves."""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolSchema:
-    """A tool as an LLM API wants it: a valid name, a description, a JSON Schema."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    server: str
-    upstream_name: str
-
-
-LocalHandler = Callable[[dict[str, Any], ProgressFnT | None], Awaitable[dict[str, Any]]]
-"""Runs a local tool: (arguments, progress callback or None) -> a `CallToolResult` dict."""
-
-
-@dataclass(frozen=True, slots=True)
-class LocalTool:
-    """A tool served by this process rather than an upstream, listed and routed like the rest.
-
-    `name` is exposed as is (it must already be a valid, namespaced tool name; an upstream tool
-    that would take the same name is renamed instead). Cancelling the call cancels `handler`.
-    """
-
-    name: str
-    description: str
-    input_schema: dict[str, Any]
-    handler: LocalHandler = field(compare=False)
-    server: str = "local"
-    """Shown as the tool's server (`ToolSchema.server`); `origin` as its upstream name."""
-    origin: str = ""
-    grant: tuple[str, str] | None = None
-    """`(kind, name)`: over HTTP the caller's `allowed_<kind>` globs (see `server.py`) must
-    also allow `name`, e.g. `("a2a_agents", agent)` for a tool that hands work to an agent."""
-
-    def __post_init__(self) -> None:
-        if not VALID_NAME.fullmatch(self.name):
-            raise ValueError(f"invalid local tool name: {self.name!r}")
-
-    def as_mcp(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "inputSchema": self.input_schema,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    upstream: Upstream
-    name: str
-
-
-def _input_schema(route: _Route | LocalTool) -> Any:
-    if isinstance(route, LocalTool):
-        return route.input_schema
-    return route.upstream.catalog.tools.get(route.name, {}).get("inputSchema")
-
-
-class _InFlight:
-    """Requests under way per upstream, so one leaving the configuration finishes them first."""
-
-    def __init__(self) -> None:
-        self._counts: dict[Upstream, int] = {}
-        self._idle: dict[Upstream, anyio.Event] = {}
-
-    @contextlib.contextmanager
-    def using(self, upstream: Upstream) -> Iterator[None]:
-        self._counts[upstream] = self._counts.get(upstream, 0) + 1
-        try:
-            yield
-        finally:
-            left = self._counts[upstream] - 1
-            if left:
-                self._counts[upstream] = left
-            else:
-                del self._counts[upstream]
-                idle = self._idle.pop(upstream, None)
-                if idle is not None:
-                    idle.set()
-
-    async def wait_idle(self, upstream: Upstream) -> None:
-        if upstream in self._counts:
-            await self._idle.setdefault(upstream, anyio.Event()).wait()
 
 
 class Catalog:
@@ -140,6 +57,7 @@ class Catalog:
     def __init__(self, options: GatewayOptions) -> None:
         self.options = options
         self._listeners: list[Listener] = []
+        self._notice_listeners: list[NoticeListener] = []
         self._tools: dict[str, _Route | LocalTool] = {}
         self._tool_list: list[dict[str, Any]] = []
         self._prompts: dict[str, _Route] = {}
@@ -165,6 +83,32 @@ class Catalog:
         """Hear about list changes; returns an unsubscribe callable."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def subscribe_notices(self, listener: NoticeListener) -> Callable[[], None]:
+        """Hear upstream notifications that no call claims (`notifications/message` logged
+        outside a call, `notifications/resources/updated` with the URI as exposed here)."""
+        self._notice_listeners.append(listener)
+        return lambda: (
+            self._notice_listeners.remove(listener) if listener in self._notice_listeners else None
+        )
+
+    def _notice(self, server: str, method: str, params: dict[str, Any]) -> None:
+        if method == "notifications/resources/updated":
+            uri = params.get("uri")
+            exposed = next(
+                (
+                    e
+                    for e, r in self._resources.items()
+                    if r.upstream.name == server and r.name == uri
+                ),
+                uri,
+            )
+            params = {**params, "uri": exposed}
+        for listener in list(self._notice_listeners):
+            try:
+                listener(method, params)
+            except Exception:
+                log.exception("gateway notice listener failed")
 
     def rebuild(self) -> None:
         """Recompute exposed names and routes; tell listeners what changed."""
@@ -317,11 +261,22 @@ class Catalog:
         on_progress: ProgressFnT | None = None,
         meta: Mapping[str, Any] | None = None,
         resume: Mapping[str, Any] | None = None,
+        on_request: ClientRequestFn | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
         """Call an exposed tool on its upstream; returns the upstream's result dict as is.
 
-        An input-required result (2026-07-28) comes back as it is too; `resume` holds the
-        client's retry of it (`inputResponses`, `requestState`), sent on unchanged.
+        `on_request` answers what the upstream asks its client while it serves this call:
+        `elicitation/create` (form and URL modes), `sampling/createMessage` and `roots/list`,
+        as (method, params) -> result dict; raising `GatewayError(code, message)` sends that
+        error back to the upstream. It hears both generations: a 2025-11-25 upstream's
+        server-to-client requests, and each input request of a 2026-07-28 upstream's
+        input-required result (answered, then retried with the upstream's `requestState`
+        until a final result comes back). Without it, the upstream's requests are refused
+        with -32601 (Method not found: nobody here can answer them) and an input-required
+        result comes back as it is; `resume` then holds the client's retry of it
+        (`inputResponses`, `requestState`), sent on unchanged. `relay` is the server's form
+        of the same (see `relay.Relay`).
         Cancel the calling task to cancel the call (the upstream gets `notifications/cancelled`).
         Raises GatewayError: unknown tool, oversized arguments, upstream down, timeout.
         """
@@ -357,11 +312,16 @@ class Catalog:
         params: dict[str, Any] = {"name": route.name, "arguments": args, **(resume or {})}
         if meta:
             params["_meta"] = {k: v for k, v in meta.items() if k != "progressToken"}
-        with self._in_flight.using(route.upstream):
-            result = await route.upstream.request(
-                "tools/call", params, timeout=timeout, on_progress=on_progress, idempotent=False
-            )
-        if not isinstance(result.get("content"), list) and not _input_required(result):
+        result = await self._relayed(
+            route.upstream,
+            "tools/call",
+            params,
+            _relay_of(on_request, relay),
+            timeout=timeout,
+            on_progress=on_progress,
+            idempotent=False,
+        )
+        if not isinstance(result.get("content"), list) and not input_required(result):
             raise GatewayError(
                 types.INTERNAL_ERROR,
                 f"MCP server {route.upstream.name!r} returned an invalid tools/call result",
@@ -393,6 +353,38 @@ class Catalog:
         where = "/".join(str(p) for p in error.absolute_path)
         return f"{error.message}" + (f" (at {where})" if where else "")
 
+    async def _relayed(
+        self,
+        upstream: Upstream,
+        method: str,
+        params: dict[str, Any],
+        relay: Relay | None,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressFnT | None = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        """One request whose server-to-client traffic goes to `relay`; an input-required
+        result is resolved through it when it answers input itself."""
+
+        async def send(resume: dict[str, Any]) -> dict[str, Any]:
+            return await upstream.request(
+                method,
+                {**params, **resume},
+                timeout=timeout,
+                on_progress=on_progress,
+                idempotent=idempotent,
+                relay=relay,
+            )
+
+        with self._in_flight.using(upstream):
+            result = await send({})
+            if relay is not None and relay.resolves_input and input_required(result):
+                for key in _RESUME_KEYS:
+                    params.pop(key, None)
+                result = await resolved(result, relay, upstream.name, send)
+        return result
+
     async def read_resource(
         self,
         uri: str,
@@ -400,7 +392,10 @@ class Catalog:
         timeout: float | None = None,
         meta: Mapping[str, Any] | None = None,
         resume: Mapping[str, Any] | None = None,
+        on_request: ClientRequestFn | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
+        """`resources/read` on the resource's owner (`on_request`, `relay`: as `call_tool`)."""
         route = self._resource_route(uri)
         if route is None:
             await self._settled()
@@ -412,10 +407,10 @@ class Catalog:
                 f"'{URI_PREFIX}<server>:<uri>')",
             )
         params = _with_meta({"uri": route.name, **(resume or {})}, meta)
-        with self._in_flight.using(route.upstream):
-            return _unstamped(
-                await route.upstream.request("resources/read", params, timeout=timeout)
-            )
+        relay = _relay_of(on_request, relay)
+        return _unstamped(
+            await self._relayed(route.upstream, "resources/read", params, relay, timeout=timeout)
+        )
 
     def _resource_route(self, uri: str) -> _Route | None:
         route = self._resources.get(uri)
@@ -439,7 +434,10 @@ class Catalog:
         timeout: float | None = None,
         meta: Mapping[str, Any] | None = None,
         resume: Mapping[str, Any] | None = None,
+        on_request: ClientRequestFn | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
+        """`prompts/get` on the prompt's owner (`on_request`, `relay`: as `call_tool`)."""
         route = self._prompts.get(name)
         if route is None:
             await self._settled()
@@ -449,12 +447,12 @@ class Catalog:
         params: dict[str, Any] = {"name": route.name, **(resume or {})}
         if arguments:
             params["arguments"] = dict(arguments)
-        with self._in_flight.using(route.upstream):
-            return _unstamped(
-                await route.upstream.request(
-                    "prompts/get", _with_meta(params, meta), timeout=timeout
-                )
+        relay = _relay_of(on_request, relay)
+        return _unstamped(
+            await self._relayed(
+                route.upstream, "prompts/get", _with_meta(params, meta), relay, timeout=timeout
             )
+        )
 
     async def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """`completion/complete`, routed to the upstream owning the prompt or resource template
@@ -495,6 +493,18 @@ class Catalog:
                 if upstream.offers("logging") and not upstream.modern:
                     tg.start_soon(one, upstream)
 
+    def may_ask(self, kind: str, name: str) -> bool:
+        """Whether the upstream serving tool, prompt or resource `name` may send the caller
+        server-to-client requests (a 2025-11-25 one; a 2026-07-28 one answers input-required)."""
+        route: _Route | LocalTool | None
+        if kind == "tools":
+            route = self._tools.get(name)
+        elif kind == "prompts":
+            route = self._prompts.get(name)
+        else:
+            route = self._resource_route(name)
+        return isinstance(route, _Route) and not route.upstream.modern
+
     async def subscribe_resource(self, method: str, uri: str) -> dict[str, Any]:
         """`resources/subscribe` or `resources/unsubscribe`, sent to the resource's owner when
         it is a handshake-era server offering subscriptions; answered here otherwise (a
@@ -511,9 +521,11 @@ class Catalog:
             return _unstamped(await route.upstream.request(method, {"uri": route.name}))
 
 
-def _input_required(result: Mapping[str, Any]) -> bool:
-    """A multi-round-trip answer (2026-07-28): the client must answer `inputRequests` and retry."""
-    return result.get("resultType") == "input_required"
+_RESUME_KEYS = ("inputResponses", "requestState")
+
+
+def _relay_of(on_request: ClientRequestFn | None, relay: Relay | None) -> Relay | None:
+    return relay if relay is not None else Relay(on_request) if on_request else None
 
 
 def _with_meta(params: dict[str, Any], meta: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -572,7 +584,9 @@ class Gateway(Catalog):
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._close_upstreams)
             self._grace_deadline = anyio.current_time() + self.options.startup_grace
-            self._upstreams = [Upstream(s, self.options, self.rebuild) for s in self._specs]
+            self._upstreams = [
+                Upstream(s, self.options, self.rebuild, self._notice) for s in self._specs
+            ]
             for upstream in self._upstreams:
                 self._tg.start_soon(upstream.run, name=f"mcp upstream {upstream.name}")
             self._stack = stack.pop_all()
@@ -636,7 +650,7 @@ class Gateway(Catalog):
             if pending is not None:  # superseded before it took over
                 del self._starting[spec.name]
                 tg.start_soon(self._retire, pending)
-            fresh = Upstream(spec, options, self.rebuild)
+            fresh = Upstream(spec, options, self.rebuild, self._notice)
             tg.start_soon(fresh.run, name=f"mcp upstream {fresh.name}")
             if current is None:
                 upstreams.append(fresh)
@@ -733,7 +747,9 @@ class GatewaySession(Catalog):
         try:
             async with anyio.create_task_group() as tg:
                 self._grace_deadline = anyio.current_time() + self.options.startup_grace
-                self._own = [Upstream(s, self.options, self.rebuild) for s in self._specs]
+                self._own = [
+                    Upstream(s, self.options, self.rebuild, self._notice) for s in self._specs
+                ]
                 for upstream in self._own:
                     tg.start_soon(upstream.run, name=f"mcp session upstream {upstream.name}")
                 self.rebuild()

@@ -26,6 +26,7 @@ from mcp.server.subscriptions import (
     ListenHandler,
     PromptsListChanged,
     ResourcesListChanged,
+    ResourceUpdated,
     ServerEvent,
     ToolsListChanged,
 )
@@ -37,10 +38,12 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_gateway._client_relay import Rounds
 from mcp_gateway._sdk import connection_of
 from mcp_gateway._stdio_server import serve_streams
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.gateway import Catalog
+from mcp_gateway.relay import Relay
 from router_core.quota import RATE_LIMITED, LimitExceeded, admit, quota_of
 from transports import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -64,7 +67,52 @@ class _Notifier:
         self._tools_wire: dict[tuple[Any, ...], dict[str, Any]] = {}
         """Per protocol version and per key limit (a limited key sees a filtered list)."""
         self._send, self._recv = anyio.create_memory_object_stream[frozenset[str]](64)
+        self._notices, self._notices_in = anyio.create_memory_object_stream[
+            tuple[str, dict[str, Any]]
+        ](256)
+        self._subscribed: dict[str, set[int]] = {}
+        """Resource URI -> the handshake-era connections subscribed to it."""
         self._unsubscribe = catalog.subscribe(self._on_change)
+        self._unsubscribe_notices = catalog.subscribe_notices(self._on_notice)
+        self.rounds = Rounds(catalog.options.call_timeout)
+
+    def _on_notice(self, method: str, params: dict[str, Any]) -> None:
+        with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError):
+            self._notices.send_nowait((method, params))
+
+    def subscribed(self, ctx: ServerRequestContext[Any, Any], uri: str, on: bool) -> None:
+        """Remember which connection asked for `notifications/resources/updated` of `uri`."""
+        connection = connection_of(ctx.session)
+        if connection is None:
+            return
+        keys = self._subscribed.setdefault(uri, set())
+        if on:
+            keys.add(id(connection))
+        else:
+            keys.discard(id(connection))
+            if not keys:
+                del self._subscribed[uri]
+
+    async def deliver_notices(self) -> None:
+        """Upstream notifications no call claimed: log messages to every handshake-era client,
+        resource updates to the clients subscribed to the resource (and to listen streams)."""
+        async with self._notices_in:
+            async for method, params in self._notices_in:
+                if method == "notifications/resources/updated":
+                    uri = str(params.get("uri"))
+                    await self.bus.publish(ResourceUpdated(uri=uri))
+                    keys = self._subscribed.get(uri, set())
+                else:
+                    keys = set(self._sessions)
+                for key in list(keys):
+                    session = self._sessions.get(key)
+                    connection = connection_of(session) if session is not None else None
+                    if connection is None:
+                        continue
+                    try:
+                        await connection.outbound.notify(method, params)
+                    except Exception as exc:
+                        log.debug("could not send %s to a client: %s", method, exc)
 
     def _on_change(self, kinds: frozenset[str]) -> None:
         if "tools" in kinds:
@@ -81,8 +129,18 @@ class _Notifier:
             key = id(connection)
             if key not in self._sessions:
                 self._sessions[key] = ctx.session
-                connection.exit_stack.callback(self._sessions.pop, key, None)
+                connection.exit_stack.callback(self._forget, key)
         return await call_next(ctx)
+
+    def _forget(self, key: int) -> None:
+        self._sessions.pop(key, None)
+        for uri in [u for u, keys in self._subscribed.items() if key in keys]:
+            self.subscribed_keys(uri).discard(key)
+            if not self._subscribed[uri]:
+                del self._subscribed[uri]
+
+    def subscribed_keys(self, uri: str) -> set[int]:
+        return self._subscribed.setdefault(uri, set())
 
     async def cached_tools(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -124,8 +182,10 @@ class _Notifier:
 
     def close(self) -> None:
         self._unsubscribe()
+        self._unsubscribe_notices()
         self.listen.close()
         self._send.close()
+        self._notices.close()
 
 
 def _page(items: list[dict[str, Any]], cursor: str | None, size: int, key: str) -> dict[str, Any]:
@@ -227,6 +287,7 @@ def _mcp_error(exc: GatewayError) -> MCPError:
 def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     """An SDK low-level `Server` whose handlers are the catalog's listings and calls."""
     notifier = _Notifier(catalog)
+    rounds = notifier.rounds
     size = catalog.options.page_size
 
     async def list_tools(
@@ -249,15 +310,19 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         async def progress(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)
 
+        async def run(relay: Relay) -> dict[str, Any]:
+            return await catalog.call_tool(
+                params.name,
+                params.arguments,
+                on_progress=progress if token is not None else None,
+                meta=_caller_meta(ctx),
+                resume=_resume(ctx),
+                relay=relay,
+            )
+
         try:
             return _complete(
-                await catalog.call_tool(
-                    params.name,
-                    params.arguments,
-                    on_progress=progress if token is not None else None,
-                    meta=_caller_meta(ctx),
-                    resume=_resume(ctx),
-                )
+                await rounds.relayed(ctx, lambda: catalog.may_ask("tools", params.name), run)
             )
         except GatewayError as exc:
             raise _mcp_error(exc) from None
@@ -277,11 +342,16 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     async def read_resource(
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> Any:
+        uri = str(params.uri)
+
+        async def run(relay: Relay) -> dict[str, Any]:
+            return await catalog.read_resource(
+                uri, meta=_caller_meta(ctx), resume=_resume(ctx), relay=relay
+            )
+
         try:
             return _complete(
-                await catalog.read_resource(
-                    str(params.uri), meta=_caller_meta(ctx), resume=_resume(ctx)
-                )
+                await rounds.relayed(ctx, lambda: catalog.may_ask("resources", uri), run)
             )
         except GatewayError as exc:
             raise _mcp_error(exc) from None
@@ -289,11 +359,18 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     async def get_prompt(
         ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
     ) -> Any:
+        async def run(relay: Relay) -> dict[str, Any]:
+            return await catalog.get_prompt(
+                params.name,
+                params.arguments,
+                meta=_caller_meta(ctx),
+                resume=_resume(ctx),
+                relay=relay,
+            )
+
         try:
             return _complete(
-                await catalog.get_prompt(
-                    params.name, params.arguments, meta=_caller_meta(ctx), resume=_resume(ctx)
-                )
+                await rounds.relayed(ctx, lambda: catalog.may_ask("prompts", params.name), run)
             )
         except GatewayError as exc:
             raise _mcp_error(exc) from None
@@ -315,9 +392,11 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     def subscriber(method: str) -> Callable[[ServerRequestContext[Any, Any], Any], Any]:
         async def handler(ctx: ServerRequestContext[Any, Any], params: Any) -> Any:
             try:
-                return await catalog.subscribe_resource(method, str(params.uri))
+                result = await catalog.subscribe_resource(method, str(params.uri))
             except GatewayError as exc:
                 raise _mcp_error(exc) from None
+            notifier.subscribed(ctx, str(params.uri), method == "resources/subscribe")
+            return result
 
         return handler
 
@@ -372,6 +451,8 @@ async def serve_stdio(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(notifier.pump)
+            tg.start_soon(notifier.deliver_notices)
+            notifier.rounds.attach(tg)
             async with serve_streams(max_message_bytes) as (read, write):
                 await server.run(read, write, server.create_initialization_options(_NOTIFICATIONS))
             tg.cancel_scope.cancel()
@@ -494,6 +575,8 @@ def http_app(
                 await stack.enter_async_context(catalog)  # type: ignore[arg-type]
             tg = await stack.enter_async_context(anyio.create_task_group())
             tg.start_soon(notifier.pump)
+            tg.start_soon(notifier.deliver_notices)
+            notifier.rounds.attach(tg)
             await stack.enter_async_context(manager.run())
             try:
                 yield

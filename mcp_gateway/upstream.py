@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -29,19 +29,20 @@ import mcp_types as types
 import orjson
 from mcp import Client
 from mcp.client import Transport
-from mcp.client.session import ClientSession, IncomingMessage
+from mcp.client.session import ClientRequestContext, ClientSession, IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import find_invalid_x_mcp_header, mcp_param_headers, x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from mcp_gateway._sdk import TransportStreams, create_mcp_http_client, raw_request
 from mcp_gateway._stdio import ChildProcess, stdio_transport
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.oauth_client import http_auth
+from mcp_gateway.relay import CURRENT, SERVER_META_KEY, InFlight, Relay
 from mcp_gateway.specs import GatewayOptions, StdioUpstream, UpstreamSpec
 from router_core import tracing
 from router_core.semconv import mcp_request_attributes, mcp_request_name, mcp_request_result
@@ -51,6 +52,15 @@ log = logging.getLogger("mcp_gateway.upstream")
 
 _MAX_PAGES = 100
 _RECONNECTABLE = {types.CONNECTION_CLOSED}
+_MAX_URL_ELICITATIONS = 1024
+"""URL elicitations remembered per upstream, to route their `elicitation/complete`."""
+
+NotifyFn = Callable[[str, str, dict[str, Any]], None]
+"""Told of an upstream notification no call claims: (upstream name, method, params)."""
+
+_SAMPLING_RESULT: TypeAdapter[types.CreateMessageResult | types.CreateMessageResultWithTools] = (
+    TypeAdapter(types.CreateMessageResult | types.CreateMessageResultWithTools)
+)
 
 
 class UpstreamState(StrEnum):
@@ -179,12 +189,19 @@ class Upstream:
     """One configured server and its supervised session. Create inside a running event loop."""
 
     def __init__(
-        self, spec: UpstreamSpec, options: GatewayOptions, on_change: Callable[[], None]
+        self,
+        spec: UpstreamSpec,
+        options: GatewayOptions,
+        on_change: Callable[[], None],
+        on_notify: NotifyFn | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
         self._options = options
         self._on_change = on_change
+        self._on_notify = on_notify
+        self._calls = InFlight()
+        self._url_elicitations: dict[str, Relay] = {}
         self.state = UpstreamState.CONNECTING
         self.reason: str | None = None
         self.catalog = Catalog()
@@ -351,9 +368,18 @@ class Upstream:
     async def _open(self) -> AsyncIterator[Client]:
         async with self._transport() as (read, write):
             watched = _WatchedRead(read, self._mark_lost)
+            # Junction answers for its callers: it declares what they may (each call's relay
+            # refuses what its caller cannot); 2026-07-28 requests carry the caller's own.
             client = Client(
                 _Streams(watched, write),
                 message_handler=self._on_message,
+                sampling_callback=self._sampling,
+                sampling_capabilities=types.SamplingCapability(
+                    context=types.SamplingContextCapability(), tools=types.SamplingToolsCapability()
+                ),
+                elicitation_callback=self._elicitation,
+                list_roots_callback=self._roots,
+                logging_callback=self._log,
                 cache=None,
                 mode=self.spec.protocol,
                 client_info=types.Implementation(
@@ -376,7 +402,9 @@ class Upstream:
                 yield streams
         else:
             auth = http_auth(spec)
-            async with create_mcp_http_client(headers=dict(spec.headers) or None, auth=auth) as http:
+            async with create_mcp_http_client(
+                headers=dict(spec.headers) or None, auth=auth
+            ) as http:
                 # The SDK caps one SSE event at 1 MiB by default; a tool result may be larger.
                 async with streamable_http_client(
                     spec.url, http_client=http, max_sse_event_size=None
@@ -390,6 +418,71 @@ class Upstream:
         method = getattr(message, "method", "")
         if method.endswith("/list_changed"):
             self._refresh.set()
+        elif isinstance(message, types.ElicitCompleteNotification):
+            relay = self._url_elicitations.pop(message.params.elicitation_id, None)
+            if relay is not None:
+                await relay.notify(method, _dump(message.params))
+        elif isinstance(message, types.ResourceUpdatedNotification) and self._on_notify:
+            self._on_notify(self.name, method, _dump(message.params))
+
+    # ------------------------------------------------------------------ server-to-client
+
+    def _relay(self) -> Relay | None:
+        """The relay of the call a server-to-client message belongs to (see `relay.py`)."""
+        relay = CURRENT.get()
+        if relay is not None:
+            return relay
+        if isinstance(self.spec, StdioUpstream) or self.spec.transport == "sse":
+            return self._calls.sole()
+        return None  # Streamable HTTP: a message off every call's stream belongs to none
+
+    async def _ask(self, method: str, params: BaseModel | None) -> dict[str, Any] | types.ErrorData:
+        raw = _dump(params) if params is not None else {}
+        relay = self._relay()
+        if relay is None:
+            reason = "several callers' calls are in flight" if self._calls else "no call in flight"
+            code = types.INTERNAL_ERROR if self._calls else types.METHOD_NOT_FOUND
+            log.debug("upstream %s: refused %s (%s)", self.name, method, reason)
+            return types.ErrorData(code=code, message=f"{method}: {reason} to answer it")
+        if method == "elicitation/create" and raw.get("mode") == "url":
+            elicitation = raw.get("elicitationId")
+            if isinstance(elicitation, str):
+                if len(self._url_elicitations) >= _MAX_URL_ELICITATIONS:
+                    del self._url_elicitations[next(iter(self._url_elicitations))]
+                self._url_elicitations[elicitation] = relay
+        try:
+            return await relay.request(method, raw, self.name)
+        except GatewayError as exc:
+            return types.ErrorData(code=exc.code, message=exc.message, data=exc.data)
+
+    async def _sampling(
+        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        answer = await self._ask("sampling/createMessage", params)
+        return _typed(answer, _SAMPLING_RESULT.validate_python, "sampling/createMessage")
+
+    async def _elicitation(
+        self, context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        answer = await self._ask("elicitation/create", params)
+        return _typed(answer, types.ElicitResult.model_validate, "elicitation/create")
+
+    async def _roots(
+        self, context: ClientRequestContext
+    ) -> types.ListRootsResult | types.ErrorData:
+        answer = await self._ask("roots/list", None)
+        return _typed(answer, types.ListRootsResult.model_validate, "roots/list")
+
+    async def _log(self, params: types.LoggingMessageNotificationParams) -> None:
+        """`notifications/message`: to the caller whose call it came with, else to everyone
+        listening; tagged with this server's name in `_meta`."""
+        raw = _dump(params)
+        raw["_meta"] = {**(raw.get("_meta") or {}), SERVER_META_KEY: self.name}
+        relay = self._relay()
+        if relay is not None:
+            await relay.notify("notifications/message", raw)
+        elif self._on_notify is not None:
+            self._on_notify(self.name, "notifications/message", raw)
 
     async def _listen(
         self, client: Client, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -538,17 +631,30 @@ class Upstream:
         timeout: float | None = None,
         on_progress: ProgressFnT | None = None,
         idempotent: bool = True,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
         """Send one request within `timeout` seconds (reconnecting on use if needed).
 
         Raises GatewayError naming this server for every failure: the caller never hangs.
         A traced caller's context (`router_core.tracing`) goes along in `params._meta`, and
-        `tools/call` is counted per tool for `/metrics`.
+        `tools/call` is counted per tool for `/metrics`. What the server asks or logs while
+        it serves this request goes to `relay` (none: its requests are refused).
         """
         trace = tracing.current()
         if trace is not None:
             params = dict(params or {})
             params["_meta"] = {**(params.get("_meta") or {}), **trace.headers()}
+        with self._calls.serving(relay):
+            return await self._counted(method, params, timeout, on_progress, idempotent)
+
+    async def _counted(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        timeout: float | None,
+        on_progress: ProgressFnT | None,
+        idempotent: bool,
+    ) -> dict[str, Any]:
         if method != "tools/call":
             return await self._request(method, params, timeout, on_progress, idempotent)
         tool = str((params or {}).get("name"))
@@ -645,6 +751,28 @@ def _never_delivered(exc: MCPError) -> bool:
     """An HTTP-level rejection (404 unknown session, 4xx/5xx without a JSON-RPC body): the
     server restarted or refused the POST, and never ran the request, so a retry is safe."""
     return (exc.error.code, exc.error.message) in _REJECTED_BY_HTTP
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+_T = TypeVar("_T")
+
+
+def _typed(
+    answer: dict[str, Any] | types.ErrorData, parse: Callable[[Any], _T], method: str
+) -> _T | types.ErrorData:
+    """The caller's answer as the SDK's callback must return it (an error stays an error)."""
+    if isinstance(answer, types.ErrorData):
+        return answer
+    try:
+        return parse(answer)
+    except ValidationError as exc:
+        first = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        return types.ErrorData(
+            code=types.INTERNAL_ERROR, message=f"the client's {method} answer is invalid: {first}"
+        )
 
 
 class _Streams:

@@ -1,0 +1,180 @@
+"""Server-to-client traffic of an upstream, carried to the caller whose request it serves.
+
+An upstream serving a call may ask its client something (2025-11-25: `sampling/createMessage`,
+`elicitation/create`, `roots/list` as requests; 2026-07-28: the same as an input-required
+result) and may log while it works (`notifications/message`). Every caller shares one session
+per upstream, so each call carries a `Relay`: who answers those requests and hears those
+notifications. Which call a server-to-client message belongs to:
+
+- Streamable HTTP upstreams: the message arrives on the SSE stream of that call's POST; the
+  SDK runs our callback in the context of the task that sent the POST, so `CURRENT` (set by
+  the call) names the relay exactly, even with many calls in flight.
+- stdio and legacy SSE upstreams: the wire does not say. The upstream's one relay in flight is
+  the one (several calls of one caller share it); with calls of several callers in flight the
+  request is refused (-32603) rather than shown to a caller it was not meant for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import itertools
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import mcp_types as types
+
+from mcp_gateway.errors import ClientRequestFn, GatewayError
+
+ClientNotifyFn = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""Hears an upstream's notifications for one call (`notifications/message`, and the
+`notifications/elicitation/complete` of a URL elicitation it relayed)."""
+
+INPUT_METHODS = frozenset({"elicitation/create", "sampling/createMessage", "roots/list"})
+"""The server-to-client requests a caller may be asked to answer."""
+
+SERVER_META_KEY = "junction/server"
+"""`_meta` key naming the upstream on a relayed notification (several share one client)."""
+
+MAX_INPUT_ROUNDS = 10
+"""Input-required rounds resolved for one call before giving up (the SDK's default too)."""
+
+
+@dataclass(eq=False, slots=True)
+class Relay:
+    """Where one call's server-to-client traffic goes."""
+
+    on_request: ClientRequestFn | None = None
+    on_notify: ClientNotifyFn | None = None
+    owner: object = field(default=None)
+    """Calls of one caller share an owner (a client session): the stdio fallback may pick
+    a relay when every call in flight belongs to the same owner."""
+    asking: int = 0
+    """Requests of the upstream this caller has not answered yet."""
+    resolves_input: bool = True
+    """Whether a 2026-07-28 input-required result is answered through `on_request` (False:
+    it goes to the caller as it is, for a 2026-07-28 client to answer itself)."""
+
+    async def request(self, method: str, params: dict[str, Any], server: str) -> dict[str, Any]:
+        if self.on_request is None:
+            raise GatewayError(
+                types.METHOD_NOT_FOUND,
+                f"{method} from MCP server {server!r}: the caller cannot answer it",
+            )
+        self.asking += 1
+        try:
+            return await self.on_request(method, params)
+        finally:
+            self.asking -= 1
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        if self.on_notify is not None:
+            await self.on_notify(method, params)
+
+
+CURRENT: contextvars.ContextVar[Relay | None] = contextvars.ContextVar(
+    "mcp_gateway_relay", default=None
+)
+"""The relay of the call this task serves (see the module's doc for how it travels)."""
+
+
+class InFlight:
+    """The relays of one upstream's calls under way, for transports that cannot say which."""
+
+    def __init__(self) -> None:
+        self._relays: dict[int, Relay] = {}
+        self._ids = itertools.count()
+
+    @contextlib.contextmanager
+    def serving(self, relay: Relay | None) -> Iterator[None]:
+        """Mark a call under way; a call without a relay still counts (it answers nothing, and
+        a request meant for it must not reach another caller)."""
+        relay = relay or Relay()
+        token = CURRENT.set(relay)
+        key = next(self._ids)
+        self._relays[key] = relay
+        try:
+            yield
+        finally:
+            self._relays.pop(key, None)
+            CURRENT.reset(token)
+
+    def sole(self) -> Relay | None:
+        """The relay in flight when it is unambiguous, else None. A call still waiting for
+        its caller's answer to an earlier request is passed over when another is free (a
+        server asks one thing at a time per call; an abandoned question must not block)."""
+        relays = list(self._relays.values())
+        free = [r for r in relays if not r.asking]
+        relays = free or relays
+        if not relays:
+            return None
+        first = relays[0]
+        owner = first.owner
+        if all(r is first or (owner is not None and r.owner is owner) for r in relays):
+            return first
+        return None
+
+    def __len__(self) -> int:
+        return len(self._relays)
+
+
+def input_required(result: dict[str, Any]) -> bool:
+    """A multi-round-trip answer (2026-07-28): the client must answer `inputRequests` and retry."""
+    return result.get("resultType") == "input_required"
+
+
+_STATE_ONLY_DELAYS = (0.05, 0.1, 0.2, 0.25)
+"""Sleeps before retrying a round that carried only `requestState` (as the SDK's driver does)."""
+
+
+async def resolved(
+    first: dict[str, Any],
+    relay: Relay,
+    server: str,
+    retry: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Resolve a 2026-07-28 upstream's input-required result for a caller that answers
+    server-to-client requests instead (a handshake-era client, an in-process caller).
+
+    Each input request goes to `relay` in turn; the upstream gets the answers and its own
+    `requestState` back unchanged on `retry`, for up to `MAX_INPUT_ROUNDS` rounds. A refused
+    request ends the call with its error, as the SDK's own driver does.
+    """
+    result, quiet = first, 0
+    for _ in range(MAX_INPUT_ROUNDS):
+        if not input_required(result):
+            return result
+        requests = result.get("inputRequests") or {}
+        if not isinstance(requests, dict):
+            raise GatewayError(
+                types.INTERNAL_ERROR, f"MCP server {server!r} sent malformed inputRequests"
+            )
+        responses: dict[str, Any] = {}
+        for key, request in requests.items():
+            method = request.get("method") if isinstance(request, dict) else None
+            if method not in INPUT_METHODS:
+                raise GatewayError(
+                    types.INTERNAL_ERROR,
+                    f"MCP server {server!r} asked for an unknown kind of input: {method!r}",
+                )
+            params = request.get("params")
+            responses[key] = await relay.request(
+                str(method), dict(params) if isinstance(params, dict) else {}, server
+            )
+        if responses:
+            quiet = 0
+        else:
+            await anyio.sleep(_STATE_ONLY_DELAYS[min(quiet, len(_STATE_ONLY_DELAYS) - 1)])
+            quiet += 1
+        resume: dict[str, Any] = {"inputResponses": responses} if responses else {}
+        if "requestState" in result:
+            resume["requestState"] = result["requestState"]
+        result = await retry(resume)
+    if input_required(result):
+        raise GatewayError(
+            types.INTERNAL_ERROR,
+            f"MCP server {server!r} still asked for input after {MAX_INPUT_ROUNDS} rounds",
+        )
+    return result

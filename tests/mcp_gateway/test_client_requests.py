@@ -1,0 +1,204 @@
+"""Server-to-client requests and log messages of an upstream, carried to the caller of the call.
+
+The upstream is tests/fixtures/mcp_conformance_server.py (the `mcp` SDK) over stdio. Spoken to
+at 2025-11-25 (`protocol: legacy`) it asks its client with `elicitation/create`,
+`sampling/createMessage` and logs with `notifications/message` while a tool runs; spoken to at
+2026-07-28 it answers some calls with an input-required result instead. Callers: the official
+`mcp` SDK client over real HTTP (both generations), and an in-process caller of
+`Gateway.call_tool(..., on_request=...)`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import pytest
+import pytest_asyncio
+import uvicorn
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp_gateway import Gateway, GatewayError, StdioUpstream, http_app
+from tests.mcp_gateway.conftest import free_port, hosted
+from tests.mcp_gateway.test_serving import _Serving
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "mcp_conformance_server.py")
+
+
+def fixture(name: str, protocol: str) -> StdioUpstream:
+    return StdioUpstream(
+        name=name,
+        command=sys.executable,
+        args=(FIXTURE, "stdio"),
+        protocol=protocol,  # type: ignore[arg-type]
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def gateway() -> AsyncIterator[Gateway]:
+    gw = Gateway([fixture("old", "legacy"), fixture("new", "auto")])
+    async with hosted(gw):
+        await gw.wait_settled(30)
+        yield gw
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def url(gateway: Gateway) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(http_app(gateway), host="127.0.0.1", port=port, log_level="warning")
+    )
+    async with hosted(_Serving(server)):
+        yield f"http://127.0.0.1:{port}/mcp"
+
+
+def text(result: dict[str, Any] | types.CallToolResult) -> str:
+    if isinstance(result, dict):
+        return str(result["content"][0]["text"])
+    content = result.content[0]
+    assert isinstance(content, types.TextContent), result
+    return content.text
+
+
+async def answer_form(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    assert isinstance(params, types.ElicitRequestFormParams)
+    fields = params.requested_schema.get("properties", {})
+    return types.ElicitResult(action="accept", content=dict.fromkeys(fields, "blue"))
+
+
+async def sample(context: Any, params: types.CreateMessageRequestParams) -> Any:
+    first = params.messages[0].content
+    said = first.text if isinstance(first, types.TextContent) else "?"
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text=f"echo {said}"), model="m"
+    )
+
+
+async def test_in_process_on_request_answers_a_legacy_upstreams_requests(
+    gateway: Gateway,
+) -> None:
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    async def on_request(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        asked.append((method, params))
+        if method == "elicitation/create":
+            return {"action": "accept", "content": {"response": "yes"}}
+        return {
+            "role": "assistant",
+            "content": {"type": "text", "text": "Paris"},
+            "model": "test-model",
+        }
+
+    elicited = await gateway.call_tool(
+        "old__test_elicitation", {"message": "Sure?"}, on_request=on_request
+    )
+    assert text(elicited) == 'User response: action=accept, content={"response":"yes"}'
+    sampled = await gateway.call_tool(
+        "old__test_sampling", {"prompt": "Capital?"}, on_request=on_request
+    )
+    assert text(sampled) == "LLM response: Paris"
+    assert [m for m, _ in asked] == ["elicitation/create", "sampling/createMessage"]
+    assert asked[0][1]["message"] == "Sure?"
+    assert asked[1][1]["messages"][0]["content"]["text"] == "Capital?"
+
+
+async def test_a_hook_error_reaches_the_upstream_and_no_hook_is_method_not_found(
+    gateway: Gateway,
+) -> None:
+    async def refuse(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise GatewayError(-32042, "the user closed the dialog")
+
+    refused = await gateway.call_tool("old__test_elicitation", {"message": "?"}, on_request=refuse)
+    assert "the user closed the dialog" in text(refused)  # the fixture reports what it got
+    unanswered = await gateway.call_tool("old__test_elicitation", {"message": "?"})
+    assert "the caller cannot answer it" in text(unanswered)
+
+
+async def test_in_process_on_request_resolves_a_2026_upstreams_input_required_result(
+    gateway: Gateway,
+) -> None:
+    asked: list[str] = []
+
+    async def on_request(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        asked.append(str(params.get("message")))
+        return {"action": "accept", "content": {"name": "Ada", "color": "green"}}
+
+    result = await gateway.call_tool(
+        "new__test_input_required_result_multi_round", {}, on_request=on_request
+    )
+    assert text(result) == "Ada likes green."
+    assert asked == ["Step 1: What is your name?", "Step 2: What is your favorite color?"]
+    raw = await gateway.call_tool("new__test_input_required_result_multi_round", {})
+    assert raw["resultType"] == "input_required"  # no hook: handed back as it is
+
+
+async def test_a_legacy_client_answers_a_legacy_upstream_and_hears_its_logs(url: str) -> None:
+    logs: list[types.LoggingMessageNotificationParams] = []
+
+    async def logged(params: types.LoggingMessageNotificationParams) -> None:
+        logs.append(params)
+
+    async with Client(
+        streamable_http_client(url),
+        mode="legacy",
+        elicitation_callback=answer_form,
+        sampling_callback=sample,
+        logging_callback=logged,
+    ) as client:
+        elicited = await client.call_tool("old__test_elicitation", {"message": "Sure?"})
+        assert text(elicited) == 'User response: action=accept, content={"response":"blue"}'
+        sampled = await client.call_tool("old__test_sampling", {"prompt": "hi"})
+        assert text(sampled) == "LLM response: echo hi"
+        await client.call_tool("old__test_tool_with_logging", {})
+    said = [entry.data for entry in logs]
+    assert said == ["Tool execution started", "Tool processing data", "Tool execution completed"]
+    assert all((entry.meta or {}).get("junction/server") == "old" for entry in logs)
+
+
+async def test_a_legacy_client_answers_a_2026_upstreams_input_requests(url: str) -> None:
+    async with Client(
+        streamable_http_client(url), mode="legacy", elicitation_callback=answer_form
+    ) as client:
+        result = await client.call_tool("new__test_input_required_result_multi_round", {})
+        assert text(result) == "blue likes blue."
+
+
+async def test_a_client_without_the_capability_is_never_asked(url: str) -> None:
+    async with Client(streamable_http_client(url), mode="legacy") as client:
+        result = await client.call_tool("old__test_elicitation", {"message": "?"})
+    assert "did not declare the elicitation capability" in text(result)
+
+
+async def test_a_2026_client_answers_a_legacy_upstream_through_input_required_rounds(
+    url: str,
+) -> None:
+    async with Client(
+        streamable_http_client(url),
+        mode="2026-07-28",
+        elicitation_callback=answer_form,
+        sampling_callback=sample,
+    ) as client:
+        first = await client.session.call_tool(
+            "old__test_elicitation", {"message": "Sure?"}, allow_input_required=True
+        )
+        assert isinstance(first, types.InputRequiredResult)
+        [request] = (first.input_requests or {}).values()
+        assert isinstance(request, types.ElicitRequest)
+        assert request.params.message == "Sure?"
+        # The SDK's driver answers the rounds and retries with the state: the call completes.
+        elicited = await client.call_tool("old__test_elicitation", {"message": "Sure?"})
+        assert text(elicited) == 'User response: action=accept, content={"response":"blue"}'
+        sampled = await client.call_tool("old__test_sampling", {"prompt": "hi"})
+        assert text(sampled) == "LLM response: echo hi"
+        with pytest.raises(Exception, match="unknown or expired"):
+            await client.session.call_tool(
+                "old__test_elicitation",
+                {"message": "?"},
+                input_responses={"junction-1": types.ElicitResult(action="cancel")},
+                request_state="junction-round:forged",
+            )
