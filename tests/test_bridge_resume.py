@@ -23,6 +23,7 @@ from tests.test_bridge import (
     ide_over_bridge,
     no_traceback,
     serve_config,
+    start_bridge,
     start_serve,
 )
 
@@ -93,9 +94,13 @@ async def relayed(tmp_path: Path, model: OpenAIServer) -> AsyncIterator[tuple[Pr
     await served.kill()
 
 
+@pytest.mark.parametrize("scheme", ["ws", "http"])
 async def test_a_cut_mid_turn_is_resumed_and_the_ide_misses_nothing(
-    tmp_path: Path, model: OpenAIServer, relayed: tuple[Proc, Relay]
+    tmp_path: Path, model: OpenAIServer, relayed: tuple[Proc, Relay], scheme: str
 ) -> None:
+    """ws://: the WebSocket profile, resumed by the bridge with `stream/resume`; http://:
+    Streamable HTTP, whose client reopens its stream with `Last-Event-ID` and sends a POST
+    that died in the cut again."""
     served, relay = relayed
     story = " ".join(f"w{i}" for i in range(80))
     target = tmp_path / "out.txt"
@@ -106,7 +111,7 @@ async def test_a_cut_mid_turn_is_resumed_and_the_ide_misses_nothing(
             Reply(text="Done."),
         ]
     )
-    url = f"http://127.0.0.1:{relay.port}/acp"  # http:// is taken as the same endpoint's ws://
+    url = f"{scheme}://127.0.0.1:{relay.port}/acp"
     async with ide_over_bridge(url, attempts=20) as ide:
         client = ide.client
         await client.initialize()
@@ -122,7 +127,8 @@ async def test_a_cut_mid_turn_is_resumed_and_the_ide_misses_nothing(
         response = await asyncio.wait_for(prompt, HANG_GUARD)
         assert response["result"] == {"stopReason": "end_turn"}, response
         assert len(at_cut) < len(story) and client.text() == story  # every chunk once, in order
-        await ide.bridge.wait_log(r"resumed the connection to \S+ after message \d+")
+        if scheme == "ws":
+            await ide.bridge.wait_log(r"resumed the connection to \S+ after message \d+")
 
         # 2. the socket dies while the IDE's permission dialog is open; the answer still counts
         release, asked = asyncio.Event(), asyncio.Event()
@@ -149,3 +155,13 @@ async def test_a_cut_mid_turn_is_resumed_and_the_ide_misses_nothing(
         assert ide.bridge.process.returncode is None
     no_traceback(ide.bridge)
     no_traceback(served)
+
+
+async def test_an_http_url_with_a_refused_token_exits_1_with_one_clear_line(
+    relayed: tuple[Proc, Relay],
+) -> None:
+    _, relay = relayed
+    bridge = await start_bridge(f"http://127.0.0.1:{relay.port}/acp", token="not-a-key")
+    assert await bridge.exit_code() == 1
+    assert "refused the token (HTTP 401)" in bridge.log, bridge.log
+    no_traceback(bridge)

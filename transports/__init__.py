@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from transports.remote import remote_routes
     from transports.remote_client import RemoteClientStream, connect_remote
     from transports.sse import connect_sse, sse_routes
+    from transports.streamable_client import StreamableClientStream, connect_streamable
     from transports.websocket import HandshakeRefusedError, connect_websocket, websocket_route
 
 # The HTTP framings pull in starlette, httpx and websockets; `--mode stdio` must not pay for them
@@ -65,6 +66,7 @@ __getattr__, _, _ = lazy_loader.attach(
         "remote": ["remote_routes"],
         "remote_client": ["RemoteClientStream", "connect_remote"],
         "sse": ["connect_sse", "sse_routes"],
+        "streamable_client": ["StreamableClientStream", "connect_streamable"],
         "websocket": ["HandshakeRefusedError", "connect_websocket", "websocket_route"],
     },
 )
@@ -89,9 +91,11 @@ __all__ = [
     "PeerClosedError",
     "RemoteClientStream",
     "RpcError",
+    "StreamableClientStream",
     "claim_stdout",
     "connect_remote",
     "connect_sse",
+    "connect_streamable",
     "connect_websocket",
     "memory_pair",
     "open_pipe_stream",

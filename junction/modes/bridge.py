@@ -3,15 +3,17 @@
 The IDE launches this process as its agent; every NDJSON line from stdin goes out as one
 WebSocket message and every WebSocket message comes back as one stdout line, in order, both ways
 at once, agent-to-client requests (`fs/*`, `session/request_permission`, `terminal/*`) included.
-The socket is ACP's remote transport (WebSocket profile; `--connect` takes the endpoint as
-ws(s):// or http(s)://) with Junction's durable subprotocol (`transports/remote.py`): the remote
-numbers its messages, so a dropped socket is resumed where it stopped. A remote that does not
-take the subprotocol (an older Junction) is spoken to as before, and a drop there is a lost
-connection. Messages are relayed as bytes: they are parsed only to keep track of which requests
-are unanswered, never re-encoded. Exceptions, all for correctness: the cursor member the remote
-puts first in each message is cut off again (the IDE sees what the agent sent); a message from
-the remote that contains raw newlines (pretty-printed JSON) has them turned into spaces, since a
-newline would split it on stdout; and see "Request ids after a reconnect" below.
+The wire is ACP's remote transport (`transports/remote.py`), the profile chosen by the URL:
+ws(s):// is the WebSocket profile with Junction's durable subprotocol (the remote numbers its
+messages, so a dropped socket is resumed where it stopped; a remote that does not take the
+subprotocol, an older Junction, is spoken to as before, and a drop there is a lost connection);
+http(s):// is Streamable HTTP, whose client resumes its stream and retries its POSTs by itself
+(`transports/streamable_client.py`). Messages are relayed as bytes: they are parsed only to keep
+track of which requests are unanswered, never re-encoded. Exceptions, all for correctness: the
+cursor member the remote puts first in each WebSocket message is cut off again (the IDE sees
+what the agent sent); a message from the remote that contains raw newlines (pretty-printed JSON)
+has them turned into spaces, since a newline would split it on stdout; and see "Request ids
+after a reconnect" below.
 
 What the IDE sees when things go wrong (stdout carries protocol only; logs go to stderr):
 
@@ -138,8 +140,6 @@ def run_bridge(
             f"junction: --connect needs a ws(s):// or http(s):// URL, got {url!r}", file=sys.stderr
         )
         return 2
-    if scheme.startswith("http"):  # the same endpoint: its WebSocket profile
-        url = "ws" + url[len("http") :]
     if token:
         register_secret(token)
     bridge = _Bridge(
@@ -366,12 +366,18 @@ class _Bridge:
     # -- connecting -------------------------------------------------------------------------------
 
     async def _open(self, resume: tuple[str, int] | None = None) -> _Connection:
-        from transports import HandshakeRefusedError, connect_remote
+        from transports import HandshakeRefusedError, connect_remote, connect_streamable
 
         try:
-            conn: _Connection = await connect_remote(
-                self._url, token=self._token, max_message_bytes=self._limit, resume=resume
-            )
+            conn: _Connection
+            if self._url.startswith("http"):
+                conn = await connect_streamable(
+                    self._url, token=self._token, max_message_bytes=self._limit
+                )
+            else:
+                conn = await connect_remote(
+                    self._url, token=self._token, max_message_bytes=self._limit, resume=resume
+                )
         except HandshakeRefusedError as exc:
             if self._token is None:
                 what = f"{self._url} refused the connection without a token (HTTP {exc.status}); "
@@ -379,7 +385,7 @@ class _Bridge:
             if exc.status in (401, 403):
                 what = f"{self._url} refused the token (HTTP {exc.status})"
                 raise _StartError(what, final=True) from None
-            what = f"{self._url} refused the WebSocket (HTTP {exc.status}); is the path /acp?"
+            what = f"{self._url} refused the connection (HTTP {exc.status}); is the path /acp?"
             raise _StartError(what, final=True) from None
         except TimeoutError:
             raise _StartError(f"cannot reach {self._url}: timed out", final=False) from None
