@@ -10,6 +10,8 @@ fails the operation with `StoreUnavailableError` (the turn answers -32603 with i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -60,12 +62,14 @@ class PgSessionStore:
     def __init__(self, db: PgDatabase | str, *, realm: str = "", **options: Any) -> None:
         self.db = db if isinstance(db, PgDatabase) else PgDatabase(db, **options)
         self.realm = realm
-        self._opened = False
+        self._opening: asyncio.Future[None] | None = None
 
     async def _open(self) -> PgDatabase:
-        if not self._opened:
-            self._opened = True
-            await self.db.open()
+        """Open the pool on first use (after `initialize`, as the SQLite store does); calls
+        that arrive together wait for the one opening."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self.db.open())
+        await asyncio.shield(self._opening)
         return self.db
 
     async def save(self, record: SessionRecord) -> None:
@@ -150,7 +154,9 @@ class PgSessionStore:
         return page, encode_cursor(page[-1]) if len(rows) > limit and page else None
 
     async def aclose(self) -> None:
-        if self._opened:
+        if self._opening is not None:
+            with contextlib.suppress(Exception):
+                await self._opening
             await self.db.close()
 
 

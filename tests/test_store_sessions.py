@@ -85,3 +85,22 @@ async def test_a_turn_during_an_outage_fails_clearly_then_the_session_goes_on(
     assert answered["result"] == {"stopReason": "end_turn"}
     assert "two" not in replayed and "lost" not in replayed
     assert replayed == ["one", "first answer", "three", "third"]
+
+
+async def test_calls_that_arrive_together_on_a_fresh_store_all_work(postgres_url: str) -> None:
+    import asyncio
+
+    from acp.pgstore import PgSessionStore
+    from acp.store import SessionRecord
+
+    store = PgSessionStore(postgres_url)
+    try:
+        await asyncio.gather(
+            store.save(SessionRecord(session_id="s1", cwd="/w")),
+            store.append("s1", [{"kind": "user", "text": "hi"}]),
+            store.history("nobody"),
+        )
+        history = await store.history("s1")
+    finally:
+        await store.aclose()
+    assert history == [{"kind": "user", "text": "hi"}]
