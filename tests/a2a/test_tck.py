@@ -190,6 +190,7 @@ def folders(tmp_path: Path, *names: str) -> None:
         (tmp_path / name).mkdir()
 
 
+@pytest.mark.timeout(360)  # three TCK runs in parallel: ~100 s on two idle cores, more when loaded
 async def test_the_tck_passes_through_junction_as_it_passes_direct(tmp_path: Path) -> None:
     kit()
     folders(tmp_path, "j-agent", "j-root", *TARGETS)
