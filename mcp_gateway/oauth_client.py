@@ -68,6 +68,15 @@ class LoginRequired(MCPError):
         super().__init__(types.INVALID_REQUEST, f"{why}: run `junction login {server}`")
 
 
+def _not_login_required(record: logging.LogRecord) -> bool:
+    """The SDK logs every failed flow with its traceback; a missing login is not a fault, and
+    the upstream's status (logged by the gateway) already says what to do."""
+    return not (record.exc_info and isinstance(record.exc_info[1], LoginRequired))
+
+
+logging.getLogger("mcp.client.auth.oauth2").addFilter(_not_login_required)
+
+
 # --------------------------------------------------------------------------- the store
 
 

@@ -260,6 +260,23 @@ async def test_a_person_logs_in_and_the_gateway_refreshes_the_stored_tokens(
             "guarded__token_id",
         }
 
+        # A login the authorization server no longer honours (the refresh token refused, once
+        # the access token has expired): reported as such, and forgotten.
+        _, record = stored_record(tmp_path)
+        await expired(record["tokens"]["access_token"])
+        record["tokens"]["refresh_token"] = "revoked"
+        key = (tmp_path / "tokens" / "key").read_bytes()
+        (token_path,) = (tmp_path / "tokens").glob("*.token")
+        token_path.write_bytes(Fernet(key).encrypt(json.dumps(record).encode()))
+        code, out, err = await junction("tools", "--config", str(config), "--json")
+        assert code == 1
+        reason = json.loads(out)["servers"][0]["reason"]
+        assert reason == "the stored login expired or was revoked: run `junction login guarded`"
+        assert not token_path.exists()
+        assert "Traceback" not in err, err
+
+        code, out, _ = await login(config, "brief")
+        assert code == 0
         code, out, _ = await junction("logout", "guarded", "--config", str(config))
         assert code == 0 and "logged out of 'guarded'" in out
         assert not list((tmp_path / "tokens").glob("*.token"))
@@ -283,3 +300,31 @@ async def test_login_names_what_is_wrong(tmp_path: Path, args: list[str], proble
     )
     code, _, err = await junction(*args, "--config", str(config))
     assert code == 2 and problem in err, err
+
+
+async def test_serve_mode_shows_the_upstream_waiting_for_a_login(tmp_path: Path) -> None:
+    """Over HTTP in serve mode: /admin/mcp and /health name the missing login; Junction is up."""
+    from junction.root import Junction
+    from router_core.http import close_session
+    from tests.transports.servers import serve_app
+
+    async with oidc_provider() as provider, protected_upstream(provider) as url:
+        config = json.loads(write_config(tmp_path, {"type": "oauth"}, url).read_text())
+        config["server"] = {"api_keys": [{"key": "ops-key", "name": "ops"}]}
+        running = Junction.from_config(config)
+        try:
+            async with (
+                running,
+                serve_app(running.asgi_app()) as base,
+                httpx.AsyncClient(timeout=20, headers={"x-api-key": "ops-key"}) as http,
+            ):
+                for _ in range(100):
+                    (server,) = (await http.get(f"{base}/admin/mcp")).json()["servers"]
+                    if server["state"] == "failed":
+                        break
+                    await asyncio.sleep(0.2)
+                assert server["reason"] == "needs a login: run `junction login guarded`"
+                health = (await http.get(f"{base}/health")).json()
+                assert "needs a login" in json.dumps(health)
+        finally:
+            await close_session()
