@@ -241,13 +241,6 @@ class _ServiceAccount(ClientCredentialsOAuthProvider):
             )
         self._auth = auth
 
-    def _get_token_endpoint(self) -> str:
-        if self._auth.token_url is not None and (
-            self.context.oauth_metadata is None or self._auth.issuer is None
-        ):
-            return self._auth.token_url
-        return super()._get_token_endpoint()
-
     async def _exchange_token_client_credentials(self) -> httpx2.Request:
         metadata = self.context.client_metadata
         metadata.scope = union_scopes(metadata.scope, _scope(self._auth.scopes))

@@ -111,11 +111,20 @@ async def call_when_listed(client: Client, tool: str) -> str:
     raise AssertionError(f"{tool} was never listed")
 
 
-async def test_a_service_account_gets_its_token_by_client_credentials(tmp_path: Path) -> None:
+@pytest.mark.parametrize("endpoint", ["issuer", "token_url"])
+async def test_a_service_account_gets_its_token_by_client_credentials(
+    tmp_path: Path, endpoint: str
+) -> None:
+    """From the issuer's discovered metadata, or from an explicit token endpoint."""
     async with oidc_provider() as provider, protected_upstream(provider) as url:
         async with httpx.AsyncClient(timeout=20) as http:
             bare = await http.post(url, json={}, headers={"Accept": "application/json"})
             assert bare.status_code == 401  # the upstream really requires a token
+        where = (
+            {"issuer": provider.issuer}
+            if endpoint == "issuer"
+            else {"token_url": f"{provider.issuer}/token", "auth_method": "client_secret_post"}
+        )
         config = write_config(
             tmp_path,
             {
@@ -123,7 +132,7 @@ async def test_a_service_account_gets_its_token_by_client_credentials(tmp_path: 
                 "client_id": "service",
                 "client_secret": "service-secret",
                 "scopes": ["mcp"],
-                "issuer": provider.issuer,
+                **where,
             },
             url,
         )
