@@ -105,10 +105,12 @@ class TaskRelay:
                     stats.observe_ttft(time.perf_counter() - started)
                     first = False
                 event = await host.adopt(self, raw)
+                # Stored before the caller sees it: a task id a caller holds is in the store
+                # (another replica answers for it if this process dies the next moment).
+                await host.record(self, event)
                 if not (self.upstream_snapshot and "task" in event):
                     self.publish(event)
                 self.upstream_snapshot = False
-                await host.record(self, event)
                 if ends_caller_stream(event):
                     break
             verdict = "ok"
