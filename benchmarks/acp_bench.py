@@ -40,14 +40,18 @@ INITIALIZE = (
 
 
 def imports_only(config_path: str) -> int:
-    """What the child imports before it can answer `initialize`, without answering."""
-    import asyncio  # noqa: F401  (the event loop the agent runs on)
+    """What `junction --mode stdio` imports before it answers `initialize`: the console script's
+    early stage (junction.entry -> junction.modes.acp_early), without answering. Config,
+    pydantic and the agent load after the answer, while the editor sends `session/new`."""
+    import os
 
-    from junction.bridges.acp_services import build_runtime
-    from junction.config import load_config
-    from transports import open_stdio  # noqa: F401
+    from junction.modes import acp_early
 
-    build_runtime(load_config(Path(config_path)))
+    acp_early._image_prompts(acp_early._config_path(["--config", config_path], os.environ))
+    from acp.handshake import initialize_result
+    from junction.version import __version__
+
+    initialize_result(version=__version__)
     return 0
 
 

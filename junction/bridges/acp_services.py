@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import inspect
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -428,7 +429,7 @@ class _LateGateway:
         try:
             from junction.build import gateway_inputs
 
-            await asyncio.to_thread(importlib.import_module, "mcp_gateway.gateway")
+            await _import_in_background("mcp_gateway.gateway")
             from mcp_gateway import Gateway
 
             specs, options = gateway_inputs(config)
@@ -446,10 +447,42 @@ class _LateGateway:
 
     async def aclose(self) -> None:
         self._stop.set()
+        if not self._ready.done():  # still importing or connecting: nothing to wind down
+            self._task.cancel()
         try:
             await asyncio.wait_for(self._task, timeout=15)
+        except asyncio.CancelledError:
+            pass
         except TimeoutError:
             log.warning("the MCP gateway did not stop within 15 s")
+
+
+async def _import_in_background(module: str) -> None:
+    """Import `module` on a daemon thread: the event loop keeps answering meanwhile, and an
+    agent whose editor goes away during the import (~0.6 s for the `mcp` SDK) exits at once
+    instead of waiting for it (an executor thread would be joined at exit)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def load() -> None:
+        error: BaseException | None = None
+        try:
+            importlib.import_module(module)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=load, name=f"import {module}", daemon=True).start()
+    await done
 
 
 class _SessionScope:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Mapping
@@ -44,6 +45,11 @@ def run_acp_stdio(config: JunctionConfig, overrides: Mapping[str, Any] | None = 
         asyncio.run(main())
     except KeyboardInterrupt:
         return 130
+    finally:
+        # The editor has gone: what is left is the interpreter's teardown, whose garbage
+        # collection over everything loaded (the `mcp` SDK, the wire models) took 1-2 s on a
+        # busy machine; editors and the ACP kit expect a prompt exit once stdin closes.
+        gc.freeze()
     return 0
 
 
