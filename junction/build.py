@@ -11,8 +11,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from a2a.settings import AgentSpec, HubSettings
 from acp import AgentSettings, PermissionPolicy
+from junction.caller import CALLER
 from junction.config import JunctionConfig, StdioMcpServerConfig
-from junction.config.mcp import ClientCredentialsAuthConfig, LoginAuthConfig
+from junction.config.mcp import (
+    ClientCredentialsAuthConfig,
+    LoginAuthConfig,
+    TokenExchangeAuthConfig,
+)
 from junction.version import __version__
 from router_core.settings import BackendSpec, RouterSettings
 
@@ -57,15 +62,32 @@ async def closing_session(work: Awaitable[T]) -> T:
         await close_session()
 
 
+def _caller_token() -> str | None:
+    """The token of the signed-in caller whose request is being served (`junction.caller`)."""
+    grant = CALLER.get()
+    token = grant.get("subject_token") if grant else None
+    return token if isinstance(token, str) else None
+
+
 def upstream_auth(
     config: JunctionConfig, auth: ClientCredentialsAuthConfig | LoginAuthConfig | None
 ) -> UpstreamAuth | None:
     """An HTTP upstream's `auth:` as the gateway's spec; a login's tokens live in
     `mcp.token_store.path` (default: `upstream-tokens` in the user data directory)."""
-    from mcp_gateway.upstream_auth import ClientCredentialsAuth, LoginAuth
+    from mcp_gateway.upstream_auth import ClientCredentialsAuth, LoginAuth, TokenExchangeAuth
 
     if auth is None:
         return None
+    if isinstance(auth, TokenExchangeAuthConfig):
+        return TokenExchangeAuth(
+            client_id=auth.client_id,
+            client_secret=auth.client_secret,
+            scopes=tuple(auth.scopes),
+            issuer=auth.issuer,
+            token_url=auth.token_url,
+            auth_method=auth.auth_method,
+            subject_token=_caller_token,
+        )
     if isinstance(auth, ClientCredentialsAuthConfig):
         return ClientCredentialsAuth(
             client_id=auth.client_id,

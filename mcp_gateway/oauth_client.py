@@ -26,7 +26,7 @@ import re
 import secrets
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -50,7 +50,7 @@ from mcp.shared.auth import (
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
 from mcp_gateway.specs import HttpUpstream
-from mcp_gateway.upstream_auth import ClientCredentialsAuth, LoginAuth
+from mcp_gateway.upstream_auth import ClientCredentialsAuth, LoginAuth, TokenExchangeAuth
 
 log = logging.getLogger("mcp_gateway.upstream_auth")
 
@@ -257,6 +257,94 @@ class _ServiceAccount(ClientCredentialsOAuthProvider):
         return await super()._exchange_token_client_credentials()
 
 
+_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+_ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+_EXCHANGED_KEPT = 1024
+"""Exchanged tokens kept (per caller token), oldest dropped first."""
+
+
+class _OnBehalf(_ServiceAccount):
+    """Junction's own token (client credentials) for its own requests, and for a request made
+    for a signed-in caller, the caller's token exchanged (RFC 8693) for one to this upstream.
+
+    The caller is read in the request's context: the SDK's transport sends each message in the
+    context of whoever sent it, so one shared session carries each caller's own identity.
+    """
+
+    def __init__(self, server_url: str, auth: TokenExchangeAuth) -> None:
+        super().__init__(server_url, auth)
+        self._subject_token = auth.subject_token
+        self._exchanged: dict[str, tuple[str, float | None]] = {}
+
+    async def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        subject = self._subject_token()
+        if subject is None or (self.context.oauth_metadata is None and not self._auth.token_url):
+            # Junction's own request (or no endpoint known yet: the connection discovers it).
+            flow = super().async_auth_flow(request)
+            try:
+                outgoing = await flow.__anext__()
+                while True:
+                    outgoing = await flow.asend((yield outgoing))
+            except StopAsyncIteration:
+                return
+        token = self._held(subject)
+        if token is None:
+            exchanged = yield self._exchange_request(subject)
+            await exchanged.aread()
+            token = self._keep(subject, exchanged)
+        if token is not None:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request  # without a token the upstream's 401 is the caller's answer
+
+    def _held(self, subject: str) -> str | None:
+        held = self._exchanged.get(subject)
+        if held is None:
+            return None
+        token, expires_at = held
+        if expires_at is not None and time.time() >= expires_at:
+            del self._exchanged[subject]
+            return None
+        return token
+
+    def _exchange_request(self, subject: str) -> httpx2.Request:
+        data = {
+            "grant_type": _TOKEN_EXCHANGE,
+            "subject_token": subject,
+            "subject_token_type": _ACCESS_TOKEN_TYPE,
+            "requested_token_type": _ACCESS_TOKEN_TYPE,
+            "resource": self.context.get_resource_url(),
+        }
+        scope = union_scopes(self.context.client_metadata.scope, _scope(self._auth.scopes))
+        if scope:
+            data["scope"] = scope
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        data, headers = self.context.prepare_token_auth(data, headers)
+        metadata = self.context.oauth_metadata
+        url = str(metadata.token_endpoint) if metadata is not None else self._auth.token_url
+        return httpx2.Request("POST", str(url), data=data, headers=headers)
+
+    def _keep(self, subject: str, response: httpx2.Response) -> str | None:
+        if response.status_code != 200:
+            log.warning(
+                "upstream %s: token exchange refused (HTTP %s)",
+                self.context.server_url,
+                response.status_code,
+            )
+            return None
+        try:
+            token = OAuthToken.model_validate_json(response.content)
+        except ValueError:
+            log.warning("upstream %s: token exchange gave no token", self.context.server_url)
+            return None
+        expires_at = time.time() + token.expires_in if token.expires_in else None
+        self._exchanged[subject] = (token.access_token, expires_at)
+        while len(self._exchanged) > _EXCHANGED_KEPT:
+            del self._exchanged[next(iter(self._exchanged))]
+        return token.access_token
+
+
 class _StoredLogin(OAuthClientProvider):
     """Authorization code + PKCE over a `TokenFile`; `interactive` only in `junction login`."""
 
@@ -371,6 +459,8 @@ def http_auth(spec: HttpUpstream) -> httpx2.Auth | None:
     auth = spec.auth
     if auth is None:
         return None
+    if isinstance(auth, TokenExchangeAuth):
+        return _OnBehalf(spec.url, auth)
     if isinstance(auth, ClientCredentialsAuth):
         return _ServiceAccount(spec.url, auth)
     return _stored_login(spec, token_file(spec))

@@ -1,5 +1,6 @@
 """OAuth toward HTTP upstreams that require it, as the gateway is told it:
-`ClientCredentialsAuth` for a service account, `LoginAuth` for a person's stored login.
+`ClientCredentialsAuth` for a service account, `TokenExchangeAuth` for each signed-in caller as
+themselves, `LoginAuth` for a person's stored login.
 
 Plain data riding on `HttpUpstream`, so importing it costs nothing; `mcp_gateway.oauth_client`
 makes the `httpx2.Auth` that does it, with the `mcp` SDK's own OAuth clients.
@@ -7,11 +8,12 @@ makes the `httpx2.Auth` that does it, with the `mcp` SDK's own OAuth clients.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ClientCredentialsAuth", "LoginAuth", "UpstreamAuth"]
+__all__ = ["ClientCredentialsAuth", "LoginAuth", "TokenExchangeAuth", "UpstreamAuth"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +31,14 @@ class ClientCredentialsAuth:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TokenExchangeAuth(ClientCredentialsAuth):
+    """Per caller: the caller's own token (from `subject_token()`, read in the request's
+    context) exchanged (RFC 8693) for one to the upstream; client credentials without one."""
+
+    subject_token: Callable[[], str | None] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoginAuth:
     """A person's login, made by `junction login` and stored encrypted in `store`."""
 
@@ -43,4 +53,4 @@ class LoginAuth:
     redirect_port: int = 0
 
 
-UpstreamAuth = ClientCredentialsAuth | LoginAuth
+UpstreamAuth = ClientCredentialsAuth | TokenExchangeAuth | LoginAuth

@@ -23,6 +23,7 @@ __all__ = [
     "McpToolFilterConfig",
     "RemoteMcpServerConfig",
     "StdioMcpServerConfig",
+    "TokenExchangeAuthConfig",
     "TokenStoreConfig",
     "UpstreamAuthConfig",
 ]
@@ -68,6 +69,16 @@ class ClientCredentialsAuthConfig(ConfigModel):
     """How the secret goes to the token endpoint (HTTP Basic, or in the form)."""
 
 
+class TokenExchangeAuthConfig(ClientCredentialsAuthConfig):
+    """Per caller: for a caller signed in with Junction's identity provider (`server.oauth`),
+    Junction exchanges the caller's token (RFC 8693) for one to this server, so the server sees
+    that person; without one (connecting, listing, API-key callers), Junction's own token by
+    client credentials. The client must be allowed the token-exchange grant."""
+
+    type: Literal["token_exchange"]  # type: ignore[assignment]
+    """`token_exchange`: as `client_credentials`, plus the exchange for signed-in callers."""
+
+
 class LoginAuthConfig(ConfigModel):
     """A person's login: `junction login NAME` walks the authorization code flow with PKCE
     (registering Junction dynamically when no client_id is given); the tokens are stored
@@ -87,7 +98,8 @@ class LoginAuthConfig(ConfigModel):
 
 
 UpstreamAuthConfig = Annotated[
-    ClientCredentialsAuthConfig | LoginAuthConfig, Field(discriminator="type")
+    ClientCredentialsAuthConfig | TokenExchangeAuthConfig | LoginAuthConfig,
+    Field(discriminator="type"),
 ]
 """How Junction authenticates to an HTTP upstream that requires OAuth."""
 
@@ -103,8 +115,8 @@ class RemoteMcpServerConfig(ConfigModel):
     timeout: Seconds | None = None
     connect_timeout: Seconds | None = None
     auth: UpstreamAuthConfig | None = None
-    """OAuth toward this server: `client_credentials` (a service account) or `oauth` (a
-    person's `junction login`)."""
+    """OAuth toward this server: `client_credentials` (a service account), `token_exchange`
+    (each signed-in caller as themselves) or `oauth` (a person's `junction login`)."""
 
 
 def _mcp_server_kind(value: Any) -> str | None:

@@ -364,6 +364,9 @@ class AccessGuard:
         self._audit_first_use(presented, surface, claims, state)
         if self.limiter is not None:
             state["quota"] = self.limiter.quota(principal, token=True)
+        # The caller's own token, for an upstream that exchanges it (RFC 8693) for one of its
+        # own on the caller's behalf (`auth: {type: token_exchange}`); never sent on as is.
+        state["subject_token"] = presented.decode("latin-1")
         return state, None
 
     def _audit_first_use(

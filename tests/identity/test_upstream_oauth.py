@@ -337,3 +337,47 @@ async def test_serve_mode_shows_the_upstream_waiting_for_a_login(tmp_path: Path)
                 assert "needs a login" in json.dumps(health)
         finally:
             await close_session()
+
+
+async def call_through(base: str, headers: dict[str, str], tool: str) -> str:
+    """`tool` called through Junction's /mcp by the `mcp` SDK client, with these credentials."""
+    from mcp.client.streamable_http import streamable_http_client
+
+    from mcp_gateway._sdk import create_mcp_http_client
+
+    http = create_mcp_http_client(headers=headers)
+    async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
+        return await call_when_listed(client, tool)
+
+
+async def test_each_signed_in_caller_is_themselves_upstream_by_token_exchange(
+    tmp_path: Path,
+) -> None:
+    """Alice and Bob sign in to Junction (the MCP authorization flow); through one shared
+    upstream session, the upstream sees each of them (RFC 8693 exchange at the provider), and
+    an API-key caller as Junction's own client."""
+    from tests.identity.test_oauth import junction_with_oauth, sign_in
+
+    async with oidc_provider() as provider, protected_upstream(provider) as url:
+        auth = {
+            "type": "token_exchange",
+            "client_id": "exchanger",
+            "client_secret": "exchanger-secret",
+            "issuer": provider.issuer,
+        }
+        servers = {"guarded": {"url": url, "auth": auth}}
+        async with junction_with_oauth(tmp_path, provider, mcp_servers=servers) as base:
+            alice, _ = await sign_in(base, "alice")
+            bob, _ = await sign_in(base, "bob")
+            seen = {
+                who: await call_through(
+                    base, {"Authorization": f"Bearer {token}"}, "guarded__whoami"
+                )
+                for who, token in (("alice", alice), ("bob", bob))
+            }
+            assert seen == {
+                "alice": "sub=alice client=exchanger",
+                "bob": "sub=bob client=exchanger",
+            }
+            as_key = await call_through(base, {"x-api-key": "ops-key"}, "guarded__whoami")
+            assert as_key == "sub=exchanger client=exchanger"
