@@ -190,3 +190,25 @@ async def test_a2a_message_over_an_agent_limit(tmp_path: Path) -> None:
             rest = await http.post("/a2a/agents/pub/message:send", json=message, headers=headers)
             assert rest.status_code == 429
             assert 1 <= int(rest.headers["retry-after"]) <= 60
+
+
+async def test_acp_prompt_over_a_model_limit_answers_a_json_rpc_error(tmp_path: Path) -> None:
+    from tests.acp.wire import ClientError
+    from tests.test_key_scopes import acp
+
+    keys = [{"key": "k", "name": "ide", "limits": {"models": {"m1": {"requests_per_minute": 1}}}}]
+    async with openai_server(models=["m1"]) as model:
+        doc = config(tmp_path, model, server={"api_keys": keys}, acp={"default_model": "m1"})
+        async with served(doc) as base, acp(base, "websocket", "k") as client:
+            await clear_of_minute_boundary()
+            session = await client.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})
+            prompt = {"sessionId": session["sessionId"], "prompt": [{"type": "text", "text": "hi"}]}
+            first = await client.call("session/prompt", prompt)
+            assert first["stopReason"] == "end_turn"
+            with pytest.raises(ClientError) as refused:
+                await client.call("session/prompt", prompt)
+            assert refused.value.code == RATE_LIMITED
+            assert "requests_per_minute of model 'm1' for 'ide' (1)" in refused.value.message
+            assert 1 <= refused.value.data["retryAfter"] <= 60
+            assert refused.value.data["resetAt"].endswith("+00:00")
+            assert len(model.chat_requests) == 1

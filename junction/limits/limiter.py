@@ -81,6 +81,8 @@ class Limiter:
         self._policy_of: JunctionConfig | None = None
         self._counters: Counters | None = None
         self.usage = UsageBook()
+        self._tokens: set[str] = set()
+        """Callers seen with a token (their own limits may be `server.oauth.limits`)."""
 
     def quota(self, principal: str, *, token: bool = False) -> CallerQuota:
         return CallerQuota(self, principal, token)
@@ -105,6 +107,8 @@ class Limiter:
         """Count one call or raise `LimitExceeded`; the charge for a model call's tokens."""
         policy = self.policy
         rules = policy.rules(principal, token, kind, name)
+        if token and principal not in self._tokens and len(self._tokens) < 10_000:
+            self._tokens.add(principal)
         row = self.usage.row(principal, kind, name)
         counters: Counters | None = None
         if not rules.empty:
@@ -148,7 +152,7 @@ class Limiter:
         now = time.time()
         reads: list[tuple[str, str, Window]] = []
         for principal in usage:
-            whole = policy.rules(principal, False, "models", "")
+            whole = policy.rules(principal, principal in self._tokens, "models", "")
             for rule, window in zip(
                 (*whole.requests, *whole.tokens),
                 _windows((*whole.requests, *whole.tokens), now),
