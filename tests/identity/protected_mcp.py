@@ -5,8 +5,9 @@ with the `mcp` scope. Its protected resource metadata (RFC 9728) names the provi
 
 Tools: `whoami` (the token's subject and client), `token_id` (the `jti`, to see a refresh).
 
-Run as `python protected_mcp.py ISSUER`; prints one JSON line {"url": ".../mcp"} when it
-listens on 127.0.0.1, and serves until stdin closes.
+Run as `python protected_mcp.py ISSUER [sse]`; prints one JSON line {"url": ".../mcp"} (or
+".../sse" for the legacy SSE transport) when it listens on 127.0.0.1, and serves until stdin
+closes.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ class JwksVerifier:
 
 def main() -> None:
     issuer = sys.argv[1]
+    sse = sys.argv[2:] == ["sse"]
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    resource = f"{base}/mcp"
+    resource = f"{base}/sse" if sse else f"{base}/mcp"
     server: MCPServer[Any] = MCPServer(
         "protected",
         token_verifier=JwksVerifier(issuer, resource),
@@ -92,7 +94,7 @@ def main() -> None:
         assert token is not None and token.claims is not None
         return str(token.claims.get("jti"))
 
-    app = server.streamable_http_app()
+    app = server.sse_app() if sse else server.streamable_http_app()
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     running = uvicorn.Server(config)
 

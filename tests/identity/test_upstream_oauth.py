@@ -34,12 +34,13 @@ JUNCTION = str(Path(sys.executable).with_name("junction"))
 
 
 @asynccontextmanager
-async def protected_upstream(provider: Provider) -> AsyncIterator[str]:
-    """The OAuth-protected MCP server (its /mcp URL), in its own process."""
+async def protected_upstream(provider: Provider, *transport: str) -> AsyncIterator[str]:
+    """The OAuth-protected MCP server (its /mcp URL, or /sse with "sse"), in its own process."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(PROTECTED),
         provider.issuer,
+        *transport,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -61,9 +62,12 @@ async def protected_upstream(provider: Provider) -> AsyncIterator[str]:
 
 def write_config(tmp_path: Path, auth: dict[str, Any], url: str) -> Path:
     path = tmp_path / "junction.yaml"
+    server: dict[str, Any] = {"url": url, "auth": auth}
+    if url.endswith("/sse"):
+        server["transport"] = "sse"
     config = {
         "store": {"url": f"sqlite:///{tmp_path}/junction.db"},
-        "mcp_servers": {"guarded": {"url": url, "auth": auth}},
+        "mcp_servers": {"guarded": server},
         "mcp": {"token_store": {"path": str(tmp_path / "tokens")}, "connect_timeout": 20},
     }
     path.write_text(json.dumps(config))
@@ -111,14 +115,19 @@ async def call_when_listed(client: Client, tool: str) -> str:
     raise AssertionError(f"{tool} was never listed")
 
 
-@pytest.mark.parametrize("endpoint", ["issuer", "token_url"])
+@pytest.mark.parametrize(
+    ("endpoint", "transport"),
+    [("issuer", "streamable_http"), ("token_url", "streamable_http"), ("issuer", "sse")],
+)
 async def test_a_service_account_gets_its_token_by_client_credentials(
-    tmp_path: Path, endpoint: str
+    tmp_path: Path, endpoint: str, transport: str
 ) -> None:
-    """From the issuer's discovered metadata, or from an explicit token endpoint."""
-    async with oidc_provider() as provider, protected_upstream(provider) as url:
+    """From the issuer's discovered metadata, or from an explicit token endpoint; over
+    Streamable HTTP and the legacy SSE transport."""
+    sse = ("sse",) if transport == "sse" else ()
+    async with oidc_provider() as provider, protected_upstream(provider, *sse) as url:
         async with httpx.AsyncClient(timeout=20) as http:
-            bare = await http.post(url, json={}, headers={"Accept": "application/json"})
+            bare = await http.get(url) if sse else await http.post(url, json={})
             assert bare.status_code == 401  # the upstream really requires a token
         where = (
             {"issuer": provider.issuer}
