@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -505,7 +504,7 @@ class _SessionScope:
         on_request: ClientRequestFn | None = None,
     ) -> dict[str, Any]:
         return await self._view.call_tool(
-            name, arguments, on_progress=on_progress, **_requests(self._view, on_request)
+            name, arguments, on_progress=on_progress, **_requests(on_request)
         )
 
     async def startup_problems(self) -> list[str]:
@@ -564,15 +563,14 @@ class _Annotated:
             text = f"{name}: the MCP gateway did not start (see Junction's log)"
             return {"content": [{"type": "text", "text": text}], "isError": True}
         return await gateway.call_tool(
-            name, arguments, on_progress=on_progress, **_requests(gateway, on_request)
+            name, arguments, on_progress=on_progress, **_requests(on_request)
         )
 
 
-def _requests(catalog: Any, on_request: ClientRequestFn | None) -> dict[str, Any]:
+def _requests(on_request: ClientRequestFn | None) -> dict[str, Any]:
     """`on_request=` for the gateway's `call_tool`, with the agent's `RpcError` turned into the
-    `GatewayError` the gateway sends upstream; nothing while the gateway has no such hook
-    (its requests to the client are then declined by the gateway itself)."""
-    if on_request is None or "on_request" not in inspect.signature(catalog.call_tool).parameters:
+    `GatewayError` the gateway sends back to the upstream."""
+    if on_request is None:
         return {}
     callback = on_request
 
@@ -606,7 +604,7 @@ class GatewayTools:
         on_request: ClientRequestFn | None = None,
     ) -> dict[str, Any]:
         return await self._gateway.call_tool(
-            name, arguments, on_progress=on_progress, **_requests(self._gateway, on_request)
+            name, arguments, on_progress=on_progress, **_requests(on_request)
         )
 
 

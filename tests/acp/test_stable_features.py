@@ -5,6 +5,7 @@ fallback, and an A2A agent's `input-required` reaching the person as an elicitat
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,13 @@ from tests.peers import python_peer
 from tests.router_core.llm_servers import Call, Reply, openai_server
 
 PEER = Path(__file__).parent / "peers" / "sdk_features.py"
+ELICITING = REPO / "tests" / "fixtures" / "mcp_conformance_server.py"
+"""An MCP server (the `mcp` SDK) whose `test_elicitation` tool asks its client for a response."""
 
 
-def write_config(tmp_path: Path, model_url: str, **agents: str) -> Path:
+def write_config(
+    tmp_path: Path, model_url: str, mcp: dict[str, Any] | None = None, **agents: str
+) -> Path:
     path = tmp_path / "junction.yaml"
     path.write_text(
         yaml.safe_dump(
@@ -29,6 +34,7 @@ def write_config(tmp_path: Path, model_url: str, **agents: str) -> Path:
                     "fake": {"type": "openai", "url": f"{model_url}/v1", "models": ["m1"]}
                 },
                 "a2a_agents": {name: {"url": url} for name, url in agents.items()},
+                "mcp_servers": mcp or {},
                 "acp": {"default_model": "m1", "default_mode": "auto"},
                 "logging": {"level": "warning"},
             }
@@ -187,3 +193,38 @@ async def test_an_a2a_agents_question_reaches_the_person_and_the_answer_goes_bac
     assert plain["elicitations"] == []
     plain_results = [m for m in server.chat_requests[5].body["messages"] if m["role"] == "tool"]
     assert plain_results[-1]["content"] == "alpha needs more input: what else?"
+
+
+async def test_an_mcp_servers_elicitation_reaches_the_person_and_the_answer_goes_back(
+    tmp_path: Path,
+) -> None:
+    """A real MCP upstream (stdio, the `mcp` SDK, 2026-07-28: an input-required result) asks
+    for input during a tool call; the editor (the official SDK client) is asked, and the
+    upstream gets the answer and finishes the call with it."""
+    upstream = {"conf": {"command": sys.executable, "args": [str(ELICITING), "stdio"]}}
+    async with openai_server(models=["m1"]) as server:
+        call = Call("conf__test_input_required_result_elicitation", {})
+        server.script([Reply(tool_calls=[call]), Reply(text="Done."), Reply(tool_calls=[call])])
+        server.default = Reply(text="Done.")
+        config = write_config(tmp_path, server.url, mcp=upstream)
+        report = await drive(
+            tmp_path,
+            config,
+            [
+                {"do": "initialize", "elicitation": ["form"]},
+                {"do": "new"},
+                {"do": "prompt", "text": "greet me"},
+                {"do": "prompt", "text": "greet me again"},
+            ],
+            answers=[{"accept": {"name": "Ada"}}, "decline"],
+        )
+    assert ok(report, 2)["stopReason"] == "end_turn"
+    asked, declined = report["elicitations"]
+    assert asked["message"] == declined["message"] == "What is your name?"
+    assert asked["kind"] == "ElicitationFormSessionMode"
+    assert asked["sessionId"] == ok(report, 1)["sessionId"]
+    assert asked["requestedSchema"]["required"] == ["name"]
+    results = [
+        m["content"] for m in server.chat_requests[-1].body["messages"] if m["role"] == "tool"
+    ]
+    assert results == ["Hello, Ada!", "Hello, ?!"]
