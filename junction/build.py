@@ -126,6 +126,7 @@ def gateway_inputs(config: JunctionConfig) -> tuple[list[UpstreamSpec], GatewayO
             "tools": tools,
             "call_timeout": server.timeout,
             "connect_timeout": server.connect_timeout,
+            "legacy_session": server.legacy_session,
         }
         if isinstance(server, StdioMcpServerConfig):
             specs.append(

@@ -105,7 +105,8 @@ def legacy_relay(ctx: ServerRequestContext[Any, Any]) -> Relay:
         except MCPError as exc:
             raise GatewayError(exc.error.code, exc.error.message, data=exc.error.data) from None
 
-    return Relay(on_request, _log_notifier(ctx), owner=connection_of(ctx.session) or ctx.session)
+    owner = connection_of(ctx.session) or ctx.session
+    return Relay(on_request, _log_notifier(ctx), owner=owner, legacy=True)
 
 
 def log_relay(ctx: ServerRequestContext[Any, Any]) -> Relay:

@@ -164,6 +164,9 @@ class Catalog:
                     log.debug("upstream %s: unparseable uriTemplate %r", u.name, t["uriTemplate"])
 
         changed: set[str] = set()
+        for u in ups:
+            changed |= u.announced
+            u.announced.clear()
         if tool_list != self._tool_list:
             changed.add("tools")
             self._validators = {}
@@ -401,11 +404,17 @@ class Catalog:
             await self._settled()
             route = self._resource_route(uri)
         if route is None:
-            raise GatewayError(
-                RESOURCE_NOT_FOUND,
-                f"Unknown resource: {uri!r} (a URI several servers share is listed as "
-                f"'{URI_PREFIX}<server>:<uri>')",
-            )
+            # A URI nobody lists may still be served (or refused in its own words) by the one
+            # server that has resources; with several, whose it is cannot be told.
+            owners = [u for u in self.upstreams() if u.offers("resources")]
+            if len(owners) != 1:
+                raise GatewayError(
+                    RESOURCE_NOT_FOUND,
+                    f"Unknown resource: {uri!r} (a URI several servers share is listed as "
+                    f"'{URI_PREFIX}<server>:<uri>')",
+                    data={"uri": uri},
+                )
+            route = _Route(owners[0], uri)
         params = _with_meta({"uri": route.name, **(resume or {})}, meta)
         relay = _relay_of(on_request, relay)
         return _unstamped(

@@ -51,6 +51,9 @@ class Relay:
     owner: object = field(default=None)
     """Calls of one caller share an owner (a client session): the stdio fallback may pick
     a relay when every call in flight belongs to the same owner."""
+    legacy: bool = False
+    """The caller is a 2025-11-25 client: its calls go over the upstream's 2025-11-25 session
+    when it has one (`UpstreamSpec.legacy_session`)."""
     asking: int = 0
     """Requests of the upstream this caller has not answered yet."""
     resolves_input: bool = True

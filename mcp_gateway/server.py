@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_gateway._client_relay import Rounds
 from mcp_gateway._sdk import connection_of
 from mcp_gateway._stdio_server import serve_streams
-from mcp_gateway.errors import GatewayError
+from mcp_gateway.errors import RESOURCE_NOT_FOUND, GatewayError
 from mcp_gateway.gateway import Catalog
 from mcp_gateway.relay import Relay
 from router_core.quota import RATE_LIMITED, LimitExceeded, admit, quota_of
@@ -71,6 +71,7 @@ class _Notifier:
             tuple[str, dict[str, Any]]
         ](256)
         self._subscribed: dict[str, set[int]] = {}
+        self._levels: dict[int, str] = {}
         """Resource URI -> the handshake-era connections subscribed to it."""
         self._unsubscribe = catalog.subscribe(self._on_change)
         self._unsubscribe_notices = catalog.subscribe_notices(self._on_notice)
@@ -132,8 +133,19 @@ class _Notifier:
                 connection.exit_stack.callback(self._forget, key)
         return await call_next(ctx)
 
+    def set_log_level(self, ctx: ServerRequestContext[Any, Any], level: str) -> None:
+        connection = connection_of(ctx.session)
+        if connection is not None:
+            self._levels[id(connection)] = level
+
+    def log_level(self, ctx: ServerRequestContext[Any, Any]) -> str:
+        """The level a handshake-era client set (`logging/setLevel`), else all of them."""
+        connection = connection_of(ctx.session)
+        return self._levels.get(id(connection), "debug") if connection is not None else "debug"
+
     def _forget(self, key: int) -> None:
         self._sessions.pop(key, None)
+        self._levels.pop(key, None)
         for uri in [u for u, keys in self._subscribed.items() if key in keys]:
             self.subscribed_keys(uri).discard(key)
             if not self._subscribed[uri]:
@@ -266,18 +278,25 @@ def _resume(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any] | None:
     return found or None
 
 
-def _caller_meta(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any] | None:
+def _caller_meta(ctx: ServerRequestContext[Any, Any], level: str) -> dict[str, Any] | None:
     """What the upstream must see of the client rather than of Junction: the client's
-    capabilities (which input requests it can answer) and its log-level opt-in (2026-07-28)."""
+    capabilities (which input requests it can answer) and its log-level opt-in (2026-07-28).
+
+    A 2025-11-25 client's are its session's: its declared capabilities, and the level it set
+    (`level`; all of them until it sets one), which a 2026-07-28 upstream needs per request.
+    """
     meta = (ctx.params or {}).get("_meta")
     if isinstance(meta, dict):
         found = {k: meta[k] for k in _CALLER_META if k in meta}
         if found:
             return found
-    caps = ctx.session.client_capabilities
-    if caps is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
         return None
-    return {CLIENT_CAPABILITIES_META_KEY: caps.model_dump(by_alias=True, exclude_none=True)}
+    caps = ctx.session.client_capabilities or types.ClientCapabilities()
+    return {
+        CLIENT_CAPABILITIES_META_KEY: caps.model_dump(by_alias=True, exclude_none=True),
+        LOG_LEVEL_META_KEY: level,
+    }
 
 
 def _mcp_error(exc: GatewayError) -> MCPError:
@@ -315,7 +334,7 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
                 params.name,
                 params.arguments,
                 on_progress=progress if token is not None else None,
-                meta=_caller_meta(ctx),
+                meta=_caller_meta(ctx, notifier.log_level(ctx)),
                 resume=_resume(ctx),
                 relay=relay,
             )
@@ -346,7 +365,10 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
 
         async def run(relay: Relay) -> dict[str, Any]:
             return await catalog.read_resource(
-                uri, meta=_caller_meta(ctx), resume=_resume(ctx), relay=relay
+                uri,
+                meta=_caller_meta(ctx, notifier.log_level(ctx)),
+                resume=_resume(ctx),
+                relay=relay,
             )
 
         try:
@@ -354,6 +376,9 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
                 await rounds.relayed(ctx, lambda: catalog.may_ask("resources", uri), run)
             )
         except GatewayError as exc:
+            modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+            if exc.code == RESOURCE_NOT_FOUND and exc.server is None and modern:
+                exc = GatewayError(types.INVALID_PARAMS, exc.message, data=exc.data)  # SEP-2164
             raise _mcp_error(exc) from None
 
     async def get_prompt(
@@ -363,7 +388,7 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
             return await catalog.get_prompt(
                 params.name,
                 params.arguments,
-                meta=_caller_meta(ctx),
+                meta=_caller_meta(ctx, notifier.log_level(ctx)),
                 resume=_resume(ctx),
                 relay=relay,
             )
@@ -386,6 +411,7 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     async def set_level(
         ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
     ) -> Any:
+        notifier.set_log_level(ctx, params.level)
         await catalog.set_logging_level(params.level)
         return {}
 

@@ -42,6 +42,19 @@ class _UpstreamSpec:
     protocol: Literal["auto", "legacy"] = "auto"
     """"auto" probes `server/discover` (2026-07-28) and falls back to the initialize handshake;
     "legacy" goes straight to the 2025-11-25 handshake, for servers that mishandle the probe."""
+    legacy_session: bool | None = None
+    """When the server speaks 2026-07-28, 2025-11-25 clients' calls go over a second session
+    at 2025-11-25 (opened on the first such call), where a tool can ask its client the
+    handshake-era way (elicitation, sampling, roots requests) and log without an opt-in, as it
+    would for that client directly. None: on for HTTP servers (one server behind both
+    sessions), off for stdio ones, where it is a second process that does not share the
+    first one's state (turn it on for a stdio server that keeps none between calls)."""
+
+    @property
+    def wants_legacy_session(self) -> bool:
+        if self.legacy_session is not None:
+            return self.legacy_session
+        return not isinstance(self, StdioUpstream)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,13 +14,14 @@ models, and one malformed tool in a listing must cost that tool, not the whole s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -29,20 +30,21 @@ import mcp_types as types
 import orjson
 from mcp import Client
 from mcp.client import Transport
-from mcp.client.session import ClientRequestContext, ClientSession, IncomingMessage
+from mcp.client.session import ClientSession, IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import find_invalid_x_mcp_header, mcp_param_headers, x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from mcp_gateway._sdk import TransportStreams, create_mcp_http_client, raw_request
 from mcp_gateway._stdio import ChildProcess, stdio_transport
+from mcp_gateway._upstream_asks import NotifyFn, ServerAsks, dump
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.oauth_client import http_auth
-from mcp_gateway.relay import CURRENT, SERVER_META_KEY, InFlight, Relay
+from mcp_gateway.relay import InFlight, Relay
 from mcp_gateway.specs import GatewayOptions, StdioUpstream, UpstreamSpec
 from router_core import tracing
 from router_core.semconv import mcp_request_attributes, mcp_request_name, mcp_request_result
@@ -52,15 +54,7 @@ log = logging.getLogger("mcp_gateway.upstream")
 
 _MAX_PAGES = 100
 _RECONNECTABLE = {types.CONNECTION_CLOSED}
-_MAX_URL_ELICITATIONS = 1024
-"""URL elicitations remembered per upstream, to route their `elicitation/complete`."""
-
-NotifyFn = Callable[[str, str, dict[str, Any]], None]
-"""Told of an upstream notification no call claims: (upstream name, method, params)."""
-
-_SAMPLING_RESULT: TypeAdapter[types.CreateMessageResult | types.CreateMessageResultWithTools] = (
-    TypeAdapter(types.CreateMessageResult | types.CreateMessageResultWithTools)
-)
+_LIST_EVENTS = {"ToolsListChanged": "tools", "PromptsListChanged": "prompts"}
 
 
 class UpstreamState(StrEnum):
@@ -185,7 +179,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if not isinstance(exc, OSError) else text
 
 
-class Upstream:
+class Upstream(ServerAsks):
     """One configured server and its supervised session. Create inside a running event loop."""
 
     def __init__(
@@ -201,6 +195,11 @@ class Upstream:
         self._on_change = on_change
         self._on_notify = on_notify
         self._calls = InFlight()
+        self._twin: Upstream | None = None
+        self._parent: Upstream | None = None
+        """Of a second, 2025-11-25 session: the upstream it serves for (its list changes are
+        that one's to load)."""
+        self._tg: anyio.abc.TaskGroup | None = None
         self._url_elicitations: dict[str, Relay] = {}
         self.state = UpstreamState.CONNECTING
         self.reason: str | None = None
@@ -216,6 +215,10 @@ class Upstream:
         self._lost_reason: str | None = None
         self._wake = anyio.Event()
         self._refresh = anyio.Event()
+        self._heard: set[str] = set()
+        self.announced: set[str] = set()
+        """Lists the server said changed since the catalog last heard (see `Catalog.rebuild`):
+        passed on even when the aggregate looks the same, as the server meant them."""
         self._closing = False
         self._was_ready = False
         self._sequence = 0
@@ -285,6 +288,35 @@ class Upstream:
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff, until `close()`; never raises."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                await self._supervise()
+            finally:
+                self._tg = None
+                if self._twin is not None:
+                    self._twin.close()
+
+    def _twin_for(self, relay: Relay | None) -> Upstream:
+        """The session a call goes over: a 2025-11-25 client's call to a server that speaks
+        2026-07-28 goes over a second session at 2025-11-25 (`UpstreamSpec.legacy_session`)."""
+        if (
+            relay is None
+            or not relay.legacy
+            or not self.modern
+            or not self.spec.wants_legacy_session
+        ):
+            return self
+        if self._twin is None and self._tg is not None:
+            spec = dataclasses.replace(self.spec, protocol="legacy")
+            self._twin = Upstream(spec, self._options, lambda: None, self._on_notify)
+            self._twin.tool_calls = self.tool_calls  # counted as this server's
+            self._twin._parent = self
+            self._tg.start_soon(self._twin.run, name=f"mcp upstream {self.name} (2025-11-25)")
+            log.info("upstream %s: a 2025-11-25 session for 2025-11-25 clients", self.name)
+        return self._twin or self
+
+    async def _supervise(self) -> None:
         backoff = Backoff(self._options.reconnect_initial_delay, self._options.reconnect_max_delay)
         try:
             while not self._closing:
@@ -417,72 +449,13 @@ class Upstream:
             return
         method = getattr(message, "method", "")
         if method.endswith("/list_changed"):
-            self._refresh.set()
+            heard = self._parent or self
+            heard._heard.add(method.split("/")[1])
+            heard._refresh.set()
         elif isinstance(message, types.ElicitCompleteNotification):
-            relay = self._url_elicitations.pop(message.params.elicitation_id, None)
-            if relay is not None:
-                await relay.notify(method, _dump(message.params))
+            await self._elicit_complete(message.params)
         elif isinstance(message, types.ResourceUpdatedNotification) and self._on_notify:
-            self._on_notify(self.name, method, _dump(message.params))
-
-    # ------------------------------------------------------------------ server-to-client
-
-    def _relay(self) -> Relay | None:
-        """The relay of the call a server-to-client message belongs to (see `relay.py`)."""
-        relay = CURRENT.get()
-        if relay is not None:
-            return relay
-        if isinstance(self.spec, StdioUpstream) or self.spec.transport == "sse":
-            return self._calls.sole()
-        return None  # Streamable HTTP: a message off every call's stream belongs to none
-
-    async def _ask(self, method: str, params: BaseModel | None) -> dict[str, Any] | types.ErrorData:
-        raw = _dump(params) if params is not None else {}
-        relay = self._relay()
-        if relay is None:
-            reason = "several callers' calls are in flight" if self._calls else "no call in flight"
-            code = types.INTERNAL_ERROR if self._calls else types.METHOD_NOT_FOUND
-            log.debug("upstream %s: refused %s (%s)", self.name, method, reason)
-            return types.ErrorData(code=code, message=f"{method}: {reason} to answer it")
-        if method == "elicitation/create" and raw.get("mode") == "url":
-            elicitation = raw.get("elicitationId")
-            if isinstance(elicitation, str):
-                if len(self._url_elicitations) >= _MAX_URL_ELICITATIONS:
-                    del self._url_elicitations[next(iter(self._url_elicitations))]
-                self._url_elicitations[elicitation] = relay
-        try:
-            return await relay.request(method, raw, self.name)
-        except GatewayError as exc:
-            return types.ErrorData(code=exc.code, message=exc.message, data=exc.data)
-
-    async def _sampling(
-        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
-    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
-        answer = await self._ask("sampling/createMessage", params)
-        return _typed(answer, _SAMPLING_RESULT.validate_python, "sampling/createMessage")
-
-    async def _elicitation(
-        self, context: ClientRequestContext, params: types.ElicitRequestParams
-    ) -> types.ElicitResult | types.ErrorData:
-        answer = await self._ask("elicitation/create", params)
-        return _typed(answer, types.ElicitResult.model_validate, "elicitation/create")
-
-    async def _roots(
-        self, context: ClientRequestContext
-    ) -> types.ListRootsResult | types.ErrorData:
-        answer = await self._ask("roots/list", None)
-        return _typed(answer, types.ListRootsResult.model_validate, "roots/list")
-
-    async def _log(self, params: types.LoggingMessageNotificationParams) -> None:
-        """`notifications/message`: to the caller whose call it came with, else to everyone
-        listening; tagged with this server's name in `_meta`."""
-        raw = _dump(params)
-        raw["_meta"] = {**(raw.get("_meta") or {}), SERVER_META_KEY: self.name}
-        relay = self._relay()
-        if relay is not None:
-            await relay.notify("notifications/message", raw)
-        elif self._on_notify is not None:
-            self._on_notify(self.name, "notifications/message", raw)
+            self._on_notify(self.name, method, dump(message.params))
 
     async def _listen(
         self, client: Client, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -504,6 +477,7 @@ class Upstream:
                 task_status.started()
                 async for event in subscription:
                     log.debug("upstream %s: %s", self.name, type(event).__name__)
+                    self._heard.add(_LIST_EVENTS.get(type(event).__name__, "resources"))
                     self._refresh.set()
         except Exception as exc:
             log.debug("upstream %s: listen stream ended: %s", self.name, exc)
@@ -515,6 +489,7 @@ class Upstream:
         while True:
             await self._refresh.wait()
             self._refresh = anyio.Event()
+            heard, self._heard = self._heard, set()
             try:
                 with anyio.fail_after(self.call_timeout):
                     catalog = await self._load_catalog(session)
@@ -522,6 +497,7 @@ class Upstream:
                 log.warning("upstream %s: refreshing the catalog failed: %s", self.name, exc)
                 continue
             self.catalog = catalog
+            self.announced |= heard
             self._on_change()
 
     # ------------------------------------------------------------------ catalog
@@ -644,8 +620,9 @@ class Upstream:
         if trace is not None:
             params = dict(params or {})
             params["_meta"] = {**(params.get("_meta") or {}), **trace.headers()}
-        with self._calls.serving(relay):
-            return await self._counted(method, params, timeout, on_progress, idempotent)
+        target = self._twin_for(relay)
+        with target._calls.serving(relay):
+            return await target._counted(method, params, timeout, on_progress, idempotent)
 
     async def _counted(
         self,
@@ -729,11 +706,13 @@ class Upstream:
                 server=self.name,
             ) from None
         except MCPError as exc:
+            # The server's own error goes on as it gave it (code, message, data); one the
+            # connection made up says which server it was.
+            message = exc.error.message
+            if self._connection_error(exc):
+                message = f"MCP server {self.name!r}: {message}"
             raise GatewayError(
-                exc.error.code,
-                f"MCP server {self.name!r}: {exc.error.message}",
-                data=exc.error.data,
-                server=self.name,
+                exc.error.code, message, data=exc.error.data, server=self.name
             ) from None
 
     @staticmethod
@@ -751,28 +730,6 @@ def _never_delivered(exc: MCPError) -> bool:
     """An HTTP-level rejection (404 unknown session, 4xx/5xx without a JSON-RPC body): the
     server restarted or refused the POST, and never ran the request, so a retry is safe."""
     return (exc.error.code, exc.error.message) in _REJECTED_BY_HTTP
-
-
-def _dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
-
-
-_T = TypeVar("_T")
-
-
-def _typed(
-    answer: dict[str, Any] | types.ErrorData, parse: Callable[[Any], _T], method: str
-) -> _T | types.ErrorData:
-    """The caller's answer as the SDK's callback must return it (an error stays an error)."""
-    if isinstance(answer, types.ErrorData):
-        return answer
-    try:
-        return parse(answer)
-    except ValidationError as exc:
-        first = exc.errors()[0]["msg"] if exc.errors() else str(exc)
-        return types.ErrorData(
-            code=types.INTERNAL_ERROR, message=f"the client's {method} answer is invalid: {first}"
-        )
 
 
 class _Streams:

@@ -47,6 +47,11 @@ class StdioMcpServerConfig(ConfigModel):
     tools: McpToolFilterConfig = Field(default_factory=McpToolFilterConfig)
     timeout: Seconds | None = None
     connect_timeout: Seconds | None = None
+    legacy_session: bool | None = None
+    """2025-11-25 clients' calls to a server that speaks 2026-07-28 too go over a second,
+    2025-11-25 session, where its tools can ask the client (elicitation, sampling, roots) the
+    handshake-era way. Default: on for remote servers, off for stdio ones (a second process
+    would not share the first one's state)."""
 
 
 class ClientCredentialsAuthConfig(ConfigModel):
@@ -114,6 +119,11 @@ class RemoteMcpServerConfig(ConfigModel):
     tools: McpToolFilterConfig = Field(default_factory=McpToolFilterConfig)
     timeout: Seconds | None = None
     connect_timeout: Seconds | None = None
+    legacy_session: bool | None = None
+    """2025-11-25 clients' calls to a server that speaks 2026-07-28 too go over a second,
+    2025-11-25 session, where its tools can ask the client (elicitation, sampling, roots) the
+    handshake-era way. Default: on for remote servers, off for stdio ones (a second process
+    would not share the first one's state)."""
     auth: UpstreamAuthConfig | None = None
     """OAuth toward this server: `client_credentials` (a service account), `token_exchange`
     (each signed-in caller as themselves) or `oauth` (a person's `junction login`)."""

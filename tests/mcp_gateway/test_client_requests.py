@@ -30,18 +30,21 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "mcp_conformance_server.py")
 
 
-def fixture(name: str, protocol: str) -> StdioUpstream:
+def fixture(name: str, protocol: str, legacy_session: bool = True) -> StdioUpstream:
     return StdioUpstream(
         name=name,
         command=sys.executable,
         args=(FIXTURE, "stdio"),
         protocol=protocol,  # type: ignore[arg-type]
+        legacy_session=legacy_session,
     )
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def gateway() -> AsyncIterator[Gateway]:
-    gw = Gateway([fixture("old", "legacy"), fixture("new", "auto")])
+    gw = Gateway(
+        [fixture("old", "legacy"), fixture("new", "auto"), fixture("one", "auto", False)]
+    )
     async with hosted(gw):
         await gw.wait_settled(30)
         yield gw
@@ -161,11 +164,28 @@ async def test_a_legacy_client_answers_a_legacy_upstream_and_hears_its_logs(url:
 
 
 async def test_a_legacy_client_answers_a_2026_upstreams_input_requests(url: str) -> None:
+    """Over the one 2026-07-28 session (`legacy_session` off): each input request of the
+    upstream's input-required result is asked of the client, and the answers resume it."""
     async with Client(
         streamable_http_client(url), mode="legacy", elicitation_callback=answer_form
     ) as client:
-        result = await client.call_tool("new__test_input_required_result_multi_round", {})
+        result = await client.call_tool("one__test_input_required_result_multi_round", {})
         assert text(result) == "blue likes blue."
+
+
+async def test_a_legacy_client_gets_a_2025_session_of_a_server_speaking_both(url: str) -> None:
+    """A tool written for 2025-11-25 clients asks its client with a request, which a
+    2026-07-28 session cannot carry: the legacy client's call goes over a 2025-11-25 one."""
+    async with Client(
+        streamable_http_client(url),
+        mode="legacy",
+        elicitation_callback=answer_form,
+        sampling_callback=sample,
+    ) as client:
+        sampled = await client.call_tool("new__test_sampling", {"prompt": "hi"})
+        assert text(sampled) == "LLM response: echo hi"
+        shared = await client.call_tool("one__test_sampling", {"prompt": "hi"})
+        assert "no back-channel" in text(shared)  # legacy_session off: the 2026 session's limit
 
 
 async def test_a_client_without_the_capability_is_never_asked(url: str) -> None:

@@ -1,0 +1,126 @@
+"""The server-to-client side of an upstream session: what its server asks and logs.
+
+Kept apart from the connection's supervision (`upstream.py`); `Upstream` inherits it. The SDK
+calls these as the session's sampling, elicitation, roots and logging callbacks; each finds
+the relay of the call the message belongs to (`relay.py`) and hands it on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import mcp_types as types
+from mcp.client.session import ClientRequestContext
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from mcp_gateway.errors import GatewayError
+from mcp_gateway.relay import CURRENT, SERVER_META_KEY, InFlight, Relay
+from mcp_gateway.specs import StdioUpstream, UpstreamSpec
+
+log = logging.getLogger("mcp_gateway.upstream")
+
+MAX_URL_ELICITATIONS = 1024
+"""URL elicitations remembered per upstream, to route their `elicitation/complete`."""
+
+NotifyFn = Callable[[str, str, dict[str, Any]], None]
+"""Told of an upstream notification no call claims: (upstream name, method, params)."""
+
+_SAMPLING_RESULT: TypeAdapter[types.CreateMessageResult | types.CreateMessageResultWithTools] = (
+    TypeAdapter(types.CreateMessageResult | types.CreateMessageResultWithTools)
+)
+
+
+class ServerAsks:
+    """Relays an upstream server's requests and log messages to the callers of its calls."""
+
+    name: str
+    spec: UpstreamSpec
+    _calls: InFlight
+    _url_elicitations: dict[str, Relay]
+    _on_notify: NotifyFn | None
+
+    async def _elicit_complete(self, params: types.ElicitCompleteNotificationParams) -> None:
+        relay = self._url_elicitations.pop(params.elicitation_id, None)
+        if relay is not None:
+            await relay.notify("notifications/elicitation/complete", dump(params))
+
+    def _relay(self) -> Relay | None:
+        """The relay of the call a server-to-client message belongs to (see `relay.py`)."""
+        relay = CURRENT.get()
+        if relay is not None:
+            return relay
+        if isinstance(self.spec, StdioUpstream) or self.spec.transport == "sse":
+            return self._calls.sole()
+        return None  # Streamable HTTP: a message off every call's stream belongs to none
+
+    async def _ask(self, method: str, params: BaseModel | None) -> dict[str, Any] | types.ErrorData:
+        raw = dump(params) if params is not None else {}
+        relay = self._relay()
+        if relay is None:
+            reason = "several callers' calls are in flight" if self._calls else "no call in flight"
+            code = types.INTERNAL_ERROR if self._calls else types.METHOD_NOT_FOUND
+            log.debug("upstream %s: refused %s (%s)", self.name, method, reason)
+            return types.ErrorData(code=code, message=f"{method}: {reason} to answer it")
+        if method == "elicitation/create" and raw.get("mode") == "url":
+            elicitation = raw.get("elicitationId")
+            if isinstance(elicitation, str):
+                if len(self._url_elicitations) >= MAX_URL_ELICITATIONS:
+                    del self._url_elicitations[next(iter(self._url_elicitations))]
+                self._url_elicitations[elicitation] = relay
+        try:
+            return await relay.request(method, raw, self.name)
+        except GatewayError as exc:
+            return types.ErrorData(code=exc.code, message=exc.message, data=exc.data)
+
+    async def _sampling(
+        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        answer = await self._ask("sampling/createMessage", params)
+        return _typed(answer, _SAMPLING_RESULT.validate_python, "sampling/createMessage")
+
+    async def _elicitation(
+        self, context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        answer = await self._ask("elicitation/create", params)
+        return _typed(answer, types.ElicitResult.model_validate, "elicitation/create")
+
+    async def _roots(
+        self, context: ClientRequestContext
+    ) -> types.ListRootsResult | types.ErrorData:
+        answer = await self._ask("roots/list", None)
+        return _typed(answer, types.ListRootsResult.model_validate, "roots/list")
+
+    async def _log(self, params: types.LoggingMessageNotificationParams) -> None:
+        """`notifications/message`: to the caller whose call it came with, else to everyone
+        listening; tagged with this server's name in `_meta`."""
+        raw = dump(params)
+        raw["_meta"] = {**(raw.get("_meta") or {}), SERVER_META_KEY: self.name}
+        relay = self._relay()
+        if relay is not None:
+            await relay.notify("notifications/message", raw)
+        elif self._on_notify is not None:
+            self._on_notify(self.name, "notifications/message", raw)
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+_T = TypeVar("_T")
+
+
+def _typed(
+    answer: dict[str, Any] | types.ErrorData, parse: Callable[[Any], _T], method: str
+) -> _T | types.ErrorData:
+    """The caller's answer as the SDK's callback must return it (an error stays an error)."""
+    if isinstance(answer, types.ErrorData):
+        return answer
+    try:
+        return parse(answer)
+    except ValidationError as exc:
+        first = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        return types.ErrorData(
+            code=types.INTERNAL_ERROR, message=f"the client's {method} answer is invalid: {first}"
+        )
