@@ -764,6 +764,7 @@ def test_scoped_keys_are_redacted_but_their_limits_are_shown(tmp_path: Path) -> 
         "mcp_tools": ["*"],
         "a2a_agents": ["*"],
         "models": ["gpt-4*", "local-*"],
+        "limits": None,  # rate limits and quotas (docs/limits.md): none of its own
     }
     assert shown[2]["key"] == "***" and shown[2]["mcp_tools"] == ["notes__*"]
     assert sorted(config.secret_values()) == ["ci-secret", "plain-key", "tools-key"]
