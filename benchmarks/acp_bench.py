@@ -39,20 +39,16 @@ INITIALIZE = (
 )
 
 
-def imports_only(config_path: str) -> int:
-    """What `junction --mode stdio` imports before it answers `initialize`: the console script's
-    early stage (junction.entry -> junction.modes.acp_early), without answering. Config,
-    pydantic and the agent load after the answer, while the editor sends `session/new`."""
-    import os
-
-    from junction.modes import acp_early
-
-    acp_early._image_prompts(acp_early._config_path(["--config", config_path], os.environ))
-    from acp.handshake import initialize_result
-    from junction.version import __version__
-
-    initialize_result(version=__version__)
-    return 0
+EARLY_STAGE = (
+    "import os, sys\n"
+    "from junction.modes import acp_early\n"
+    "acp_early._image_prompts(acp_early._config_path(['--config', sys.argv[1]], os.environ))\n"
+    "from acp.handshake import initialize_result\n"
+    "from junction.version import __version__\n"
+    "initialize_result(version=__version__)\n"
+)
+"""What `junction --mode stdio` runs before it answers `initialize` (junction.entry's early
+stage, without reading stdin). Config, pydantic and the agent load after the answer."""
 
 
 async def direct_child(url: str, count: int) -> list[float]:
@@ -145,8 +141,7 @@ def cold_start(argv: list[str], runs: int, *, session: bool) -> tuple[list[float
 
 def import_breakdown(config: Path) -> list[tuple[str, float]]:
     """Packages loaded before the `initialize` answer, by the import time spent in each."""
-    argv = agent_argv(config, "-X", "importtime")
-    argv[argv.index("--serve")] = "--imports-only"
+    argv = [sys.executable, "-X", "importtime", "-c", EARLY_STAGE, str(config)]
     err = subprocess.run(argv, capture_output=True, cwd=ROOT, check=True).stderr
     totals: dict[str, float] = {}
     for line in err.decode().splitlines():
@@ -308,7 +303,6 @@ async def run(runs: int, prompts: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", metavar="CONFIG", help=argparse.SUPPRESS)
-    parser.add_argument("--imports-only", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--direct", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--prompts", type=int, default=40)
@@ -316,8 +310,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.serve:
         return serve(args.serve)
-    if args.imports_only:
-        return imports_only(args.imports_only)
     if args.direct:
         print(json.dumps(asyncio.run(direct_child(args.direct, args.prompts))))
         return 0

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,15 +32,18 @@ EARLY_BYTES = 64 * 1024
 the agent, which judges its size as it judges every message)."""
 
 
-@dataclass(frozen=True)
 class Early:
     """What was read from stdin before the agent started: the first line (handed on), whether
     it ended there (else the rest of it is still in the pipe) and, if it was `initialize` and
-    has been answered, that request's id."""
+    has been answered, that request's id. (A plain class: `dataclasses` and `pathlib` cost
+    more to import than this whole stage.)"""
 
-    line: bytes
-    complete: bool
-    answered: int | str | None
+    __slots__ = ("answered", "complete", "line")
+
+    def __init__(self, line: bytes, complete: bool, answered: int | str | None) -> None:
+        self.line = line
+        self.complete = complete
+        self.answered = answered
 
 
 _READ: list[Early] = []
@@ -102,7 +103,7 @@ def _is_stdio(argv: Sequence[str]) -> bool:
     return mode == "stdio"
 
 
-def _config_path(argv: Sequence[str], env: Mapping[str, str]) -> Path | bool | None:
+def _config_path(argv: Sequence[str], env: Mapping[str, str]) -> str | bool | None:
     """The file `find_config_path` would choose; False when `--config` names a path that is
     not a file (the CLI reports that)."""
     explicit = None
@@ -113,13 +114,12 @@ def _config_path(argv: Sequence[str], env: Mapping[str, str]) -> Path | bool | N
             explicit = arg.partition("=")[2]
     named = explicit or env.get("JUNCTION_CONFIG")
     if named:
-        path = Path(named).expanduser()
-        return path if path.is_file() else False
-    local = Path("junction.yaml")
-    return local if local.is_file() else None
+        path = os.path.expanduser(named)
+        return path if os.path.isfile(path) else False
+    return "junction.yaml" if os.path.isfile("junction.yaml") else None
 
 
-def _image_prompts(path: Path | bool | None) -> bool | None:
+def _image_prompts(path: str | bool | None) -> bool | None:
     """`acp.image_prompts` (default true), or None when it cannot be known without the full
     loader. The YAML parser is loaded only when the file mentions the key at all."""
     if path is False:
@@ -127,7 +127,8 @@ def _image_prompts(path: Path | bool | None) -> bool | None:
     if path is None or path is True:
         return True
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
     except (OSError, UnicodeDecodeError):
         return None
     if "image_prompts" not in text:
