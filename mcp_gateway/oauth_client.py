@@ -177,6 +177,13 @@ class TokenFile:
     def has_login(self) -> bool:
         return bool(self.read().get("tokens"))
 
+    def version(self) -> int | None:
+        """Changes whenever the file is written (by any process); None: no file."""
+        try:
+            return self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
     # the SDK's TokenStorage
 
     async def get_tokens(self) -> OAuthToken | None:
@@ -382,6 +389,7 @@ class _StoredLogin(OAuthClientProvider):
         self._store = store
         self._interactive = interactive
         self._refreshing = False
+        self._seen: int | None = None
         self._fixed_client = (
             OAuthClientInformationFull(
                 client_id=auth.client_id,
@@ -410,7 +418,26 @@ class _StoredLogin(OAuthClientProvider):
         if not await self._handle_refresh_response(response):
             self._give_up()
 
+    def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        self._sync()
+        return super().async_auth_flow(request)
+
+    def _sync(self) -> None:
+        """Take tokens another process stored since (a `junction login`, another Junction on
+        this store), rather than refresh with a refresh token that rotation may have spent."""
+        if not self._initialized or self._store.version() == self._seen:
+            return
+        self._seen = self._store.version()
+        record = self._store.read()
+        if record.get("tokens"):
+            self.context.current_tokens = OAuthToken.model_validate(record["tokens"])
+            expires_at = record.get("expires_at")
+            self.context.token_expiry_time = float(expires_at) if expires_at else None
+
     async def _initialize(self) -> None:
+        self._seen = self._store.version()
         await super()._initialize()
         record = self._store.read()
         context = self.context

@@ -390,3 +390,37 @@ async def test_each_signed_in_caller_is_themselves_upstream_by_token_exchange(
             }
             as_key = await call_through(base, {"x-api-key": "ops-key"}, "guarded__whoami")
             assert as_key == "sub=exchanger client=exchanger"
+
+
+async def test_a_running_gateway_takes_tokens_another_process_stored(tmp_path: Path) -> None:
+    """Another process refreshes the stored login (as a second Junction on the same store
+    would, rotating the refresh token): the running gateway's next request goes out with the
+    newly stored token, not with the one it held (nor a refresh with a spent refresh token)."""
+    async with oidc_provider() as provider, protected_upstream(provider) as url:
+        config = write_config(tmp_path, {"type": "oauth"}, url)
+        code, _, err = await login(config, "alice")  # ten-minute tokens: none expires here
+        assert code == 0, err
+        _, record = stored_record(tmp_path)
+        async with through_junction(config, tmp_path / "stderr.log") as client:
+            held = await call_when_listed(client, "guarded__token_id")
+            assert held == claims_of(record["tokens"]["access_token"])["jti"]
+
+            async with httpx.AsyncClient(timeout=20) as http:
+                reply = await http.post(
+                    record["metadata"]["token_endpoint"],
+                    data={
+                        "grant_type": "refresh_token",
+                        "refresh_token": record["tokens"]["refresh_token"],
+                        "client_id": record["client"]["client_id"],
+                        "resource": url,
+                    },
+                )
+            assert reply.status_code == 200, reply.text
+            record["tokens"] = reply.json()
+            record["expires_at"] = time.time() + record["tokens"]["expires_in"]
+            key = (tmp_path / "tokens" / "key").read_bytes()
+            (token_path,) = (tmp_path / "tokens").glob("*.token")
+            token_path.write_bytes(Fernet(key).encrypt(json.dumps(record).encode()))
+
+            now = await call_when_listed(client, "guarded__token_id")
+            assert now == claims_of(record["tokens"]["access_token"])["jti"] != held
