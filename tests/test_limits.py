@@ -212,3 +212,53 @@ async def test_acp_prompt_over_a_model_limit_answers_a_json_rpc_error(tmp_path: 
             assert 1 <= refused.value.data["retryAfter"] <= 60
             assert refused.value.data["resetAt"].endswith("+00:00")
             assert len(model.chat_requests) == 1
+
+
+async def test_oauth_subjects_have_their_own_limits(tmp_path: Path) -> None:
+    """`server.oauth.limits` holds for every token holder, each on its own counters, and
+    `limits.principals.SUBJECT` overrides it for one; tokens from a real OpenID provider."""
+    from tests.identity.oidc import oidc_provider
+    from tests.identity.test_oauth import bearer, junction_with_oauth
+
+    async with (
+        oidc_provider() as provider,
+        openai_server(models=["m1"]) as model,
+        junction_with_oauth(
+            tmp_path,
+            provider,
+            oauth={"limits": {"requests_per_minute": 1}},
+            limits={"principals": {"limited": {"requests_per_minute": 2}}},
+            backends={"local": {"type": "openai", "url": f"{model.url}/v1", "models": ["m1"]}},
+        ) as base,
+        httpx.AsyncClient(base_url=base, timeout=20) as http,
+    ):
+        service = await provider.client_token("service", scope="openai", resource=base)
+        limited = await provider.client_token("limited", scope="openai", resource=base)
+        body = {"model": "m1", "messages": MESSAGES}
+        await clear_of_minute_boundary()
+
+        async def status(token: str) -> int:
+            reply = await http.post("/v1/chat/completions", json=body, headers=bearer(token))
+            return reply.status_code
+
+        assert [await status(service) for _ in range(2)] == [200, 429]
+        assert [await status(limited) for _ in range(3)] == [200, 200, 429]
+        assert await status("ops-key") == 200  # a key without limits
+
+
+async def test_a_reload_applies_new_limits_at_once(tmp_path: Path) -> None:
+    keys = [{"key": "k", "name": "ci"}]
+    async with openai_server(models=["m1"]) as model:
+        doc = config(tmp_path, model, server={"api_keys": keys})
+        junction = Junction.from_config(doc)
+        async with junction, serve_app(junction.asgi_app()) as base:
+            await clear_of_minute_boundary()
+            unlimited = client(base, "k")
+            for _ in range(3):
+                await unlimited.chat.completions.create(model="m1", messages=MESSAGES)
+            await junction.replace_config({**doc, "limits": {"requests_per_minute": 1}})
+            await unlimited.chat.completions.create(model="m1", messages=MESSAGES)
+            with pytest.raises(openai.RateLimitError):
+                await unlimited.chat.completions.create(model="m1", messages=MESSAGES)
+            await junction.replace_config(doc)  # limits removed: admitted again
+            await unlimited.chat.completions.create(model="m1", messages=MESSAGES)
