@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from router_core.access import allowed_models, model_allowed
 from router_core.bodies import read_limited
+from router_core.quota import QUOTA, LimitExceeded, admit
 from router_core.router import Router, RouterError
 from router_core.types import (
     ChatRequest,
@@ -367,6 +368,12 @@ def messages_endpoint(router: Router) -> Any:
             return _error(400, str(exc))
         if not model_allowed(allowed_models(request.scope), chat.model):
             return _error(404, f"model: {chat.model}")
+        try:
+            await admit(QUOTA.get(), "models", chat.model)
+        except LimitExceeded as exc:
+            refused = _error(429, str(exc))
+            refused.headers["Retry-After"] = str(exc.retry_after)
+            return refused
         key = request.headers.get("x-junction-affinity")
         if not chat.stream:
             try:

@@ -17,6 +17,7 @@ from router_core.access import allowed_models, model_allowed
 from router_core.anthropic_api import messages_endpoint
 from router_core.bodies import read_limited
 from router_core.openai_api import ChatCompletions, error_body, validation_message
+from router_core.quota import QUOTA, LimitExceeded, admit
 from router_core.registry import BackendEntry, RegistryError
 from router_core.router import Router, RouterError
 from router_core.settings import BackendSpec
@@ -186,6 +187,12 @@ def openai_routes(router: Router) -> list[BaseRoute]:
             return _json_error(400, str(exc))
         if not model_allowed(allowed_models(request.scope), model):
             return _json_error(404, f"no model {model!r} for this API key")
+        try:
+            await admit(QUOTA.get(), "models", model)
+        except LimitExceeded as exc:
+            refused = _json_error(429, str(exc))
+            refused.headers["Retry-After"] = str(exc.retry_after)
+            return refused
 
         async def attempt(entry: BackendEntry, name: str) -> Any:
             return await entry.backend.embed(name, inputs, extra)

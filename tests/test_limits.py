@@ -262,3 +262,56 @@ async def test_a_reload_applies_new_limits_at_once(tmp_path: Path) -> None:
                 await unlimited.chat.completions.create(model="m1", messages=MESSAGES)
             await junction.replace_config(doc)  # limits removed: admitted again
             await unlimited.chat.completions.create(model="m1", messages=MESSAGES)
+
+
+async def test_anthropic_messages_and_embeddings_count_too(tmp_path: Path) -> None:
+    import anthropic
+
+    keys = [{"key": "k", "name": "ci", "limits": {"requests_per_minute": 2}}]
+    async with openai_server(models=["m1"]) as model:
+        async with served(config(tmp_path, model, server={"api_keys": keys})) as base:
+            await clear_of_minute_boundary()
+            claude = anthropic.AsyncAnthropic(base_url=base, api_key="k", max_retries=0)
+            hello: Any = [{"role": "user", "content": "hi"}]
+            answer = await claude.messages.create(model="m1", max_tokens=16, messages=hello)
+            assert answer.content
+            await client(base, "k").embeddings.create(model="m1", input="hi")
+            with pytest.raises(anthropic.RateLimitError) as refused:
+                await claude.messages.create(model="m1", max_tokens=16, messages=hello)
+            assert 1 <= int(refused.value.response.headers["retry-after"]) <= 60
+            with pytest.raises(openai.RateLimitError):
+                await client(base, "k").embeddings.create(model="m1", input="hi")
+
+
+async def test_an_acp_turns_tool_calls_over_a_limit_fail_for_the_model(tmp_path: Path) -> None:
+    from tests.peers import npm_bin
+    from tests.router_core.llm_servers import Call, Reply
+    from tests.test_key_scopes import acp
+
+    keys = [{"key": "k", "name": "ide"}]
+    async with openai_server(models=["m1"]) as model:
+        doc = config(
+            tmp_path,
+            model,
+            server={"api_keys": keys},
+            acp={"default_model": "m1"},
+            mcp_servers={"everything": {"command": str(npm_bin("mcp-server-everything"))}},
+            limits={"mcp_tools": {"everything__echo": {"requests_per_minute": 1}}},
+        )
+        twice = [
+            Call("everything__echo", {"message": "one"}),
+            Call("everything__echo", {"message": "two"}),
+        ]
+        model.script([Reply(tool_calls=twice), Reply(text="done")])
+        junction = Junction.from_config(doc)
+        async with junction, serve_app(junction.asgi_app()) as base:
+            await junction.gateway.wait_settled(30)
+            await clear_of_minute_boundary()
+            async with acp(base, "websocket", "k") as client:
+                created = await client.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})
+                await client.prompt(created["sessionId"], "echo twice")
+    results = [m for m in model.chat_requests[1].body["messages"] if m["role"] == "tool"]
+    assert "one" in str(results[0]["content"])
+    assert "requests_per_minute of tool 'everything__echo' for 'ide' (1)" in str(
+        results[1]["content"]
+    )

@@ -143,7 +143,7 @@ def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
     `session/new` would run on Junction's host, so only an `admin` key (or a loopback server
     without keys, which is the local user) may start them. None: no limit."""
     from junction.caller import allows
-    from junction.limits.acp import LimitedModels
+    from junction.limits.acp import LimitedAgents, LimitedModels, LimitedTools
     from router_core.quota import quota_of
 
     scopes = state.get("scopes")
@@ -160,6 +160,9 @@ def key_scope(state: Mapping[str, Any]) -> ServiceScope | None:
         if agents is not None and limits["a2a_agents"]:
             agents = FilteredAgents(agents, lambda n: allows(state, "a2a_agents", n), BY_KEY)
         models = _AllowedModels(services.models, state) if limits["models"] else services.models
+        if quota is not None:  # the limits' check comes after the globs'
+            tools = tools if tools is None else LimitedTools(tools, quota)
+            agents = agents if agents is None else LimitedAgents(agents, quota)
         return Services(
             models=models if quota is None else LimitedModels(models, quota),
             tools=tools,
