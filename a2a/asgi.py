@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from a2a.core import CallContext
+from a2a.credentials import CALLER_TOKEN
 
 ANONYMOUS = "anonymous"
 
@@ -104,5 +105,13 @@ class AsgiEndpoint:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.endpoint(Request(scope, receive))
-        await response(scope, receive, send)
+        state = scope.get("state")
+        # The caller's verified bearer token, for agents that take it (`forward_caller`).
+        token = state.get("subject_token") if isinstance(state, dict) else None
+        reset = CALLER_TOKEN.set(token) if token else None
+        try:
+            response = await self.endpoint(Request(scope, receive))
+            await response(scope, receive, send)
+        finally:
+            if reset is not None:
+                CALLER_TOKEN.reset(reset)

@@ -8,7 +8,7 @@ from typing import Any
 
 from a2a.registry import RegisteredAgent, Registry
 from a2a.routing import may_use
-from a2a.settings import HubSettings
+from a2a.settings import HubSecurity, HubSettings
 from a2a.signing import CardSigner
 from a2a.versions.cards import with_v03_fields
 from a2a.versions.common import V03, V10
@@ -34,6 +34,65 @@ def speaks_v03(agent: RegisteredAgent) -> bool:
     """Whether the agent's own card carries the 0.3 fields (a 0.3 card, or the merged shape the
     official SDK serves when it lists a 0.3 interface)."""
     return agent.raw_card is not None and "url" in agent.raw_card
+
+
+OIDC_DISCOVERY = "/.well-known/openid-configuration"
+
+
+def security_fields(security: HubSecurity) -> Json:
+    """`securitySchemes` and `securityRequirements` (1.0 shape) saying exactly what the access
+    guard enforces on the hub's routes: an API key as `Authorization: Bearer KEY` (HTTP bearer)
+    or as `x-api-key: KEY` (API key in a header), either one; an access token from the issuer
+    (OpenID Connect, its discovery URL) with the `a2a` scope; nothing on an open hub."""
+    schemes: Json = {}
+    required: list[Json] = []
+    if security.api_keys:
+        schemes["bearer"] = {
+            "httpAuthSecurityScheme": {
+                "scheme": "Bearer",
+                "description": "A Junction API key with the a2a scope: Authorization: Bearer KEY",
+            }
+        }
+        schemes["apiKey"] = {
+            "apiKeySecurityScheme": {
+                "location": "header",
+                "name": "x-api-key",
+                "description": "A Junction API key with the a2a scope: x-api-key: KEY",
+            }
+        }
+        required += [{"schemes": {"bearer": {"list": []}}}, {"schemes": {"apiKey": {"list": []}}}]
+    if security.issuer:
+        issuer = security.issuer.rstrip("/")
+        oauth_scopes = security.scope_claim in ("scope", "scp")
+        schemes["openIdConnect"] = {
+            "openIdConnectSecurityScheme": {
+                "openIdConnectUrl": issuer + OIDC_DISCOVERY,
+                "description": f"An access token from {issuer} for {security.audience} "
+                f"with {security.scope!r} in its {security.scope_claim!r} claim: "
+                "Authorization: Bearer TOKEN",
+            }
+        }
+        scopes = [security.scope] if oauth_scopes else []
+        required.append({"schemes": {"openIdConnect": {"list": scopes}}})
+    return {"securitySchemes": schemes, "securityRequirements": required} if schemes else {}
+
+
+def _secured(card: Json, security: HubSecurity) -> Json:
+    """`card` declaring the hub's security in place of any it had (an agent's schemes are
+    what the hub answers to, not what the hub asks of its callers), its skills' too."""
+    out = {k: v for k, v in card.items() if k not in _SECURITY_FIELDS}
+    skills = out.get("skills")
+    if isinstance(skills, list):
+        out["skills"] = [
+            {k: v for k, v in skill.items() if k not in _SECURITY_FIELDS}
+            if isinstance(skill, dict)
+            else skill
+            for skill in skills
+        ]
+    return {**out, **security_fields(security)}
+
+
+_SECURITY_FIELDS = frozenset({"securitySchemes", "securityRequirements", "security"})
 
 
 def signed(card: Json, signer: CardSigner | None, base_url: str) -> Json:
@@ -98,6 +157,7 @@ def hub_card(
         "defaultOutputModes": outputs or ["text/plain"],
         "skills": skills,
     }
+    card = _secured(card, registry.security())
     return signed(in_version(card, version, v03), signer, base_url)
 
 
@@ -107,9 +167,12 @@ def proxied_card(
     version: str | None = V10,
     *,
     signer: CardSigner | None = None,
+    security: HubSecurity | None = None,
 ) -> Json:
     """The agent's card with its interfaces pointing at the hub's proxy for it, in the caller's
-    `version`; without one, in the shape the agent's own card has (0.3 fields or not).
+    `version`; without one, in the shape the agent's own card has (0.3 fields or not). Its
+    security fields are the hub's (`security`, by default the agent's registry's), set before
+    it is signed.
 
     Signed cards: URLs are rewritten (the hub must stay in the path), so the agent's
     signatures no longer hold and are never passed on. The card carries the hub's signature
@@ -134,4 +197,5 @@ def proxied_card(
     }
     capabilities["extensions"] = [*(capabilities.get("extensions") or []), mark]
     card["capabilities"] = capabilities
+    card = _secured(card, security or agent.hub_security())
     return signed(in_version(card, version, speaks_v03(agent)), signer, base_url)

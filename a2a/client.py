@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from a2a.credentials import credentials_for
 from a2a.registry import WELL_KNOWN, CardError, Registry, usable_card
-from a2a.settings import AgentSpec, HubSettings
+from a2a.settings import AgentAuth, AgentSpec, HubSettings
 from a2a.upstream import (
     AgentConnection,
     AgentTransport,
@@ -93,9 +94,15 @@ class A2aClient:
         version: str = V10,
         session: SessionFactory = _default_session,
         timeout: float = 300.0,
+        auth: AgentAuth | None = None,
+        name: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.headers = headers or {}
+        self.auth = auth
+        """The credentials the endpoint's card asks for (`forward_caller` finds no caller
+        here: an ACP session's calls are Junction's own)."""
+        self.name = name or self.url
         self.version = version
         self._session = session
         self._timeout = timeout
@@ -149,6 +156,15 @@ class A2aClient:
                 )
             self.version = version
             kind = AgentConnection if binding == "JSONRPC" else RestConnection
+            credentials, _ = credentials_for(
+                self.name,
+                self.auth,
+                self.headers,
+                card,
+                agent_url=self.url,
+                hub_issuer=None,
+                session=self._session,
+            )
             self._connection = kind(
                 offered[version],
                 version,
@@ -156,6 +172,8 @@ class A2aClient:
                 session=self._session,
                 request_timeout=self._timeout,
                 idle_timeout=self._timeout,
+                credentials=credentials,
+                name=self.name,
             )
         return self._connection
 
@@ -302,7 +320,9 @@ class AgentPool:
         self, specs: Mapping[str, AgentSpec], *, session: SessionFactory = _default_session
     ) -> None:
         self._clients = {
-            name: A2aClient(spec.url, headers=dict(spec.headers), session=session)
+            name: A2aClient(
+                spec.url, headers=dict(spec.headers), session=session, auth=spec.auth, name=name
+            )
             for name, spec in specs.items()
         }
         self._waiting: dict[tuple[str, str], str] = {}

@@ -20,8 +20,9 @@ import aiohttp
 import orjson
 from pydantic import ValidationError
 
+from a2a.credentials import Refused, credentials_for, describe, requirements
 from a2a.netguard import BlockedTargetError, Guard, http_url, same_origin
-from a2a.settings import AgentSpec, HubSettings
+from a2a.settings import OPEN, AgentSpec, HubSecurity, HubSettings
 from a2a.signing import CardSigner, CardVerifier, KeySource, SignatureError, load_signer
 from a2a.types import AgentCard
 from a2a.upstream import (
@@ -76,6 +77,12 @@ class RegisteredAgent:
     fetched_at: float | None = None
     signed_by: str | None = None
     """The `kid` of the signature on the agent's card that the hub verified, if any."""
+    hub_security: Callable[[], HubSecurity] = field(default=lambda: OPEN, repr=False)
+    """What the hub in front of the agent enforces (its registry's `security`): the agent's
+    proxied card declares that."""
+    auth_problem: str | None = None
+    """What the card requires that the configured credentials do not give (calls to it are
+    refused with this, and it takes no routed work)."""
 
     @property
     def card_url(self) -> str | None:
@@ -96,18 +103,34 @@ class RegisteredAgent:
         return bool(self.capabilities.get("streaming"))
 
     def available(self) -> bool:
-        return self.connection is not None and self.endpoint.available()
+        return (
+            self.connection is not None and self.auth_problem is None and self.endpoint.available()
+        )
 
     def redact(self, text: str) -> str:
-        """`text` without this agent's credentials (its header values, secrets in URLs)."""
-        return redact_urls(text, self.spec.headers.values() if self.spec is not None else ())
+        """`text` without this agent's credentials (header values, configured secrets, secrets
+        in URLs)."""
+        spec = self.spec
+        if spec is None:
+            return redact_urls(text, ())
+        secrets = [*spec.headers.values(), *(spec.auth.secrets() if spec.auth else ())]
+        return redact_urls(text, secrets)
 
     def state(self) -> str:
         """One word or phrase for `junction agents`, the admin API, /health and hub errors."""
         if self.connection is None:
             return self.redact(f"error: {self.error or 'card not fetched yet'}")
+        if self.auth_problem is not None:
+            return self.redact(f"needs credentials: {self.auth_problem}")
         reason = self.endpoint.unavailable_reason()
         return reason or "ready"
+
+    def security(self) -> list[str]:
+        """The card's alternative security requirements in words (no secrets)."""
+        return [
+            " + ".join(describe(name, scheme) for name, scheme in requirement.items()) or "none"
+            for requirement in requirements(self.card or {})
+        ]
 
     def summary(self) -> dict[str, Any]:
         card = self.card or {}
@@ -126,6 +149,8 @@ class RegisteredAgent:
             "streaming": self.streaming,
             "signed": bool((self.raw_card or {}).get("signatures")),
             "signature_verified_by": self.signed_by,
+            "security": self.security(),
+            "auth": self.spec.auth.kind if self.spec is not None and self.spec.auth else None,
             "stats": self.endpoint.stats.snapshot(),
             "breaker": self.endpoint.breaker.snapshot(),
         }
@@ -188,6 +213,10 @@ class Registry:
             raise ValueError(f"a2a.card_signatures.signing_key_file: {exc}") from None
         self._verifier = CardVerifier(signatures, ttl=self.settings.card_refresh)
         self._on_change = on_change
+        self.security: Callable[[], HubSecurity] = lambda: OPEN
+        """What the access guard in front of the hub enforces (read on each use, so it
+        follows a reload): the hub's cards declare it, and its issuer is the one whose tokens
+        `forward_caller` agents may take; set by whoever puts the guard there."""
         self._listeners: list[Callable[[], None]] = []
         self._started = False
         self.revision = 0
@@ -205,6 +234,7 @@ class Registry:
         self, name: str, spec: AgentSpec | None, source: Literal["config", "admin", "local"]
     ) -> RegisteredAgent:
         agent = RegisteredAgent(name=name, spec=spec, source=source)
+        agent.hub_security = lambda: self.security()  # noqa: PLW0108 (it may be replaced)
         breaker = CircuitBreaker(self.settings.breaker, name=name)
         breaker.add_listener(self._breaker_moved)
         weight = spec.weight if spec is not None else 1
@@ -359,7 +389,7 @@ class Registry:
                 agent.fetched_at = time.time()
                 return
             changed = agent.raw_card != raw
-            card, connection = self._parse(spec, card_url, raw)
+            card, connection = self._parse(agent, card_url, raw)
             signed_by = await self._verify(spec, card_url, raw) if changed else agent.signed_by
         except CardError as exc:
             agent.error = str(exc)
@@ -368,6 +398,15 @@ class Registry:
         agent.signed_by = signed_by
         agent.raw_card, agent.card, agent.etag, agent.error = raw, card, etag, None
         agent.connection = connection
+        credentials = getattr(connection, "credentials", None)
+        problem = credentials.problem if isinstance(credentials, Refused) else None
+        if problem != agent.auth_problem:
+            if problem is not None:
+                log.warning(
+                    "agent %s %s", agent.name, agent.redact(f"needs credentials: {problem}")
+                )
+            agent.auth_problem = problem
+            changed = True
         if changed and agent.name in self._agents:
             self._changed()
 
@@ -399,16 +438,19 @@ class Registry:
             raise CardError(f"card signature refused: {exc}") from None
 
     def _parse(
-        self, spec: AgentSpec, card_url: str, raw: dict[str, Any]
+        self, agent: RegisteredAgent, card_url: str, raw: dict[str, Any]
     ) -> tuple[dict[str, Any], AgentTransport]:
         """The card in 1.0 shape and a connection to it (`_connect`)."""
+        assert agent.spec is not None
         card = usable_card(raw)
         with _unusable("unusable interface in the card"):
-            return card, self._connect(spec, card_url, card)
+            return card, self._connect(agent.name, agent.spec, card_url, card)
 
-    def _connect(self, spec: AgentSpec, card_url: str, card: dict[str, Any]) -> AgentTransport:
+    def _connect(
+        self, name: str, spec: AgentSpec, card_url: str, card: dict[str, Any]
+    ) -> AgentTransport:
         """A connection to the interface the hub will use: JSON-RPC when offered (1.0, else
-        0.3), else HTTP+JSON (1.0, else 0.3)."""
+        0.3), else HTTP+JSON (1.0, else 0.3), with the credentials its card asks for."""
         chosen: dict[str, Any] | None = None
         for binding in ("JSONRPC", "HTTP+JSON"):
             for wanted in (V10, V03):
@@ -433,6 +475,15 @@ class Registry:
         if not same_origin(url, spec.url) and urlsplit(url).hostname != urlsplit(spec.url).hostname:
             self._check_public_sync(url)
         kind = AgentConnection if chosen["protocolBinding"] == "JSONRPC" else RestConnection
+        credentials, _ = credentials_for(
+            name,
+            spec.auth,
+            spec.headers,
+            card,
+            agent_url=spec.url,
+            hub_issuer=self.security().issuer,
+            session=self._session,
+        )
         return kind(
             url,
             chosen["protocolVersion"],
@@ -441,6 +492,8 @@ class Registry:
             request_timeout=self.settings.request_timeout,
             idle_timeout=self.settings.stream_idle_timeout,
             max_event_bytes=self.settings.max_body_bytes,
+            credentials=credentials,
+            name=name,
         )
 
     def _check_public_sync(self, url: str) -> None:

@@ -2,15 +2,113 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from router_core import BreakerSettings, HealthCheckSettings
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class HubSecurity:
+    """What the access guard in front of the hub enforces on its routes, as the hub's cards
+    declare it (`a2a.cards.security_fields`): nothing (an open hub), API keys (as
+    `Authorization: Bearer KEY` or `x-api-key: KEY`), and/or bearer JWTs from `issuer` for
+    `audience` carrying `scope` among the scopes of `scope_claim`."""
+
+    api_keys: bool = False
+    issuer: str | None = None
+    audience: str | None = None
+    scope: str = "a2a"
+    scope_claim: str = "scope"
+
+
+OPEN = HubSecurity()
+
+
+class ClientCredentialsAuth(_Model):
+    """OAuth 2.0 client credentials: Junction gets its own token for the agent (cached until
+    it expires, fetched again then, or when the agent refuses it)."""
+
+    client_id: str
+    client_secret: str = Field(repr=False)
+    token_url: str | None = None
+    """The token endpoint. Unset: from `issuer`'s discovery document, else from the agent's
+    card (its OAuth 2 scheme's `tokenUrl`, or the discovery document its OpenID Connect /
+    OAuth 2 scheme names; only over https, or http on a loopback host)."""
+    issuer: str | None = None
+    """The authorization server: its discovery document gives the token endpoint, and the
+    agent card's URLs are then not used (a card cannot send the secret elsewhere)."""
+    scopes: list[str] = Field(default_factory=list)
+    resource: str | None = None
+    """Sent as the RFC 8707 `resource` (the audience the token is for), when set."""
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+
+
+class AgentAuth(_Model):
+    """The credentials Junction presents to one agent (one kind). The agent's card says which
+    schemes it requires; a requirement none of these meets is reported at registration."""
+
+    bearer: str | None = Field(default=None, repr=False)
+    """A static token, sent as `Authorization: Bearer TOKEN`."""
+    api_key: str | None = Field(default=None, repr=False)
+    """A static key, sent in `header`."""
+    header: str | None = None
+    """The header the `api_key` goes in (default: the one the card's API key scheme names,
+    else `X-API-Key`)."""
+    oauth_client_credentials: ClientCredentialsAuth | None = None
+    forward_caller: bool = False
+    """Pass the caller's own bearer token on, only when the agent's card declares an OpenID
+    Connect / OAuth 2 scheme of the issuer that token is from (`server.oauth.issuer`) and the
+    token's `aud` names `audience`; never otherwise (no token passthrough)."""
+    audience: str | None = None
+    """With `forward_caller`: the audience the agent accepts (default: its `url`)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AgentAuth:
+        kinds = [
+            name
+            for name, value in (
+                ("bearer", self.bearer),
+                ("api_key", self.api_key),
+                ("oauth_client_credentials", self.oauth_client_credentials),
+                ("forward_caller", self.forward_caller or None),
+            )
+            if value is not None
+        ]
+        if len(kinds) != 1:
+            raise ValueError(
+                "give exactly one of bearer, api_key, oauth_client_credentials, forward_caller"
+                + (f" (got {', '.join(kinds)})" if kinds else "")
+            )
+        if self.header is not None and self.api_key is None:
+            raise ValueError("header goes with api_key")
+        if self.audience is not None and not self.forward_caller:
+            raise ValueError("audience goes with forward_caller")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """Which kind of credential this is (shown in `junction agents`, never the secret)."""
+        if self.bearer is not None:
+            return "bearer"
+        if self.api_key is not None:
+            return "api_key"
+        if self.oauth_client_credentials is not None:
+            return "oauth_client_credentials"
+        return "forward_caller"
+
+    def secrets(self) -> list[str]:
+        """The secret values in it (to redact them from anything shown)."""
+        found = [self.bearer, self.api_key]
+        if self.oauth_client_credentials is not None:
+            found.append(self.oauth_client_credentials.client_secret)
+        return [value for value in found if value]
 
 
 class AgentSpec(_Model):
@@ -26,6 +124,9 @@ class AgentSpec(_Model):
     """This agent's card signature policy (`a2a.card_signatures.verify` when unset)."""
     jwks_url: str | None = None
     """A JWKS trusted for this agent's card signatures (beside the hub's trusted keys)."""
+    auth: AgentAuth | None = None
+    """The credentials the agent's card asks for (`bearer`, `api_key` + `header`,
+    `oauth_client_credentials`, or `forward_caller`); see docs/identity.md, A2A security."""
 
 
 SignaturePolicy = Literal["required", "optional", "off"]

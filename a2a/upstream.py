@@ -22,6 +22,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from a2a.credentials import Credentials, credential_error
 from a2a.errors import UNSUPPORTED_OPERATION, A2aError, error_from_body, from_error_member
 from a2a.versions.common import V03
 from a2a.versions.jsonrpc03 import (
@@ -79,9 +80,14 @@ class _HttpAgent:
         request_timeout: float = 300.0,
         idle_timeout: float = 300.0,
         max_event_bytes: int = 8 * 1024 * 1024,
+        credentials: Credentials | None = None,
+        name: str | None = None,
     ) -> None:
         self.url = url
         self.version = version
+        self.credentials = credentials
+        """What the agent's card asks for (`a2a.credentials`), added to every request."""
+        self.name = name or url
         self.headers = {
             "Content-Type": "application/json",
             "A2A-Version": version,
@@ -92,41 +98,78 @@ class _HttpAgent:
         self.idle_timeout = idle_timeout
         self.max_event_bytes = max_event_bytes
 
-    def _headers(self, *, stream: bool = False) -> dict[str, str]:
-        """Per request: the trace context of the request being served joins the fixed headers."""
+    async def _headers(self, *, stream: bool = False) -> dict[str, str]:
+        """Per request: the trace context of the request being served and the agent's
+        credentials join the fixed headers."""
         extra = tracing.headers()
         if stream:
             extra["Accept"] = "text/event-stream"
+        if self.credentials is not None:
+            extra.update(await self.credentials.headers())
         return {**self.headers, **extra} if extra else self.headers
+
+    def _retry(self, status: int, attempt: int) -> bool:
+        """A first 401 with credentials that can be renewed (a token the agent no longer
+        takes) is tried once more with a fresh one; the agent did not act on it."""
+        return (
+            status == 401
+            and attempt == 0
+            and self.credentials is not None
+            and self.credentials.renew()
+        )
+
+    def _unauthorized(self, status: int, challenge: str | None) -> A2aError:
+        """The agent refused Junction's credentials: a clear error, not a broken agent."""
+        detail = f"; WWW-Authenticate: {challenge[:300]}" if challenge else ""
+        what = "no credentials" if self.credentials is None else "Junction's credentials"
+        return credential_error(self.name, f"the agent refused {what} (HTTP {status}{detail})")
 
     async def _open(self, verb: str, url: str, body: bytes | None, *, stream: bool) -> Any:
         """Send one request and wait for its head; the caller releases the response."""
-        try:
-            async with asyncio.timeout(self.request_timeout):
-                return await self._session().request(
-                    verb,
-                    url,
-                    data=body,
-                    headers=self._headers(stream=stream),
-                    allow_redirects=False,
-                )
-        except TimeoutError:
-            raise AgentFailure(f"agent did not answer within {self.request_timeout:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise AgentFailure(f"agent unreachable: {exc}") from None
+        for attempt in (0, 1):
+            headers = await self._headers(stream=stream)
+            try:
+                async with asyncio.timeout(self.request_timeout):
+                    response = await self._session().request(
+                        verb, url, data=body, headers=headers, allow_redirects=False
+                    )
+            except TimeoutError:
+                raise AgentFailure(
+                    f"agent did not answer within {self.request_timeout:g} s"
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise AgentFailure(f"agent unreachable: {exc}") from None
+            if response.status in (401, 403):
+                response.release()
+                if self._retry(response.status, attempt):
+                    continue
+                raise self._unauthorized(response.status, response.headers.get("WWW-Authenticate"))
+            return response
+        raise AssertionError("unreachable")
 
     async def _exchange(self, verb: str, url: str, body: bytes | None) -> tuple[int, bytes]:
         """One whole request/response within `request_timeout`: the status and the body."""
-        try:
-            async with asyncio.timeout(self.request_timeout):
-                async with self._session().request(
-                    verb, url, data=body, headers=self._headers(), allow_redirects=False
-                ) as response:
-                    return response.status, await response.read()
-        except TimeoutError:
-            raise AgentFailure(f"agent did not answer within {self.request_timeout:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise AgentFailure(f"agent unreachable: {exc}") from None
+        for attempt in (0, 1):
+            headers = await self._headers()
+            try:
+                async with asyncio.timeout(self.request_timeout):
+                    async with self._session().request(
+                        verb, url, data=body, headers=headers, allow_redirects=False
+                    ) as response:
+                        status, raw = response.status, await response.read()
+                        challenge = response.headers.get("WWW-Authenticate")
+            except TimeoutError:
+                raise AgentFailure(
+                    f"agent did not answer within {self.request_timeout:g} s"
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise AgentFailure(f"agent unreachable: {exc}") from None
+            if status in (401, 403):
+                if self._retry(status, attempt):
+                    continue
+                raise self._unauthorized(status, challenge)
+            return status, raw
+        raise AssertionError("unreachable")
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         """A whole answer to a stream request that came back as plain JSON, under the same

@@ -34,7 +34,7 @@ class CardBinding:
         version = card_version(request)
         return self._respond(
             request,
-            f"hub|{base}|{allowed}|{version}",
+            f"hub|{base}|{allowed}|{version}|{core.registry.security()}",
             lambda: hub_card(
                 core.registry, core.settings, base, allowed, version, signer=core.registry.signer
             ),
@@ -48,10 +48,12 @@ class CardBinding:
             return JSONResponse({"error": f"no agent {name!r} with a card"}, status_code=404)
         base = base_url(request, self.core.settings.public_url)
         version = card_version(request)
+        registry = self.core.registry
+        security = registry.security()
         return self._respond(
             request,
-            f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}|{version}",
-            lambda: proxied_card(agent, base, version, signer=self.core.registry.signer),
+            f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}|{version}|{security}",
+            lambda: proxied_card(agent, base, version, signer=registry.signer, security=security),
             agent.fetched_at or self.core.registry.changed_at,
         )
 

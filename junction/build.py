@@ -176,7 +176,11 @@ def hub_settings(config: JunctionConfig) -> HubSettings:
 def agent_specs(config: JunctionConfig) -> dict[str, AgentSpec]:
     return {
         name: AgentSpec(
-            url=agent.url, card_url=agent.card_url, headers=dict(agent.headers), weight=agent.weight
+            url=agent.url,
+            card_url=agent.card_url,
+            headers=dict(agent.headers),
+            weight=agent.weight,
+            auth=agent.auth,
         )
         for name, agent in config.a2a_agents.items()
     }

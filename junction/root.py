@@ -59,6 +59,7 @@ class Junction:
     """
 
     def __init__(self, config: JunctionConfig, *, source: ConfigSource | None = None) -> None:
+        from junction.bridges.a2a_security import hub_security
         from junction.bridges.acp_services import build_runtime
         from junction.build import build_hub, build_router, gateway_inputs
         from mcp_gateway import Gateway, http_app
@@ -75,6 +76,7 @@ class Junction:
         # the keys of the configuration running now.
         self.mcp_app = http_app(self.gateway, path="/mcp", host=config.server.host)
         self.hub = build_hub(config)
+        self.hub.registry.security = lambda: hub_security(self.config.server)
         self.router = build_router(config)
         self.runtime = build_runtime(
             config, gateway=self.gateway, router=self.router, current=lambda: self.config

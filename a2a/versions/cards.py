@@ -52,13 +52,17 @@ def card_to_v10(card: Json) -> Json:
         "supportsAuthenticatedExtendedCard",
     ):
         out.pop(legacy, None)
-    if "security" in out and "securityRequirements" not in out:
-        out["securityRequirements"] = _security_to_v10(out.pop("security"))
+    legacy_security = out.pop("security", None)
+    if legacy_security is not None and "securityRequirements" not in out:
+        out["securityRequirements"] = _security_to_v10(legacy_security)
     schemes = out.get("securitySchemes")
     if isinstance(schemes, dict):
         converted: Json = {}
         for name, scheme in schemes.items():
-            if isinstance(scheme, dict) and scheme.get("type") in _SCHEME_TYPES:
+            wrapped = isinstance(scheme, dict) and any(k in scheme for k in _V10_KEYS)
+            if wrapped:  # 1.0 (the merged shape also has the 0.3 fields: the 1.0 ones win)
+                converted[name] = {k: v for k, v in scheme.items() if k in _V10_KEYS}
+            elif isinstance(scheme, dict) and scheme.get("type") in _SCHEME_TYPES:
                 body = {k: v for k, v in scheme.items() if k != "type"}
                 if "in" in body:
                     body["location"] = body.pop("in")
@@ -67,6 +71,9 @@ def card_to_v10(card: Json) -> Json:
                 converted[name] = scheme
         out["securitySchemes"] = converted
     return out
+
+
+_V10_KEYS = frozenset(_SCHEME_TYPES.values())
 
 
 def _security_to_v10(requirements: Any) -> list[Json]:
@@ -103,4 +110,35 @@ def with_v03_fields(card: Json) -> Json:
         ]
     if (card.get("capabilities") or {}).get("extendedAgentCard"):
         out["supportsAuthenticatedExtendedCard"] = True
+    _add_v03_security(out)
     return out
+
+
+def _add_v03_security(card: Json) -> None:
+    """0.3's `security` beside 1.0's `securityRequirements`, and each scheme with its 0.3
+    fields (`type`, `in`, ...) beside its 1.0 wrapper: the merged shape the official SDK
+    serves, which clients of either version read."""
+    requirements = card.get("securityRequirements")
+    if isinstance(requirements, list):
+        card["security"] = [
+            {name: list((scopes or {}).get("list") or []) for name, scopes in names.items()}
+            for item in requirements
+            if isinstance(item, dict) and isinstance(names := item.get("schemes"), dict)
+        ]
+    schemes = card.get("securitySchemes")
+    if not isinstance(schemes, dict):
+        return
+    merged: Json = {}
+    for name, scheme in schemes.items():
+        merged[name] = scheme
+        if not isinstance(scheme, dict) or "type" in scheme:
+            continue
+        for legacy, key in _SCHEME_TYPES.items():
+            body = scheme.get(key)
+            if isinstance(body, dict):
+                fields = {k: v for k, v in body.items() if k != "location"}
+                if "location" in body:
+                    fields["in"] = body["location"]
+                merged[name] = {**scheme, "type": legacy, **fields}
+                break
+    card["securitySchemes"] = merged

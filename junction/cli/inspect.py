@@ -9,6 +9,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from a2a import Registry
+from junction.bridges.a2a_security import hub_security
 from junction.build import (
     agent_specs,
     build_router,
@@ -90,6 +91,7 @@ async def inspect_agents(config: JunctionConfig) -> list[dict[str, Any]]:
     """Fetch every configured agent's card once (concurrently); the caller closes the shared
     HTTP session (`router_core.close_session`) when done."""
     registry = Registry(hub_settings(config))
+    registry.security = lambda: hub_security(config.server)
     await asyncio.gather(
         *(
             registry.add(name, spec, source="config", strict=False)  # errors become state

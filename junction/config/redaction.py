@@ -31,6 +31,8 @@ def _is_secret(path: tuple[str, ...]) -> bool:
         return True
     if len(path) == 4 and path[0] == "mcp_servers" and path[2:] == ("auth", "client_secret"):
         return True
+    if len(path) >= 4 and path[0] == "a2a_agents" and path[2] == "auth":
+        return path[-1] in ("bearer", "api_key", "client_secret")
     if len(path) >= 4 and path[0] in ("mcp_servers", "a2a_agents", "backends"):
         if path[2] == "headers":
             return bool(_SECRET_HEADER.search(path[3]))
