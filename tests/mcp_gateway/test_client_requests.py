@@ -10,21 +10,24 @@ at 2025-11-25 (`protocol: legacy`) it asks its client with `elicitation/create`,
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import mcp_types as types
 import pytest
 import pytest_asyncio
 import uvicorn
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_gateway import Gateway, GatewayError, StdioUpstream, http_app
 from tests.mcp_gateway.conftest import free_port, hosted
-from tests.mcp_gateway.test_serving import _Serving
+from tests.mcp_gateway.test_serving import _Serving, junction_mcp_command
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "mcp_conformance_server.py")
@@ -42,9 +45,7 @@ def fixture(name: str, protocol: str, legacy_session: bool = True) -> StdioUpstr
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def gateway() -> AsyncIterator[Gateway]:
-    gw = Gateway(
-        [fixture("old", "legacy"), fixture("new", "auto"), fixture("one", "auto", False)]
-    )
+    gw = Gateway([fixture("old", "legacy"), fixture("new", "auto"), fixture("one", "auto", False)])
     async with hosted(gw):
         await gw.wait_settled(30)
         yield gw
@@ -222,3 +223,39 @@ async def test_a_2026_client_answers_a_legacy_upstream_through_input_required_ro
                 input_responses={"junction-1": types.ElicitResult(action="cancel")},
                 request_state="junction-round:forged",
             )
+
+
+async def test_a_subscribed_client_hears_the_upstreams_resource_updates(url: str) -> None:
+    updates: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+
+    uri = "junction+old:test://watched-resource"  # three servers list it: each under its name
+    async with Client(streamable_http_client(url), mode="legacy", message_handler=on_message) as a:
+        async with Client(streamable_http_client(url), mode="legacy") as other:
+            await a.subscribe_resource(uri)
+            await other.call_tool("old__touch_watched_resource", {})
+            with anyio.fail_after(10):
+                while not updates:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            await a.unsubscribe_resource(uri)
+    assert updates == [uri]
+
+
+async def test_junction_mode_mcp_relays_over_stdio(tmp_path: Path) -> None:
+    """The same relays with `junction --mode mcp` as the server, over its stdin/stdout."""
+    config = tmp_path / "junction.yaml"
+    server = {"command": sys.executable, "args": [FIXTURE, "stdio"], "legacy_session": True}
+    config.write_text(json.dumps({"mcp_servers": {"fx": server}}))
+    command = junction_mcp_command(config)
+    params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+    async with Client(
+        params, mode="legacy", elicitation_callback=answer_form, sampling_callback=sample
+    ) as old:
+        elicited = await old.call_tool("fx__test_elicitation", {"message": "Sure?"})
+        assert text(elicited) == 'User response: action=accept, content={"response":"blue"}'
+    async with Client(params, mode="2026-07-28", elicitation_callback=answer_form) as new:
+        rounds = await new.call_tool("fx__test_input_required_result_multi_round", {})
+        assert text(rounds) == "blue likes blue."
