@@ -32,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 from router_core.access import allowed_models, model_allowed
 from router_core.backends import ForwardResponse, OpenAIBackend, chat_request_from_openai
 from router_core.model_spans import record_stream_bytes
-from router_core.quota import QUOTA, LimitExceeded, admit
+from router_core.quota import CHARGE, QUOTA, LimitExceeded, admit, charge_estimate
 from router_core.registry import BackendEntry
 from router_core.router import (
     BackendFailed,
@@ -494,7 +494,7 @@ class ChatCompletions:
                 send, routed=routed, value=value, model=model, started=started, watch=watch
             )
         elif isinstance(value, _Primed):
-            await self._relay(send, routed, value, started, watch)
+            await self._relay(send, routed, value, started, watch, prompt_bytes=len(body))
         else:
             include = bool((doc.get("stream_options") or {}).get("include_usage"))
             await self._translate(
@@ -543,9 +543,20 @@ class ChatCompletions:
         await send({"type": "http.response.body", "body": payload})
 
     async def _relay(
-        self, send: Send, routed: Routed[Any], primed: _Primed, started: float, watch: _Watch
+        self,
+        send: Send,
+        routed: Routed[Any],
+        primed: _Primed,
+        started: float,
+        watch: _Watch,
+        *,
+        prompt_bytes: int,
     ) -> None:
-        """Pass an upstream SSE stream through, whole events at a time."""
+        """Pass an upstream SSE stream through, whole events at a time. A rate-limited caller
+        whose stream reports no usage is charged an estimate: a token per 4 bytes of request
+        body, and one per event relayed (upstreams stream about a token per event)."""
+        charge = CHARGE.get()
+        events = 0
         response = primed.response
         lease = routed.lease
         headers = self._headers(routed.backend, started, routed.upstream_seconds)
@@ -572,6 +583,8 @@ class ChatCompletions:
                 if out:
                     if span is not None:
                         record_stream_bytes(span, out)
+                    if charge is not None:
+                        events += out.count(b"data:")
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 try:
                     if deadline_at is None:
@@ -583,6 +596,8 @@ class ChatCompletions:
                     break
             lease.succeed()
             tail = pending
+            if charge is not None:
+                charge_estimate(prompt_bytes // 4 + events)
         except BackendError as exc:
             lease.fail(exc)
             log.info("relayed stream from %s broke: %s", lease.backend, exc)

@@ -52,6 +52,9 @@ class LimitExceeded(Exception):
 class Charge(Protocol):
     """Where an admitted call's tokens go once the upstream reports them."""
 
+    reported: bool
+    """Whether any tokens were charged (so an estimate is not added on top)."""
+
     def tokens(self, count: int) -> None: ...
 
 
@@ -94,6 +97,15 @@ def charge_usage(total_tokens: int) -> None:
         charge.tokens(total_tokens)
 
 
+def charge_estimate(tokens: int) -> None:
+    """Charge an estimate when the upstream reported no usage for the call being served (a
+    relayed stream whose client did not ask for usage): otherwise such streams would spend
+    tokens no limit sees."""
+    charge = CHARGE.get()
+    if charge is not None and not charge.reported and tokens > 0:
+        charge.tokens(tokens)
+
+
 __all__ = [
     "CHARGE",
     "QUOTA",
@@ -103,6 +115,7 @@ __all__ = [
     "Quota",
     "QuotaKind",
     "admit",
+    "charge_estimate",
     "charge_usage",
     "quota_of",
 ]

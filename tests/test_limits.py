@@ -315,3 +315,30 @@ async def test_an_acp_turns_tool_calls_over_a_limit_fail_for_the_model(tmp_path:
     assert "requests_per_minute of tool 'everything__echo' for 'ide' (1)" in str(
         results[1]["content"]
     )
+
+
+async def test_streamed_answers_count_their_tokens(tmp_path: Path) -> None:
+    """A relayed stream charges the usage the upstream reports when the client asks for it,
+    and an estimate when it does not (else streaming would go around token limits)."""
+    keys = [{"key": "asks", "name": "asks"}, {"key": "silent", "name": "silent"}, "root"]
+    limits = {"models": {"m1": {"tokens_per_minute": 1}}}
+    async with openai_server(models=["m1"]) as model:
+        doc = config(tmp_path, model, server={"api_keys": keys}, limits=limits)
+        async with served(doc) as base:
+            await clear_of_minute_boundary()
+            for key, options in (("asks", {"include_usage": True}), ("silent", None)):
+                stream = await client(base, key).chat.completions.create(
+                    model="m1", messages=MESSAGES, stream=True, stream_options=options
+                )
+                text = "".join(
+                    [c.choices[0].delta.content or "" async for c in stream if c.choices]
+                )
+                assert text == "Hello from the fake model."
+                with pytest.raises(openai.RateLimitError):
+                    await client(base, key).chat.completions.create(model="m1", messages=MESSAGES)
+            async with httpx.AsyncClient(base_url=base) as http:
+                reply = await http.get("/admin/usage", headers={"Authorization": "Bearer root"})
+    usage = reply.json()["principals"]
+    assert usage["asks"]["models"]["m1"]["tokens"] == 15  # as the upstream reported
+    estimate = usage["silent"]["models"]["m1"]["tokens"]
+    assert 15 < estimate < 100  # ~a token per 4 request bytes and per event

@@ -43,14 +43,16 @@ def _windows(rules: Sequence[Rule], now: float) -> list[Window]:
 class _Charge:
     """An admitted model call's tokens: to its usage row and its token windows."""
 
-    __slots__ = ("_counters", "_row", "_rules")
+    __slots__ = ("_counters", "_row", "_rules", "reported")
 
     def __init__(self, row: _Row, rules: Sequence[Rule], counters: Counters | None) -> None:
         self._row = row
         self._rules = rules
         self._counters = counters
+        self.reported = False
 
     def tokens(self, count: int) -> None:
+        self.reported = True
         self._row.tokens += count
         if self._rules and self._counters is not None:
             self._counters.add_tokens(_windows(self._rules, time.time()), count)
