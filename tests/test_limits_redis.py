@@ -233,3 +233,60 @@ async def test_redis_down_fails_closed_when_configured(
         assert len(model.chat_requests) == 2
     finally:
         await stop(served)
+
+
+async def test_an_mcp_tool_limit_holds_across_processes(tmp_path: Path, redis: RedisServer) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+
+    from mcp_gateway._sdk import create_mcp_http_client
+    from router_core.quota import RATE_LIMITED
+    from tests.peers import python_peer
+
+    doc = {
+        "server": {
+            "api_keys": [{"key": "k", "name": "tools"}],
+            "ready_requires": ["mcp_servers.time"],
+        },
+        "cluster": {"redis_url": redis.url},
+        "mcp_servers": {
+            "time": {
+                "command": str(python_peer("mcp-server-time")),
+                "args": ["-m", "mcp_server_time"],
+            }
+        },
+        "limits": {"mcp_tools": {"time__*": {"requests_per_minute": 1}}},
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    replicas = [await start(tmp_path / name, yaml.safe_dump(doc)) for name in ("a", "b")]
+    try:
+        async with httpx.AsyncClient() as http:
+            for served in replicas:
+
+                async def ready(served: Served = served) -> bool | None:
+                    reply = await http.get(f"{served.base}/health/ready")
+                    return True if reply.status_code == 200 else None
+
+                await until(ready)
+        await clear_of_minute_boundary()
+        outcomes: list[Any] = []
+        for served in replicas:
+            mcp_http = create_mcp_http_client(headers={"Authorization": "Bearer k"})
+            async with (
+                mcp_http,
+                Client(streamable_http_client(f"{served.base}/mcp", http_client=mcp_http)) as c,
+            ):
+                try:
+                    outcomes.append(
+                        await c.call_tool("time__get_current_time", {"timezone": "UTC"})
+                    )
+                except MCPError as exc:
+                    outcomes.append(exc.error)
+        assert not outcomes[0].is_error
+        assert outcomes[1].code == RATE_LIMITED
+        assert "requests_per_minute of tool 'time__get_current_time'" in outcomes[1].message
+    finally:
+        for served in replicas:
+            await stop(served)
