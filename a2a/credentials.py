@@ -312,7 +312,7 @@ def credentials_for(
                 return Refused(agent, _NO_SCHEME), _NO_SCHEME
             return None, None
         return _build(target, auth, "", {})
-    tried: list[str] = []
+    tried: list[tuple[str, str]] = []
     for requirement in wanted:
         built: Credentials | None = None
         problem: str | None = None
@@ -327,14 +327,15 @@ def credentials_for(
                 break
         if problem is None:
             return built, None
-        tried.append(f"{' + '.join(describe(n, s) for n, s in requirement.items())}: {problem}")
+        tried.append((" + ".join(describe(n, s) for n, s in requirement.items()), problem))
     if auth is None:
         message = (
-            f"its card requires {' or '.join(t.split(':')[0] for t in tried)}, and nothing is "
+            f"its card requires {' or '.join(what for what, _ in tried)}, and nothing is "
             f"configured for it (a2a_agents.{agent}.auth)"
         )
     else:
-        message = "its card's security requirements are not met: " + "; ".join(tried)
+        unmet = "; ".join(f"{what}: {why}" for what, why in tried)
+        message = f"its card's security requirements are not met: {unmet}"
     return Refused(agent, message), message
 
 

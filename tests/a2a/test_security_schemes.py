@@ -436,3 +436,53 @@ async def oauth_checks(tmp_path: Path, provider: Provider) -> None:
             assert "another issuer" in state.state(), state.state()
             reply = await send(base, keyed(), "team")
             assert "another issuer" in reply["error"]["message"], reply
+
+
+async def test_unmet_requirements_are_named_and_card_token_urls_checked() -> None:
+    from a2a.credentials import credentials_for
+    from a2a.settings import AgentAuth
+
+    def no_session() -> Any:
+        raise AssertionError("nothing is fetched while credentials are chosen")
+
+    discovery = "https://idp.example/.well-known/openid-configuration"
+    card = {
+        "securitySchemes": {
+            "sso": {"openIdConnectSecurityScheme": {"openIdConnectUrl": discovery}},
+            "cc": {
+                "oauth2SecurityScheme": {
+                    "flows": {"clientCredentials": {"tokenUrl": "http://idp.example/token"}}
+                }
+            },
+        },
+        "securityRequirements": [
+            {"schemes": {"sso": {"list": []}}},
+            {"schemes": {"cc": {"list": []}}},
+        ],
+    }
+    where = {"agent_url": "https://x.example", "hub_issuer": None, "session": no_session}
+    refused, problem = credentials_for("x", None, {}, card, **where)
+    assert problem == (
+        f"its card requires sso (OpenID Connect, {discovery}) or cc (OAuth 2), and nothing "
+        "is configured for it (a2a_agents.x.auth)"
+    )
+    assert refused is not None
+    # a client secret never goes to a plain-http token URL a card names (https.../sso is fine)
+    auth = AgentAuth.model_validate(
+        {"oauth_client_credentials": {"client_id": "j", "client_secret": "s"}}
+    )
+    only_cc = {**card, "securityRequirements": card["securityRequirements"][1:]}
+    _, problem = credentials_for("x", auth, {}, only_cc, **where)
+    assert problem is not None and "http://idp.example/token is not https" in problem
+    chosen, problem = credentials_for("x", auth, {}, card, **where)
+    assert problem is None and type(chosen).__name__ == "ClientCredentials"
+    # forward_caller needs the card's issuer to be Junction's
+    forward = AgentAuth(forward_caller=True)
+    _, problem = credentials_for("x", forward, {}, card, **{**where, "hub_issuer": "https://a"})
+    assert problem is not None and "another issuer" in problem
+    # fixed headers that carry what a scheme asks for meet it
+    met, problem = credentials_for("x", None, {"Authorization": "Bearer t"}, card, **where)
+    assert met is None and problem is None
+    # one kind of credential per agent
+    with pytest.raises(ValueError, match="exactly one of"):
+        AgentAuth.model_validate({"bearer": "a", "api_key": "b"})
