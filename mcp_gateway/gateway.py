@@ -230,6 +230,18 @@ class Catalog:
         await self._settled()
         return self.exposed_tools()
 
+    def list_hint(self, method: str) -> tuple[int, str]:
+        """`ttlMs` and `cacheScope` for a merged list: the shortest and narrowest any upstream
+        gave (one that gave none, a 2025-11-25 server, counts as 0: its list may change at
+        any time, and a `list_changed` says so)."""
+        ttl, scope = None, "public"
+        for upstream in self.upstreams():
+            given = upstream.catalog.hints.get(method)
+            ttl = min(ttl if ttl is not None else math.inf, given[0] if given else 0)
+            if given and given[1] == "private":
+                scope = "private"
+        return (0 if ttl is None else int(ttl)), scope
+
     def exposed_tools(self) -> list[ToolSchema]:
         """The current tool list, now, without waiting for upstreams still connecting."""
         result = []

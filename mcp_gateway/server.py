@@ -314,7 +314,7 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     ) -> Any:
         may_use = _caller_may_use(ctx, catalog)
         tools = [t for t in await catalog.list_tools() if may_use(t["name"])]
-        return _page(tools, params.cursor if params else None, size, "tools")
+        return _hinted(_page(tools, params.cursor if params else None, size, "tools"), "tools/list")
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -346,15 +346,20 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         except GatewayError as exc:
             raise _mcp_error(exc) from None
 
+    def _hinted(page: dict[str, Any], method: str) -> dict[str, Any]:
+        page["ttlMs"], page["cacheScope"] = catalog.list_hint(method)
+        return page
+
     def lister(
-        items: Callable[[], Awaitable[list[dict[str, Any]]]], key: str
+        items: Callable[[], Awaitable[list[dict[str, Any]]]], key: str, method: str
     ) -> Callable[[ServerRequestContext[Any, Any], types.PaginatedRequestParams | None], Any]:
         """A list handler that every caller sees whole (resources, templates, prompts)."""
 
         async def handler(
             ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
         ) -> Any:
-            return _page(await items(), params.cursor if params else None, size, key)
+            page = _page(await items(), params.cursor if params else None, size, key)
+            return _hinted(page, method)
 
         return handler
 
@@ -438,10 +443,12 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         get_tool_input_schema=catalog.tool_input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
-        on_list_resources=lister(catalog.list_resources, "resources"),
-        on_list_resource_templates=lister(catalog.list_resource_templates, "resourceTemplates"),
+        on_list_resources=lister(catalog.list_resources, "resources", "resources/list"),
+        on_list_resource_templates=lister(
+            catalog.list_resource_templates, "resourceTemplates", "resources/templates/list"
+        ),
         on_read_resource=read_resource,
-        on_list_prompts=lister(catalog.list_prompts, "prompts"),
+        on_list_prompts=lister(catalog.list_prompts, "prompts", "prompts/list"),
         on_get_prompt=get_prompt,
         on_completion=complete,
         on_set_logging_level=set_level,

@@ -122,6 +122,9 @@ class Catalog:
     warnings: list[str] = field(default_factory=list)
     param_headers: dict[str, dict[tuple[str, ...], str]] = field(default_factory=dict)
     """Per tool with `x-mcp-header` arguments: argument path -> `Mcp-Param-*` name (2026-07-28)."""
+    hints: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Per list method: the `ttlMs` and `cacheScope` the server gave it (2026-07-28; the
+    shortest and narrowest over its pages)."""
 
 
 class _WatchedRead:
@@ -502,12 +505,15 @@ class Upstream(ServerAsks):
 
     # ------------------------------------------------------------------ catalog
 
-    async def _list_all(self, session: ClientSession, method: str, key: str) -> list[Any]:
+    async def _list_all(
+        self, session: ClientSession, method: str, key: str, catalog: Catalog
+    ) -> list[Any]:
         items: list[Any] = []
         cursor: str | None = None
         for _ in range(_MAX_PAGES):
             params = {"cursor": cursor} if cursor else {}
             page = await raw_request(session, method, params, {})
+            _note_hint(catalog.hints, method, page)
             batch = page.get(key)
             if isinstance(batch, list):
                 items.extend(batch)
@@ -520,19 +526,19 @@ class Upstream(ServerAsks):
         caps = session.server_capabilities or types.ServerCapabilities()
         catalog = Catalog()
         if caps.tools is not None:
-            for raw in await self._list_all(session, "tools/list", "tools"):
+            for raw in await self._list_all(session, "tools/list", "tools", catalog):
                 self._admit_tool(raw, catalog)
         if caps.resources is not None:
             catalog.resources = [
                 r
-                for r in await self._list_all(session, "resources/list", "resources")
+                for r in await self._list_all(session, "resources/list", "resources", catalog)
                 if isinstance(r, dict) and isinstance(r.get("uri"), str)
             ]
             try:
                 catalog.templates = [
                     t
                     for t in await self._list_all(
-                        session, "resources/templates/list", "resourceTemplates"
+                        session, "resources/templates/list", "resourceTemplates", catalog
                     )
                     if isinstance(t, dict) and isinstance(t.get("uriTemplate"), str)
                 ]
@@ -542,7 +548,7 @@ class Upstream(ServerAsks):
         if caps.prompts is not None:
             catalog.prompts = [
                 p
-                for p in await self._list_all(session, "prompts/list", "prompts")
+                for p in await self._list_all(session, "prompts/list", "prompts", catalog)
                 if isinstance(p, dict) and isinstance(p.get("name"), str)
             ]
         return catalog
@@ -724,6 +730,17 @@ _REJECTED_BY_HTTP = {
     (types.INVALID_REQUEST, "Session terminated"),
     (types.INTERNAL_ERROR, "Server returned an error response"),
 }
+
+
+def _note_hint(hints: dict[str, tuple[int, str]], method: str, page: dict[str, Any]) -> None:
+    ttl, scope = page.get("ttlMs"), page.get("cacheScope")
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or scope not in ("public", "private"):
+        return
+    known = hints.get(method)
+    if known is not None:
+        ttl = min(ttl, known[0])
+        scope = "private" if "private" in (scope, known[1]) else "public"
+    hints[method] = (max(ttl, 0), str(scope))
 
 
 def _never_delivered(exc: MCPError) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server import CacheHint, NotificationOptions, Server, ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
@@ -158,6 +158,11 @@ def ok_server() -> Server[Any]:
     return Server(
         "gateway-test-ok",
         version="1.0",
+        # 2026-07-28 caching directives on its lists (tests/mcp_gateway/test_list_hints.py)
+        cache_hints={
+            "tools/list": CacheHint(ttl_ms=60_000, scope="public"),
+            "prompts/list": CacheHint(ttl_ms=30_000, scope="private"),
+        },
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_list_resources=list_resources,

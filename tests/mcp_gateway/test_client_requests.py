@@ -227,14 +227,22 @@ async def test_a_2026_client_answers_a_legacy_upstream_through_input_required_ro
 
 async def test_a_subscribed_client_hears_the_upstreams_resource_updates(url: str) -> None:
     updates: list[str] = []
+    elsewhere: list[str] = []
 
     async def on_message(message: Any) -> None:
         if isinstance(message, types.ResourceUpdatedNotification):
             updates.append(str(message.params.uri))
 
+    async def not_subscribed(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            elsewhere.append(str(message.params.uri))
+
     uri = "junction+old:test://watched-resource"  # three servers list it: each under its name
-    async with Client(streamable_http_client(url), mode="legacy", message_handler=on_message) as a:
-        async with Client(streamable_http_client(url), mode="legacy") as other:
+    legacy = {"mode": "legacy"}
+    async with Client(streamable_http_client(url), **legacy, message_handler=on_message) as a:
+        async with Client(
+            streamable_http_client(url), **legacy, message_handler=not_subscribed
+        ) as other:
             await a.subscribe_resource(uri)
             await other.call_tool("old__touch_watched_resource", {})
             with anyio.fail_after(10):
@@ -242,6 +250,7 @@ async def test_a_subscribed_client_hears_the_upstreams_resource_updates(url: str
                     await anyio.sleep(0.02)
             await a.unsubscribe_resource(uri)
     assert updates == [uri]
+    assert elsewhere == []  # only the subscriber hears it
 
 
 async def test_junction_mode_mcp_relays_over_stdio(tmp_path: Path) -> None:
