@@ -268,3 +268,35 @@ async def test_junction_mode_mcp_relays_over_stdio(tmp_path: Path) -> None:
     async with Client(params, mode="2026-07-28", elicitation_callback=answer_form) as new:
         rounds = await new.call_tool("fx__test_input_required_result_multi_round", {})
         assert text(rounds) == "blue likes blue."
+
+
+async def test_an_upstream_giving_up_on_its_question_withdraws_it_from_the_client(
+    url: str,
+) -> None:
+    """The upstream stops waiting for an answer (it sends `notifications/cancelled`): the
+    question relayed to the client is withdrawn too, and the call still completes."""
+    withdrawn = anyio.Event()
+
+    async def never_answers(context: Any, params: types.ElicitRequestParams) -> Any:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            withdrawn.set()
+
+    async with Client(
+        streamable_http_client(url), mode="legacy", elicitation_callback=never_answers
+    ) as client:
+        result = await client.call_tool("old__ask_with_deadline", {})
+        assert text(result).startswith("gave up")
+        with anyio.fail_after(10):
+            await withdrawn.wait()
+
+
+async def test_an_upstreams_error_reaches_the_caller_as_it_gave_it(gateway: Gateway) -> None:
+    """Code, message and data unchanged (here -32021 with data.requiredCapabilities)."""
+    caps = {"io.modelcontextprotocol/clientCapabilities": {}}
+    with pytest.raises(GatewayError) as info:
+        await gateway.call_tool("new__test_missing_capability", {}, meta=caps)
+    assert info.value.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
+    assert info.value.message == "This tool requires the client 'sampling' capability"
+    assert info.value.data == {"requiredCapabilities": {"sampling": {}}}
