@@ -352,7 +352,8 @@ def test_unknown_keys_name_the_path_and_suggest(tmp_path: Path) -> None:
     assert f"{path}: mcp_servers.t.agrs: unknown key (did you mean 'args'?)" in lines
     assert (
         f"{path}: mcp_servers.r.zzz: unknown key "
-        "(expected one of: url, headers, transport, tools, timeout, connect_timeout, auth)" in lines
+        "(expected one of: url, headers, transport, tools, timeout, connect_timeout, "
+        "legacy_session, auth)" in lines
     )
     assert f"{path}: serevr: unknown key (did you mean 'server'?)" in lines
     assert len(lines) == 5
@@ -395,12 +396,13 @@ def test_unreadable_file(tmp_path: Path) -> None:
     assert "cannot read" in str(load_error(tmp_path))
 
 
-def test_store_accepts_only_sqlite(tmp_path: Path) -> None:
-    path = write(tmp_path, "store: {url: 'postgresql://db/junction'}\n")
+def test_store_accepts_sqlite_and_postgresql_only(tmp_path: Path) -> None:
+    url = "postgresql://junction@db:5432/junction"
+    assert load_config(write(tmp_path, f"store: {{url: '{url}'}}\n"), {}).store.url == url
+    path = write(tmp_path, "store: {url: 'mysql://db/junction'}\n")
     (line,) = load_error(path).lines
-    assert line.startswith(f"{path}: store.url: ")
-    assert "not supported yet" in line
-    assert "'postgresql'" in line
+    assert line.startswith(f"{path}: store.url: unsupported store URL scheme 'mysql'")
+    assert "postgresql://" in line
 
 
 def test_log_level_is_validated(tmp_path: Path) -> None:
