@@ -175,13 +175,7 @@ def hub_settings(config: JunctionConfig) -> HubSettings:
 
 def agent_specs(config: JunctionConfig) -> dict[str, AgentSpec]:
     return {
-        name: AgentSpec(
-            url=agent.url,
-            card_url=agent.card_url,
-            headers=dict(agent.headers),
-            weight=agent.weight,
-            auth=agent.auth,
-        )
+        name: AgentSpec.model_validate(agent.model_dump(include=set(AgentSpec.model_fields)))
         for name, agent in config.a2a_agents.items()
     }
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from a2a.settings import AgentSpec
+from junction.build import agent_specs
 from junction.config import ConfigError, JunctionConfig, load_config
 from router_core import BackendSpec
 
@@ -75,3 +76,32 @@ def test_redacted_urls_hide_query_credentials_and_lone_user_names(tmp_path: Path
     shown = load_config(path, {}).redacted()
     assert shown["backends"]["b"]["url"] == "https://***@api.example.com/v1?api_key=***&region=eu"
     assert shown["a2a_agents"]["a"]["url"] == "http://user:***@127.0.0.1:9001/?token=***"
+
+
+def test_every_agent_setting_reaches_the_hub(tmp_path: Path) -> None:
+    """What the hub registers is the whole AgentSpec the config gave, not a hand-picked subset
+    (a per-agent signature policy or JWKS once stopped here)."""
+    config = load_config(
+        write(
+            tmp_path,
+            """\
+            a2a_agents:
+              signed:
+                url: "https://agent.example"
+                card_signatures: required
+                jwks_url: "https://agent.example/jwks.json"
+                auth: {bearer: "t0k"}
+                weight: 3
+            """,
+        ),
+        {},
+    )
+    spec = agent_specs(config)["signed"]
+    assert type(spec) is AgentSpec
+    assert spec.model_dump() == {
+        name: value
+        for name, value in config.a2a_agents["signed"].model_dump().items()
+        if name in AgentSpec.model_fields
+    }
+    assert spec.card_signatures == "required"
+    assert spec.jwks_url == "https://agent.example/jwks.json"
