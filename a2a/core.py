@@ -52,9 +52,10 @@ from a2a.events import (
     rewrite_event,
     trim_history,
 )
+from a2a.fanout import RedisFanout, progress
 from a2a.push import PushDispatcher
 from a2a.registry import RegisteredAgent, Registry
-from a2a.relay import END, TaskRelay
+from a2a.relay import END, TaskRelay, Watched
 from a2a.routing import VIA, check_hops, choose, may_use
 from a2a.settings import AgentSpec, HubSettings
 from a2a.store import TaskRecord, TaskStore, decode_cursor
@@ -92,8 +93,9 @@ class CallContext:
 
 _call: ContextVar[CallContext] = ContextVar("a2a_call")
 
-Opened = tuple[TaskRelay, "asyncio.Queue[Any]", Any]
-"""A started stream: its relay, the caller's queue on it, and the first event."""
+Opened = tuple[Watched, "asyncio.Queue[Any]", Any]
+"""A started stream: its relay (here or on another replica), the caller's queue on it, and the
+first event."""
 
 
 class HubCore:
@@ -114,6 +116,8 @@ class HubCore:
         self.push = PushDispatcher(self.settings.push, store)
         self.relays: dict[str, TaskRelay] = {}
         """Live relays by hub task id (`a2a.relay.RelayHost`)."""
+        self.fanout: RedisFanout | None = None
+        """Task events shared with the other replicas (`cluster.redis_url`), set before start."""
         self._followers: set[asyncio.Task[None]] = set()
         self._push_cache: dict[str, list[Json]] = {}
         self._methods: dict[str, tuple[Handler, type[BaseModel]]] = self._method_table()
@@ -127,9 +131,13 @@ class HubCore:
         for name, spec in (agents or {}).items():
             await self.registry.add(name, spec, source="config", strict=False)
         self.registry.start()
+        if self.fanout is not None:
+            self.fanout.start(self)
 
     async def close(self) -> None:
         await self.registry.stop()
+        if self.fanout is not None:  # hand the tasks relayed here to the other replicas
+            await self.fanout.close()
         tasks = [r.runner for r in self.relays.values() if r.runner] + list(self._followers)
         for task in tasks:
             task.cancel()
@@ -232,7 +240,7 @@ class HubCore:
         return relay, queue, first
 
     async def stream_events(
-        self, relay: TaskRelay, queue: asyncio.Queue[Any], first: Any, *, legacy: bool = False
+        self, relay: Watched, queue: asyncio.Queue[Any], first: Any, *, legacy: bool = False
     ) -> AsyncGenerator[Json | A2aError, None]:
         """A caller's events (1.0 StreamResponses) as the relay delivers them, in order.
 
@@ -254,7 +262,7 @@ class HubCore:
 
     async def _start_send_stream(
         self, ctx: CallContext, request: types.SendMessageRequest
-    ) -> tuple[TaskRelay, asyncio.Queue[Any], Any]:
+    ) -> Opened:
         agent, binding, record = await self._route(ctx, request)
         await admit_agent(agent.name)
         upstream = self._upstream_params(ctx.params, binding)
@@ -284,7 +292,7 @@ class HubCore:
 
     async def _start_subscribe(
         self, ctx: CallContext, request: types.SubscribeToTaskRequest
-    ) -> tuple[TaskRelay, asyncio.Queue[Any], Any]:
+    ) -> Opened:
         record = await self._owned(ctx, request.id)
         if is_terminal(record.state):
             raise A2aError(
@@ -301,6 +309,8 @@ class HubCore:
         self._usable(agent)
         if not agent.streaming:
             raise A2aError(UNSUPPORTED_OPERATION, f"agent {agent.name} does not stream")
+        if self.fanout is not None and (joined := await self.fanout.join(record)) is not None:
+            return joined  # another replica relays it
         relay = self._follow(agent, record)
         queue = relay.subscribe()
         return relay, queue, {"task": record.task}
@@ -369,6 +379,9 @@ class HubCore:
                     b.caller, b.hub_context or "", b.agent, b.remote_context or ""
                 )
             return
+        # a follow's opening snapshot that shows nothing new is no news for the webhooks
+        resync = relay.upstream_snapshot and "task" in event
+        seen = progress(record.task) if resync else None
         record.task = apply_event(record.task, event)
         record.updated = time.time()
         await self.store.save_task(record, with_context=relay.binding.new_context)
@@ -377,7 +390,8 @@ class HubCore:
         if pending is not None and pending[0] is not None:
             relay.pending_push = None
             await self._save_push(record.caller, record.id, pending[0], pending[1])
-        self._notify(record.id, event, record.task)
+        if seen is None or seen != progress(record.task):
+            self._notify(record.id, event, record.task)
 
     def _notify(self, task_id: str, event: Json, task: Json) -> None:
         configs = self._push_cache.get(task_id)

@@ -30,10 +30,28 @@ END = object()
 _SUBSCRIBER_BACKLOG = 1024
 
 
+class Watched(Protocol):
+    """What a caller's stream holds on to: a local relay, or another replica's (`a2a.fanout`)."""
+
+    def unsubscribe(self, queue: asyncio.Queue[Any]) -> None: ...
+
+
+class Sharing(Protocol):
+    """Where a relay's events go for the other replicas (`a2a.fanout.RedisFanout`)."""
+
+    async def share(self, relay: TaskRelay, event: Json, *, resync: bool = False) -> None: ...
+
+    async def ended(self, relay: TaskRelay) -> None: ...
+
+
 class RelayHost(Protocol):
-    """What a relay needs from the hub: its ids, its store, and the table of live relays."""
+    """What a relay needs from the hub: its ids, its store, the table of live relays, and the
+    replicas' fan-out when there is one."""
 
     relays: dict[str, TaskRelay]
+
+    @property
+    def fanout(self) -> Sharing | None: ...
 
     async def adopt(self, relay: TaskRelay, raw: Json) -> Json: ...
 
@@ -57,6 +75,11 @@ class TaskRelay:
     """The upstream stream opens with a Task snapshot (SubscribeToTask) that is recorded but not
     relayed: every subscriber got the hub's own snapshot when it joined, and a second one would
     reach only those that joined before it came (the TCK's STREAM-ORDER-003)."""
+    shared_task: Json | None = None
+    """The task as other replicas last saw it (`a2a.fanout`): an upstream snapshot that shows
+    nothing new is not shared again."""
+    unshared: bool = False
+    """Another replica took this task over: this relay serves its own subscribers only."""
 
     def subscribe(self) -> asyncio.Queue[Any]:
         queue: asyncio.Queue[Any] = asyncio.Queue(_SUBSCRIBER_BACKLOG)
@@ -108,9 +131,12 @@ class TaskRelay:
                 # Stored before the caller sees it: a task id a caller holds is in the store
                 # (another replica answers for it if this process dies the next moment).
                 await host.record(self, event)
-                if not (self.upstream_snapshot and "task" in event):
+                resync = self.upstream_snapshot and "task" in event
+                if not resync:
                     self.publish(event)
                 self.upstream_snapshot = False
+                if host.fanout is not None:  # then to the other replicas' subscribers
+                    await host.fanout.share(self, event, resync=resync)
                 if ends_caller_stream(event):
                     break
             verdict = "ok"
@@ -147,6 +173,8 @@ class TaskRelay:
             self.done = True
             self.publish(END)
             self.release()
+            if verdict is not None and host.fanout is not None:
+                await host.fanout.ended(self)
 
     async def _fail(self, reason: str) -> None:
         """The agent broke off: the task ends failed (so no caller waits forever)."""
@@ -164,3 +192,5 @@ class TaskRelay:
         )
         self.publish(event)
         await self.host.record(self, event)
+        if self.host.fanout is not None:
+            await self.host.fanout.share(self, event)

@@ -209,7 +209,17 @@ def build_hub(config: JunctionConfig) -> Hub:
     from a2a import Hub
     from junction.storage import task_store
 
-    return Hub(task_store(config), hub_settings(config))
+    hub = Hub(task_store(config), hub_settings(config))
+    if config.cluster.redis_url:  # task events fan out to the other replicas
+        from a2a.fanout import RedisFanout
+        from junction.cluster import replica_id
+
+        hub.fanout = RedisFanout(
+            config.cluster.redis_url,
+            replica_id(),
+            lease_seconds=config.cluster.relay_lease_seconds,
+        )
+    return hub
 
 
 _SETTING_FIELDS = frozenset(AgentSettings.__dataclass_fields__)

@@ -71,6 +71,8 @@ RESTART: dict[str, str] = {
     "a2a": "the hub (its card, push delivery, its own agent) is built at start",
     "telemetry": "the trace exporter is set up once, when the process starts",
     "cluster.redis_url": "the rate limiter connects to Redis at start",
+    "cluster.relay_lease_seconds": "the hub's task fan-out is set up at start",
+    "server.workers": "the worker processes are started with the server",
 }
 """Keys a running Junction keeps at their old value (with why); a change to one is logged as
 needing a restart and the rest of the new configuration is applied."""

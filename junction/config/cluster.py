@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from junction.config.fields import ConfigModel
@@ -22,6 +22,11 @@ class ClusterConfig(ConfigModel):
     """When Redis cannot be reached: `open` admits calls unlimited, `closed` refuses every
     limited call (429, retry after 5 s). Logged once when it goes down and when it is back;
     Redis is tried again at most once a second meanwhile."""
+
+    relay_lease_seconds: float = Field(default=5.0, ge=0.5, le=300)
+    """With `redis_url`: how long the replica relaying an A2A task's stream may go silent before
+    another takes the task over (subscribes to its agent again and continues the task's event
+    stream for every replica's subscribers). Renewed three times per period."""
 
     @field_validator("redis_url")
     @classmethod

@@ -194,6 +194,11 @@ class ServerConfig(ConfigModel):
     """Largest JSON-RPC message on stdio, WebSocket and SSE; a larger one is refused with an
     error. Images in prompts make messages big, but reading and parsing one holds the event loop
     (a 60 MB message stalled other clients ~0.45 s), so the default keeps that under ~0.1 s."""
+    workers: int = Field(default=1, ge=1, le=256)
+    """Serve mode's worker processes on this host, sharing one listening socket (bound before
+    they start, as uvicorn's and gunicorn's workers do) and the store; more than one needs a store every worker can open (a SQLite file or
+    PostgreSQL, not `:memory:`), and `cluster.redis_url` so rate limits and A2A task streams
+    are shared too (docs/deployment.md, Several replicas). SIGTERM drains every worker."""
     shutdown_grace_seconds: int = Field(default=10, ge=0)
     """On SIGTERM, how long in-flight requests and streams may finish before they are cut."""
     oauth: OAuthConfig | None = None

@@ -8,11 +8,12 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from junction.cluster import REPLICA_HEADER, replica_id
 from junction.config import JunctionConfig
 from junction.reload import ConfigSource, Reloadable, reload_and_log, watch_files
 
@@ -34,12 +35,39 @@ class Servable(Reloadable, Protocol):
     async def drain(self, grace: float) -> None: ...
 
 
+def with_replica_header(app: ASGIApp, replica: str) -> ASGIApp:
+    """`app` with every HTTP response naming the replica (or worker) that answered it, so a
+    client, a test or an operator behind a load balancer can tell them apart."""
+    header = (REPLICA_HEADER.encode(), replica.encode())
+
+    async def named(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        await app(scope, receive, send_named)
+
+    return named
+
+
 def uvicorn_server(
-    junction: Servable, config: JunctionConfig, *, uds: str | None, sighup: bool
+    junction: Servable,
+    config: JunctionConfig,
+    *,
+    uds: str | None,
+    sighup: bool,
+    started: Callable[[], None] | None = None,
 ) -> Any:
     """A uvicorn server for the app that drains on shutdown and, while it serves, reloads the
     configuration when its file changes (and on SIGHUP when `sighup`: when Junction owns the
-    process, never in an application that embeds it)."""
+    process, never in an application that embeds it). `started` is called once it serves (a
+    worker tells its supervisor). With `cluster.redis_url` or several workers, responses carry
+    `x-junction-replica`."""
     import uvicorn
     from sse_starlette.sse import AppStatus
 
@@ -71,8 +99,11 @@ def uvicorn_server(
                 raise
             if self.should_exit:  # the lifespan failed: likewise
                 self._stop_reloads()
-            elif sockets is not None:  # uvicorn logs only the sockets it bound itself
+                return
+            if sockets is not None:  # uvicorn logs only the sockets it bound itself
                 self._log_started_message(sockets)
+            if started is not None:
+                started()
 
         def _stop_reloads(self) -> None:
             if sighup:
@@ -120,9 +151,12 @@ def uvicorn_server(
                 else:
                     log.info("listening on http://%s:%s", address[0], address[1])
 
+    app = junction.asgi_app()
+    if config.cluster.redis_url or config.server.workers > 1:
+        app = with_replica_header(app, replica_id())
     return Server(
         uvicorn.Config(
-            junction.asgi_app(),
+            app,
             host=config.server.host,
             port=config.server.port,
             uds=uds,
@@ -136,4 +170,4 @@ def uvicorn_server(
     )
 
 
-__all__ = ["SHUTDOWN_SETTLE_SECONDS", "Servable", "uvicorn_server"]
+__all__ = ["SHUTDOWN_SETTLE_SECONDS", "Servable", "uvicorn_server", "with_replica_header"]
