@@ -1,6 +1,6 @@
 """MCP gateway benchmark: the same upstream called directly and through Junction, in one run.
 
-    python benchmarks/mcp_bench.py [--calls 300] [--only stdio,http,list]
+    python benchmarks/mcp_bench.py [--calls 300] [--only stdio,http,list,cpu]
 
 For a stdio upstream (an `mcp` SDK server) and a Streamable HTTP upstream (server-everything):
 `tools/call` latency at concurrency 1 (p50 ratio, target <= 2.0x direct) and throughput at
@@ -201,11 +201,48 @@ async def bench_list(rounds: int) -> None:
     )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _newest_child() -> int:
+    """This process's newest child (the Junction the SDK client just spawned)."""
+    me, children = str(os.getpid()), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == me:
+                    children.append(int(entry.name))
+    return max(children)
+
+
+async def bench_cpu(calls: int) -> None:
+    """CPU the Junction process spends per `tools/call` (stdio upstream, both client
+    generations): unlike the latency ratio it holds on a busy machine, where other
+    processes take the cores the timed path waits for."""
+    upstream = [sys.executable, SERVERS, "ok"]
+    config = write_config({"ok": {"command": upstream[0], "args": upstream[1:]}})
+    via = [sys.executable, "-c", JUNCTION_MCP, str(config)]
+    for mode in ("legacy", "2026-07-28"):
+        async with Client(stdio(via), mode=mode) as client:
+            for _ in range(50):
+                await client.call_tool("ok__echo", {"message": "hi"})
+            pid = _newest_child()
+            before = _cpu_seconds(pid)
+            for _ in range(calls):
+                await client.call_tool("ok__echo", {"message": "hi"})
+            spent = _cpu_seconds(pid) - before
+        print(f"cpu    {mode:10} client: {spent / calls * 1e6:.0f} us of Junction CPU per call")
+
+
 async def main(calls: int, only: set[str]) -> None:
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("stdio", lambda: bench_stdio(calls)),
         ("http", lambda: bench_http(calls)),
         ("list", lambda: bench_list(100)),
+        ("cpu", lambda: bench_cpu(max(calls, 1000))),
     ]
     for name, step in steps:
         if name in only:
@@ -218,6 +255,6 @@ if __name__ == "__main__":
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--only", default="stdio,http,list", help="comma-separated steps")
+    parser.add_argument("--only", default="stdio,http,list,cpu", help="comma-separated steps")
     args = parser.parse_args()
     anyio.run(main, args.calls, set(args.only.split(",")))

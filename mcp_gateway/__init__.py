@@ -29,6 +29,14 @@ Decisions:
   session per call is what makes other gateways ~10x slower.
 - An unchanged `tools/list` is answered from its last wire form: validating and dumping a
   thousand tools through the SDK's result models costs ~20 ms.
+- What an upstream sends its client while it serves a call (2025-11-25 requests: elicitation,
+  sampling, roots; log messages) goes to the caller of that call (`relay.py` says how the
+  call is told apart on a shared session), in that caller's generation: requests for a
+  2025-11-25 client, input-required rounds for a 2026-07-28 one (`_client_relay.py`), and
+  `on_request` for in-process callers (`ClientRequestFn`). A 2025-11-25 client's calls to a
+  server that speaks both go over a 2025-11-25 session of their own
+  (`UpstreamSpec.legacy_session`), so a tool written for that generation works as it would
+  directly.
 - No API-key check here: who may call `/mcp` is the embedding application's decision (Junction's
   access guard); a session answers only the principal that opened it.
 """
