@@ -179,6 +179,8 @@ class Supervisor:
                     os.close(write)
 
                 code = self.serve(started)
+            except SystemExit as exc:  # uvicorn's way out when the app cannot start
+                code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
                 log.exception("worker %d failed", number + 1)
             finally:
@@ -197,8 +199,10 @@ class Supervisor:
                 worker = waiting.pop(fd)
                 worker.serving = os.read(fd, 1) == b"1"
                 os.close(fd)
-                if not worker.serving:
-                    return self._failed(worker)
+                if not worker.serving:  # it closed the pipe unready: it has ended
+                    _, status = os.waitpid(worker.pid, 0)
+                    del self.workers[worker.pid]
+                    return self._failed(worker, status)
             for worker in list(waiting.values()):
                 pid, status = os.waitpid(worker.pid, os.WNOHANG)
                 if pid:
@@ -237,7 +241,7 @@ class Supervisor:
             )
             time.sleep(_RESTART_PAUSE)
             if not self.stopping and self._start([worker.number]):
-                log.info("worker %d serving again (pid %s)", worker.number + 1, self._pids())
+                log.info("worker %d serving again (pids %s)", worker.number + 1, self._pids())
         return worst
 
     def _stop_all(self) -> None:
