@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_gateway._client_relay import Rounds
 from mcp_gateway._sdk import connection_of
 from mcp_gateway._stdio_server import serve_streams
+from mcp_gateway._subscriptions import Subscriptions
 from mcp_gateway.errors import RESOURCE_NOT_FOUND, GatewayError
 from mcp_gateway.gateway import Catalog
 from mcp_gateway.relay import Relay
@@ -54,6 +55,10 @@ _EVENTS: dict[str, Callable[[], ServerEvent]] = {
     "resources": ResourcesListChanged,
     "prompts": PromptsListChanged,
 }
+
+
+_RELEASE = "junction/release"
+"""An internal notice: release an upstream subscription of a connection that ended."""
 
 
 class _Notifier:
@@ -70,9 +75,8 @@ class _Notifier:
         self._notices, self._notices_in = anyio.create_memory_object_stream[
             tuple[str, dict[str, Any]]
         ](256)
-        self._subscribed: dict[str, set[int]] = {}
         self._levels: dict[int, str] = {}
-        """Resource URI -> the handshake-era connections subscribed to it."""
+        self.subscriptions = Subscriptions(catalog, self.listen)
         self._unsubscribe = catalog.subscribe(self._on_change)
         self._unsubscribe_notices = catalog.subscribe_notices(self._on_notice)
         self.rounds = Rounds(catalog.options.call_timeout)
@@ -81,28 +85,18 @@ class _Notifier:
         with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError):
             self._notices.send_nowait((method, params))
 
-    def subscribed(self, ctx: ServerRequestContext[Any, Any], uri: str, on: bool) -> None:
-        """Remember which connection asked for `notifications/resources/updated` of `uri`."""
-        connection = connection_of(ctx.session)
-        if connection is None:
-            return
-        keys = self._subscribed.setdefault(uri, set())
-        if on:
-            keys.add(id(connection))
-        else:
-            keys.discard(id(connection))
-            if not keys:
-                del self._subscribed[uri]
-
     async def deliver_notices(self) -> None:
         """Upstream notifications no call claimed: log messages to every handshake-era client,
         resource updates to the clients subscribed to the resource (and to listen streams)."""
         async with self._notices_in:
             async for method, params in self._notices_in:
+                if method == _RELEASE:  # a connection that held subscriptions has ended
+                    await self.subscriptions.release(str(params["uri"]))
+                    continue
                 if method == "notifications/resources/updated":
                     uri = str(params.get("uri"))
                     await self.bus.publish(ResourceUpdated(uri=uri))
-                    keys = self._subscribed.get(uri, set())
+                    keys = self.subscriptions.subscribers(uri)
                 else:
                     keys = set(self._sessions)
                 for key in list(keys):
@@ -146,13 +140,8 @@ class _Notifier:
     def _forget(self, key: int) -> None:
         self._sessions.pop(key, None)
         self._levels.pop(key, None)
-        for uri in [u for u, keys in self._subscribed.items() if key in keys]:
-            self.subscribed_keys(uri).discard(key)
-            if not self._subscribed[uri]:
-                del self._subscribed[uri]
-
-    def subscribed_keys(self, uri: str) -> set[int]:
-        return self._subscribed.setdefault(uri, set())
+        for uri in self.subscriptions.gone(key):
+            self._on_notice(_RELEASE, {"uri": uri})
 
     async def cached_tools(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -422,12 +411,15 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
 
     def subscriber(method: str) -> Callable[[ServerRequestContext[Any, Any], Any], Any]:
         async def handler(ctx: ServerRequestContext[Any, Any], params: Any) -> Any:
+            subscriptions = notifier.subscriptions
+            connection = connection_of(ctx.session)
+            key = id(connection if connection is not None else ctx.session)
             try:
-                result = await catalog.subscribe_resource(method, str(params.uri))
+                if method == "resources/subscribe":
+                    return await subscriptions.subscribe(key, str(params.uri))
+                return await subscriptions.unsubscribe(key, str(params.uri))
             except GatewayError as exc:
                 raise _mcp_error(exc) from None
-            notifier.subscribed(ctx, str(params.uri), method == "resources/subscribe")
-            return result
 
         return handler
 
@@ -454,7 +446,7 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
         on_set_logging_level=set_level,
         on_subscribe_resource=subscriber("resources/subscribe"),
         on_unsubscribe_resource=subscriber("resources/unsubscribe"),
-        on_subscriptions_listen=notifier.listen,
+        on_subscriptions_listen=notifier.subscriptions.listen,
     )
     server.middleware.append(notifier.track)
     if size <= 0:

@@ -300,3 +300,39 @@ async def test_an_upstreams_error_reaches_the_caller_as_it_gave_it(gateway: Gate
     assert info.value.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
     assert info.value.message == "This tool requires the client 'sampling' capability"
     assert info.value.data == {"requiredCapabilities": {"sampling": {}}}
+
+
+async def test_subscriptions_of_both_generations_share_the_upstreams_one(url: str) -> None:
+    """A 2026-07-28 listen stream and two 2025-11-25 clients subscribe to one resource; the
+    upstream is released only when the last one goes, so nobody silences another."""
+    from mcp.shared.subscriptions import ResourceUpdated
+
+    uri = "junction+old:test://watched-resource"
+    heard: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            heard.append(str(message.params.uri))
+
+    async def touched(client: Client) -> None:
+        await client.call_tool("old__touch_watched_resource", {})
+
+    async with (
+        Client(streamable_http_client(url), mode="2026-07-28") as new,
+        Client(streamable_http_client(url), mode="legacy", message_handler=on_message) as a,
+        Client(streamable_http_client(url), mode="legacy") as b,
+    ):
+        await a.subscribe_resource(uri)
+        await b.subscribe_resource(uri)
+        await b.unsubscribe_resource(uri)  # a still holds it upstream
+        async with new.listen(resource_subscriptions=[uri]) as stream:
+            await touched(b)
+            with anyio.fail_after(10):
+                async for event in stream:
+                    assert isinstance(event, ResourceUpdated)
+                    assert event.uri == uri
+                    break
+        with anyio.fail_after(10):
+            while not heard:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+    assert heard[0] == uri
