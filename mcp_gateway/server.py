@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_gateway._client_relay import Rounds
 from mcp_gateway._sdk import connection_of
+from mcp_gateway._sse_endpoint import add_sse_endpoint
 from mcp_gateway._stdio_server import serve_streams
 from mcp_gateway._subscriptions import Subscriptions
 from mcp_gateway.errors import RESOURCE_NOT_FOUND, GatewayError
@@ -571,7 +572,8 @@ def http_app(
     manage_gateway: bool = False,
     json_response: bool = False,
 ) -> Starlette:
-    """A Starlette app serving the catalog on `path` (Streamable HTTP, both revisions).
+    """A Starlette app serving the catalog on `path` (Streamable HTTP, both revisions), and
+    on `{path}/sse` + `{path}/messages/` (the HTTP+SSE transport of 2024-11-05).
 
     It checks no API key: who may call is the embedding application's middleware's decision
     (Junction's access guard), and each session answers only the principal that opened it.
@@ -609,6 +611,14 @@ def http_app(
                 notifier.close()
                 tg.cancel_scope.cancel()
 
+    add_sse_endpoint(  # 2024-11-05 clients: GET {path}/sse, POST {path}/messages/
+        app,
+        server,
+        path,
+        server.create_initialization_options(_NOTIFICATIONS),
+        security=security,
+        max_body=catalog.options.max_argument_bytes + 1024 * 1024,
+    )
     app.router.lifespan_context = lifespan
     app.add_middleware(_SessionOwners)
     app.add_middleware(_TrimmedHeaders)

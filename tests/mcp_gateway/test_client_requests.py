@@ -23,6 +23,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_gateway import Gateway, GatewayError, StdioUpstream, http_app
@@ -336,3 +337,16 @@ async def test_subscriptions_of_both_generations_share_the_upstreams_one(url: st
             while not heard:  # noqa: ASYNC110
                 await anyio.sleep(0.02)
     assert heard[0] == uri
+
+
+async def test_a_2024_11_05_client_speaks_http_sse_beside_streamable_http(url: str) -> None:
+    """`GET /mcp/sse` + `POST /mcp/messages/` (the SDK's SSE client): tools, calls and the
+    relays work as over Streamable HTTP."""
+    base = url.removesuffix("/mcp")
+    async with Client(
+        sse_client(f"{base}/mcp/sse"), mode="legacy", elicitation_callback=answer_form
+    ) as client:
+        listed = {t.name for t in (await client.list_tools()).tools}
+        assert "old__test_elicitation" in listed
+        elicited = await client.call_tool("old__test_elicitation", {"message": "Sure?"})
+        assert text(elicited) == 'User response: action=accept, content={"response":"blue"}'
