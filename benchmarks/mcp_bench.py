@@ -1,6 +1,6 @@
 """MCP gateway benchmark: the same upstream called directly and through Junction, in one run.
 
-    python benchmarks/mcp_bench.py [--calls 300] [--only stdio,http,list,cpu]
+    python benchmarks/mcp_bench.py [--calls 300] [--only stdio,http,list,cpu,catalog]
 
 For a stdio upstream (an `mcp` SDK server) and a Streamable HTTP upstream (server-everything):
 `tools/call` latency at concurrency 1 (p50 ratio, target <= 2.0x direct) and throughput at
@@ -52,9 +52,10 @@ JUNCTION_HTTP = (
 )
 
 
-def write_config(servers: dict[str, Any]) -> Path:
+def write_config(servers: dict[str, Any], mcp: dict[str, Any] | None = None) -> Path:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-        json.dump({"mcp_servers": servers, "logging": {"level": "warning"}}, handle)
+        config = {"mcp_servers": servers, "logging": {"level": "warning"}, "mcp": mcp or {}}
+        json.dump(config, handle)
     return Path(handle.name)
 
 
@@ -237,12 +238,52 @@ async def bench_cpu(calls: int) -> None:
         print(f"cpu    {mode:10} client: {spent / calls * 1e6:.0f} us of Junction CPU per call")
 
 
+def _size(message: Any) -> int:
+    return len(json.dumps(message, separators=(",", ":")))
+
+
+async def bench_catalog() -> None:
+    """Bytes each way of a client's `tools/list` across 20 upstreams x 50 tools, with every
+    tool listed and in catalog mode, and what finding and describing one tool costs there."""
+    servers = {
+        f"s{i:02}": {"command": sys.executable, "args": [SERVERS, "many"]} for i in range(20)
+    }
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    for mode in (False, True):
+        via = [
+            sys.executable,
+            "-c",
+            JUNCTION_MCP,
+            str(write_config(servers, {"catalog_mode": mode})),
+        ]
+        async with Client(stdio(via), mode="legacy") as client:
+            listed = await client.session._dispatcher.send_raw_request("tools/list", {}, {})
+            line = (
+                f"catalog mode {'on ' if mode else 'off'}: tools/list {_size(request)} B out, "
+                f"{_size(listed)} B back ({len(listed['tools'])} tools)"
+            )
+            if mode:
+                search = {"name": "search_tools", "arguments": {"query": "tool 7"}}
+                found = await client.session._dispatcher.send_raw_request("tools/call", search, {})
+                first = found["structuredContent"]["tools"][0]["name"]
+                describe = {"name": "describe_tool", "arguments": {"name": first}}
+                described = await client.session._dispatcher.send_raw_request(
+                    "tools/call", describe, {}
+                )
+                line += (
+                    f" | finding one tool: search_tools {_size(search)} B out, {_size(found)} B "
+                    f"back; describe_tool {_size(describe)} B out, {_size(described)} B back"
+                )
+            print(line)
+
+
 async def main(calls: int, only: set[str]) -> None:
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("stdio", lambda: bench_stdio(calls)),
         ("http", lambda: bench_http(calls)),
         ("list", lambda: bench_list(100)),
         ("cpu", lambda: bench_cpu(max(calls, 1000))),
+        ("catalog", bench_catalog),
     ]
     for name, step in steps:
         if name in only:
@@ -255,6 +296,8 @@ if __name__ == "__main__":
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--only", default="stdio,http,list,cpu", help="comma-separated steps")
+    parser.add_argument(
+        "--only", default="stdio,http,list,cpu,catalog", help="comma-separated steps"
+    )
     args = parser.parse_args()
     anyio.run(main, args.calls, set(args.only.split(",")))

@@ -156,6 +156,7 @@ def gateway_inputs(config: JunctionConfig) -> tuple[list[UpstreamSpec], GatewayO
         deny=tuple(gateway.deny),
         call_timeout=gateway.call_timeout,
         connect_timeout=gateway.connect_timeout,
+        catalog_mode=gateway.catalog_mode,
     )
     return specs, options
 

@@ -38,6 +38,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_gateway import _catalog_mode as catalog_mode
 from mcp_gateway._client_relay import Rounds
 from mcp_gateway._sdk import connection_of
 from mcp_gateway._sse_endpoint import add_sse_endpoint
@@ -155,7 +156,8 @@ class _Notifier:
         if ctx.method != "tools/list" or (ctx.params or {}).get("cursor"):
             return await call_next(ctx)
         kinds = sorted({"mcp_tools", *(t.grant[0] for t in self._catalog.local_tools() if t.grant)})
-        key = (ctx.protocol_version, *(allowed(ctx, kind) for kind in kinds))
+        mode = self._catalog.options.catalog_mode
+        key = (ctx.protocol_version, mode, *(allowed(ctx, kind) for kind in kinds))
         cached = self._tools_wire.get(key)
         if cached is None:
             result = await call_next(ctx)
@@ -302,6 +304,8 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> Any:
+        if catalog.options.catalog_mode:
+            return _hinted({"tools": catalog_mode.TOOLS, "resultType": "complete"}, "tools/list")
         may_use = _caller_may_use(ctx, catalog)
         tools = [t for t in await catalog.list_tools() if may_use(t["name"])]
         return _hinted(_page(tools, params.cursor if params else None, size, "tools"), "tools/list")
@@ -309,10 +313,24 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> Any:
-        if not _caller_may_use(ctx, catalog)(params.name):
+        name, arguments = params.name, params.arguments
+        if catalog.options.catalog_mode:  # three tools stand for the whole catalog
+            if name in (catalog_mode.SEARCH, catalog_mode.DESCRIBE):
+                tools = await catalog.list_tools()
+                return _complete(
+                    catalog_mode.answer(name, arguments or {}, tools, _caller_may_use(ctx, catalog))
+                )
+            if name == catalog_mode.CALL:
+                target = catalog_mode.unwrap(arguments)
+                if target is None:
+                    raise _mcp_error(
+                        GatewayError(types.INVALID_PARAMS, "call_tool needs a name and arguments")
+                    )
+                name, arguments = target
+        if not _caller_may_use(ctx, catalog)(name):
             # The same answer as for a tool that does not exist: a key learns nothing more.
-            raise _mcp_error(GatewayError(types.INVALID_PARAMS, f"Unknown tool: {params.name!r}"))
-        await _admit_tool(ctx, params.name)
+            raise _mcp_error(GatewayError(types.INVALID_PARAMS, f"Unknown tool: {name!r}"))
+        await _admit_tool(ctx, name)
         meta = params.meta or {}
         token = meta.get("progress_token", meta.get("progressToken"))
 
@@ -321,8 +339,8 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
 
         async def run(relay: Relay) -> dict[str, Any]:
             return await catalog.call_tool(
-                params.name,
-                params.arguments,
+                name,
+                arguments,
                 on_progress=progress if token is not None else None,
                 meta=_caller_meta(ctx, notifier.log_level(ctx)),
                 resume=_resume(ctx),
@@ -330,9 +348,7 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
             )
 
         try:
-            return _complete(
-                await rounds.relayed(ctx, lambda: catalog.may_ask("tools", params.name), run)
-            )
+            return _complete(await rounds.relayed(ctx, lambda: catalog.may_ask("tools", name), run))
         except GatewayError as exc:
             raise _mcp_error(exc) from None
 

@@ -111,6 +111,9 @@ class GatewayOptions:
     """Largest `tools/call` arguments (as JSON) forwarded; larger calls get a clear error."""
     page_size: int = 0
     """Items per downstream list page; 0 returns everything in one page."""
+    catalog_mode: bool = False
+    """MCP clients see three tools (search_tools, describe_tool, call_tool) standing for the
+    whole catalog, instead of every tool (`_catalog_mode.py`)."""
 
     def globally_denied(self, server: str, tool: str) -> bool:
         qualified = f"{server}/{tool}"

@@ -189,4 +189,8 @@ class McpGatewayConfig(ConfigModel):
     deny: list[str] = Field(default_factory=list)
     call_timeout: Seconds = 60.0
     connect_timeout: Seconds = 30.0
+    catalog_mode: bool = False
+    """MCP clients see three tools instead of every tool: `search_tools` (by words),
+    `describe_tool` (its schema) and `call_tool` (by name), for clients whose context a
+    large catalog would fill. Junction's own agent still sees every tool."""
     token_store: TokenStoreConfig = Field(default_factory=TokenStoreConfig)
