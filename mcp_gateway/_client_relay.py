@@ -28,6 +28,7 @@ import mcp_types as types
 from mcp.server import ServerRequestContext
 from mcp.server.connection import allowed_log_levels
 from mcp.shared.exceptions import MCPError
+from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_gateway._sdk import connection_of, request_outbound
@@ -70,10 +71,23 @@ def _caller(ctx: ServerRequestContext[Any, Any]) -> object:
     return state.get("principal") if isinstance(state, dict) else None
 
 
-def _log_notifier(ctx: ServerRequestContext[Any, Any]) -> Callable[[str, dict[str, Any]], Any]:
+def levels_from(level: str) -> frozenset[str]:
+    """The log levels at `level` and above (RFC 5424 order, as the spec's)."""
+    return frozenset(allowed_log_levels(MODERN_PROTOCOL_VERSIONS[-1], {LOG_LEVEL_META_KEY: level}))
+
+
+def _log_notifier(
+    ctx: ServerRequestContext[Any, Any], level: str = "debug"
+) -> Callable[[str, dict[str, Any]], Any]:
+    """Relays log messages to the request's own stream: at 2026-07-28 the levels the request
+    opted in to, at 2025-11-25 those at or above the level the client set (`level`)."""
     outbound = request_outbound(ctx.session)
     meta = (ctx.params or {}).get("_meta")
-    levels = allowed_log_levels(ctx.protocol_version, meta if isinstance(meta, dict) else None)
+    levels: frozenset[str]
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        levels = allowed_log_levels(ctx.protocol_version, meta if isinstance(meta, dict) else None)
+    else:
+        levels = levels_from(level)
     connection = connection_of(ctx.session)
 
     async def notify(method: str, params: dict[str, Any]) -> None:
@@ -89,8 +103,8 @@ def _log_notifier(ctx: ServerRequestContext[Any, Any]) -> Callable[[str, dict[st
     return notify
 
 
-def legacy_relay(ctx: ServerRequestContext[Any, Any]) -> Relay:
-    """Relay to a 2025-11-25 client on the request's own stream."""
+def legacy_relay(ctx: ServerRequestContext[Any, Any], level: str = "debug") -> Relay:
+    """Relay to a 2025-11-25 client on the request's own stream (`level`: the one it set)."""
     outbound = request_outbound(ctx.session)
     caps = ctx.session.client_capabilities
 
@@ -106,7 +120,7 @@ def legacy_relay(ctx: ServerRequestContext[Any, Any]) -> Relay:
             raise GatewayError(exc.error.code, exc.error.message, data=exc.error.data) from None
 
     owner = connection_of(ctx.session) or ctx.session
-    return Relay(on_request, _log_notifier(ctx), owner=owner, legacy=True)
+    return Relay(on_request, _log_notifier(ctx, level), owner=owner, legacy=True)
 
 
 def log_relay(ctx: ServerRequestContext[Any, Any]) -> Relay:
@@ -159,15 +173,20 @@ class Rounds:
         return state if isinstance(state, str) and state.startswith(ROUND_STATE_PREFIX) else None
 
     async def relayed(
-        self, ctx: ServerRequestContext[Any, Any], may_ask: Callable[[], bool], run: Run
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        may_ask: Callable[[], bool],
+        run: Run,
+        log_level: str = "debug",
     ) -> dict[str, Any]:
         """Run a client's request with the relay its generation needs (see the module's doc);
-        `may_ask`: whether the upstream serving it could send server-to-client requests."""
+        `may_ask`: whether the upstream serving it could send server-to-client requests;
+        `log_level`: the one a 2025-11-25 client set."""
         state = self.ours(ctx)
         if state is not None:
             return await self.resume(ctx, state)
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            return await run(legacy_relay(ctx))
+            return await run(legacy_relay(ctx, log_level))
         if may_ask():
             return await self.start(ctx, run)
         return await run(log_relay(ctx))

@@ -39,7 +39,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_gateway import _catalog_mode as catalog_mode
-from mcp_gateway._client_relay import Rounds
+from mcp_gateway._client_relay import Rounds, levels_from
 from mcp_gateway._sdk import connection_of
 from mcp_gateway._sse_endpoint import add_sse_endpoint
 from mcp_gateway._stdio_server import serve_streams
@@ -99,8 +99,13 @@ class _Notifier:
                     uri = str(params.get("uri"))
                     await self.bus.publish(ResourceUpdated(uri=uri))
                     keys = self.subscriptions.subscribers(uri)
-                else:
-                    keys = set(self._sessions)
+                else:  # a log message: to each client whose level it reaches
+                    level = params.get("level")
+                    keys = {
+                        key
+                        for key in self._sessions
+                        if level in levels_from(self._levels.get(key, "debug"))
+                    }
                 for key in list(keys):
                     session = self._sessions.get(key)
                     connection = connection_of(session) if session is not None else None
@@ -348,7 +353,11 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
             )
 
         try:
-            return _complete(await rounds.relayed(ctx, lambda: catalog.may_ask("tools", name), run))
+            return _complete(
+                await rounds.relayed(
+                    ctx, lambda: catalog.may_ask("tools", name), run, notifier.log_level(ctx)
+                )
+            )
         except GatewayError as exc:
             raise _mcp_error(exc) from None
 
@@ -384,7 +393,9 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
 
         try:
             return _complete(
-                await rounds.relayed(ctx, lambda: catalog.may_ask("resources", uri), run)
+                await rounds.relayed(
+                    ctx, lambda: catalog.may_ask("resources", uri), run, notifier.log_level(ctx)
+                )
             )
         except GatewayError as exc:
             modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
@@ -406,7 +417,12 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
 
         try:
             return _complete(
-                await rounds.relayed(ctx, lambda: catalog.may_ask("prompts", params.name), run)
+                await rounds.relayed(
+                    ctx,
+                    lambda: catalog.may_ask("prompts", params.name),
+                    run,
+                    notifier.log_level(ctx),
+                )
             )
         except GatewayError as exc:
             raise _mcp_error(exc) from None

@@ -350,3 +350,18 @@ async def test_a_2024_11_05_client_speaks_http_sse_beside_streamable_http(url: s
         assert "old__test_elicitation" in listed
         elicited = await client.call_tool("old__test_elicitation", {"message": "Sure?"})
         assert text(elicited) == 'User response: action=accept, content={"response":"blue"}'
+
+
+async def test_a_legacy_client_hears_only_the_levels_it_set(url: str) -> None:
+    """The upstream logs at info whatever it was told; the client set warning: nothing."""
+    logs: list[Any] = []
+
+    async def logged(params: types.LoggingMessageNotificationParams) -> None:
+        logs.append(params.data)
+
+    async with Client(streamable_http_client(url), mode="legacy", logging_callback=logged) as c:
+        await c.set_logging_level("warning")
+        await c.call_tool("old__test_tool_with_logging", {})
+        await c.set_logging_level("info")
+        await c.call_tool("old__test_tool_with_logging", {})
+    assert logs == ["Tool execution started", "Tool processing data", "Tool execution completed"]
