@@ -10,8 +10,8 @@ no event twice, in the order the relay recorded them.
 
 The lease is a key with a time to live (`cluster.relay_lease_seconds`) that its holder renews;
 a sorted set lists every relayed task by its lease's end. A replica killed mid-stream stops
-renewing; each replica sweeps the set a few times per lease and the first to find a lapsed one
-takes it (`SET NX`, so one replica each), asks the agent for the task and subscribes to it
+renewing; each replica sweeps the set (every second, or three times a lease if shorter) and
+the first to find a lapsed one takes it (`SET NX`, so one replica each), asks the agent for the task and subscribes to it
 upstream again: its events continue the same Redis stream. A replica that stops gracefully
 hands its leases over at once. Events the agent sent while nobody followed it are not replayed
 by A2A agents; the takeover's first look at the task (GetTask, then the SubscribeToTask
@@ -468,8 +468,8 @@ class RedisFanout:
     async def _sweep(self) -> None:
         from redis.exceptions import RedisError
 
-        while True:
-            await asyncio.sleep(self.lease_ms / 3000)
+        while True:  # renewed 3 times a lease; a handed-over task is taken within a second
+            await asyncio.sleep(min(self.lease_ms / 3000, 1.0))
             try:
                 if self.held:
                     lost = await self._script(

@@ -173,3 +173,48 @@ async def test_one_task_across_three_replicas_and_a_killed_relay(
     steps = Counter(text(b) for b in by_sequence.values() if text(b).startswith("step"))
     assert steps == Counter({"step 1": 1, "step 2": 1, "step 3": 1, "step 4": 1})
     assert any(state(b) == "TASK_STATE_CANCELED" for b in by_sequence.values())
+
+
+async def test_a_replica_that_stops_hands_its_tasks_over(
+    tmp_path: Path, postgres_url: str, redis: RedisServer
+) -> None:
+    """SIGTERM on the relaying replica: it hands the task's lease over as it stops (the lease
+    here is far longer than the test may wait, so only the hand-over can explain a takeover),
+    and a subscriber on the other replica goes on receiving without resubscribing."""
+    with ticker_agent() as agent:
+        config = replica_config(
+            tmp_path / "junction.json", postgres_url, redis.url, agent, lease=300
+        )
+        one, two = (Replica(f"r{i}", free_port(), config) for i in (1, 2))
+        await asyncio.gather(one.start(), two.start())
+        assert one.proc is not None and two.proc is not None
+        try:
+            async with (
+                cluster_client(one.url) as starter,
+                cluster_client(two.url) as follower,
+                httpx.AsyncClient(timeout=10) as http,
+            ):
+                starter.send("stream", text="tick 3")
+                task_id = (await starter.streamed())["stream"]["task"]["id"]
+                n = follower.send("subscribe", id=task_id, max_events=100)
+                joined = await follower.next(n)
+                await http.post(f"{agent}/release", json={"upto": 1})
+                while text((await follower.next(n))["event"]) != "step 1":
+                    pass
+                one.proc.process.send_signal(signal.SIGTERM)
+                stopped = await one.proc.exit_code()
+                await two.proc.wait_log(r"took over relaying task")
+                await http.post(f"{agent}/release", json={"upto": 3})
+                rest = [await follower.next(n) for _ in range(4)]
+                subscribes = (await http.get(f"{agent}/subscribes")).json()["subscribes"]
+        finally:
+            await one.proc.kill()
+            await two.proc.kill()
+    assert joined["replica"] == "r2" and "task" in joined["event"]
+    assert stopped == 0
+    assert [text(i["event"]) for i in rest[:2]] == ["step 2", "step 3"]
+    assert state(rest[2]["event"]) == "TASK_STATE_COMPLETED"
+    assert [state(e) for e in rest[3]["ok"]][-1] == "TASK_STATE_COMPLETED" and len(
+        rest[3]["ok"]
+    ) == 5
+    assert subscribes == 1  # r2 subscribed at the agent once, when it took over
