@@ -63,6 +63,13 @@ def run_serve(
             return LISTEN_FAILED
     if workers > 1:
         assert listener is not None
+        if not config.cluster.redis_url:
+            log.warning(
+                "server.workers: %d without cluster.redis_url: rate limits are counted per "
+                "worker, and a SubscribeToTask answered by another worker than the one relaying "
+                "the task subscribes at the agent again",
+                workers,
+            )
         supervisor = Supervisor(
             workers,
             lambda started: _serve(

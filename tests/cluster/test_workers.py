@@ -110,3 +110,52 @@ async def test_workers_that_cannot_start_say_why_once(tmp_path: Path) -> None:
         "why; stopping the others\n"
     ]
     assert "Started server process" in broken.log and broken.log.count("Started server") == 1
+
+
+async def test_two_workers_on_one_sqlite_file_keep_every_task(tmp_path: Path) -> None:
+    """SQLite in WAL mode across worker processes on one host: concurrent SendMessage calls
+    answered by either worker are all stored, and either worker lists all of them."""
+    from tests.a2a.harness import sdk_agent, send_params
+
+    with sdk_agent("echoer") as agent:
+        path = config(tmp_path, f"sqlite:///{tmp_path / 'j.db'}")
+        doc = orjson.loads(path.read_bytes())
+        doc["a2a_agents"] = {"echoer": {"url": agent}}
+        path.write_bytes(orjson.dumps(doc))
+        proc = await start(path)
+        try:
+            port = (await logged(proc, r"listening on http://127\.0\.0\.1:(\d+)")).group(1)
+            await logged(proc, r"2 workers serving")
+            url = f"http://127.0.0.1:{port}/a2a"
+
+            async def send(http: httpx.AsyncClient, i: int) -> httpx.Response:
+                body = {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "SendMessage",
+                    "params": send_params(f"echo {i}", "echoer"),
+                }
+                return await http.post(url, json=body, headers={"A2A-Version": "1.0"})
+
+            limits = httpx.Limits(max_connections=16)
+            async with httpx.AsyncClient(timeout=HANG_GUARD, limits=limits) as http:
+                sent = await asyncio.gather(*(send(http, i) for i in range(120)))
+            listings: dict[str, int] = {}
+            async with asyncio.timeout(HANG_GUARD):
+                while len(listings) < 2:  # ListTasks from both workers, fresh connections
+                    async with httpx.AsyncClient() as http:
+                        body = {"jsonrpc": "2.0", "id": 1, "method": "ListTasks",
+                                "params": {"pageSize": 100}}  # fmt: skip
+                        answer = await http.post(url, json=body, headers={"A2A-Version": "1.0"})
+                    listings[answer.headers["x-junction-replica"]] = answer.json()["result"][
+                        "totalSize"
+                    ]
+        finally:
+            proc.process.send_signal(signal.SIGTERM)
+            code = await proc.exit_code()
+    workers = {r.headers["x-junction-replica"] for r in sent}
+    completed = [r.json()["result"]["task"]["status"]["state"] for r in sent]
+    assert len(workers) == 2  # both wrote
+    assert completed == ["TASK_STATE_COMPLETED"] * 120
+    assert list(listings.values()) == [120, 120]
+    assert code == 0
