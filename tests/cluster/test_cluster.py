@@ -218,3 +218,45 @@ async def test_a_replica_that_stops_hands_its_tasks_over(
         rest[3]["ok"]
     ) == 5
     assert subscribes == 1  # r2 subscribed at the agent once, when it took over
+
+
+async def test_redis_down_ends_remote_followers_and_replicas_go_on_alone(
+    tmp_path: Path, postgres_url: str, redis: RedisServer
+) -> None:
+    """Redis killed: the replica relaying a task keeps streaming it to its own caller, a
+    subscriber on another replica gets one last status event saying why its stream ends, and a
+    new SubscribeToTask there follows the task at the agent itself, as without Redis."""
+    with ticker_agent() as agent:
+        config = replica_config(tmp_path / "junction.json", postgres_url, redis.url, agent)
+        one, two = (Replica(f"r{i}", free_port(), config) for i in (1, 2))
+        await asyncio.gather(one.start(), two.start())
+        assert one.proc is not None and two.proc is not None
+        try:
+            async with (
+                cluster_client(one.url) as starter,
+                cluster_client(two.url) as follower,
+                httpx.AsyncClient(timeout=10) as http,
+            ):
+                starter.send("stream", text="tick 3")
+                task_id = (await starter.streamed())["stream"]["task"]["id"]
+                n = follower.send("subscribe", id=task_id, max_events=100)
+                await follower.next(n)  # the snapshot, from Redis
+                redis.kill()
+                remote: list[Any] = []
+                while "ok" not in (item := await follower.next(n)):
+                    remote.append(item["event"])
+                await http.post(f"{agent}/release", json={"upto": 1})
+                while text((await starter.streamed())["stream"]) != "step 1":
+                    pass
+                m = follower.send("subscribe", id=task_id, max_events=2)
+                await follower.next(m)  # the snapshot, from the store
+                await http.post(f"{agent}/release", json={"upto": 2})
+                alone = await follower.next(m)
+                subscribes = (await http.get(f"{agent}/subscribes")).json()["subscribes"]
+        finally:
+            await one.proc.kill()
+            await two.proc.kill()
+    assert "event bus (Redis) is unreachable" in text(remote[-1])
+    assert state(remote[-1]) == "TASK_STATE_WORKING"
+    assert text(alone["event"]) == "step 2"
+    assert subscribes == 1  # the second subscriber's replica followed the agent itself
