@@ -16,6 +16,7 @@ COPY router_core/ router_core/
 COPY mcp_gateway/ mcp_gateway/
 COPY a2a/ a2a/
 COPY acp/ acp/
+COPY stores/ stores/
 COPY junction/ junction/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -195,7 +195,7 @@ def test_invalid_config_exits_2_with_the_key_path_and_no_traceback(tmp_path: Pat
     ("argv", "says"),
     [
         (["--mode", "bridge"], b"--mode bridge needs --connect"),
-        (["--mode", "bridge", "--connect", "http://x/acp"], b"ws://"),
+        (["--mode", "bridge", "--connect", "ftp://x/acp"], b"ws(s):// or http(s)://"),
         (["check", "--mode", "stdio"], b"exactly one of --mode or a command"),
     ],
 )
