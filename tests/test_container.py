@@ -104,3 +104,24 @@ def test_the_balancer_spreads_requests_over_every_replica() -> None:
     done = _compose_config(COMPOSE_ENV)
     services = yaml.safe_load(done.stdout)["services"]
     assert replicas == {name for name in services if name.startswith("junction-")}
+
+
+def test_the_team_configuration_loads_with_what_compose_gives_it() -> None:
+    """deploy/junction.team.yaml, read with the environment compose sets on a replica: a
+    PostgreSQL store sealed with a key, Redis shared, keys required."""
+    from cryptography.fernet import Fernet
+
+    services = yaml.safe_load(_compose_config(COMPOSE_ENV).stdout)["services"]
+    replica = services["junction-1"]
+    (volume,) = replica["volumes"]
+    mounted = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+    assert Path(mounted).resolve() == ROOT / "deploy" / "junction.team.yaml"
+    env = {k: str(v) for k, v in replica["environment"].items()}
+    env["JUNCTION_STORE_KEY"] = Fernet.generate_key().decode()
+    config = load_config(ROOT / "deploy" / "junction.team.yaml", env)
+    assert config.store.url == "postgresql://junction:p-1@postgres:5432/junction"
+    assert config.store.encryption_key == env["JUNCTION_STORE_KEY"]
+    assert config.cluster.redis_url == "redis://redis:6379/0"
+    assert config.server.host == "0.0.0.0"
+    with pytest.raises(ConfigError, match="an API key is empty"):
+        load_config(ROOT / "deploy" / "junction.team.yaml", {**env, "JUNCTION_API_KEY": ""})
