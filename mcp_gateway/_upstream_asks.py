@@ -11,7 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import anyio
 import mcp_types as types
+from mcp import Client
 from mcp.client.session import ClientRequestContext
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -40,6 +42,8 @@ class ServerAsks:
     _calls: InFlight
     _url_elicitations: dict[str, Relay]
     _on_notify: NotifyFn | None
+    _watched: set[str]
+    _watch_changed: anyio.Event
 
     async def _elicit_complete(self, params: types.ElicitCompleteNotificationParams) -> None:
         relay = self._url_elicitations.pop(params.elicitation_id, None)
@@ -102,6 +106,47 @@ class ServerAsks:
             await relay.notify("notifications/message", raw)
         elif self._on_notify is not None:
             self._on_notify(self.name, "notifications/message", raw)
+
+    def watch(self, uri: str, on: bool) -> None:
+        """Watch (or stop watching) a resource of a 2026-07-28 server for updates, which it
+        sends on a listen stream naming the URIs (`_watch_resources`)."""
+        before = len(self._watched)
+        (self._watched.add if on else self._watched.discard)(uri)
+        if len(self._watched) != before:
+            self._watch_changed.set()
+
+    async def _watch_resources(self, client: Client) -> None:
+        """One listen stream with the watched URIs, reopened whenever they change; each
+        `ResourceUpdated` goes out as `notifications/resources/updated`."""
+        while True:
+            changed = self._watch_changed = anyio.Event()
+            uris = sorted(self._watched)
+            if not uris:
+                await changed.wait()
+                continue
+            try:
+                async with (
+                    client.listen(resource_subscriptions=uris) as stream,
+                    anyio.create_task_group() as tg,
+                ):
+                    tg.start_soon(_cancel_when, changed, tg.cancel_scope)
+                    async for event in stream:
+                        uri = getattr(event, "uri", None)
+                        if isinstance(uri, str) and self._on_notify is not None:
+                            self._on_notify(
+                                self.name, "notifications/resources/updated", {"uri": uri}
+                            )
+                    tg.cancel_scope.cancel()
+            except Exception as exc:
+                log.debug("upstream %s: resource listen stream ended: %s", self.name, exc)
+            if not changed.is_set():
+                with anyio.move_on_after(1.0):  # ended by the server: again, but never spinning
+                    await changed.wait()
+
+
+async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

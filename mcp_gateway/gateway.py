@@ -528,15 +528,18 @@ class Catalog:
 
     async def subscribe_resource(self, method: str, uri: str) -> dict[str, Any]:
         """`resources/subscribe` or `resources/unsubscribe`, sent to the resource's owner when
-        it is a handshake-era server offering subscriptions; answered here otherwise (a
-        2026-07-28 server has no such method: its updates ride `subscriptions/listen`)."""
+        it is a handshake-era server offering subscriptions; a 2026-07-28 server has no such
+        method: the URI joins (or leaves) the listen stream Junction keeps open to it."""
         route = self._resource_route(uri)
         if route is None:
             await self._settled()
             route = self._resource_route(uri)
         if route is None:
             raise GatewayError(RESOURCE_NOT_FOUND, f"Unknown resource: {uri!r}", data={"uri": uri})
-        if route.upstream.modern or not route.upstream.offers("subscribe"):
+        if route.upstream.modern:  # 2026-07-28: updates ride a listen stream naming the URI
+            route.upstream.watch(route.name, method == "resources/subscribe")
+            return {}
+        if not route.upstream.offers("subscribe"):
             return {}
         with self._in_flight.using(route.upstream):
             return _unstamped(await route.upstream.request(method, {"uri": route.name}))

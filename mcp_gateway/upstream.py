@@ -219,6 +219,8 @@ class Upstream(ServerAsks):
         self._wake = anyio.Event()
         self._refresh = anyio.Event()
         self._heard: set[str] = set()
+        self._watched: set[str] = set()
+        self._watch_changed = anyio.Event()
         self.announced: set[str] = set()
         """Lists the server said changed since the catalog last heard (see `Catalog.rebuild`):
         passed on even when the aggregate looks the same, as the server meant them."""
@@ -372,6 +374,9 @@ class Upstream(ServerAsks):
                     if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
                         # Listening before listing: a change in between is not lost.
                         await tg.start(self._listen, client)
+                        caps = client.server_capabilities
+                        if caps.resources is not None and caps.resources.subscribe:
+                            tg.start_soon(self._watch_resources, client)
                     self.catalog = await self._load_catalog(session)
                     scope.deadline = math.inf
                     self._client = client

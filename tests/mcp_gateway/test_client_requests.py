@@ -365,3 +365,28 @@ async def test_a_legacy_client_hears_only_the_levels_it_set(url: str) -> None:
         await c.set_logging_level("info")
         await c.call_tool("old__test_tool_with_logging", {})
     assert logs == ["Tool execution started", "Tool processing data", "Tool execution completed"]
+
+
+async def test_a_2026_upstreams_resource_updates_reach_a_subscribed_legacy_client(
+    url: str,
+) -> None:
+    """A 2026-07-28 upstream has no resources/subscribe: Junction watches the URI on a listen
+    stream to it, and its updates reach the 2025-11-25 subscriber."""
+    uri = "junction+new:test://watched-resource"
+    heard: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            heard.append(str(message.params.uri))
+
+    async with (
+        Client(streamable_http_client(url), mode="legacy", message_handler=on_message) as a,
+        Client(streamable_http_client(url), mode="2026-07-28") as b,
+    ):
+        await a.subscribe_resource(uri)
+        with anyio.fail_after(10):
+            while not heard:  # the watch opens in the background: touch until it is heard
+                await b.call_tool("new__touch_watched_resource", {})
+                await anyio.sleep(0.1)
+        await a.unsubscribe_resource(uri)
+    assert set(heard) == {uri}
