@@ -27,6 +27,7 @@ import anyio.abc
 import mcp_types as types
 from mcp.server import ServerRequestContext
 from mcp.server.connection import allowed_log_levels
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -123,6 +124,22 @@ def legacy_relay(ctx: ServerRequestContext[Any, Any], level: str = "debug") -> R
     return Relay(on_request, _log_notifier(ctx, level), owner=owner, legacy=True)
 
 
+def _progress_of(ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
+    """Reports progress on this request, if its client asked for progress."""
+    meta = (ctx.params or {}).get("_meta")
+    if not isinstance(meta, dict) or meta.get("progressToken") is None:
+        return None
+    session = ctx.session
+
+    async def report(progress: float, total: float | None, message: str | None) -> None:
+        try:
+            await session.report_progress(progress, total, message)
+        except Exception as exc:  # the request ended meanwhile
+            log.debug("could not relay progress: %r", exc)
+
+    return report
+
+
 def log_relay(ctx: ServerRequestContext[Any, Any]) -> Relay:
     """A 2026-07-28 client's relay for a call no one can ask anything during: its logs."""
     return Relay(None, _log_notifier(ctx), resolves_input=False)
@@ -148,6 +165,8 @@ class _Parked:
     pending: dict[str, _Ask] = field(default_factory=dict)
     outcome: dict[str, Any] | BaseException | None = None
     notify: Callable[[str, dict[str, Any]], Any] | None = None
+    progress: ProgressFnT | None = None
+    """Progress goes to the client's request that is open now (each retry is a new one)."""
     keys: int = 0
 
 
@@ -195,7 +214,7 @@ class Rounds:
         """Run a 2026-07-28 client's call; its upstream's first request (or its result)."""
         if self._tg is None:  # not serving: no background to park in
             return await run(log_relay(ctx))
-        call = _Parked(_caller(ctx), notify=_log_notifier(ctx))
+        call = _Parked(_caller(ctx), notify=_log_notifier(ctx), progress=_progress_of(ctx))
 
         async def ask(method: str, params: dict[str, Any]) -> dict[str, Any]:
             asked = _Ask(method, params)
@@ -213,10 +232,15 @@ class Rounds:
             if call.notify is not None:
                 await call.notify(method, params)
 
+        async def forward(progress: float, total: float | None, message: str | None) -> None:
+            if call.progress is not None:
+                await call.progress(progress, total, message)
+
         async def drive() -> None:
             with call.scope:
                 try:
-                    call.outcome = await run(Relay(ask, notify, resolves_input=False))
+                    relay = Relay(ask, notify, resolves_input=False, on_progress=forward)
+                    call.outcome = await run(relay)
                 except BaseException as exc:
                     call.outcome = exc
                     if isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -236,7 +260,7 @@ class Rounds:
             raise GatewayError(
                 types.INVALID_PARAMS, "requestState: unknown or expired (start the call again)"
             )
-        call.notify = _log_notifier(ctx)
+        call.notify, call.progress = _log_notifier(ctx), _progress_of(ctx)
         responses = (ctx.params or {}).get("inputResponses")
         for key, response in (responses if isinstance(responses, dict) else {}).items():
             asked = call.pending.pop(key, None)
@@ -261,7 +285,7 @@ class Rounds:
             except anyio.WouldBlock:
                 break
         if None in asks:
-            call.notify = None
+            call.notify = call.progress = None
             outcome = call.outcome
             if isinstance(outcome, anyio.get_cancelled_exc_class()):
                 raise GatewayError(types.INTERNAL_ERROR, "the call was cancelled")
@@ -276,7 +300,7 @@ class Rounds:
         return self._input_required(call)
 
     def _input_required(self, call: _Parked) -> dict[str, Any]:
-        call.notify = None  # no request of the client's is open to carry them
+        call.notify = call.progress = None  # no request of the client's is open to carry them
         state = ROUND_STATE_PREFIX + secrets.token_urlsafe(24)
         self._parked[state] = call
         return {

@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_gateway.errors import ClientRequestFn, GatewayError
 
@@ -56,6 +57,9 @@ class Relay:
     when it has one (`UpstreamSpec.legacy_session`)."""
     asking: int = 0
     """Requests of the upstream this caller has not answered yet."""
+    on_progress: ProgressFnT | None = None
+    """Where the upstream's progress goes when not to the request that started the call (a
+    call parked between a 2026-07-28 client's rounds reports to the round open now)."""
     resolves_input: bool = True
     """Whether a 2026-07-28 input-required result is answered through `on_request` (False:
     it goes to the caller as it is, for a 2026-07-28 client to answer itself)."""

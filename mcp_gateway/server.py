@@ -346,7 +346,7 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
             return await catalog.call_tool(
                 name,
                 arguments,
-                on_progress=progress if token is not None else None,
+                on_progress=relay.on_progress or (progress if token is not None else None),
                 meta=_caller_meta(ctx, notifier.log_level(ctx)),
                 resume=_resume(ctx),
                 relay=relay,

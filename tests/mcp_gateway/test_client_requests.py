@@ -390,3 +390,19 @@ async def test_a_2026_upstreams_resource_updates_reach_a_subscribed_legacy_clien
                 await anyio.sleep(0.1)
         await a.unsubscribe_resource(uri)
     assert set(heard) == {uri}
+
+
+async def test_progress_of_a_parked_call_reaches_the_round_open_now(url: str) -> None:
+    """A 2026-07-28 client, a 2025-11-25 upstream that asks, then reports progress: the
+    progress reaches the client on its retry (the request open then), not the first round's."""
+    steps: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        steps.append(progress)
+
+    async with Client(
+        streamable_http_client(url), mode="2026-07-28", elicitation_callback=answer_form
+    ) as client:
+        result = await client.call_tool("old__ask_then_progress", {}, progress_callback=on_progress)
+    assert text(result) == "done after accept"
+    assert steps == [1, 2, 3]
