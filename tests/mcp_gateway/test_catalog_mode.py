@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import mcp_types as types
+import pytest
 import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
+from junction import Junction
 from mcp_gateway import Gateway, GatewayOptions, http_app
-from tests.mcp_gateway.conftest import fault, free_port, hosted
+from mcp_gateway._sdk import create_mcp_http_client
+from tests.mcp_gateway.conftest import SERVERS, fault, free_port, hosted
 from tests.mcp_gateway.test_serving import _Serving
+from tests.transports.servers import serve_app
 
 
 @contextlib.asynccontextmanager
@@ -66,3 +73,29 @@ async def test_catalog_mode_costs_a_fraction_of_the_listing() -> None:
                 tools = (await client.list_tools()).tools
                 sizes[mode] = len(json.dumps([t.model_dump(mode="json") for t in tools]))
     assert sizes[True] * 10 < sizes[False]
+
+
+async def test_a_limited_key_finds_and_calls_only_its_tools(tmp_path: Path) -> None:
+    """Through Junction's HTTP app with API keys: search_tools and describe_tool show a key
+    only the tools its `mcp_tools` globs allow, and call_tool refuses the rest as unknown."""
+    config = {
+        "store": {"url": f"sqlite:///{tmp_path}/junction.db"},
+        "server": {"api_keys": [{"key": "k", "name": "limited", "mcp_tools": ["ok__echo"]}]},
+        "mcp": {"catalog_mode": True},
+        "mcp_servers": {"ok": {"command": sys.executable, "args": [SERVERS, "ok"]}},
+    }
+    junction = Junction.from_config(config)
+    async with junction, serve_app(junction.asgi_app()) as base:
+        await junction.gateway.wait_settled(30)
+        http = create_mcp_http_client(headers={"Authorization": "Bearer k"})
+        async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
+            found = await client.call_tool("search_tools", {"query": "echo add integers"})
+            assert [t["name"] for t in (found.structured_content or {})["tools"]] == ["ok__echo"]
+            hidden = await client.call_tool("describe_tool", {"name": "ok__add"})
+            assert hidden.is_error
+            echoed = await client.call_tool(
+                "call_tool", {"name": "ok__echo", "arguments": {"message": "hi"}}
+            )
+            assert text(echoed) == "hi"
+            with pytest.raises(MCPError, match="Unknown tool"):
+                await client.call_tool("call_tool", {"name": "ok__add", "arguments": {}})
