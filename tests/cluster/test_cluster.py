@@ -214,9 +214,7 @@ async def test_a_replica_that_stops_hands_its_tasks_over(
     assert stopped == 0
     assert [text(i["event"]) for i in rest[:2]] == ["step 2", "step 3"]
     assert state(rest[2]["event"]) == "TASK_STATE_COMPLETED"
-    assert [state(e) for e in rest[3]["ok"]][-1] == "TASK_STATE_COMPLETED" and len(
-        rest[3]["ok"]
-    ) == 5
+    assert [text(e) for e in rest[3]["ok"]][-4:-1] == ["step 1", "step 2", "step 3"]
     assert subscribes == 1  # r2 subscribed at the agent once, when it took over
 
 
@@ -240,7 +238,8 @@ async def test_redis_down_ends_remote_followers_and_replicas_go_on_alone(
                 starter.send("stream", text="tick 3")
                 task_id = (await starter.streamed())["stream"]["task"]["id"]
                 n = follower.send("subscribe", id=task_id, max_events=100)
-                await follower.next(n)  # the snapshot, from Redis
+                while state((await follower.next(n))["event"]) != "TASK_STATE_WORKING":
+                    pass  # the snapshot from Redis, then (if not in it) the agent's start
                 redis.kill()
                 remote: list[Any] = []
                 while "ok" not in (item := await follower.next(n)):
