@@ -29,8 +29,9 @@ from mcp.server import ServerRequestContext
 from mcp.server.connection import allowed_log_levels
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
-from mcp_types import LOG_LEVEL_META_KEY
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 
 from mcp_gateway._sdk import connection_of, request_outbound
 from mcp_gateway.errors import GatewayError
@@ -63,6 +64,16 @@ def _missing(caps: types.ClientCapabilities | None, method: str, params: dict[st
     if method == "roots/list":
         return "" if caps is not None and caps.roots is not None else "roots"
     return method
+
+
+def _declared(ctx: ServerRequestContext[Any, Any]) -> types.ClientCapabilities | None:
+    """A 2026-07-28 request's client capabilities (its `_meta` carries them)."""
+    meta = (ctx.params or {}).get("_meta")
+    raw = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
+    try:
+        return types.ClientCapabilities.model_validate(raw) if isinstance(raw, dict) else None
+    except ValidationError:
+        return None
 
 
 def _caller(ctx: ServerRequestContext[Any, Any]) -> object:
@@ -216,7 +227,14 @@ class Rounds:
             return await run(log_relay(ctx))
         call = _Parked(_caller(ctx), notify=_log_notifier(ctx), progress=_progress_of(ctx))
 
+        caps = _declared(ctx)
+
         async def ask(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            lacking = _missing(caps, method, params)
+            if lacking:  # never asked of a client that did not declare it can answer
+                raise GatewayError(
+                    _NOT_OFFERED, f"{method}: the client did not declare the {lacking} capability"
+                )
             asked = _Ask(method, params)
             await call.events[0].send(asked)
             with anyio.move_on_after(self.answer_timeout):

@@ -406,3 +406,16 @@ async def test_progress_of_a_parked_call_reaches_the_round_open_now(url: str) ->
         result = await client.call_tool("old__ask_then_progress", {}, progress_callback=on_progress)
     assert text(result) == "done after accept"
     assert steps == [1, 2, 3]
+
+
+async def test_a_2026_client_is_never_asked_what_it_cannot_answer(url: str) -> None:
+    """No sampling capability: a 2025-11-25 upstream's sampling request is refused for it,
+    not turned into an input request it could not answer."""
+    async with Client(
+        streamable_http_client(url), mode="2026-07-28", elicitation_callback=answer_form
+    ) as client:
+        first = await client.session.call_tool(
+            "old__test_sampling", {"prompt": "hi"}, allow_input_required=True
+        )
+    assert isinstance(first, types.CallToolResult)
+    assert "did not declare the sampling capability" in text(first)
