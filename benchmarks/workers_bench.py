@@ -2,8 +2,10 @@
 
 Four kinds of process: the zero-latency OpenAI-compatible upstream of benchmarks/router_bench.py,
 Junction with one worker, Junction with two (the same config but `server.workers`; access log
-off, SQLite store, both listening the whole time), and this load generator (aiohttp, one pooled
-session per round, `--concurrency` loops posting `/v1/chat/completions`). Rounds alternate one
+off, SQLite store, both listening the whole time), and the load generator posting
+`/v1/chat/completions` over `--concurrency` keep-alive connections: `wrk` (Debian's package,
+C, one thread) when it is installed, which leaves more of a small machine to Junction, else
+this script (aiohttp, one pooled session per round; `--client aiohttp` forces it). Rounds alternate one
 worker / two workers, so load from elsewhere on the machine falls on both alike; reports each
 one's median requests/s, their ratio (two / one), and the CPU time Junction's processes spent
 per request (from /proc, all workers summed).
@@ -35,7 +37,7 @@ sys.path.insert(0, ROOT)
 
 import aiohttp
 
-from benchmarks.router_bench import MODEL, rate, spawn
+from benchmarks.router_bench import BODY, MODEL, rate, spawn
 
 
 def free_port() -> int:
@@ -92,24 +94,50 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+async def wrk_rate(url: str, seconds: float, concurrency: int, script: str) -> float:
+    process = await asyncio.create_subprocess_exec(
+        "wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "-s", script, url,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    for line in out.decode().splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise SystemExit(f"wrk said:\n{out.decode()}")
+
+
 async def measure(urls: dict[int, str], pids: dict[int, int], args: Any) -> dict[str, Any]:
     rates: dict[int, list[float]] = {1: [], 2: []}
     cpu: dict[int, list[float]] = {1: [], 2: []}
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        for workers in (1, 2):  # warm up: connections, imports, caches
-            await rate(session, urls[workers], 1.0, args.concurrency)
-        for i in range(args.rounds):
-            for workers in (1, 2) if i % 2 == 0 else (2, 1):
-                before = tree_cpu(pids[workers])
-                done = await rate(session, urls[workers], args.seconds, args.concurrency)
-                spent = tree_cpu(pids[workers]) - before
-                rates[workers].append(done)
-                cpu[workers].append(spent / (done * args.seconds) * 1e6)
+    script = os.path.join(args.tmp, "post.lua")
+
+    async def one_round(url: str, seconds: float) -> float:
+        if args.client == "wrk":
+            return await wrk_rate(url, seconds, args.concurrency, script)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            return await rate(session, url, seconds, args.concurrency)
+
+    for workers in (1, 2):  # warm up: connections, imports, caches
+        await one_round(urls[workers], 1.0)
+    for i in range(args.rounds):
+        for workers in (1, 2) if i % 2 == 0 else (2, 1):
+            before = tree_cpu(pids[workers])
+            done = await one_round(urls[workers], args.seconds)
+            spent = tree_cpu(pids[workers]) - before
+            rates[workers].append(done)
+            cpu[workers].append(spent / (done * args.seconds) * 1e6)
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
     return {
         "cores": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "client": args.client,
         "concurrency": args.concurrency,
         "rounds": args.rounds,
         "seconds": args.seconds,
@@ -128,8 +156,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--client", choices=["wrk", "aiohttp"], default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    args.client = args.client or ("wrk" if shutil.which("wrk") else "aiohttp")
     upstream, upstream_port = spawn("--serve", "upstream")
     started: list[subprocess.Popen[bytes]] = [upstream]
     try:
@@ -143,6 +173,9 @@ def main() -> None:
                 1: f"http://127.0.0.1:{port1}/v1/chat/completions",
                 2: f"http://127.0.0.1:{port2}/v1/chat/completions",
             }
+            args.tmp = tmp
+            with open(os.path.join(tmp, "post.lua"), "w") as file:
+                file.write(WRK_SCRIPT % BODY.decode())
             result = asyncio.run(measure(urls, {1: one.pid, 2: two.pid}, args))
     finally:
         for process in reversed(started):
@@ -153,7 +186,8 @@ def main() -> None:
         return
     print(f"cores {result['cores']}, load average {result['load_avg_1m']} (1 min)")
     print(
-        f"/v1/chat/completions at concurrency {args.concurrency}, {args.rounds} alternating "
+        f"/v1/chat/completions ({args.client}) at concurrency {args.concurrency}, "
+        f"{args.rounds} alternating "
         f"rounds of {args.seconds:g} s: 1 worker {result['one_worker_rps']} req/s, "
         f"2 workers {result['two_workers_rps']} req/s, ratio {result['ratio']}"
     )
