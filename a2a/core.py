@@ -94,8 +94,7 @@ class CallContext:
 _call: ContextVar[CallContext] = ContextVar("a2a_call")
 
 Opened = tuple[Watched, "asyncio.Queue[Any]", Any]
-"""A started stream: its relay (here or on another replica), the caller's queue on it, and the
-first event."""
+"""A started stream: its relay (here or another replica's), the caller's queue, the first event."""
 
 
 class HubCore:
@@ -706,8 +705,13 @@ class HubCore:
             config["id"] = str(uuid.uuid4())
         stored = {**config, "_version": version}
         await self.store.save_push(caller, task_id, stored)
-        self._push_cache[task_id] = await self.store.list_push(task_id)
+        await self._push_changed(task_id)
         return config
+
+    async def _push_changed(self, task_id: str) -> None:
+        self._push_cache[task_id] = await self.store.list_push(task_id)
+        if self.fanout is not None:  # the replica relaying the task delivers its webhooks
+            await self.fanout.push_changed(task_id)
 
     def _push_context(self) -> CallContext:
         """The call, if push configs may be kept for it: through an agent's own path, only when
@@ -751,7 +755,7 @@ class HubCore:
         ctx = self._push_context()
         await self._owned(ctx, request.task_id)
         await self.store.delete_push(ctx.caller, request.task_id, request.id)
-        self._push_cache[request.task_id] = await self.store.list_push(request.task_id)
+        await self._push_changed(request.task_id)
         self.push.forget(request.task_id, request.id)
 
     async def _extended_card(self, request: types.GetExtendedAgentCardRequest) -> Json:

@@ -264,6 +264,7 @@ class RedisFanout:
         self._scripts: dict[str, Any] = {}
         self._hub: ClusterHub | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._takeovers: set[asyncio.Task[None]] = set()
         self._down_logged = False
 
@@ -301,17 +302,20 @@ class RedisFanout:
 
     def start(self, hub: ClusterHub) -> None:
         self._hub = hub
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="a2a-sweep")
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep(), name="a2a-sweep")
+        self._listener = loop.create_task(self._listen_push(), name="a2a-push-changes")
 
     async def close(self) -> None:
         """Stop sweeping, hand this replica's leases to the others (their next sweep takes
         them, no lease time lost), stop following remote tasks."""
         from redis.exceptions import RedisError
 
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for loop_task in (self._sweeper, self._listener):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         for task in list(self._takeovers):
             task.cancel()
         if self.held:
@@ -407,6 +411,39 @@ class RedisFanout:
             )
         except (RedisError, OSError) as exc:
             self._redis_failed("ending a task's stream", exc)
+
+    # -- push configs saved through another replica than the relaying one
+
+    async def push_changed(self, task_id: str) -> None:
+        """Tell the replicas a task's push configs changed (the relaying one reloads them)."""
+        from redis.exceptions import RedisError
+
+        try:
+            await self.redis.publish(self.key("push-changed"), task_id)
+        except (RedisError, OSError) as exc:
+            self._redis_failed("announcing a push config", exc)
+
+    async def _listen_push(self) -> None:
+        from redis.asyncio import Redis
+        from redis.exceptions import RedisError
+
+        while True:
+            client = Redis.from_url(self.url, socket_connect_timeout=2)  # waits without timeout
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(self.key("push-changed"))
+                    async for message in pubsub.listen():
+                        if message["type"] != "message" or self._hub is None:
+                            continue
+                        task_id = bytes(message["data"]).decode()
+                        live = self._hub.relays.get(task_id)
+                        if live is not None and not live.done:
+                            await self._load_push(task_id)
+            except (RedisError, OSError) as exc:
+                self._redis_failed("listening for push config changes", exc)
+                await asyncio.sleep(1)
+            finally:
+                await client.aclose()
 
     # -- another replica's subscriber
 

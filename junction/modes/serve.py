@@ -176,8 +176,9 @@ class Supervisor:
             code = 1
             try:
                 os.close(read)
-                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                for signum in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(signum, signal.SIG_DFL)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the server reloads on it
                 os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the supervisor only (once)
                 _die_with_parent()
 

@@ -180,7 +180,9 @@ async def test_a_replica_that_stops_hands_its_tasks_over(
 ) -> None:
     """SIGTERM on the relaying replica: it hands the task's lease over as it stops (the lease
     here is far longer than the test may wait, so only the hand-over can explain a takeover),
-    and a subscriber on the other replica goes on receiving without resubscribing."""
+    and a subscriber on the other replica goes on receiving without resubscribing. A webhook
+    registered through the other replica is delivered by the relaying one, then by the one
+    that took over, each event once."""
     with ticker_agent() as agent:
         config = replica_config(
             tmp_path / "junction.json", postgres_url, redis.url, agent, lease=300
@@ -192,10 +194,12 @@ async def test_a_replica_that_stops_hands_its_tasks_over(
             async with (
                 cluster_client(one.url) as starter,
                 cluster_client(two.url) as follower,
+                webhook_receiver() as (hooks, hook_url),
                 httpx.AsyncClient(timeout=10) as http,
             ):
                 starter.send("stream", text="tick 3")
                 task_id = (await starter.streamed())["stream"]["task"]["id"]
+                _, push_on = await follower.call("push_set", task_id=task_id, url=hook_url)
                 n = follower.send("subscribe", id=task_id, max_events=100)
                 joined = await follower.next(n)
                 await http.post(f"{agent}/release", json={"upto": 1})
@@ -206,6 +210,7 @@ async def test_a_replica_that_stops_hands_its_tasks_over(
                 await two.proc.wait_log(r"took over relaying task")
                 await http.post(f"{agent}/release", json={"upto": 3})
                 rest = [await follower.next(n) for _ in range(4)]
+                await hooks.wait_for(lambda h, body: state(body) == "TASK_STATE_COMPLETED")
                 subscribes = (await http.get(f"{agent}/subscribes")).json()["subscribes"]
         finally:
             await one.proc.kill()
@@ -216,6 +221,9 @@ async def test_a_replica_that_stops_hands_its_tasks_over(
     assert state(rest[2]["event"]) == "TASK_STATE_COMPLETED"
     assert [text(e) for e in rest[3]["ok"]][-4:-1] == ["step 1", "step 2", "step 3"]
     assert subscribes == 1  # r2 subscribed at the agent once, when it took over
+    assert push_on == "r2"
+    delivered = Counter(text(body) for _, body in hooks.received if text(body).startswith("step"))
+    assert delivered == Counter({"step 1": 1, "step 2": 1, "step 3": 1})
 
 
 async def test_redis_down_ends_remote_followers_and_replicas_go_on_alone(

@@ -5,7 +5,7 @@
 Each stdin line is a command {"n": N, "op": ...}; commands run concurrently and each answers
 one stdout line {"n": N, "ok": RESULT, "replica": R} or {"n": N, "error": "..."}, where R is
 the `x-junction-replica` header of the response that carried it. Ops: get {id}, list {},
-cancel {id}, subscribe {id, max_events} (each event also as {"n": N, "event": EVENT} as it
+cancel {id}, push_set {task_id, url}, subscribe {id, max_events} (each event also as {"n": N, "event": EVENT} as it
 comes), stream {text, push_url?}.
 
 `stream` sends a streaming message and prints every event as {"stream": EVENT, "replica": R,
@@ -31,6 +31,7 @@ from a2a.types.a2a_pb2 import (
     Message,
     SendMessageRequest,
     SubscribeToTaskRequest,
+    TaskPushNotificationConfig,
 )
 from google.protobuf.json_format import MessageToDict
 
@@ -96,6 +97,10 @@ async def run(client: Any, command: dict[str, Any]) -> Any:
     if op == "cancel":
         task = await client.cancel_task(CancelTaskRequest(id=command["id"]))
         return MessageToDict(task), "CancelTask"
+    if op == "push_set":
+        config = TaskPushNotificationConfig(task_id=command["task_id"], url=command["url"])
+        made = await client.create_task_push_notification_config(config)
+        return MessageToDict(made), "CreateTaskPushNotificationConfig"
     if op == "subscribe":
         events = []
         async for item in client.subscribe(SubscribeToTaskRequest(id=command["id"])):
