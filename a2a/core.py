@@ -135,14 +135,14 @@ class HubCore:
 
     async def close(self) -> None:
         await self.registry.stop()
-        if self.fanout is not None:  # hand the tasks relayed here to the other replicas
-            await self.fanout.close()
         tasks = [r.runner for r in self.relays.values() if r.runner] + list(self._followers)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.fanout is not None:  # hand the tasks relayed here to the other replicas
+            await self.fanout.close()
         await self.push.close()
         await self.store.close()
 
