@@ -44,7 +44,9 @@ async def _probe_every_surface(base: str, headers: dict[str, str]) -> dict[str, 
                     headers={"Accept": "application/json, text/event-stream"},
                 )
             ).status_code,
-            "acp sse": (await http.get(f"{base}/acp/events")).status_code,
+            "acp http": (
+                await http.post(f"{base}/acp", json={"jsonrpc": "2.0", "id": 1, "method": "x"})
+            ).status_code,
         }
 
 

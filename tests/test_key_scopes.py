@@ -19,7 +19,7 @@ from tests.acp.wire import ClientError, WireClient
 from tests.peers import npm_bin
 from tests.router_core.llm_servers import Call, FakeLLMServer, Reply, openai_server
 from tests.transports.servers import serve_app
-from transports import MessageStream, connect_sse, connect_websocket
+from transports import MessageStream, connect_streamable, connect_websocket
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -63,7 +63,7 @@ async def acp(base: str, framing: str, token: str) -> AsyncIterator[WireClient]:
     if framing == "websocket":
         stream = await connect_websocket(f"{base.replace('http', 'ws')}/acp", token=token)
     else:
-        stream = await connect_sse(f"{base}/acp", token=token)
+        stream = await connect_streamable(f"{base}/acp", token=token)
     client = WireClient(stream)
     client.start()
     try:
@@ -84,7 +84,7 @@ def model_choices(result: dict[str, Any]) -> list[str]:
     return [choice["value"] for choice in option["options"]]
 
 
-@pytest.mark.parametrize("framing", ["websocket", "sse"])
+@pytest.mark.parametrize("framing", ["websocket", "http"])
 async def test_a_limited_key_sees_only_its_models_tools_and_no_host_servers(
     tmp_path: Path, framing: str
 ) -> None:
@@ -164,7 +164,7 @@ async def test_a_key_removed_by_a_reload_ends_its_acp_connections(tmp_path: Path
         async with junction, serve_app(junction.asgi_app()) as base:
             async with (
                 acp(base, "websocket", "other-key") as revoked,
-                acp(base, "sse", "admin-key") as kept,
+                acp(base, "http", "admin-key") as kept,
             ):
                 kept_keys = [k for k in KEYS if k["name"] != "other"]
                 await junction.replace_config(junction_config(tmp_path, model, kept_keys))
@@ -206,7 +206,7 @@ async def test_acp_sessions_belong_to_the_key_that_made_them(tmp_path: Path) -> 
     async with openai_server(models=["m1", "m2"]) as model, served(tmp_path, model) as base:
         async with (
             acp(base, "websocket", "admin-key") as admin,
-            acp(base, "sse", "other-key") as other,
+            acp(base, "http", "other-key") as other,
         ):
             mine = await admin.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})
             listed = await other.call("session/list", {})

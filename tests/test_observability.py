@@ -327,7 +327,7 @@ async def test_keys_are_held_to_their_scopes(tmp_path: Path) -> None:
                     "/admin/backends",
                     "/admin/mcp",
                     "/.well-known/agent-card.json",
-                    "/acp/events",
+                    "/acp",
                 ):
                     assert (
                         await http.get(base + path, headers=bearer("mcp-key"))

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from tests.router_core.llm_servers import Reply, openai_server
-from transports import HandshakeRefusedError, connect_sse, connect_websocket
+from transports import HandshakeRefusedError, connect_streamable, connect_websocket
 
 JUNCTION = str(Path(sys.executable).with_name("junction"))
 
@@ -96,9 +96,14 @@ async def test_json_rpc_over_websocket_reaches_the_peer(served: Served) -> None:
         await client.aclose()
 
 
-async def test_json_rpc_over_sse_reaches_the_peer(served: Served) -> None:
-    client = await connect_sse(f"{served.base}/acp")
+async def test_json_rpc_over_streamable_http_reaches_the_peer(served: Served) -> None:
+    client = await connect_streamable(f"{served.base}/acp")
     try:
+        await client.send(
+            b'{"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": 1}}'
+        )
+        reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
+        assert reply["id"] == 0 and reply["result"]["protocolVersion"] == 1
         await client.send(b'{"jsonrpc": "2.0", "id": "s", "method": "no/such", "params": {}}')
         reply = orjson.loads(await asyncio.wait_for(client.receive(), 10))  # type: ignore[arg-type]
         assert reply["id"] == "s" and reply["error"]["code"] == -32601
@@ -108,9 +113,9 @@ async def test_json_rpc_over_sse_reaches_the_peer(served: Served) -> None:
 
 async def test_forged_host_header_is_refused_on_loopback(served: Served) -> None:
     async with httpx.AsyncClient() as http:
-        forged = await http.get(f"{served.base}/acp/events", headers={"Host": "evil.example"})
+        forged = await http.get(f"{served.base}/acp", headers={"Host": "evil.example"})
         cross_origin = await http.get(
-            f"{served.base}/acp/events", headers={"Origin": "http://evil.example"}
+            f"{served.base}/acp", headers={"Origin": "http://evil.example"}
         )
     assert forged.status_code == 403
     assert cross_origin.status_code == 403
@@ -121,10 +126,8 @@ async def test_api_keys_are_required_and_checked(tmp_path: Path) -> None:
     try:
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{served.base}/health")).status_code == 200
-            missing = await http.get(f"{served.base}/acp/events")
-            wrong = await http.get(
-                f"{served.base}/acp/events", headers={"Authorization": "Bearer nope"}
-            )
+            missing = await http.get(f"{served.base}/acp")
+            wrong = await http.get(f"{served.base}/acp", headers={"Authorization": "Bearer nope"})
             assert missing.status_code == 401 and wrong.status_code == 401
             assert b"k-one" not in wrong.content and b"k-two" not in wrong.content
         with pytest.raises(HandshakeRefusedError):

@@ -27,7 +27,7 @@ from httpx_sse import aconnect_sse
 from tests.a2a.harness import sdk_agent
 from tests.router_core.llm_servers import Reply, openai_server
 from tests.test_serve_mode import Served, start
-from transports import MessageStream, connect_sse, connect_websocket
+from transports import MessageStream, connect_streamable, connect_websocket
 
 HANG_GUARD = 30.0
 """Upper bound on every wait: a hang fails the test instead of the CI job."""
@@ -355,8 +355,8 @@ async def check_restart(tmp_path: Path, config: str, ended: Ended) -> None:
         assert await asyncio.wait_for(served.process.wait(), HANG_GUARD) == 0
 
 
-async def test_sigterm_mid_prompt_over_acp_sse_answers_cancelled(tmp_path: Path) -> None:
-    """The SSE variant of `/acp` too: the prompt answers before the stream ends."""
+async def test_sigterm_mid_prompt_over_acp_http_answers_cancelled(tmp_path: Path) -> None:
+    """ACP's Streamable HTTP transport on `/acp` too: the prompt answers before the stream ends."""
     async with openai_server(models=["m1"]) as model:
         model.default = Reply(text="slow words " * 400, chunk_size=4, chunk_delay=0.1)
         served = await start(
@@ -365,7 +365,7 @@ async def test_sigterm_mid_prompt_over_acp_sse_answers_cancelled(tmp_path: Path)
             f"backends: {{fake: {{type: openai, url: '{model.url}/v1', models: [m1]}}}}\n"
             "acp: {default_model: m1}\n",
         )
-        acp = AcpClient(await connect_sse(f"{served.base}/acp"))
+        acp = AcpClient(await connect_streamable(f"{served.base}/acp"))
         try:
             await acp.call("initialize", {"protocolVersion": 1, "clientCapabilities": {}})
             session = await acp.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})

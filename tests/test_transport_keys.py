@@ -16,7 +16,7 @@ import pytest
 
 from junction import Junction
 from tests.transports.servers import serve_app
-from transports import HandshakeRefusedError, connect_sse, connect_websocket
+from transports import HandshakeRefusedError, connect_streamable, connect_websocket
 
 TOKEN = "s3cret-token"
 
@@ -45,21 +45,31 @@ async def test_ws_token_is_checked_at_the_handshake(tmp_path: Path) -> None:
             assert reply["id"] == 1 and reply["error"]["code"] == -32601
 
 
-async def test_sse_token_is_required_on_every_request(tmp_path: Path) -> None:
+async def test_http_token_is_required_on_every_request(tmp_path: Path) -> None:
+    """ACP's Streamable HTTP transport checks the key on each POST and GET of a connection, not
+    only on the `initialize` that opened it."""
     async with served(tmp_path) as base, httpx.AsyncClient() as http:
         acp = f"{base}/acp"
         for bad in (None, "wrong-token"):
             with pytest.raises(HandshakeRefusedError) as refused:
-                await connect_sse(acp, token=bad)
+                await connect_streamable(acp, token=bad)
             assert refused.value.status == 401
-        async with await connect_sse(acp, token=TOKEN) as client:
+        async with await connect_streamable(acp, token=TOKEN) as client:
+            await client.send(
+                b'{"jsonrpc": "2.0", "id": 0, "method": "initialize",'
+                b' "params": {"protocolVersion": 1, "clientCapabilities": {}}}'
+            )
+            assert "result" in orjson.loads(await client.receive() or b"")
             assert client.connection_id
-            url = f"{acp}/messages?connection={client.connection_id}"
-            json = {"Content-Type": "application/json"}  # the guard refuses other bodies first
+            on_it = {"Acp-Connection-Id": client.connection_id}
+            json = {**on_it, "Content-Type": "application/json"}  # the guard refuses others first
+            stream = {**on_it, "Accept": "text/event-stream"}
             for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": TOKEN}):
-                response = await http.post(url, content=b"{}", headers={**json, **headers})
-                assert response.status_code == 401
-                assert response.headers["www-authenticate"] == "Bearer"
+                posted = await http.post(acp, content=b"{}", headers={**json, **headers})
+                listened = await http.get(acp, headers={**stream, **headers})
+                for response in (posted, listened):
+                    assert response.status_code == 401
+                    assert response.headers["www-authenticate"] == "Bearer"
             await client.send(b'{"jsonrpc": "2.0", "id": "s", "method": "no/such"}')
             reply = orjson.loads(await client.receive() or b"")
             assert reply["id"] == "s" and reply["error"]["code"] == -32601

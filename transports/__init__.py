@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 over stdio (NDJSON), WebSocket and SSE: one peer, three framings; and ACP's
+"""JSON-RPC 2.0 over stdio (NDJSON) and WebSocket: one peer, two framings; and ACP's
 remote transport (Streamable HTTP and WebSocket on one endpoint, `remote.py`), whose connections
 outlive their sockets (`durable.py`: cursors, replay, idempotent retries, fencing).
 
@@ -21,7 +21,7 @@ Decisions:
   as it streams in, never held whole, and reported as `Oversized`. Lines queued in one turn of
   the event loop go out in one write (64 concurrent replies: one syscall instead of 64).
 - WebSocket and SSE framing are libraries' (websockets under uvicorn; sse-starlette and
-  httpx-sse): nothing here encodes those wires by hand.
+  httpx-sse for the remote transport's streams): nothing here encodes those wires by hand.
 - The remote transport is ACP's by name (its headers, `initialize` answered in the POST, the
   methods that need `Acp-Session-Id`), but knows nothing else of ACP: it routes, numbers and
   replays JSON-RPC messages.
@@ -54,7 +54,6 @@ from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream, Oversize
 if TYPE_CHECKING:
     from transports.remote import remote_routes
     from transports.remote_client import RemoteClientStream, connect_remote
-    from transports.sse import connect_sse, sse_routes
     from transports.streamable_client import StreamableClientStream, connect_streamable
     from transports.websocket import HandshakeRefusedError, connect_websocket, websocket_route
 
@@ -65,7 +64,6 @@ __getattr__, _, _ = lazy_loader.attach(
     submod_attrs={
         "remote": ["remote_routes"],
         "remote_client": ["RemoteClientStream", "connect_remote"],
-        "sse": ["connect_sse", "sse_routes"],
         "streamable_client": ["StreamableClientStream", "connect_streamable"],
         "websocket": ["HandshakeRefusedError", "connect_websocket", "websocket_route"],
     },
@@ -94,7 +92,6 @@ __all__ = [
     "StreamableClientStream",
     "claim_stdout",
     "connect_remote",
-    "connect_sse",
     "connect_streamable",
     "connect_websocket",
     "memory_pair",
@@ -102,6 +99,5 @@ __all__ = [
     "open_stdio",
     "remote_routes",
     "session_lane",
-    "sse_routes",
     "websocket_route",
 ]

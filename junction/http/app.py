@@ -74,7 +74,7 @@ def build_app(junction: Surfaces) -> Starlette:
     """Routes read the live objects (router, gateway, hub, runtime), which a reload changes in
     place; the access guard reads the running configuration's keys."""
     from router_core.routes import openai_routes
-    from transports import remote_routes, sse_routes
+    from transports import remote_routes
 
     limit = junction.config.server.max_message_bytes
 
@@ -113,7 +113,6 @@ def build_app(junction: Surfaces) -> Starlette:
         Route("/admin/usage", admin_usage, methods=["GET"]),
         *metadata_routes(lambda: junction.config.server.oauth),
         *remote_routes("/acp", acp, max_message_bytes=limit),  # ACP's remote transport
-        Mount("/acp", routes=sse_routes("", acp, max_message_bytes=limit)),
         *junction.hub.routes(),
         *openai_routes(junction.router),
         Mount("", app=junction.mcp_app),  # last: it answers `/mcp` and 404s everything else

@@ -13,7 +13,7 @@ import pytest
 
 from transports import MessageStream, NdjsonStream, Oversized, open_pipe_stream
 
-FRAMINGS = ["stdio", "websocket", "sse"]
+FRAMINGS = ["stdio", "websocket"]
 SMALL_LIMIT = 1024 * 1024
 """The message limit the suite's servers use, so "too large" is cheap to provoke."""
 
@@ -35,10 +35,9 @@ async def pipe_pair(max_message_bytes: int) -> AsyncIterator[tuple[NdjsonStream,
 def open_pair(framing: str, max_message_bytes: int) -> Any:
     if framing == "stdio":
         return pipe_pair(max_message_bytes)
-    from tests.transports.servers import sse_pair, websocket_pair
+    from tests.transports.servers import websocket_pair
 
-    opener = websocket_pair if framing == "websocket" else sse_pair
-    return opener(max_message_bytes=max_message_bytes)
+    return websocket_pair(max_message_bytes=max_message_bytes)
 
 
 @pytest.fixture(params=FRAMINGS)

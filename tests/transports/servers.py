@@ -1,10 +1,9 @@
-"""Real servers on loopback for the transport tests: uvicorn in-process, connected stream pairs over
-WebSocket and SSE, and a TCP proxy that can cut every connection through it."""
+"""Real servers on loopback for the transport tests: uvicorn in-process, and connected stream pairs over
+WebSocket."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +13,6 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from transports.sse import SseClientStream, connect_sse, sse_routes
 from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream
 from transports.websocket import WebSocketClientStream, connect_websocket, websocket_route
 
@@ -113,96 +111,3 @@ async def websocket_pair(
         finally:
             await client.aclose()
             accepted.release()
-
-
-@asynccontextmanager
-async def sse_pair(
-    *,
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    replay_buffer: int = 1024,
-    reconnect_grace_seconds: float = 2.0,
-    **client_options: Any,
-) -> AsyncIterator[tuple[MessageStream, SseClientStream]]:
-    """A connected (server stream, client stream) over real SSE + POST under `/acp`."""
-    accepted = Accepted()
-    routes = sse_routes(
-        "/acp",
-        accepted.on_connect,
-        max_message_bytes=max_message_bytes,
-        replay_buffer=replay_buffer,
-        reconnect_grace_seconds=reconnect_grace_seconds,
-    )
-    async with serve_app(Starlette(routes=routes)) as base_url:
-        client = await connect_sse(f"{base_url}/acp", **client_options)
-        try:
-            server = await accepted.next()
-            try:
-                yield server, client
-            finally:
-                await server.aclose()
-        finally:
-            await client.aclose()
-            accepted.release()
-
-
-class TcpProxy:
-    """Forwards loopback TCP connections to `target_port`; `drop()` cuts all of them at once,
-    as a network failure would, while new connections keep working."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self.drops = 0
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-        try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        finally:
-            self._writers -= {writer, up_writer}
-            self._tasks.discard(task)
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-    def drop(self) -> None:
-        self.drops += 1
-        for writer in list(self._writers):
-            writer.transport.abort()
-
-    async def aclose(self) -> None:
-        self.drop()  # the pipes then see end-of-file and their handlers return
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
-
-
-@asynccontextmanager
-async def tcp_proxy(target_port: int) -> AsyncIterator[TcpProxy]:
-    proxy = TcpProxy(target_port)
-    server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
-    proxy.port = server.sockets[0].getsockname()[1]
-    try:
-        yield proxy
-    finally:
-        server.close()
-        await proxy.aclose()
-        with contextlib.suppress(Exception):
-            await server.wait_closed()

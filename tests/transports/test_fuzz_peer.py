@@ -24,8 +24,8 @@ from tests.transports.conftest import FRAMINGS, SMALL_LIMIT, open_pair
 from transports import JsonRpcPeer, MessageStream, RpcError
 
 SEED = 20261201
-COUNTS = {"stdio": 3000, "websocket": 3000, "sse": 600}
-"""Messages per framing: SSE pays one HTTP POST per message, so it gets fewer."""
+COUNTS = {"stdio": 3000, "websocket": 3000}
+"""Messages per framing."""
 WINDOW = 100
 NO_REPLY = object()
 """A message the peer must not answer (a notification or a response)."""

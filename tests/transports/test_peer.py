@@ -1,4 +1,4 @@
-"""The JSON-RPC peer's scenarios, run over every framing (NDJSON pipes, WebSocket, SSE)."""
+"""The JSON-RPC peer's scenarios, run over every framing (NDJSON pipes, WebSocket)."""
 
 from __future__ import annotations
 
