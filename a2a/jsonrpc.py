@@ -27,6 +27,7 @@ from a2a.errors import (
     A2aError,
     error_object,
 )
+from a2a.routing import may_use, refused
 from a2a.versions.common import METHODS_V10, STREAMING_METHODS, V03, V10, protocol_version
 from a2a.versions.jsonrpc03 import METHODS_V03, event_to_rpc03, params_from_rpc03, result_to_rpc03
 from transports.dispatch import check_request
@@ -48,7 +49,10 @@ class JsonRpcBinding:
     async def serve_agent(self, request: Request) -> Response:
         """`POST /a2a/agents/{name}`: one agent, as if the caller spoke to it."""
         name = request.path_params["name"]
-        if self.core.visible(name, allowed_agents(request)) is None:
+        allowed = allowed_agents(request)
+        if self.core.visible(name, allowed) is None:
+            if not may_use(allowed, name):
+                refused(name)
             missing = A2aError(METHOD_NOT_FOUND, f"no agent {name!r}", {"agent": name})
             reply = _reply(_error(None, missing, V10))
             reply.status_code = 404  # no such endpoint, said in JSON-RPC

@@ -41,6 +41,7 @@ from a2a.errors import (
     A2aError,
     error_body,
 )
+from a2a.routing import may_use, refused
 from a2a.versions.common import STREAMING_METHODS, V03, V10, camel, protocol_version
 from a2a.versions.rest03 import (
     push_create_from_rest03,
@@ -131,7 +132,10 @@ class RestBinding:
                     {"requestedVersion": version, "path": request.url.path},
                 )
             agent = request.path_params.get("name")
-            if agent is not None and core.visible(agent, allowed_agents(request)) is None:
+            allowed = allowed_agents(request)
+            if agent is not None and core.visible(agent, allowed) is None:
+                if not may_use(allowed, agent):
+                    refused(agent)
                 raise A2aError(METHOD_NOT_FOUND, f"no agent {agent!r}", {"agent": agent})
             params = await self._params(request, op, legacy)
             ctx = call_context(

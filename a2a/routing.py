@@ -13,6 +13,7 @@ from a2a.errors import INVALID_PARAMS, UNSUPPORTED_OPERATION, A2aError
 from a2a.registry import RegisteredAgent, Registry
 from a2a.settings import HubSettings
 from a2a.types import SendMessageRequest
+from router_core.audit import audit
 
 ROUTING_KEYS = ("agent", "skill", "tags")
 """Message (or request) metadata keys the hub routes on: `agent` names one agent, `skill` is a
@@ -25,6 +26,15 @@ VIA = "junction/via"
 def may_use(allowed: tuple[str, ...] | None, agent: str) -> bool:
     """Whether a caller limited to `allowed` (`fnmatch` globs; None: no limit) may use `agent`."""
     return allowed is None or any(fnmatchcase(agent, glob) for glob in allowed)
+
+
+OUTSIDE_AGENT_GLOBS = "the agent is outside the caller's agent globs"
+"""The audit trail's reason for such a refusal (the caller is told the agent does not exist)."""
+
+
+def refused(agent: str) -> None:
+    """Audit a call to an agent outside the caller's globs (the caller comes from the guard)."""
+    audit("agent", "deny", agent=agent, reason=OUTSIDE_AGENT_GLOBS)
 
 
 def check_hops(hub_id: str, max_hops: int, metadata: dict[str, Any] | None) -> None:
@@ -72,6 +82,8 @@ def choose(
     name = hints.get("agent")
     if isinstance(name, str):
         agent = registry.get(name)
+        if not may_use(allowed, name):
+            refused(name)
         if agent is None or not may_use(allowed, name):
             raise A2aError(INVALID_PARAMS, f"no agent {name!r}", {"agent": name})
         return agent

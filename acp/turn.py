@@ -35,6 +35,7 @@ from acp.tools import (
     describe_tools,
     text_content,
 )
+from router_core.audit import audit
 from router_core.types import (
     BackendError,
     ChatRequest,
@@ -356,10 +357,23 @@ class Turn:
             mode=session.mode,
             remembered=session.record.permissions.get(tool.name),
         )
+        decided_by = "policy"  # the permission policy, the session's mode or a remembered answer
         if decision == "ask" and self.settings.unattended:
-            decision, reason = "deny", self.settings.unattended
+            decision, reason, decided_by = "deny", self.settings.unattended, "unattended"
         elif decision == "ask":
             decision, reason = await self._ask(call, tool, ctx)
+            decided_by = "person"
+        audit(
+            "permission",
+            decision,
+            surface="acp",
+            session=session.id,
+            tool=tool.name,
+            kind=tool.kind,
+            mode=session.mode,
+            decided_by=decided_by,
+            reason=reason,
+        )
         if decision == "deny":
             await self._fail(call, f"Permission denied: {reason}.")
             return

@@ -1,12 +1,14 @@
 """The audit trail: one structured record per decision that matters, on the `junction.audit`
 logger, so an operator can answer "who did what, where, allowed or refused, and why".
 
-Records today (see docs/identity.md): the access guard's refusals (no or a bad key or token, a
+Records (see docs/identity.md): the access guard's refusals (no or a bad key or token, a
 missing scope, a foreign origin or host), the first use of each OAuth token on each surface (its
-subject, client and scopes), and a reload that changes identity settings (which keys, never their
-values). Each record has `event`, `decision` (`allow`, `deny` or `change`), `principal`,
-`surface`, `reason` and the request's W3C `trace_id` when it came with one, as fields (JSON
-logs) and in the message (plain logs).
+subject, client and scopes), a reload that changes identity settings (which keys, never their
+values), and the decisions made deeper: a model, MCP tool or A2A agent outside the caller's
+globs, a rate limit, an ACP tool call allowed or denied. The record itself is written by
+`router_core.audit` (the packages below `junction` write the same shape); each has `event`,
+`decision` (`allow`, `deny` or `change`), `principal`, `surface`, `reason` and the request's W3C
+`trace_id` when it came with one, as fields (JSON logs) and in the message (plain logs).
 
 With `logging.audit_file` set the records go to that file alone, as JSON lines, whatever the log
 level; otherwise wherever the other logs go. Secrets never reach it: records carry names, and
@@ -18,30 +20,12 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
 
 from junction.logs import JsonFormatter, RedactingFilter
-from router_core import tracing
-
-AUDIT = logging.getLogger("junction.audit")
+from router_core.audit import AUDIT, acting_as, audit, enabled
 
 _lock = threading.Lock()
 _sink: tuple[str, logging.Handler] | None = None
-
-
-def audit(event: str, decision: str, **fields: Any) -> None:
-    """Write one audit record (nothing, at almost no cost, when the logger is off).
-
-    `fields` are plain values: names, surfaces, reasons; never a key or a token."""
-    if not AUDIT.isEnabledFor(logging.INFO):
-        return
-    if "trace_id" not in fields:
-        context = tracing.current()
-        fields["trace_id"] = context.trace_id if context is not None else None
-    shown = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
-    AUDIT.info(
-        "%s %s %s", event, decision, shown, extra={"event": event, "decision": decision, **fields}
-    )
 
 
 def configure_audit_file(path: str | None) -> None:
@@ -70,4 +54,4 @@ def configure_audit_file(path: str | None) -> None:
         _sink = (path, handler)
 
 
-__all__ = ["AUDIT", "audit", "configure_audit_file"]
+__all__ = ["AUDIT", "acting_as", "audit", "configure_audit_file", "enabled"]

@@ -47,6 +47,7 @@ from mcp_gateway._subscriptions import Subscriptions
 from mcp_gateway.errors import RESOURCE_NOT_FOUND, GatewayError
 from mcp_gateway.gateway import Catalog
 from mcp_gateway.relay import Relay
+from router_core.audit import audit
 from router_core.quota import RATE_LIMITED, LimitExceeded, admit, quota_of
 from transports import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -246,6 +247,14 @@ def _caller_may_use(ctx: ServerRequestContext[Any, Any], catalog: Catalog) -> Ca
     return may_use
 
 
+def _principal(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    """The caller the access guard named in the request's `scope["state"]` (None over stdio)."""
+    scope = getattr(ctx.request, "scope", None)
+    state = scope.get("state") if isinstance(scope, dict) else None
+    principal = state.get("principal") if isinstance(state, dict) else None
+    return None if principal is None else str(principal)
+
+
 async def _admit_tool(ctx: ServerRequestContext[Any, Any], name: str) -> None:
     """Count a tool call against the caller's rate limits (the access guard put its quota in
     the request's `scope["state"]`); over one, a JSON-RPC error `RATE_LIMITED` whose data says
@@ -333,6 +342,14 @@ def build_server(catalog: Catalog) -> tuple[Server[Any], _Notifier]:
                     )
                 name, arguments = target
         if not _caller_may_use(ctx, catalog)(name):
+            audit(
+                "tool",
+                "deny",
+                principal=_principal(ctx),
+                surface="mcp",
+                tool=name,
+                reason="the tool is outside the caller's tool globs",
+            )
             # The same answer as for a tool that does not exist: a key learns nothing more.
             raise _mcp_error(GatewayError(types.INVALID_PARAMS, f"Unknown tool: {name!r}"))
         await _admit_tool(ctx, name)

@@ -7,6 +7,9 @@ from fnmatch import fnmatchcase
 
 from starlette.types import Scope
 
+OUTSIDE_MODEL_GLOBS = "the model is outside the caller's model globs"
+"""The audit trail's reason for such a refusal (the caller is told the model does not exist)."""
+
 
 def allowed_models(scope: Scope) -> tuple[str, ...] | None:
     """The model globs the caller's API key is limited to (set by the server's access guard in
@@ -20,4 +23,4 @@ def model_allowed(allowed: tuple[str, ...] | None, model: str) -> bool:
     return allowed is None or any(fnmatchcase(model, glob) for glob in allowed)
 
 
-__all__ = ["allowed_models", "model_allowed"]
+__all__ = ["OUTSIDE_MODEL_GLOBS", "allowed_models", "model_allowed"]

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from router_core.access import allowed_models, model_allowed
+from router_core.access import OUTSIDE_MODEL_GLOBS, allowed_models, model_allowed
+from router_core.audit import audit
 from router_core.bodies import read_limited
 from router_core.quota import QUOTA, LimitExceeded, admit
 from router_core.router import Router, RouterError
@@ -367,6 +368,7 @@ def messages_endpoint(router: Router) -> Any:
         except _Invalid as exc:
             return _error(400, str(exc))
         if not model_allowed(allowed_models(request.scope), chat.model):
+            audit("model", "deny", model=chat.model, reason=OUTSIDE_MODEL_GLOBS, status=404)
             return _error(404, f"model: {chat.model}")
         try:
             await admit(QUOTA.get(), "models", chat.model)

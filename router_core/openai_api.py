@@ -29,7 +29,8 @@ from pydantic import ValidationError
 from starlette.types import Message as AsgiMessage
 from starlette.types import Receive, Scope, Send
 
-from router_core.access import allowed_models, model_allowed
+from router_core.access import OUTSIDE_MODEL_GLOBS, allowed_models, model_allowed
+from router_core.audit import audit
 from router_core.backends import ForwardResponse, OpenAIBackend, chat_request_from_openai
 from router_core.model_spans import record_stream_bytes
 from router_core.quota import CHARGE, QUOTA, LimitExceeded, admit, charge_estimate
@@ -461,6 +462,7 @@ class ChatCompletions:
             return
         model: str = doc["model"]
         if not model_allowed(allowed, model):
+            audit("model", "deny", model=model, reason=OUTSIDE_MODEL_GLOBS, status=404)
             # The same answer as for a model that does not exist: a key learns nothing more.
             await self._send_error(
                 send, 404, f"no model {model!r} for this API key", started, code="model_not_found"

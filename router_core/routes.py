@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from router_core.access import allowed_models, model_allowed
+from router_core.access import OUTSIDE_MODEL_GLOBS, allowed_models, model_allowed
 from router_core.anthropic_api import messages_endpoint
+from router_core.audit import audit
 from router_core.bodies import read_limited
 from router_core.openai_api import ChatCompletions, error_body, validation_message
 from router_core.quota import QUOTA, LimitExceeded, admit
@@ -186,6 +187,7 @@ def openai_routes(router: Router) -> list[BaseRoute]:
         except _BadRequest as exc:
             return _json_error(400, str(exc))
         if not model_allowed(allowed_models(request.scope), model):
+            audit("model", "deny", model=model, reason=OUTSIDE_MODEL_GLOBS, status=404)
             return _json_error(404, f"no model {model!r} for this API key")
         try:
             await admit(QUOTA.get(), "models", model)

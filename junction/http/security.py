@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from junction.audit import audit
+from junction.audit import acting_as, audit
 from junction.caller import CALLER
 from junction.config import ApiKeyConfig
 from junction.http.oauth import (
@@ -227,7 +227,8 @@ class AccessGuard:
                 token = CALLER.set(state)
                 quota = QUOTA.set(state.get("quota"))
                 try:
-                    await self.app(scope, receive, send)
+                    with acting_as(str(state["principal"]), surface):
+                        await self.app(scope, receive, send)
                 finally:
                     QUOTA.reset(quota)
                     CALLER.reset(token)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from junction.audit import audit
 from junction.config import JunctionConfig
 from junction.limits.counters import Counters, MemoryCounters, RedisCounters, StoreDown, Window
 from junction.limits.policy import DAY, MINUTE, Policy, Rule
@@ -58,6 +59,10 @@ class _Charge:
             self._counters.add_tokens(_windows(self._rules, time.time()), count)
 
 
+_AUDITED_AS: dict[QuotaKind, str] = {"models": "model", "mcp_tools": "tool", "a2a_agents": "agent"}
+"""The audit record's field that names what a refused call was for."""
+
+
 class CallerQuota:
     """One caller's `router_core.quota.Quota`: what the access guard hands the surfaces."""
 
@@ -69,7 +74,19 @@ class CallerQuota:
         self.token = token
 
     async def admit(self, kind: QuotaKind, name: str) -> Charge | None:
-        return await self.limiter.admit(self.principal, self.token, kind, name)
+        try:
+            return await self.limiter.admit(self.principal, self.token, kind, name)
+        except LimitExceeded as exc:
+            audit(  # every surface's refusal passes here (the surface comes from the guard)
+                "limit",
+                "deny",
+                principal=self.principal,
+                reason=str(exc),
+                limit=exc.limit,
+                retry_after=exc.retry_after,
+                **{_AUDITED_AS[kind]: name},
+            )
+            raise
 
 
 class Limiter:
