@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from junction import Junction
+from router_core.http import close_session
 from tests.router_core.llm_servers import Call, FakeLLMServer, Reply, openai_server
 from tests.test_key_scopes import acp
 from tests.test_limits import clear_of_minute_boundary
@@ -53,8 +54,11 @@ async def served(tmp: Path, model: FakeLLMServer) -> AsyncIterator[str]:
         "logging": {"audit_file": str(tmp / "audit.jsonl")},
     }
     junction = Junction.from_config(doc)
-    async with junction, serve_app(junction.asgi_app()) as base:
-        yield base
+    try:
+        async with junction, serve_app(junction.asgi_app()) as base:
+            yield base
+    finally:
+        await close_session()
 
 
 def only_record(tmp: Path, event: str) -> dict[str, Any]:
@@ -116,10 +120,18 @@ async def test_an_a2a_message_to_an_agent_outside_the_keys_globs(tmp_path: Path)
         rpc = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": message}
         reply = await http.post("/a2a/agents/private", json=rpc, headers=headers)
         assert reply.status_code == 404 and "error" in reply.json()
+        record = only_record(tmp_path, "agent")
+        assert record["decision"] == "deny" and record["agent"] == "private"
+        assert record["principal"] == "limited" and record["surface"] == "a2a"
+        assert "agent globs" in record["reason"]
+        (tmp_path / "audit.jsonl").write_text("")
+        # The hub routing on the message's metadata to that agent: the same refusal.
+        routed = {**message, "metadata": {"agent": "private-2"}}
+        rpc = {"jsonrpc": "2.0", "id": 2, "method": "SendMessage", "params": routed}
+        reply = await http.post("/a2a", json=rpc, headers=headers)
+        assert "error" in reply.json(), reply.text
     record = only_record(tmp_path, "agent")
-    assert record["decision"] == "deny" and record["agent"] == "private"
-    assert record["principal"] == "limited" and record["surface"] == "a2a"
-    assert "agent globs" in record["reason"]
+    assert record["agent"] == "private-2" and record["principal"] == "limited"
 
 
 async def test_a_rate_limited_call(tmp_path: Path) -> None:
