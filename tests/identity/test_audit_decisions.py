@@ -165,3 +165,36 @@ async def test_an_acp_tool_call_the_person_refused(tmp_path: Path) -> None:
     assert record["session"] == created["sessionId"] and record["decided_by"] == "person"
     assert record["principal"] == "ide" and record["surface"] == "acp"
     assert record["reason"] == "you rejected it" and record["mode"] == "ask"
+
+
+async def test_an_mcp_tool_call_over_a_limit(tmp_path: Path) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+
+    from mcp_gateway._sdk import create_mcp_http_client
+    from tests.peers import python_peer
+
+    time_server = {
+        "command": str(python_peer("mcp-server-time")),
+        "args": ["-m", "mcp_server_time"],
+    }
+    doc = {
+        "store": {"url": f"sqlite:///{tmp_path}/junction.db"},
+        "server": {"api_keys": [{"key": IDE_KEY, "name": "ide"}]},
+        "mcp_servers": {"time": time_server},
+        "limits": {"mcp_tools": {"time__*": {"requests_per_minute": 1}}},
+        "logging": {"audit_file": str(tmp_path / "audit.jsonl")},
+    }
+    junction = Junction.from_config(doc)
+    async with junction, serve_app(junction.asgi_app()) as base:
+        await junction.gateway.wait_settled(30)
+        await clear_of_minute_boundary()
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {IDE_KEY}"})
+        async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as c:
+            await c.call_tool("time__get_current_time", {"timezone": "UTC"})
+            with pytest.raises(MCPError):
+                await c.call_tool("time__get_current_time", {"timezone": "UTC"})
+    record = only_record(tmp_path, "limit")
+    assert record["decision"] == "deny" and record["tool"] == "time__get_current_time"
+    assert record["principal"] == "ide" and record["surface"] == "mcp"
