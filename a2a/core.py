@@ -346,7 +346,7 @@ class HubCore:
                 remote_id, remote_ctx = body.get("taskId"), body.get("contextId")
             elif "message" in raw:
                 remote_ctx = raw["message"].get("contextId")
-            _bind_context(binding, remote_ctx)
+            binding.learn_context(remote_ctx)
             if remote_id:
                 binding.remote_id = remote_id
                 binding.hub_id = new_id()
@@ -610,6 +610,8 @@ class HubCore:
         live = self.relays.get(record.id)
         if live is not None and live.record is not None:
             record = live.record
+        elif self.fanout is not None and (shared := await self.fanout.snapshot(record.id)):
+            return trim_history(shared, request.history_length)  # another replica relays it
         elif not ends_stream(record.state):
             record = await self._refresh(record)
         return trim_history(record.task, request.history_length)
@@ -773,17 +775,6 @@ class HubCore:
         return hub_card(
             self.registry, self.settings, ctx.base_url, ctx.allowed, ctx.version, signer=signer
         )
-
-
-def _bind_context(binding: Binding, remote_ctx: str | None) -> None:
-    """Learn the agent's context id; a new one gets a hub context id of its own."""
-    if binding.hub_context is not None or not remote_ctx:
-        if binding.remote_context is None:
-            binding.remote_context = remote_ctx
-        return
-    binding.remote_context = remote_ctx
-    binding.hub_context = new_id()
-    binding.new_context = True
 
 
 def _public_push(config: Json) -> Json:

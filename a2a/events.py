@@ -53,6 +53,16 @@ class Binding:
             record.remote_context_id,
         )
 
+    def learn_context(self, remote_ctx: str | None) -> None:
+        """Learn the agent's context id; a new one gets a hub context id of its own."""
+        if self.hub_context is not None or not remote_ctx:
+            if self.remote_context is None:
+                self.remote_context = remote_ctx
+            return
+        self.remote_context = remote_ctx
+        self.hub_context = new_id()
+        self.new_context = True
+
     def mapping(self) -> dict[str, str]:
         """The agent's ids -> the hub's, for the ids known so far."""
         mapping: dict[str, str] = {}

@@ -495,6 +495,24 @@ class RedisFanout:
         snap: Any = await self.redis.get(key)
         return bytes(snap) if snap else None
 
+    async def snapshot(self, task_id: str) -> Json | None:
+        """The task as another replica relaying it last shared it (None: no replica relays it
+        now, or Redis is down): what GetTask answers instead of asking the agent."""
+        from redis.exceptions import RedisError
+
+        try:
+            found: Any = await self.redis.mget(
+                [self.key("lease", task_id), self.key("snap", task_id)]
+            )
+        except (RedisError, OSError) as exc:
+            self._redis_failed("reading a task's snapshot", exc)
+            return None
+        owner, snap = found
+        if not owner or not snap or bytes(owner).decode() == self.replica:
+            return None
+        task: Json = orjson.loads(bytes(snap).partition(b"\n")[2])
+        return task
+
     async def relayed(self, task_id: str) -> bool:
         """Whether some replica relays `task_id` or will take it over."""
         score = await self.redis.zscore(self.key("relays"), task_id)

@@ -102,6 +102,7 @@ async def test_one_task_across_three_replicas_and_a_killed_relay(
                 while text((await client.streamed())["stream"]) != "step 2":
                     pass
                 upstream_before_kill = await agent_subscribes()
+                gets_before_kill = (await http.get(f"{agent}/subscribes")).json()["gets"]
                 await hooks.wait_for(lambda h, body: text(body) == "step 2")
 
                 relay = next(r for r in replicas if r.name == creator)
@@ -152,6 +153,7 @@ async def test_one_task_across_three_replicas_and_a_killed_relay(
     ]
     assert {get_on, list_on, joined["replica"]} == others  # every other replica served some
     assert upstream_before_kill == 0  # followers on other replicas read Redis, not the agent
+    assert gets_before_kill == 0  # GetTask on another replica answered from Redis too
 
     # the killed relay's stream broke; the resubscribe went to a live replica, whose snapshot
     # is where the old stream stopped, and every later event came once, in order

@@ -6,7 +6,7 @@
 once the test has released it (POST /release {"upto": k}), then completes. The agent does
 nothing by itself, so a test knows exactly which events exist and can tell a gap from a late
 event without timing anything. GET /subscribes answers how many SubscribeToTask calls it has
-had (a hub that takes a task over subscribes again). Prints "READY" once listening.
+had (a hub that takes a task over subscribes again) and how many GetTask calls. Prints "READY" once listening.
 """
 
 from __future__ import annotations
@@ -69,6 +69,11 @@ class Ticker(AgentExecutor):
 
 class CountingHandler(DefaultRequestHandler):
     subscribes = 0
+    gets = 0
+
+    async def on_get_task(self, *args: Any, **kwargs: Any) -> Any:
+        CountingHandler.gets += 1
+        return await super().on_get_task(*args, **kwargs)
 
     async def on_subscribe_to_task(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         CountingHandler.subscribes += 1
@@ -103,7 +108,9 @@ def main() -> None:
         return JSONResponse({"upto": gate.upto})
 
     async def subscribes(request: Request) -> Response:
-        return JSONResponse({"subscribes": CountingHandler.subscribes})
+        return JSONResponse(
+            {"subscribes": CountingHandler.subscribes, "gets": CountingHandler.gets}
+        )
 
     routes = create_agent_card_routes(card) + create_jsonrpc_routes(handler, "/")
     routes += [
