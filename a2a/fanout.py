@@ -386,6 +386,7 @@ class RedisFanout:
             self.held.discard(task_id)
         elif final:
             self.held.discard(task_id)
+            self.claimed.pop(task_id, None)
         else:
             self.held.add(task_id)
 
@@ -395,6 +396,8 @@ class RedisFanout:
         from redis.exceptions import RedisError
 
         task_id = relay.binding.hub_id
+        if task_id is not None:
+            self.claimed.pop(task_id, None)
         if task_id is None or task_id not in self.held or relay.unshared:
             return
         self.held.discard(task_id)
