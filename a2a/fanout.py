@@ -267,6 +267,30 @@ class RedisFanout:
         self._listener: asyncio.Task[None] | None = None
         self._takeovers: set[asyncio.Task[None]] = set()
         self._down_logged = False
+        self.takeovers = 0
+        """Tasks this replica took over from a replica that died or stopped."""
+
+    def metrics(self) -> list[Any]:
+        """Prometheus families: leases held, tasks followed from elsewhere, takeovers."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        return [
+            GaugeMetricFamily(
+                "junction_a2a_relays_held",
+                "A2A tasks this replica relays for the cluster (their leases).",
+                value=len(self.held),
+            ),
+            GaugeMetricFamily(
+                "junction_a2a_tasks_followed_remotely",
+                "A2A tasks this replica's subscribers follow from another replica (Redis).",
+                value=sum(1 for feed in self.feeds.values() if not feed.done),
+            ),
+            CounterMetricFamily(
+                "junction_a2a_takeovers",
+                "A2A tasks this replica took over from a replica that died or stopped.",
+                value=self.takeovers,
+            ),
+        ]
 
     @property
     def redis(self) -> Redis:
@@ -579,6 +603,7 @@ class RedisFanout:
             await self._load_push(task_id)
             relay = hub._follow(agent, record)
             relay.shared_task = record.task
+            self.takeovers += 1
             log.info(
                 "took over relaying task %s (agent %s) in %.0f ms",
                 task_id,

@@ -481,6 +481,9 @@ class StateCollector:
         for state, count in sorted(counts().items()):
             tasks.add_metric([str(state)], count)
         yield tasks
+        fanout = getattr(self.hub, "fanout", None)
+        if fanout is not None:  # cluster.redis_url: this replica's part of the task streams
+            yield from fanout.metrics()
 
     def _acp(self) -> Iterator[Metric]:
         runtime = self.runtime

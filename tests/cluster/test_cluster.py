@@ -214,9 +214,12 @@ async def test_a_replica_that_stops_hands_its_tasks_over(
                 rest = [await follower.next(n) for _ in range(4)]
                 await hooks.wait_for(lambda h, body: state(body) == "TASK_STATE_COMPLETED")
                 subscribes = (await http.get(f"{agent}/subscribes")).json()["subscribes"]
+                metrics = (await http.get(f"{two.url}/metrics")).text
         finally:
             await one.proc.kill()
             await two.proc.kill()
+    assert "junction_a2a_takeovers_total 1.0" in metrics
+    assert "junction_a2a_relays_held 0.0" in metrics  # the task completed: its lease is gone
     assert joined["replica"] == "r2" and "task" in joined["event"]
     assert stopped == 0
     assert [text(i["event"]) for i in rest[:2]] == ["step 2", "step 3"]
