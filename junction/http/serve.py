@@ -123,6 +123,12 @@ def uvicorn_server(
             # its timeout, which is only the backstop here.
             for server in self.servers:
                 server.close()
+            # HTTP keep-alive connections: idle ones close now, busy ones after their response,
+            # so a client's next request goes elsewhere (another replica, through the balancer)
+            # instead of starting work here that the drain would cut. WebSockets stay open.
+            for connection in list(self.server_state.connections):
+                if type(connection).__module__.startswith("uvicorn.protocols.http."):
+                    connection.shutdown()
             grace = junction.config.server.shutdown_grace_seconds
             if not self.force_exit:
                 log.info("shutting down: in-flight work has up to %gs to finish", grace)

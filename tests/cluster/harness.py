@@ -51,10 +51,13 @@ class Replica:
                 await asyncio.sleep(0.05)
 
 
-def replica_config(path: Path, store: str, redis: str, agent: str, lease: float = 1.0) -> Path:
+def replica_config(
+    path: Path, store: str, redis: str, agent: str, *, lease: float = 1.0, grace: int = 10
+) -> Path:
     path.write_text(
         orjson.dumps(
             {
+                "server": {"shutdown_grace_seconds": grace},
                 "store": {"url": store},
                 "cluster": {"redis_url": redis, "relay_lease_seconds": lease},
                 "a2a": {

@@ -187,7 +187,7 @@ async def test_a_replica_that_stops_hands_its_tasks_over(
     that took over, each event once."""
     with ticker_agent() as agent:
         config = replica_config(
-            tmp_path / "junction.json", postgres_url, redis.url, agent, lease=300
+            tmp_path / "junction.json", postgres_url, redis.url, agent, lease=300, grace=1
         )
         one, two = (Replica(f"r{i}", free_port(), config) for i in (1, 2))
         await asyncio.gather(one.start(), two.start())
