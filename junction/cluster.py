@@ -10,9 +10,17 @@ REPLICA_HEADER = "x-junction-replica"
 
 
 def replica_id() -> str:
-    """`JUNCTION_REPLICA_ID`, else host and process id: unique among live replicas, and a new
-    one after a restart (a restarted replica must not renew the leases of its past life)."""
-    return os.environ.get("JUNCTION_REPLICA_ID") or f"{socket.gethostname()}:{os.getpid()}"
+    """`JUNCTION_REPLICA_ID` (with `/wN` for worker N of `server.workers`), else host and
+    process id: unique among live replicas and workers, since leases are held by name."""
+    named = os.environ.get("JUNCTION_REPLICA_ID")
+    if not named:
+        return f"{socket.gethostname()}:{os.getpid()}"
+    worker = os.environ.get(WORKER_ENV)
+    return f"{named}/w{worker}" if worker else named
 
 
-__all__ = ["REPLICA_HEADER", "replica_id"]
+WORKER_ENV = "JUNCTION_WORKER"
+"""Set in each worker process of `server.workers` to its number (1..N)."""
+
+
+__all__ = ["REPLICA_HEADER", "WORKER_ENV", "replica_id"]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from junction.cluster import WORKER_ENV
 from junction.config import JunctionConfig
 from junction.http.serve import uvicorn_server
 from junction.reload import ConfigSource
@@ -180,6 +181,7 @@ class Supervisor:
                     signal.signal(signum, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the server reloads on it
                 os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the supervisor only (once)
+                os.environ[WORKER_ENV] = str(number + 1)
                 _die_with_parent()
 
                 def started() -> None:
