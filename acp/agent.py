@@ -469,6 +469,9 @@ class AgentConnection:
         return self._scope(services) if self._scope is not None else services
 
     async def _models(self) -> list[str]:
+        hint = self.runtime.models_hint
+        if hint is not None and self._scope is None and self.runtime.starting:
+            return list(hint)  # what the router will list too, without waiting for it
         try:
             services = await self.services()
         except ServicesUnavailable:

@@ -91,6 +91,11 @@ class AgentRuntime:
         """`session/new` answered, on every connection (for `/metrics`)."""
         self.turns: dict[str, int] = {}
         """Prompt turns ended, by stop reason (`error` for a turn that failed)."""
+        self.models_hint: tuple[str, ...] | None = None
+        """The models the configuration names itself (stdio), which a session is offered while
+        the services are still starting: an editor's first `session/new` comes right after
+        `initialize`, and its answer needs only the model list, not the router (aiohttp) that
+        would give the same list ~0.15 s later. None: only the router can tell."""
 
     def start(self) -> None:
         """Begin starting the services in the background (no-op once started)."""
@@ -100,6 +105,11 @@ class AgentRuntime:
         self._ready = loop.create_future()
         self._stop = asyncio.Event()
         self._task = loop.create_task(self._run(), name="acp services")
+
+    @property
+    def starting(self) -> bool:
+        """Whether the services have not come up (or failed) yet."""
+        return self._ready is None or not self._ready.done()
 
     async def services(self) -> Services:
         """The running services; raises ServicesUnavailable if they could not start."""

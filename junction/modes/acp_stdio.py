@@ -7,11 +7,14 @@ import gc
 import logging
 import signal
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from junction.bridges.acp_services import build_runtime, serve_acp
 from junction.config import JunctionConfig
 from junction.modes.acp_early import Replayed, take
+
+if TYPE_CHECKING:
+    from acp.runtime import AgentRuntime
 
 log = logging.getLogger("junction.acp")
 
@@ -27,7 +30,7 @@ def run_acp_stdio(config: JunctionConfig, overrides: Mapping[str, Any] | None = 
         stream: MessageStream = await open_stdio(max_message_bytes=config.server.max_message_bytes)
         if early is not None:  # the console script read (and maybe answered) the first line
             stream = Replayed(stream, early, config.server.max_message_bytes)
-        runtime = build_runtime(config, overrides)
+        runtime = stdio_runtime(config, overrides)
         runner = asyncio.create_task(serve_acp(stream, runtime))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -53,4 +56,27 @@ def run_acp_stdio(config: JunctionConfig, overrides: Mapping[str, Any] | None = 
     return 0
 
 
-__all__ = ["run_acp_stdio"]
+def stdio_runtime(
+    config: JunctionConfig, overrides: Mapping[str, Any] | None = None
+) -> AgentRuntime:
+    """The runtime of the stdio agent, whose first session is offered the configuration's own
+    model list while the router still starts (`AgentRuntime.models_hint`)."""
+    runtime = build_runtime(config, overrides)
+    runtime.models_hint = static_models(config)
+    return runtime
+
+
+def static_models(config: JunctionConfig) -> tuple[str, ...] | None:
+    """The models the router will list at start (`Router.available_models`: every backend's
+    models and the aliases of those), when every backend names its models in the config;
+    None when one must be asked (discovery), so only the router can tell."""
+    backends = config.backends.values()
+    if not backends or not all(backend.models for backend in backends):
+        return None
+    names = {model for backend in backends for model in backend.models or ()}
+    aliases = config.routing.aliases
+    names.update(alias for alias, target in aliases.items() if target in names)
+    return tuple(sorted(names))
+
+
+__all__ = ["run_acp_stdio", "static_models", "stdio_runtime"]
