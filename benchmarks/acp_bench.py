@@ -50,6 +50,17 @@ EARLY_STAGE = (
 """What `junction --mode stdio` runs before it answers `initialize` (junction.entry's early
 stage, without reading stdin). Config, pydantic and the agent load after the answer."""
 
+WITHOUT_HINT = (
+    "import sys\n"
+    "from junction.modes import acp_stdio\n"
+    "acp_stdio.static_models = lambda config: None\n"
+    "from junction.entry import main\n"
+    "sys.exit(main())\n"
+)
+"""`junction` as it was before the first session was offered the config's own models while
+the router starts (`AgentRuntime.models_hint`): `session/new` waits for the router. Run in the
+same measurement, for the comparison."""
+
 
 async def direct_child(url: str, count: int) -> list[float]:
     """The child for the direct path: stream from the model server, time the first delta."""
@@ -276,6 +287,12 @@ async def run(runs: int, prompts: int) -> dict[str, Any]:
             starts, sessions = await asyncio.to_thread(
                 cold_start, [*junction, "--config", str(config)], runs, session=True
             )
+            _, unhinted = await asyncio.to_thread(
+                cold_start,
+                [sys.executable, "-c", WITHOUT_HINT, "--mode", "stdio", "--config", str(config)],
+                runs,
+                session=True,
+            )
             floor, _ = await asyncio.to_thread(
                 cold_start, [sys.executable, "-c", FLOOR], runs, session=False
             )
@@ -288,6 +305,7 @@ async def run(runs: int, prompts: int) -> dict[str, Any]:
         "cold_start_runs_s": starts,
         "first_session_median_s": statistics.median(sessions),
         "first_session_runs_s": sessions,
+        "first_session_without_hint_median_s": statistics.median(unhinted),
         "python_floor_median_s": statistics.median(floor),
         "cold_start_vs_floor": statistics.median(starts) / statistics.median(floor),
         "imports_before_initialize_s": breakdown[:12],
@@ -325,7 +343,8 @@ def main() -> int:
     )
     print(
         "first session (spawn -> session/new response, sent right after initialize's): "
-        f"{result['first_session_median_s'] * 1e3:.0f} ms"
+        f"{result['first_session_median_s'] * 1e3:.0f} ms (waiting for the router instead: "
+        f"{result['first_session_without_hint_median_s'] * 1e3:.0f} ms)"
     )
     print("  imported before the answer (import time by package):")
     for name, seconds in result["imports_before_initialize_s"]:
