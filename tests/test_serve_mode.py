@@ -111,6 +111,15 @@ async def test_json_rpc_over_streamable_http_reaches_the_peer(served: Served) ->
         await client.aclose()
 
 
+async def test_the_old_sse_protocol_is_gone(served: Served) -> None:
+    """`/acp/events` and `/acp/messages` (Junction's own SSE protocol before ACP's remote
+    transport) are not served: a client of it learns so at once."""
+    async with httpx.AsyncClient() as http:
+        events = await http.get(f"{served.base}/acp/events")
+        posted = await http.post(f"{served.base}/acp/messages?connection=x", json={})
+    assert events.status_code == 404 and posted.status_code == 404
+
+
 async def test_forged_host_header_is_refused_on_loopback(served: Served) -> None:
     async with httpx.AsyncClient() as http:
         forged = await http.get(f"{served.base}/acp", headers={"Host": "evil.example"})
