@@ -417,27 +417,13 @@ class RedisFanout:
     async def ended(self, relay: TaskRelay) -> None:
         """A relay ended without a terminal state (the agent closed the stream of a task that
         waits for input, or failed before a task existed): followers elsewhere end too."""
-        from redis.exceptions import RedisError
-
         task_id = relay.binding.hub_id
         if task_id is not None:
             self.claimed.pop(task_id, None)
         if task_id is None or task_id not in self.held or relay.unshared:
             return
         self.held.discard(task_id)
-        try:
-            await self._script(
-                "share",
-                [
-                    self.key("lease", task_id),
-                    self.key("events", task_id),
-                    self.key("snap", task_id),
-                    self.key("relays"),
-                ],
-                [self.replica, self.lease_ms, "end", b"", b"", task_id, "1"],
-            )
-        except (RedisError, OSError) as exc:
-            self._redis_failed("ending a task's stream", exc)
+        await self._end_shared(task_id, "ending a task's stream")
 
     # -- push configs saved through another replica than the relaying one
 
@@ -616,9 +602,13 @@ class RedisFanout:
 
     async def _let_go(self, task_id: str, record: TaskRecord | None) -> None:
         """Nobody can relay `task_id` (ended, or its agent is gone): end its followers."""
+        self.held.discard(task_id)
+        await self._end_shared(task_id, "letting a task go")
+
+    async def _end_shared(self, task_id: str, doing: str) -> None:
+        """Mark `task_id`'s shared stream ended and drop its lease (its followers end)."""
         from redis.exceptions import RedisError
 
-        self.held.discard(task_id)
         try:
             await self._script(
                 "share",
@@ -631,7 +621,7 @@ class RedisFanout:
                 [self.replica, self.lease_ms, "end", b"", b"", task_id, "1"],
             )
         except (RedisError, OSError) as exc:
-            self._redis_failed("letting a task go", exc)
+            self._redis_failed(doing, exc)
 
 
 __all__ = ["PREFIX", "RedisFanout", "RemoteFeed", "progress"]

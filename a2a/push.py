@@ -37,6 +37,7 @@ from a2a.settings import PushSettings
 from a2a.store import OutboxRow
 from a2a.versions.common import V03
 from a2a.versions.jsonrpc03 import task_to_rpc03
+from router_core.http import PROXY_VARIABLES
 from router_core.redaction import redact_url, redact_urls
 from transports import Backoff
 
@@ -45,14 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROXY_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-)
 CLAIM_BATCH = 100
 
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})

@@ -16,9 +16,7 @@ import asyncio
 
 import orjson
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.typing import Subprotocol
+from websockets.exceptions import ConnectionClosed
 
 from transports.remote import (
     CONNECTION_ID_HEADER,
@@ -29,7 +27,7 @@ from transports.remote import (
     strip_cursor,
 )
 from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, ClosesOnExit, Oversized
-from transports.websocket import CLOSE_NORMAL, HandshakeRefusedError, bearer_header
+from transports.websocket import CLOSE_NORMAL, open_websocket
 
 RESUME_TIMEOUT = 10.0
 """How long a resumption waits for the server's `stream/resumed` or `stream/resume_failed`."""
@@ -109,21 +107,15 @@ async def connect_remote(
     """Open a socket to `url` (ws:// or wss://), resuming `resume` = (connection id, cursor) on
     a server that can. Raises `HandshakeRefusedError` for a refused handshake (401/403/...),
     `ConnectionError`/`OSError`/`TimeoutError` when the server cannot be reached."""
-    try:
-        connection = await ws_connect(
-            url,
-            additional_headers=bearer_header(token),
-            subprotocols=[Subprotocol(RESUMABLE_SUBPROTOCOL)],
-            max_size=max_message_bytes,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            open_timeout=open_timeout,
-        )
-    except InvalidStatus as exc:
-        status = exc.response.status_code
-        raise HandshakeRefusedError(status, f"{url} refused the WebSocket: HTTP {status}") from exc
-    except InvalidHandshake as exc:
-        raise ConnectionError(f"WebSocket handshake with {url} failed: {exc}") from exc
+    connection = await open_websocket(
+        url,
+        token=token,
+        subprotocols=(RESUMABLE_SUBPROTOCOL,),
+        max_message_bytes=max_message_bytes,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        open_timeout=open_timeout,
+    )
     stream = RemoteClientStream(connection)
     if resume is not None and stream.resumable:
         try:

@@ -35,6 +35,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
 
 from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, ClosesOnExit, MessageStream, Oversized
 
@@ -243,10 +244,35 @@ async def connect_websocket(
     treated as gone (receive() returns None). Raises `HandshakeRefusedError` when the server
     refuses the handshake and `ConnectionError`/`OSError`/`TimeoutError` when it cannot be reached.
     """
+    connection = await open_websocket(
+        url,
+        token=token,
+        max_message_bytes=max_message_bytes,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        open_timeout=open_timeout,
+    )
+    return WebSocketClientStream(connection)
+
+
+async def open_websocket(
+    url: str,
+    *,
+    token: str | None,
+    max_message_bytes: int,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    open_timeout: float | None,
+    subprotocols: tuple[str, ...] = (),
+) -> ClientConnection:
+    """The client handshake both WebSocket clients share (this one and the remote transport's):
+    the bearer token as a header, a refusal as `HandshakeRefusedError`, any other failed
+    handshake as `ConnectionError`."""
     try:
-        connection = await ws_connect(
+        return await ws_connect(
             url,
             additional_headers=bearer_header(token),
+            subprotocols=[Subprotocol(name) for name in subprotocols] or None,
             max_size=max_message_bytes,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -257,4 +283,3 @@ async def connect_websocket(
         raise HandshakeRefusedError(status, f"{url} refused the WebSocket: HTTP {status}") from exc
     except InvalidHandshake as exc:
         raise ConnectionError(f"WebSocket handshake with {url} failed: {exc}") from exc
-    return WebSocketClientStream(connection)
