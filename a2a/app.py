@@ -21,7 +21,7 @@ from a2a.asgi import AsgiEndpoint, Principal, default_principal
 from a2a.core import HubCore
 from a2a.errors import METHOD_NOT_FOUND, A2aError
 from a2a.jsonrpc import JsonRpcBinding
-from a2a.registry import WELL_KNOWN
+from a2a.paths import WELL_KNOWN
 from a2a.rest import PREFIXES, V03_OPERATIONS, V10_OPERATIONS, RestBinding, error_response
 from a2a.settings import HubSettings
 from a2a.store import TaskStore

@@ -1,6 +1,12 @@
 """The cards the hub shows, as plain data: its own (the skills of the agents a caller may use)
 and each agent's, proxied (interfaces pointing at the hub). Served over HTTP by `a2a.wellknown`
-and by `GetExtendedAgentCard` in either binding."""
+and by `GetExtendedAgentCard` in either binding.
+
+Two views on a hub that asks for credentials (A2A 1.0 sections 3.1.11, 13.3 and 14.3): the
+public card, readable by anyone so that a client learns which schemes to use, shows the skills
+of `public_agents` only and says `capabilities.extendedAgentCard`; the extended card (or the
+card fetched with a credential) shows every agent the caller may use. An open hub has one view.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +43,17 @@ def speaks_v03(agent: RegisteredAgent) -> bool:
 
 
 OIDC_DISCOVERY = "/.well-known/openid-configuration"
+
+
+def secured(security: HubSecurity) -> bool:
+    """Whether the guard in front of the hub asks for a credential (keys or OAuth)."""
+    return security.api_keys or security.issuer is not None
+
+
+def withholds(settings: HubSettings, security: HubSecurity, name: str) -> bool:
+    """Whether the public cards keep agent `name`'s skills back: on a secured hub, every agent
+    outside `public_agents` (its skills are on the extended card only)."""
+    return secured(security) and not may_use(tuple(settings.public_agents), name)
 
 
 def security_fields(security: HubSecurity) -> Json:
@@ -118,16 +135,22 @@ def hub_card(
     version: str | None = V10,
     *,
     signer: CardSigner | None = None,
+    public: bool = False,
 ) -> Json:
     """The hub's own card in the caller's `version`: the skills of every agent the caller may
-    use, attributed to their agent. Without a version it has the 0.3 fields when one of those
+    use, attributed to their agent; the `public` card (no credential) on a secured hub shows
+    only `public_agents`. Without a version it has the 0.3 fields when one of the registered
     agents' own cards has them (0.3 clients are about)."""
     skills: list[Json] = []
     inputs: list[str] = []
     outputs: list[str] = []
+    security = registry.security()
+    if public and secured(security):
+        allowed = tuple(settings.public_agents)
     v03 = False
     for agent in registry.all():
         if not may_use(allowed, agent.name):
+            v03 = v03 or (public and speaks_v03(agent))
             continue
         v03 = v03 or speaks_v03(agent)
         agent_card = agent.card or {}
@@ -157,7 +180,7 @@ def hub_card(
         "defaultOutputModes": outputs or ["text/plain"],
         "skills": skills,
     }
-    card = _secured(card, registry.security())
+    card = _secured(card, security)
     return signed(in_version(card, version, v03), signer, base_url)
 
 
@@ -168,11 +191,17 @@ def proxied_card(
     *,
     signer: CardSigner | None = None,
     security: HubSecurity | None = None,
+    withheld: bool = False,
+    public: bool = False,
 ) -> Json:
     """The agent's card with its interfaces pointing at the hub's proxy for it, in the caller's
     `version`; without one, in the shape the agent's own card has (0.3 fields or not). Its
     security fields are the hub's (`security`, by default the agent's registry's), set before
     it is signed.
+
+    `withheld` (see `withholds`): its skills are for callers who sign in, so the card says
+    `capabilities.extendedAgentCard`, and the `public` view lists no skills. The public view
+    never names the agent's own card URL (an internal address, A2A 1.0 section 13.3).
 
     Signed cards: URLs are rewritten (the hub must stay in the path), so the agent's
     signatures no longer hold and are never passed on. The card carries the hub's signature
@@ -185,7 +214,7 @@ def proxied_card(
     card["supportedInterfaces"] = interfaces(f"{base_url}/a2a/agents/{agent.name}")
     capabilities = dict(card.get("capabilities") or {})
     params: Json = {"agent": agent.name}
-    if agent.card_url is not None:  # a local agent has no card elsewhere
+    if agent.card_url is not None and not public:  # a local agent has no card elsewhere
         params["upstreamCardUrl"] = redact_url(agent.card_url)
     if agent.signed_by is not None:
         params["upstreamSignatureKid"] = agent.signed_by
@@ -196,6 +225,10 @@ def proxied_card(
         "params": params,
     }
     capabilities["extensions"] = [*(capabilities.get("extensions") or []), mark]
+    if withheld:
+        capabilities["extendedAgentCard"] = True
+        if public:
+            card["skills"] = []
     card["capabilities"] = capabilities
     card = _secured(card, security or agent.hub_security())
     return signed(in_version(card, version, speaks_v03(agent)), signer, base_url)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from a2a.credentials import credentials_for
-from a2a.registry import WELL_KNOWN, CardError, Registry, usable_card
+from a2a.paths import WELL_KNOWN
+from a2a.registry import CardError, Registry, usable_card
 from a2a.settings import AgentAuth, AgentSpec, HubSettings
 from a2a.upstream import (
     AgentConnection,

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from a2a import types
-from a2a.cards import hub_card, proxied_card
+from a2a.cards import hub_card, proxied_card, withholds
 from a2a.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -766,11 +766,14 @@ class HubCore:
             agent = self.registry.get(ctx.agent)
             if agent is None or agent.card is None:
                 raise A2aError(UNSUPPORTED_OPERATION, "the agent's card is not available")
-            if not agent.capabilities.get("extendedAgentCard"):  # as the agent would answer
+            # its skills kept off the public card are here; else as the agent would answer
+            withheld = withholds(self.settings, self.registry.security(), agent.name)
+            if not (withheld or agent.capabilities.get("extendedAgentCard")):
                 raise A2aError(
                     UNSUPPORTED_OPERATION, f"agent {agent.name} has no extended agent card"
                 )
-            return proxied_card(agent, ctx.base_url, ctx.version, signer=self.registry.signer)
+            signer = self.registry.signer
+            return proxied_card(agent, ctx.base_url, ctx.version, signer=signer, withheld=withheld)
         signer = self.registry.signer
         return hub_card(
             self.registry, self.settings, ctx.base_url, ctx.allowed, ctx.version, signer=signer

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from a2a.credentials import Refused, credentials_for, describe, requirements
 from a2a.netguard import BlockedTargetError, Guard, http_url, same_origin
+from a2a.paths import WELL_KNOWN
 from a2a.settings import OPEN, AgentSpec, HubSecurity, HubSettings
 from a2a.signing import CardSigner, CardVerifier, KeySource, SignatureError, load_signer
 from a2a.types import AgentCard
@@ -45,8 +46,6 @@ from router_core import (
 from router_core.redaction import redact_url, redact_urls
 
 log = logging.getLogger(__name__)
-
-WELL_KNOWN = "/.well-known/agent-card.json"
 
 
 class CardError(Exception):

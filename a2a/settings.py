@@ -191,6 +191,11 @@ class HubSettings(_Model):
     """The version on the hub's card; Junction puts its own there unless this is set."""
     public_url: str | None = None
     """Base URL clients use to reach the hub (card interface URLs); else taken from each request."""
+    public_agents: list[str] = Field(default_factory=list)
+    """Globs over agent names whose skills the public cards show. With keys or OAuth on, the
+    cards are readable without a credential (to learn the security schemes) but list only
+    these agents' skills (none by default); a caller that signs in gets every agent it may
+    use (the extended card, or the card fetched with its credential). An open hub shows all."""
     strategy: str = "least_outstanding"
     """router_core selection strategy among healthy agents offering a skill."""
     card_timeout: float = Field(default=5.0, gt=0)

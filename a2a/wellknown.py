@@ -1,5 +1,9 @@
 """The hub's card binding: `GET .../.well-known/agent-card.json` for the hub and each proxied
-agent, with an ETag and Last-Modified so clients revalidate instead of downloading again."""
+agent, with an ETag and Last-Modified so clients revalidate instead of downloading again.
+
+The guard lets these paths through without a credential (`a2a.paths.is_public_card`): such a
+request gets the public card (`a2a.cards`), one that came with a credential the caller's own
+view, as `GetExtendedAgentCard` gives it."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from a2a.asgi import allowed_agents, base_url
-from a2a.cards import hub_card, proxied_card
+from a2a.cards import hub_card, proxied_card, withholds
 from a2a.core import HubCore
 from a2a.versions.common import V03, V10, normalize_version
 
@@ -31,12 +35,19 @@ class CardBinding:
         core = self.core
         base = base_url(request, core.settings.public_url)
         allowed = allowed_agents(request)
+        public = not signed_in(request)
         version = card_version(request)
         return self._respond(
             request,
-            f"hub|{base}|{allowed}|{version}|{core.registry.security()}",
+            f"hub|{base}|{public}|{allowed}|{version}|{core.registry.security()}",
             lambda: hub_card(
-                core.registry, core.settings, base, allowed, version, signer=core.registry.signer
+                core.registry,
+                core.settings,
+                base,
+                allowed,
+                version,
+                signer=core.registry.signer,
+                public=public,
             ),
             core.registry.changed_at,
         )
@@ -50,10 +61,20 @@ class CardBinding:
         version = card_version(request)
         registry = self.core.registry
         security = registry.security()
+        withheld = withholds(self.core.settings, security, name)
+        public = not signed_in(request)
         return self._respond(
             request,
-            f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}|{version}|{security}",
-            lambda: proxied_card(agent, base, version, signer=registry.signer, security=security),
+            f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}|{version}|{security}|{public}",
+            lambda: proxied_card(
+                agent,
+                base,
+                version,
+                signer=registry.signer,
+                security=security,
+                withheld=withheld,
+                public=public,
+            ),
             agent.fetched_at or self.core.registry.changed_at,
         )
 
@@ -83,7 +104,7 @@ class CardBinding:
             "Last-Modified": formatdate(int(modified), usegmt=True),
             "Cache-Control": f"public, max-age={self.core.settings.card_cache_seconds}",
             # a key limited to some agents sees only theirs; each version its own shape
-            "Vary": "Authorization, A2A-Version",
+            "Vary": "Authorization, X-API-Key, A2A-Version",
         }
         inm = request.headers.get("if-none-match")
         if inm is not None:
@@ -97,6 +118,12 @@ class CardBinding:
                     if int(modified) <= parsedate_to_datetime(ims).timestamp():
                         return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
+
+
+def signed_in(request: Request) -> bool:
+    """Whether the guard let the request in on a credential (its grant names a principal)."""
+    state = request.scope.get("state")
+    return isinstance(state, dict) and bool(state.get("principal"))
 
 
 def card_version(request: Request) -> str | None:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from a2a.paths import is_public_card
 from junction.audit import acting_as, audit
 from junction.caller import CALLER
 from junction.config import ApiKeyConfig
@@ -219,6 +220,9 @@ class AccessGuard:
         surface = surface_of(scope["path"])
         problem = self._browser_problem(scope, headers, surface)
         if problem is None and (self.grants or self.tokens is not None):
+            if is_public_card(scope["path"]) and not self._presented(headers):
+                await self.app(scope, receive, send)  # A2A: anyone may read the public card
+                return
             state, problem = self._key_problem(headers, surface)
             if state is None and problem is not None and problem.status == 401:
                 state, problem = await self._token_problem(headers, surface, problem)

@@ -6,6 +6,7 @@ which the SDK's verifier accepts, or none, never the agent's."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,14 +76,15 @@ async def register(hub: Any, name: str, url: str, **spec: Any) -> str | None:
     return None
 
 
-def sdk_verifies(card_url: str) -> str:
-    """What the official SDK's verifier says of the card at `card_url`."""
+def sdk_verifies(card_url: str, key: str = "") -> str:
+    """What the official SDK's verifier says of the card at `card_url` (fetched with `key`)."""
     done = subprocess.run(
         [str(python_peer("a2a-sdk")), str(PEERS / "sdk_verify_card.py"), card_url],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, "CARD_KEY": key},
     )
     return done.stdout.strip() or done.stderr.strip()[-500:]
 

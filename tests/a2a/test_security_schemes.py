@@ -242,9 +242,11 @@ async def test_cards_declare_exactly_what_the_hub_enforces(tmp_path: Path) -> No
 
 
 async def sdk_auth_client(
-    url: str, credentials: dict[str, str], version: str = "1.0"
+    url: str, credentials: dict[str, str], version: str = "1.0", card_key: str = ""
 ) -> dict[str, Any]:
-    env = {**os.environ, "CARD_KEY": KEY, "CREDENTIALS": json.dumps(credentials)}
+    """tests/a2a/peers/sdk_auth_client.py: reads the card (the public one unless `card_key`)
+    and sends one message with what the card's requirements pick from `credentials`."""
+    env = {**os.environ, "CARD_KEY": card_key, "CREDENTIALS": json.dumps(credentials)}
     process = await asyncio.create_subprocess_exec(
         str(python_peer("a2a-sdk")),
         str(PEERS / "sdk_auth_client.py"),

@@ -4,8 +4,9 @@
 
     python sdk_auth_client.py URL VERSION
 
-Environment: `CARD_KEY` (an API key to read the card with: Junction's card is behind its
-guard too), `CREDENTIALS` (JSON: scheme name -> credential), `TEXT` (what to send).
+Environment: `CARD_KEY` (an API key to read the card with; unset, the public card is read
+without a credential, as a client that has yet to learn the schemes does), `CREDENTIALS`
+(JSON: scheme name -> credential), `TEXT` (what to send).
 Prints one JSON line: {"schemes": {...}, "requirements": [...], "events": [...]} or with
 "error" in place of "events", then exits.
 """
@@ -31,7 +32,9 @@ from a2a.client import ClientConfig, ClientFactory
 
 async def main() -> None:
     url, version = sys.argv[1], sys.argv[2]
-    reader = {"A2A-Version": version, "Authorization": f"Bearer {os.environ['CARD_KEY']}"}
+    reader = {"A2A-Version": version}
+    if os.environ.get("CARD_KEY"):
+        reader["Authorization"] = f"Bearer {os.environ['CARD_KEY']}"
     async with httpx.AsyncClient(timeout=30, headers=reader) as http:
         card = await A2ACardResolver(http, url).get_agent_card()
     kept = [i for i in card.supported_interfaces if i.protocol_version.startswith(version)]

@@ -2,13 +2,15 @@
 
     python sdk_verify_card.py CARD_URL
 
-Fetches the card (`A2A-Version: 1.0`), reads it into the SDK's AgentCard, and checks its
-signatures with the SDK's verifier, the key taken from the signature's `jku` and `kid`. Prints
-`VERIFIED` or `INVALID <reason>`.
+Fetches the card (`A2A-Version: 1.0`; with `Authorization: Bearer $CARD_KEY` when that is
+set, for an extended card), reads it into the SDK's AgentCard, and checks its signatures with
+the SDK's verifier, the key taken from the signature's `jku` and `kid` (fetched without a
+credential). Prints `VERIFIED` or `INVALID <reason>`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import httpx
@@ -29,7 +31,11 @@ def key_provider(kid: str | None, jku: str | None) -> PyJWK:
 
 
 def main() -> None:
-    response = httpx.get(sys.argv[1], headers={"A2A-Version": "1.0"}, timeout=10)
+    headers = {"A2A-Version": "1.0"}
+    if os.environ.get("CARD_KEY"):
+        headers["Authorization"] = f"Bearer {os.environ['CARD_KEY']}"
+    response = httpx.get(sys.argv[1], headers=headers, timeout=10)
+    response.raise_for_status()
     card = ParseDict(response.json(), AgentCard(), ignore_unknown_fields=True)
     verify = create_signature_verifier(key_provider, ["ES256", "RS256", "EdDSA"])
     try:
