@@ -13,12 +13,19 @@ pooled session). Figures are ratios or paired differences, never bare times:
   concurrency 1 (p50, target <= 2 ms; also shown for 64 streams started at once), and the
   added inter-chunk gap p99 with 64 concurrent streams (target <= 3 ms).
 
-A fourth process, a minimal ASGI server + aiohttp pass-through proxy with no routing at all, runs
+A fourth process is Junction as users run it, `junction --mode serve` (its middleware: access
+guard, metrics, access log to a file, replica and trace handling; the same one backend): its
+added p50 at c=1 and its throughput at c=32 are reported beside the bare routes', so what the
+serve-mode stack costs on top of the router is read off in the same run (issue 19: the router's
+goal is +0.5 ms through serve mode).
+
+A fifth process, a minimal ASGI server + aiohttp pass-through proxy with no routing at all, runs
 in the throughput rounds as a reference: the gap between it and direct is the cost of the
 stack (ASGI server, HTTP client, an extra hop on the same cores), the gap between it and
 Junction is Junction's own.
 
     python benchmarks/router_bench.py [--pairs 2000] [--seconds 3] [--stream-pairs 200] [--json]
+                                      [--no-access-log]
 
 Environment (Junction's process and the reference proxy always get the same server and loop, so
 the comparison between them stays fair; the upstream and the client stay on uvicorn / asyncio):
@@ -41,6 +48,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -283,6 +291,39 @@ def serve_reference(upstream: str) -> None:
     serve_app(lambda: run_server(app))
 
 
+# -- Junction as users run it (child process) ----------------------------------------------------
+
+
+def start_serve_mode(
+    upstream: str, tmp: str, access_log: bool
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`junction --mode serve` with one OpenAI backend, up once /health/live answers."""
+    import shutil
+    import urllib.request
+
+    config = os.path.join(tmp, "junction.yaml")
+    with open(config, "w") as file:
+        file.write(
+            f"store: {{url: 'sqlite:///{tmp}/junction.db'}}\n"
+            f"backends:\n  upstream: {{type: openai, url: '{upstream}/v1', models: [{MODEL}]}}\n"
+            f"logging: {{access_log: {'true' if access_log else 'false'}}}\n"
+        )
+    port = listening_socket().getsockname()[1]
+    junction = shutil.which("junction") or os.path.join(os.path.dirname(sys.executable), "junction")
+    command = [junction, "--mode", "serve", "--config", config, "--port", str(port)]
+    log = open(os.path.join(tmp, "junction.log"), "wb")  # noqa: SIM115 (the child keeps it)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1):
+                return process, port
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("junction --mode serve did not answer /health/live within 60 s")
+
+
 # -- load generator -----------------------------------------------------------------------------
 
 
@@ -380,18 +421,22 @@ async def throughput(
             rates[name].append(done / elapsed)
             if before is not None and after is not None and done:
                 cpu[name].append((after - before) / done * 1e6)
-    d, t, r = (statistics.mean(rates[name]) for name in urls)
+    mean = {name: statistics.mean(values) for name, values in rates.items()}
+    d = mean["direct"]
     result: dict[str, Any] = {
         "direct_rps": round(d),
-        "through_rps": round(t),
-        "reference_rps": round(r),
-        "ratio": round(t / d, 3),
-        "reference_proxy_ratio": round(r / d, 3),
+        "through_rps": round(mean["through"]),
+        "serve_rps": round(mean["serve"]),
+        "reference_rps": round(mean["reference"]),
+        "ratio": round(mean["through"] / d, 3),
+        "serve_ratio": round(mean["serve"] / d, 3),
+        "reference_proxy_ratio": round(mean["reference"] / d, 3),
     }
     if all(cpu.values()):
         result["cpu_us_per_request"] = {
             "upstream": round(statistics.mean(cpu["direct"])),
             "junction": round(statistics.mean(cpu["through"])),
+            "serve": round(statistics.mean(cpu["serve"])),
             "reference": round(statistics.mean(cpu["reference"])),
         }
     return result
@@ -465,22 +510,27 @@ def spawn(*args: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 async def measure(
-    args: argparse.Namespace, direct: str, through: str, reference: str, pids: dict[str, int]
+    args: argparse.Namespace, urls: dict[str, str], pids: dict[str, int]
 ) -> dict[str, Any]:
+    """`urls` and `pids` by name: direct (the upstream), through (the bare routes), serve
+    (serve mode), reference (the minimal proxy)."""
+    direct, through, serve = urls["direct"], urls["through"], urls["serve"]
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         for _ in range(100):  # wait for both to answer
             try:
                 await one(session, direct)
                 await one(session, through)
+                await one(session, serve)
                 break
             except (aiohttp.ClientError, RuntimeError):
                 await asyncio.sleep(0.1)
         return {
             "c1": await paired(session, direct, through, args.pairs),
+            "c1_serve": await paired(session, direct, serve, args.pairs),
             "c32": await throughput(
                 session,
-                {"direct": direct, "through": through, "reference": reference},
+                urls,
                 pids,
                 args.seconds,
             ),
@@ -494,6 +544,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--stream-pairs", type=int, default=200)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-access-log", action="store_true", help="serve mode's access log off")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -508,20 +559,30 @@ def main() -> None:
     base = f"http://127.0.0.1:{upstream_port}"
     junction, junction_port = spawn("--serve", "junction", base)
     reference, reference_port = spawn("--serve", "reference", base)
-    try:
-        results = asyncio.run(
-            measure(
-                args,
-                f"{base}/v1/chat/completions",
-                f"http://127.0.0.1:{junction_port}/v1/chat/completions",
-                f"http://127.0.0.1:{reference_port}/v1/chat/completions",
-                {"direct": upstream.pid, "through": junction.pid, "reference": reference.pid},
+    with tempfile.TemporaryDirectory() as tmp:
+        serve, serve_port = start_serve_mode(base, tmp, not args.no_access_log)
+        try:
+            results = asyncio.run(
+                measure(
+                    args,
+                    {
+                        "direct": f"{base}/v1/chat/completions",
+                        "through": f"http://127.0.0.1:{junction_port}/v1/chat/completions",
+                        "serve": f"http://127.0.0.1:{serve_port}/v1/chat/completions",
+                        "reference": f"http://127.0.0.1:{reference_port}/v1/chat/completions",
+                    },
+                    {
+                        "direct": upstream.pid,
+                        "through": junction.pid,
+                        "serve": serve.pid,
+                        "reference": reference.pid,
+                    },
+                )
             )
-        )
-    finally:
-        for process in (reference, junction, upstream):
-            process.terminate()
-            process.wait(10)
+        finally:
+            for process in (serve, reference, junction, upstream):
+                process.terminate()
+                process.wait(10)
     setup = {
         "server": os.environ.get("ROUTER_BENCH_SERVER", "uvicorn"),
         "loop": os.environ.get("ROUTER_BENCH_LOOP", "asyncio"),
@@ -530,20 +591,28 @@ def main() -> None:
         print(json.dumps({"setup": setup, **results}, indent=2))
         return
     c1, c32, st = results["c1"], results["c32"], results["streaming"]
-    print(f"Junction and reference proxy on {setup['server']} + {setup['loop']}")
+    sc1 = results["c1_serve"]
+    print(f"Junction's routes and reference proxy on {setup['server']} + {setup['loop']}")
     print(
         f"non-streaming c=1   added p50 {c1['added_p50_ms']} ms (target <= 1), "
         f"p99 {c1['added_p99_ms']} ms; direct p50 {c1['direct_p50_ms']} ms"
+    )
+    log = "off" if args.no_access_log else "on"
+    print(
+        f"  serve mode        added p50 {sc1['added_p50_ms']} ms (goal <= 0.5), "
+        f"p99 {sc1['added_p99_ms']} ms (junction --mode serve, access log {log})"
     )
     print(
         f"non-streaming c=32  through/direct {c32['ratio']} (target >= 0.5); "
         f"{c32['through_rps']} vs {c32['direct_rps']} req/s; "
         f"reference proxy/direct {c32['reference_proxy_ratio']}"
     )
+    print(f"  serve mode        through/direct {c32['serve_ratio']}; {c32['serve_rps']} req/s")
     if "cpu_us_per_request" in c32:
         cpu = c32["cpu_us_per_request"]
         print(
-            f"CPU per request     Junction {cpu['junction']} us, reference proxy "
+            f"CPU per request     Junction {cpu['junction']} us (serve mode {cpu['serve']} us), "
+            f"reference proxy "
             f"{cpu['reference']} us, upstream {cpu['upstream']} us (c=32 rounds)"
         )
     print(

@@ -20,6 +20,7 @@ from junction.audit import audit, configure_audit_file
 from junction.config import JunctionConfig, ServerConfig
 from junction.http.metrics import Metrics, RequestMetrics
 from junction.http.oauth import TokenVerifier, metadata_routes
+from junction.http.routing import IndexedRouter
 from junction.http.security import AccessGuard
 from junction.http.telemetry import server_spans
 from junction.reload import Listener
@@ -119,8 +120,7 @@ def build_app(junction: Surfaces) -> Starlette:
     ]
     configure_audit_file(junction.config.logging.audit_file)
     junction.subscribe(_audit_identity_changes)
-    return Starlette(
-        routes=routes,
+    app = Starlette(
         lifespan=lifespan,
         middleware=[
             Middleware(RequestMetrics, metrics=junction.metrics.http),
@@ -128,6 +128,8 @@ def build_app(junction: Surfaces) -> Starlette:
             Middleware(_CurrentAccessGuard, junction=junction),
         ],
     )
+    app.router = IndexedRouter(routes, lifespan=lifespan)
+    return app
 
 
 def _audit_identity_changes(old: JunctionConfig, new: JunctionConfig) -> None:
