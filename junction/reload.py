@@ -72,6 +72,7 @@ RESTART: dict[str, str] = {
     "telemetry": "the trace exporter is set up once, when the process starts",
     "cluster.redis_url": "the rate limiter connects to Redis at start",
     "cluster.relay_lease_seconds": "the hub's task fan-out is set up at start",
+    "cluster.advertise_url": "the replica records its sessions under this URL from start",
     "server.workers": "the worker processes are started with the server",
 }
 """Keys a running Junction keeps at their old value (with why); a change to one is logged as

@@ -9,6 +9,7 @@ clients on their `subscriptions/listen` streams.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,6 +40,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_gateway import _catalog_mode as catalog_mode
+from mcp_gateway._client_home import StdioClient
 from mcp_gateway._client_relay import Rounds, levels_from
 from mcp_gateway._sdk import connection_of
 from mcp_gateway._sse_endpoint import add_sse_endpoint
@@ -50,6 +52,7 @@ from mcp_gateway.relay import Relay
 from router_core.audit import audit
 from router_core.quota import RATE_LIMITED, LimitExceeded, admit, quota_of
 from transports import DEFAULT_MAX_MESSAGE_BYTES
+from transports.owners import owners_of
 
 log = logging.getLogger("mcp_gateway.server")
 
@@ -523,6 +526,7 @@ async def serve_stdio(
     """Serve the catalog as an MCP server on this process's stdin/stdout until stdin closes;
     a line over `max_message_bytes` is refused (-32600) and skipped."""
     server, notifier = build_server(catalog)
+    StdioClient(catalog).attach(server)  # the one client: asked what upstreams ask outside calls
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(notifier.pump)
@@ -546,26 +550,33 @@ class _SessionOwners:
     middleware sets (Junction: the API key's name); without one there is nothing to bind. A
     session id used by another caller gets 404, as an unknown session does, so it is neither
     usable nor confirmed to exist.
+
+    With several processes behind one endpoint (an `Owners` in the scope, `transports.owners`),
+    each new session id is recorded there before its response goes out, and a DELETE ends it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, live: Callable[[str], bool] = lambda _: True) -> None:
         self.app = app
         self.owners: dict[bytes, str] = {}
+        self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.get("state") or {}
         caller = state.get("principal") if scope["type"] == "http" else None
-        if not caller:
+        shared = owners_of(scope) if scope["type"] == "http" else None
+        if not caller and shared is None:
             await self.app(scope, receive, send)
             return
         session = dict(scope.get("headers") or []).get(b"mcp-session-id")
         if session is not None:
             owner = self.owners.get(session)
-            if owner is not None and owner != caller:
+            if caller and owner is not None and owner != caller:
                 await _not_found(send)
                 return
             if scope.get("method") == "DELETE":
                 self.owners.pop(session, None)
+                if shared is not None:
+                    shared.closed("mcp", session.decode("latin-1"))
             await self.app(scope, receive, send)
             return
 
@@ -573,9 +584,13 @@ class _SessionOwners:
             if message["type"] == "http.response.start":
                 for name, value in message.get("headers") or []:
                     if name.lower() == b"mcp-session-id":
-                        self.owners[bytes(value)] = str(caller)
+                        if caller:
+                            self.owners[bytes(value)] = str(caller)
                         if len(self.owners) > MAX_BOUND_SESSIONS:  # forget the oldest binding
                             del self.owners[next(iter(self.owners))]
+                        if shared is not None:
+                            ident = bytes(value).decode("latin-1")
+                            await shared.opened("mcp", ident, functools.partial(self.live, ident))
             await send(message)
 
         await self.app(scope, receive, remember)
@@ -669,6 +684,7 @@ def http_app(
         max_body=catalog.options.max_argument_bytes + 1024 * 1024,
     )
     app.router.lifespan_context = lifespan
-    app.add_middleware(_SessionOwners)
+    # The SDK's session manager has no public view of its live sessions.
+    app.add_middleware(_SessionOwners, live=lambda ident: ident in manager._server_instances)
     app.add_middleware(_TrimmedHeaders)
     return app

@@ -57,6 +57,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from transports.durable import Accepted, DurableConnection
+from transports.owners import Owners, owners_of
 from transports.stream import DEFAULT_MAX_MESSAGE_BYTES, MessageStream
 from transports.websocket import CLOSE_NORMAL, same_principal, serve_websocket
 
@@ -142,6 +143,8 @@ class RemoteAcpServer:
         self.ping_seconds = ping_seconds
         self.initialize_timeout = initialize_timeout
         self.connections: dict[str, DurableConnection] = {}
+        self.owners: Owners | None = None
+        """Where other processes learn which connections are here (`owners.py`; none alone)."""
 
     def routes(self, path: str) -> list[BaseRoute]:
         return [
@@ -162,6 +165,13 @@ class RemoteAcpServer:
         connection.task = asyncio.create_task(self._run(connection))
         return connection
 
+    async def _record(self, scope: Any, connection: DurableConnection) -> None:
+        """Tell the application's `Owners` (if any) that `connection` lives here."""
+        owners = owners_of(scope)
+        if owners is not None:
+            self.owners = owners
+            await owners.opened("acp", connection.connection_id, lambda: not connection.ended)
+
     async def _run(self, connection: DurableConnection) -> None:
         """Run the handler; when it returns (or fails) the connection ends."""
         try:
@@ -171,6 +181,8 @@ class RemoteAcpServer:
         finally:
             connection.end("handler returned")
             self.connections.pop(connection.connection_id, None)
+            if self.owners is not None:
+                self.owners.closed("acp", connection.connection_id)
 
     def _find(self, connection_id: str | None, state: Any) -> DurableConnection | None:
         """A live connection of this caller (another caller's is as unknown as a made-up id)."""
@@ -238,6 +250,7 @@ class RemoteAcpServer:
 
     async def _initialize(self, request: Request, body: bytes, message: Any) -> Response:
         connection = self._open(request.scope.get("state"))
+        await self._record(request.scope, connection)
         answer = connection.expect_answer(message)
         connection.accept(body, message)
         try:
@@ -329,6 +342,14 @@ class RemoteAcpServer:
         request = _decode(first)
         if isinstance(request, dict) and request.get("method") == RESUME:
             connection, start, why = self._resume(request.get("params"), state)
+            elsewhere = self._elsewhere(websocket, request.get("params"))
+            if connection is None and elsewhere is not None:  # another process's connection?
+                refusal = await elsewhere.resume_elsewhere(
+                    websocket, request["params"]["connectionId"], first
+                )
+                if refusal is None:  # carried there, and served until it ended
+                    return
+                why = refusal
             if connection is None:
                 await socket.send_json(
                     {"jsonrpc": "2.0", "method": RESUME_FAILED, "params": {"reason": why}}
@@ -339,12 +360,21 @@ class RemoteAcpServer:
             first = None
         if connection is None:
             connection = self._open(state, connection_id)
+            await self._record(websocket.scope, connection)
             attached = connection.attach(0)
             assert attached is not None
             generation = attached[0]
         else:
             generation = connection.generation
         await self._pump_socket(socket, connection, generation, start, first)
+
+    def _elsewhere(self, websocket: WebSocket, params: Any) -> Owners | None:
+        """The `Owners` to offer a resumption of a connection id this process never had."""
+        owners = owners_of(websocket.scope)
+        if owners is None or not isinstance(params, dict):
+            return None
+        named = params.get("connectionId")
+        return owners if isinstance(named, str) and named not in self.connections else None
 
     def _resume(self, params: Any, state: Any) -> tuple[DurableConnection | None, int, str]:
         """The connection a `stream/resume` names, attached after its cursor; or None and why."""

@@ -28,6 +28,30 @@ class ClusterConfig(ConfigModel):
     another takes the task over (subscribes to its agent again and continues the task's event
     stream for every replica's subscribers). Renewed three times per period."""
 
+    advertise_url: str | None = None
+    """With `redis_url`: where the other replicas reach this one, `http://host:port` (no path).
+    A request for an MCP session (`Mcp-Session-Id`) or a remote ACP connection
+    (`Acp-Connection-Id`) that another replica opened is carried there. Unset: derived from
+    `server.host` and the port served on; required when `server.host` listens on every address
+    (`0.0.0.0`, `::`). With `server.workers` each worker also listens on a port of its own
+    (chosen by the system) and advertises this URL with that port."""
+
+    @field_validator("advertise_url")
+    @classmethod
+    def _advertise_form(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        from junction.cluster import owner_url
+
+        normal = owner_url(url)
+        if normal is None:
+            raise PydanticCustomError(
+                "advertise_url",
+                "expected http://host:port or https://host:port (no path), got {url}",
+                {"url": repr(url)},
+            )
+        return normal
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, url: str | None) -> str | None:

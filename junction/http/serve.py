@@ -62,12 +62,16 @@ def uvicorn_server(
     uds: str | None,
     sighup: bool,
     started: Callable[[], None] | None = None,
+    advertise: str | None = None,
 ) -> Any:
     """A uvicorn server for the app that drains on shutdown and, while it serves, reloads the
     configuration when its file changes (and on SIGHUP when `sighup`: when Junction owns the
     process, never in an application that embeds it). `started` is called once it serves (a
     worker tells its supervisor). With `cluster.redis_url` or several workers, responses carry
-    `x-junction-replica`."""
+    `x-junction-replica`; with `cluster.redis_url` a request for a session another replica
+    owns goes there (`forward.py`), this replica being reached at `advertise` (default:
+    `cluster.advertise_url`, else `server.host` and `server.port`; ValueError when neither
+    names an address another replica can reach)."""
     import uvicorn
     from sse_starlette.sse import AppStatus
 
@@ -160,6 +164,16 @@ def uvicorn_server(
     app = junction.asgi_app()
     if config.cluster.redis_url or config.server.workers > 1:
         app = with_replica_header(app, replica_id())
+    if config.cluster.redis_url:
+        from junction.cluster import advertise_url
+        from junction.http.forward import Forwarder, Ownership
+
+        me = advertise or advertise_url(
+            config.cluster.advertise_url, config.server.host, config.server.port
+        )
+        registry = getattr(getattr(junction, "metrics", None), "registry", None)
+        ownership = Ownership(config.cluster.redis_url, me, replica_id(), registry)
+        app = Forwarder(app, ownership)
     return Server(
         uvicorn.Config(
             app,

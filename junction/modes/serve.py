@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from junction.cluster import WORKER_ENV
+from junction.cluster import WORKER_ENV, advertise_url, with_port
 from junction.config import JunctionConfig
 from junction.http.serve import uvicorn_server
 from junction.reload import ConfigSource
@@ -62,6 +62,18 @@ def run_serve(
             )
             print(f"junction: {host}:{port} {what} (server.port, --port)", file=sys.stderr)
             return LISTEN_FAILED
+    advertise: str | None = None
+    if config.cluster.redis_url:  # where the other replicas reach the sessions opened here
+        try:
+            if uds is not None and not config.cluster.advertise_url:
+                raise ValueError("serving on a Unix socket: set cluster.advertise_url")
+            bound = listener.getsockname()[1] if listener is not None else 0
+            advertise = advertise_url(config.cluster.advertise_url, config.server.host, bound)
+        except ValueError as exc:
+            print(f"junction: cluster.advertise_url: {exc}", file=sys.stderr)
+            if listener is not None:
+                listener.close()
+            return 2
     if workers > 1:
         assert listener is not None
         if not config.cluster.redis_url:
@@ -74,11 +86,20 @@ def run_serve(
         supervisor = Supervisor(
             workers,
             lambda started: _serve(
-                config, listener, None, source=source, log_level=log_level, started=started
+                config,
+                listener,
+                None,
+                source=source,
+                log_level=log_level,
+                started=started,
+                advertise=advertise,
+                own_port=advertise is not None,
             ),
         )
         return supervisor.run(listener)
-    return _serve(config, listener, uds, source=source, log_level=log_level, started=None)
+    return _serve(
+        config, listener, uds, source=source, log_level=log_level, started=None, advertise=advertise
+    )
 
 
 def _workers_refusal(config: JunctionConfig, uds: str | None) -> str | None:
@@ -99,17 +120,34 @@ def _serve(
     source: ConfigSource | None,
     log_level: str | None,
     started: Callable[[], None] | None,
+    advertise: str | None = None,
+    own_port: bool = False,
 ) -> int:
-    """One serving process (the only one, or a worker): 0 after a clean stop."""
+    """One serving process (the only one, or a worker): 0 after a clean stop.
+
+    `own_port`: a worker of several with `cluster.redis_url` also listens on a port of its own
+    (the shared one hands a connection to any worker) and advertises it, so the requests other
+    replicas and workers forward to the sessions it owns reach this very process."""
     junction = Junction(config, source=source)
     junction._own_logging(log_level)
-    server = uvicorn_server(junction, config, uds=uds, sighup=True, started=started)
+    sockets = [listener] if listener is not None else None
+    if own_port and advertise is not None and sockets is not None:
+        host = config.server.host
+        own = socket.create_server(
+            (host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+        )
+        advertise = with_port(advertise, own.getsockname()[1])
+        sockets.append(own)
+        log.info("this worker's sessions are reached at %s", advertise)
+    server = uvicorn_server(
+        junction, config, uds=uds, sighup=True, started=started, advertise=advertise
+    )
     # uvicorn drains on SIGTERM, then re-raises it under the handler that was in place before:
     # make that one a no-op so a graceful stop exits 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         # on uvloop when it is installed (uvicorn picks the loop)
-        server.run(sockets=[listener] if listener is not None else None)
+        server.run(sockets=sockets)
     finally:
         if uds:
             with contextlib.suppress(FileNotFoundError):
