@@ -97,7 +97,7 @@ class SessionTools(Protocol):
     """
 
     def open(
-        self, servers: Sequence[McpServer], *, cwd: str
+        self, servers: Sequence[McpServer], *, cwd: str, roots: Sequence[str] = ()
     ) -> AbstractAsyncContextManager[SessionToolProvider]: ...
 
 

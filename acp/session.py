@@ -249,7 +249,8 @@ class Session:
                     "Junction has no MCP gateway configured."
                 )
                 return
-            async with services.session_tools.open(servers, cwd=self.record.cwd) as scope:
+            tools = services.session_tools  # roots: what the servers' roots/list gets
+            async with tools.open(servers, cwd=self.record.cwd, roots=self.roots.all) as scope:
                 self.tool_scope = scope
                 self._tools_settled.set()
                 for problem in await scope.startup_problems():

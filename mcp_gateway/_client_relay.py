@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from mcp_gateway._sdk import connection_of, request_outbound
 from mcp_gateway.errors import GatewayError
-from mcp_gateway.relay import Relay
+from mcp_gateway.relay import Relay, relayed_options
 
 log = logging.getLogger("mcp_gateway.server")
 
@@ -47,7 +47,9 @@ _NOT_OFFERED = types.METHOD_NOT_FOUND
 not offer that method (the SDK's own client answers -32600; -32601 says which side lacks it)."""
 
 
-def _missing(caps: types.ClientCapabilities | None, method: str, params: dict[str, Any]) -> str:
+def missing_capability(
+    caps: types.ClientCapabilities | None, method: str, params: dict[str, Any]
+) -> str:
     """The capability the client lacks for `method`, or ''."""
     if method == "elicitation/create":
         elicitation = caps.elicitation if caps else None
@@ -121,13 +123,13 @@ def legacy_relay(ctx: ServerRequestContext[Any, Any], level: str = "debug") -> R
     caps = ctx.session.client_capabilities
 
     async def on_request(method: str, params: dict[str, Any]) -> dict[str, Any]:
-        lacking = _missing(caps, method, params)
+        lacking = missing_capability(caps, method, params)
         if lacking:
             raise GatewayError(
                 _NOT_OFFERED, f"{method}: the client did not declare the {lacking} capability"
             )
         try:
-            return await outbound.send_raw_request(method, params)
+            return await outbound.send_raw_request(method, params, relayed_options())
         except MCPError as exc:
             raise GatewayError(exc.error.code, exc.error.message, data=exc.error.data) from None
 
@@ -230,7 +232,7 @@ class Rounds:
         caps = _declared(ctx)
 
         async def ask(method: str, params: dict[str, Any]) -> dict[str, Any]:
-            lacking = _missing(caps, method, params)
+            lacking = missing_capability(caps, method, params)
             if lacking:  # never asked of a client that did not declare it can answer
                 raise GatewayError(
                     _NOT_OFFERED, f"{method}: the client did not declare the {lacking} capability"

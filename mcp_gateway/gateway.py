@@ -31,7 +31,7 @@ from mcp_types import SERVER_INFO_META_KEY
 
 from mcp_gateway.errors import RESOURCE_NOT_FOUND, ClientRequestFn, GatewayError
 from mcp_gateway.naming import assign_names, safe_name, stable_hash
-from mcp_gateway.relay import Relay, input_required, resolved
+from mcp_gateway.relay import Relay, input_required, resolved, roots_relay
 from mcp_gateway.routes import LocalTool, ToolSchema, _InFlight, _input_schema, _Route
 from mcp_gateway.specs import GatewayOptions, UpstreamSpec
 from mcp_gateway.upstream import Upstream, UpstreamState, UpstreamStatus
@@ -69,6 +69,11 @@ class Catalog:
         self._validators: dict[str, Any] = {}
         self._grace_deadline = math.inf
         self._in_flight = _InFlight()
+        self.home: Relay | None = None
+        """The one client of this catalog's own upstreams, for what they ask outside a call."""
+
+    def _home(self) -> Relay | None:
+        return self.home
 
     # ------------------------------------------------------------------ composition
 
@@ -609,7 +614,8 @@ class Gateway(Catalog):
             stack.callback(self._close_upstreams)
             self._grace_deadline = anyio.current_time() + self.options.startup_grace
             self._upstreams = [
-                Upstream(s, self.options, self.rebuild, self._notice) for s in self._specs
+                Upstream(s, self.options, self.rebuild, self._notice, self._home)
+                for s in self._specs
             ]
             for upstream in self._upstreams:
                 self._tg.start_soon(upstream.run, name=f"mcp upstream {upstream.name}")
@@ -674,7 +680,7 @@ class Gateway(Catalog):
             if pending is not None:  # superseded before it took over
                 del self._starting[spec.name]
                 tg.start_soon(self._retire, pending)
-            fresh = Upstream(spec, options, self.rebuild, self._notice)
+            fresh = Upstream(spec, options, self.rebuild, self._notice, self._home)
             tg.start_soon(fresh.run, name=f"mcp upstream {fresh.name}")
             if current is None:
                 upstreams.append(fresh)
@@ -729,13 +735,17 @@ class Gateway(Catalog):
             self._retiring.discard(upstream)
 
     @contextlib.asynccontextmanager
-    async def session(self, specs: Sequence[UpstreamSpec]) -> AsyncIterator[GatewaySession]:
+    async def session(
+        self, specs: Sequence[UpstreamSpec], roots: Sequence[str] = ()
+    ) -> AsyncIterator[GatewaySession]:
         """A view with session-scoped upstreams layered over the global ones.
 
         A session upstream with the same name as a global one shadows it for this session.
-        The session's upstreams are closed (children killed) when the block exits.
+        The session's upstreams are closed (children killed) when the block exits. `roots`
+        (absolute directories) answer their `roots/list` outside a call.
         """
         view = GatewaySession(self, specs)
+        view.home = roots_relay(roots) if roots else None
         async with view._running():
             yield view
 
@@ -772,7 +782,8 @@ class GatewaySession(Catalog):
             async with anyio.create_task_group() as tg:
                 self._grace_deadline = anyio.current_time() + self.options.startup_grace
                 self._own = [
-                    Upstream(s, self.options, self.rebuild, self._notice) for s in self._specs
+                    Upstream(s, self.options, self.rebuild, self._notice, self._home)
+                    for s in self._specs
                 ]
                 for upstream in self._own:
                     tg.start_soon(upstream.run, name=f"mcp session upstream {upstream.name}")

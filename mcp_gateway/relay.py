@@ -12,6 +12,12 @@ notifications. Which call a server-to-client message belongs to:
 - stdio and legacy SSE upstreams: the wire does not say. The upstream's one relay in flight is
   the one (several calls of one caller share it); with calls of several callers in flight the
   request is refused (-32603) rather than shown to a caller it was not meant for.
+
+A request sent outside every call (server-filesystem asks `roots/list` right after it is
+initialized) goes to the catalog's one client when it has one (`junction --mode mcp`, an ACP
+session's own servers: see `_client_home.py`), else it is refused (-32603, saying why).
+When the client answers such a relayed request with progress, the progress goes back to the
+upstream that asked, under the token it gave (`ASKED_PROGRESS`).
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+import os
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.dispatcher import CallOptions, ProgressFnT
 
 from mcp_gateway.errors import ClientRequestFn, GatewayError
 
@@ -85,6 +93,43 @@ CURRENT: contextvars.ContextVar[Relay | None] = contextvars.ContextVar(
     "mcp_gateway_relay", default=None
 )
 """The relay of the call this task serves (see the module's doc for how it travels)."""
+
+
+ASKED_PROGRESS: contextvars.ContextVar[ProgressFnT | None] = contextvars.ContextVar(
+    "mcp_gateway_asked_progress", default=None
+)
+"""While an upstream's request is passed on to a client: where the client's progress on it
+goes (back to that upstream, under the token it gave); None when it gave no token."""
+
+HomeFn = Callable[[], "Relay | None"]
+"""The one client of an upstream, for requests it sends outside every call (None: none)."""
+
+
+def relayed_options() -> CallOptions:
+    """Options for sending an upstream's request on to a client: the client's progress on it
+    goes back to the upstream (the SDK gives the request a token of its own for that)."""
+    back = ASKED_PROGRESS.get()
+    return {"on_progress": back} if back is not None else {}
+
+
+def roots_relay(paths: Sequence[str]) -> Relay:
+    """A client made of directories (an ACP session's cwd and additionalDirectories): it
+    answers `roots/list` with their `file://` URIs and nothing else."""
+    roots = [
+        {"uri": Path(p).as_uri(), "name": Path(p).name or p} for p in paths if os.path.isabs(p)
+    ]
+
+    async def answer(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "roots/list":
+            return {"roots": roots}
+        if method == "sampling/createMessage":  # an editor's session offers no sampling
+            raise GatewayError(types.METHOD_NOT_FOUND, f"{method}: the client does not offer it")
+        raise GatewayError(
+            types.INTERNAL_ERROR,
+            f"{method}: the editor answers this only during a prompt turn (none is running)",
+        )
+
+    return Relay(answer)
 
 
 class InFlight:

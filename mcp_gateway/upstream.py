@@ -44,7 +44,7 @@ from mcp_gateway._stdio import ChildProcess, stdio_transport
 from mcp_gateway._upstream_asks import NotifyFn, ServerAsks, dump
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.oauth_client import http_auth
-from mcp_gateway.relay import InFlight, Relay
+from mcp_gateway.relay import HomeFn, InFlight, Relay
 from mcp_gateway.specs import GatewayOptions, StdioUpstream, UpstreamSpec
 from router_core import tracing
 from router_core.semconv import mcp_request_attributes, mcp_request_name, mcp_request_result
@@ -191,12 +191,15 @@ class Upstream(ServerAsks):
         options: GatewayOptions,
         on_change: Callable[[], None],
         on_notify: NotifyFn | None = None,
+        home: HomeFn | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
         self._options = options
         self._on_change = on_change
         self._on_notify = on_notify
+        self._home = home
+        """The one client this server serves, for what it asks outside every call."""
         self._calls = InFlight()
         self._twin: Upstream | None = None
         self._parent: Upstream | None = None

@@ -264,7 +264,7 @@ class _NoLocalServers:
 
     @contextlib.asynccontextmanager
     async def open(
-        self, servers: Sequence[McpServer], *, cwd: str
+        self, servers: Sequence[McpServer], *, cwd: str, roots: Sequence[str] = ()
     ) -> AsyncIterator[SessionToolProvider]:
         raise PermissionError(
             "a remote ACP connection may not start MCP servers on the Junction host "
@@ -618,7 +618,9 @@ class _GatewaySessionTools:
         self._gateway = gateway
 
     @contextlib.asynccontextmanager
-    async def open(self, servers: Sequence[McpServer], *, cwd: str) -> AsyncIterator[_SessionScope]:
+    async def open(
+        self, servers: Sequence[McpServer], *, cwd: str, roots: Sequence[str] = ()
+    ) -> AsyncIterator[_SessionScope]:
         gateway = await self._gateway()
         if gateway is None:
             raise RuntimeError("Junction's MCP gateway did not start (see its log)")
@@ -647,7 +649,7 @@ class _GatewaySessionTools:
                     )
                 )
         settle = gateway.options.connect_timeout + 1
-        async with gateway.session(specs) as view:
+        async with gateway.session(specs, roots or (cwd,)) as view:
             yield _SessionScope(view, [s.name for s in specs], settle)
 
 
