@@ -8,6 +8,7 @@ whatever `sys.stderr` is at the time of each record.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import logging
 import os
@@ -154,6 +155,28 @@ class RedactingFilter(logging.Filter):
 _EXC_FORMATTER = logging.Formatter()
 
 
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    """`2026-12-02T03:22:34` for a Unix second: formatted once per second, not per record."""
+    return _dt.datetime.fromtimestamp(second, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class _PlainFormatter(logging.Formatter):
+    """`PLAIN_FORMAT`, with the local time formatted once per second, not per record."""
+
+    def __init__(self) -> None:
+        super().__init__(PLAIN_FORMAT, PLAIN_DATEFMT)
+        self._last: tuple[int, str] = (-1, "")
+        """(second, its text), swapped whole so threads never pair one's text with another's."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        last = self._last
+        if last[0] != second:
+            last = self._last = (second, super().formatTime(record, datefmt))
+        return last[1]
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, exc (if any), then `extra=` fields."""
 
@@ -161,11 +184,7 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRS
         }
-        entry["ts"] = (
-            _dt.datetime.fromtimestamp(record.created, _dt.UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        entry["ts"] = _utc_second(int(record.created)) + f".{int(record.msecs):03d}Z"
         entry["level"] = record.levelname.lower()
         entry["logger"] = record.name
         entry["msg"] = record.getMessage()
@@ -222,7 +241,7 @@ def configure_logging(level: str, fmt: str | None = None, *, access_log: bool = 
     if chosen == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(PLAIN_FORMAT, PLAIN_DATEFMT))
+        handler.setFormatter(_PlainFormatter())
 
     root = logging.getLogger()
     for old in root.handlers[:]:

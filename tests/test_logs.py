@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -324,3 +325,39 @@ def test_access_records_in_both_formats_redact_the_path(
     configure_logging("info", "plain")
     log_access(scope, surface="a2a", status=200, seconds=0.0125, trace_id=None)
     assert "junction.access" in capsys.readouterr().err
+
+
+def test_an_access_record_is_the_record_logger_info_would_make() -> None:
+    """The access log builds its records without `LogRecord.__init__`: every field a handler
+    or formatter may read must still be there, with this moment's time, thread and process."""
+    from junction.http.access_log import ACCESS, log_access
+
+    made: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            made.append(record)
+
+    keep = Keep()
+    ACCESS.addHandler(keep)
+    try:
+        configure_logging("info", "plain")
+        scope = {"type": "http", "method": "GET", "path": "/health", "state": {}}
+        before = time.time()
+        log_access(scope, surface="health", status=200, seconds=0.001, trace_id=None)
+        ACCESS.info("GET /health 200 1.0ms")
+    finally:
+        ACCESS.removeHandler(keep)
+    fast, usual = made
+    assert set(usual.__dict__) <= set(fast.__dict__)
+    assert before <= fast.created <= time.time()
+    assert fast.msecs == int((fast.created - int(fast.created)) * 1000)
+    assert abs(fast.relativeCreated - usual.relativeCreated) < 1000
+    assert (fast.thread, fast.threadName, fast.process) == (
+        usual.thread,
+        usual.threadName,
+        usual.process,
+    )
+    assert (fast.levelname, fast.name, fast.getMessage()) == ("INFO", "junction.access", usual.msg)
+    for name in ("status", "surface", "duration_ms"):
+        assert name in fast.__dict__

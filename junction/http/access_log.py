@@ -13,12 +13,48 @@ query string (where tokens sometimes travel).
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 
 from starlette.types import Scope
 
 from junction.logs import redact
 
 ACCESS = logging.getLogger("junction.access")
+
+_PROCESS = {"process": os.getpid(), "processName": "MainProcess"}
+
+
+def _record(message: str) -> logging.LogRecord:
+    """The INFO record `ACCESS.info(message)` would make, at a fifth of the cost.
+
+    `LogRecord.__init__` looks up the caller's file name, the thread, the process and the
+    asyncio task for every record (~10 µs of a request's budget); an access record always
+    comes from here, on the event loop's thread, so those are filled in once per process and
+    only the times are taken per record. Handlers, filters and formatters see an ordinary
+    record (`logging.setLogRecordFactory` is bypassed: no record factory here relies on it).
+    """
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    fields = record.__dict__
+    fields.update(_BLANK.__dict__)
+    created = time.time()
+    fields["created"] = created
+    fields["msecs"] = int((created - int(created)) * 1000) + 0.0
+    fields["relativeCreated"] = (created - _STARTED) * 1000
+    fields["msg"] = message
+    if _PROCESS["process"] != os.getpid():  # forked (a worker): name the right process
+        _PROCESS["process"] = os.getpid()
+    fields["process"] = _PROCESS["process"]
+    thread = threading.current_thread()
+    fields["thread"], fields["threadName"] = thread.ident, thread.name
+    return record
+
+
+_BLANK = ACCESS.makeRecord(ACCESS.name, logging.INFO, __file__, 0, "", (), None)
+"""The fields every access record shares (logger, level, source, process name)."""
+_STARTED = _BLANK.created - _BLANK.relativeCreated / 1000
+"""When `logging` was imported, as `relativeCreated` counts from it."""
 
 
 def log_access(
@@ -42,30 +78,20 @@ def log_access(
         message += f" principal={principal}"
     if trace_id:
         message += f" trace={trace_id}"
-    # makeRecord + handle: what `Logger.info` does, minus the caller lookup (a stack walk that
-    # would only ever name this line).
-    record = ACCESS.makeRecord(
-        ACCESS.name,
-        logging.INFO,
-        __file__,
-        0,
-        message,
-        (),
-        None,
-        extra={
-            "method": method,
-            "path": path,
-            "surface": surface,
-            "status": status,
-            "duration_ms": milliseconds,
-            "principal": principal,
-            "trace_id": trace_id,
-        },
+    record = _record(message)
+    record.__dict__.update(
+        method=method,
+        path=path,
+        surface=surface,
+        status=status,
+        duration_ms=milliseconds,
+        principal=principal,
+        trace_id=trace_id,
+        # Redacted here, and only the path: the other fields are a bounded method and
+        # surface, a key's configured name and a hex trace id, so the handler's filter (a
+        # regex pass over every string field) is skipped.
+        _junction_redacted=True,
     )
-    # Redacted here, and only the path: the other fields are a bounded method and surface, a
-    # key's configured name and a hex trace id, so the handler's filter (a regex pass over
-    # every string field, most of this record's cost) is skipped.
-    record._junction_redacted = True
     ACCESS.handle(record)
 
 
