@@ -13,6 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import mcp_types as types
+import pytest
+
+from mcp_gateway import GatewayError
+from mcp_gateway.relay import roots_relay
 from tests.acp.test_sdk_clients import AGENT, REPO, run, write_config
 from tests.peers import npm_bin, python_peer
 from tests.router_core.llm_servers import Call, Reply, openai_server
@@ -70,3 +75,22 @@ async def test_session_servers_serve_the_sessions_directories(tmp_path: Path) ->
     assert "outside allowed directories" in refused, refused
     [read] = tool_results(inside)
     assert "in extra" in read, read
+
+
+async def test_a_sessions_directories_answer_roots_and_refuse_the_rest() -> None:
+    """What the session answers outside a turn: roots (absolute directories only); sampling is
+    not offered (-32601); elicitation waits for a turn (-32603, saying so)."""
+    relay = roots_relay(["/work/project", "relative/dir", "/"])
+    assert await relay.request("roots/list", {}, "fs") == {
+        "roots": [
+            {"uri": "file:///work/project", "name": "project"},
+            {"uri": "file:///", "name": "/"},
+        ]
+    }
+    with pytest.raises(GatewayError) as sampling:
+        await relay.request("sampling/createMessage", {}, "fs")
+    assert sampling.value.code == types.METHOD_NOT_FOUND
+    with pytest.raises(GatewayError) as elicitation:
+        await relay.request("elicitation/create", {}, "fs")
+    assert elicitation.value.code == types.INTERNAL_ERROR
+    assert "prompt turn" in elicitation.value.message
