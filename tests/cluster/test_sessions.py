@@ -451,3 +451,57 @@ async def test_hostile_input_on_the_forwarding_path_keeps_every_replica_up(
         )
         assert listed.status_code == 200 and "ok__echo" in listed.text
         assert listed.headers["x-junction-forwarded-by"] == other.name
+
+
+async def test_a_session_answers_on_every_worker_of_one_replica(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    """`server.workers: 2` share one port, so the kernel hands a connection to either: each
+    worker listens on a port of its own too, and forwards to the worker that owns a session."""
+    from tests.cluster.test_workers import logged, start
+
+    path = tmp_path / "junction.json"
+    doc = {
+        "server": {"port": 0, "workers": 2, "api_keys": [KEY]},
+        "store": {"url": f"sqlite:///{tmp_path / 'j.db'}"},
+        "cluster": {"redis_url": redis.url},
+        "mcp_servers": {"ok": {"command": sys.executable, "args": [SERVERS, "ok"]}},
+    }
+    path.write_bytes(orjson.dumps(doc))
+    proc = await start(path)
+    try:
+        port = (await logged(proc, r"listening on http://127\.0\.0\.1:(\d+)")).group(1)
+        await logged(proc, r"2 workers serving")
+        url = f"http://127.0.0.1:{port}/mcp"
+        mcp = {**AUTH, "Accept": "application/json, text/event-stream"}
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "workers", "version": "1"},
+            },
+        }
+        async with httpx.AsyncClient(timeout=10) as http:
+            opened = await http.post(url, json=init, headers=mcp)
+        session = opened.headers["mcp-session-id"]
+        owner = opened.headers["x-junction-replica"]
+        headers = {**mcp, "Mcp-Session-Id": session, "Mcp-Protocol-Version": "2025-11-25"}
+        carried = 0
+        for n in range(60):  # a new connection each time, until the other worker took some
+            async with httpx.AsyncClient(timeout=10) as http:
+                answer = await http.post(
+                    url, json={"jsonrpc": "2.0", "id": n + 2, "method": "ping"}, headers=headers
+                )
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-junction-replica"] == owner
+            carried += "x-junction-forwarded-by" in answer.headers
+            if carried >= 3:
+                break
+        assert carried >= 3
+    finally:
+        proc.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(HANG_GUARD):
+            await proc.process.wait()
