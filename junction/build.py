@@ -69,6 +69,13 @@ def _caller_token() -> str | None:
     return token if isinstance(token, str) else None
 
 
+def _caller_principal() -> str | None:
+    """Who the request being served is for (an API key's name, a token's subject), if anyone."""
+    grant = CALLER.get()
+    principal = grant.get("principal") if grant else None
+    return str(principal) if principal else None
+
+
 def upstream_auth(
     config: JunctionConfig, auth: ClientCredentialsAuthConfig | LoginAuthConfig | None
 ) -> UpstreamAuth | None:
@@ -111,6 +118,8 @@ def upstream_auth(
         client_secret=auth.client_secret,
         scopes=tuple(auth.scopes),
         redirect_port=auth.redirect_port,
+        per_user=auth.per_user,
+        principal=_caller_principal,
     )
 
 

@@ -64,8 +64,21 @@ never redirects anyone, but the SDK checks that one is set before it gets that f
 class LoginRequired(MCPError):
     """An upstream needs a person's login that is not stored (or no longer works)."""
 
-    def __init__(self, server: str, why: str = "needs a login") -> None:
-        super().__init__(types.INVALID_REQUEST, f"{why}: run `junction login {server}`")
+    def __init__(
+        self, server: str, why: str = "needs a login", principal: str | None = None
+    ) -> None:
+        super().__init__(types.INVALID_REQUEST, f"{why}: {how_to_log_in(server, principal)}")
+
+
+def how_to_log_in(server: str, principal: str | None) -> str:
+    """What to do about a missing login: the operator's command, and for a person their own
+    sign-in in serve mode as well."""
+    if principal is None:
+        return f"run `junction login {server}`"
+    return (
+        f"sign in with GET /mcp/login/{server} (with your Junction credential), "
+        f"or have an operator run `junction login {server} --as {principal}`"
+    )
 
 
 def _not_login_required(record: logging.LogRecord) -> bool:
@@ -107,14 +120,23 @@ class TokenFile:
     """One server's stored login (tokens, expiry, client registration, the authorization
     server's metadata), bound to the server's URL; the SDK's `TokenStorage`."""
 
-    def __init__(self, directory: Path, secret: str | None, server: str, url: str) -> None:
+    def __init__(
+        self, directory: Path, secret: str | None, server: str, url: str, principal: str | None
+    ) -> None:
         self.directory = directory
         self.server = server
         self.url = url
+        self.principal = principal
+        """Whose login this is (`per_user`); None: the server's own, shared one."""
         self._secret = secret
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", server)[:64]
-        digest = hashlib.sha256(server.encode()).hexdigest()[:8]
-        self.path = directory / f"{safe}-{digest}.token"
+        if principal is None:
+            digest = hashlib.sha256(server.encode()).hexdigest()[:8]
+            self.path = directory / f"{safe}-{digest}.token"
+        else:
+            person = re.sub(r"[^A-Za-z0-9_.-]", "_", principal)[:64]
+            digest = hashlib.sha256(f"{server}\0{principal}".encode()).hexdigest()[:16]
+            self.path = directory / f"{safe}@{person}-{digest}.token"
         self.context: OAuthContext | None = None
         """The provider's context, so what it discovered is stored with the tokens."""
 
@@ -141,10 +163,12 @@ class TokenFile:
             return {}
         if not isinstance(record, dict) or record.get("url") != self.url:
             return {}  # a login for another URL is not a login for this one
+        if record.get("principal") != self.principal:
+            return {}  # nor is another person's
         return record
 
     def _write(self, record: dict[str, Any]) -> None:
-        record = {**record, "server": self.server, "url": self.url}
+        record = {**record, "server": self.server, "url": self.url, "principal": self.principal}
         blob = self._fernet().encrypt(orjson.dumps(record))
         spare = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
         fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -408,7 +432,9 @@ class _StoredLogin(OAuthClientProvider):
         """The stored login no longer works: say so at once, and on every later connection
         attempt, rather than wait for a person."""
         self._store.forget()
-        raise LoginRequired(self._spec.name, "the stored login expired or was revoked")
+        raise LoginRequired(
+            self._spec.name, "the stored login expired or was revoked", self._store.principal
+        )
 
     async def _handle_token_response(self, response: httpx2.Response) -> None:
         if not self._refreshing:
@@ -469,12 +495,95 @@ class _StoredLogin(OAuthClientProvider):
 # --------------------------------------------------------------------------- the surface
 
 
-def token_file(spec: HttpUpstream) -> TokenFile:
-    """The encrypted token file of an upstream configured with `LoginAuth`."""
+def token_file(spec: HttpUpstream, principal: str | None = None) -> TokenFile:
+    """The encrypted token file of an upstream configured with `LoginAuth`: the server's own
+    login, or with `principal` that person's (`per_user`)."""
     auth = spec.auth
     if not isinstance(auth, LoginAuth):
         raise TypeError(f"MCP server {spec.name!r} has no login (auth type oauth)")
-    return TokenFile(auth.store, auth.key, spec.name, spec.url)
+    return TokenFile(auth.store, auth.key, spec.name, spec.url, principal)
+
+
+def person_login_problem(spec: HttpUpstream | object) -> str | None:
+    """Why a request for the current caller cannot go to `spec` (a `per_user` login they have
+    not made), else None; checked before the request, so it fails alone, in words."""
+    auth = getattr(spec, "auth", None)
+    if not isinstance(auth, LoginAuth) or not auth.per_user:
+        return None
+    assert isinstance(spec, HttpUpstream)
+    principal = auth.principal()
+    if principal is None or _has_login(token_file(spec, principal)):
+        return None
+    return (
+        f"MCP server {spec.name!r} needs your own login ({principal!r} has none): "
+        + how_to_log_in(spec.name, principal)
+    )
+
+
+_LOGINS_SEEN: dict[Path, tuple[int, bool]] = {}
+"""Whether each person's token file holds a login, by its version (no decryption per call)."""
+
+
+def _has_login(store: TokenFile) -> bool:
+    version = store.version()
+    if version is None:
+        return False
+    seen = _LOGINS_SEEN.get(store.path)
+    if seen is None or seen[0] != version:
+        if len(_LOGINS_SEEN) > 4096:
+            _LOGINS_SEEN.clear()
+        seen = _LOGINS_SEEN[store.path] = (version, store.has_login())
+    return seen[1]
+
+
+class _PerPerson(httpx2.Auth):
+    """`per_user`: each request goes with the login of the caller it is for, read in the
+    request's context (the SDK's transport sends each message in its sender's context);
+    Junction's own requests (connecting, listing) with the server's own login.
+
+    A caller's login that is missing, logged out or refused goes nowhere else: the request is
+    sent without a token (the upstream refuses it) and nothing is raised, since an error here
+    would end the session every caller shares. `person_login_problem` says it first.
+    """
+
+    def __init__(self, spec: HttpUpstream, auth: LoginAuth, own: _StoredLogin) -> None:
+        self._spec = spec
+        self._auth = auth
+        self._own = own
+        self._people: dict[str, _StoredLogin] = {}
+
+    async def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        principal = self._auth.principal()
+        provider = self._own if principal is None else self._person(principal)
+        if provider is None:
+            yield request
+            return
+        flow = provider.async_auth_flow(request)
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                outgoing = await flow.asend((yield outgoing))
+        except StopAsyncIteration:
+            return
+        except LoginRequired:
+            if principal is None:
+                raise  # Junction's own login: the connection fails, as for a shared login
+            self._people.pop(principal, None)
+
+    def _person(self, principal: str) -> _StoredLogin | None:
+        store = token_file(self._spec, principal)
+        if not _has_login(store):
+            self._people.pop(principal, None)
+            return None
+        provider = self._people.get(principal)
+        if provider is None:
+            provider = _stored_login(self._spec, store)
+            self._people[principal] = provider
+            while len(self._people) > _EXCHANGED_KEPT:
+                del self._people[next(iter(self._people))]
+        return provider
 
 
 def http_auth(spec: HttpUpstream) -> httpx2.Auth | None:
@@ -490,16 +599,18 @@ def http_auth(spec: HttpUpstream) -> httpx2.Auth | None:
         return _OnBehalf(spec.url, auth)
     if isinstance(auth, ClientCredentialsAuth):
         return _ServiceAccount(spec.url, auth)
+    if auth.per_user:  # Junction's own login is needed to connect (LoginRequired without)
+        return _PerPerson(spec, auth, _stored_login(spec, token_file(spec)))
     return _stored_login(spec, token_file(spec))
 
 
-def _stored_login(spec: HttpUpstream, store: TokenFile) -> httpx2.Auth:
+def _stored_login(spec: HttpUpstream, store: TokenFile) -> _StoredLogin:
     """The gateway's side of a person's login: the stored tokens, refreshed when they expire."""
     auth = spec.auth
     assert isinstance(auth, LoginAuth)
     record = store.read()
     if not record.get("tokens"):
-        raise LoginRequired(spec.name)
+        raise LoginRequired(spec.name, principal=store.principal)
     redirects = (record.get("client") or {}).get("redirect_uris") or [_UNUSED_REDIRECT]
     return _StoredLogin(spec, auth, store, str(redirects[0]), interactive=False)
 
@@ -509,11 +620,13 @@ def login_auth(
     redirect_uri: str,
     show_url: Callable[[str], Awaitable[None]],
     wait_for_code: Callable[[], Awaitable[tuple[str, str | None, str | None]]],
+    principal: str | None = None,
 ) -> httpx2.Auth:
-    """The auth for `junction login`: forgets the stored login, then walks the whole flow on
-    the first request (discovery, registration, `show_url(authorization_url)`, then
-    `wait_for_code()` -> (code, state, iss) from the redirect), storing what it gets."""
-    store = token_file(spec)
+    """The auth for `junction login` (and a person's sign-in over HTTP): forgets the stored
+    login (the server's own, or `principal`'s), then walks the whole flow on the first request
+    (discovery, registration, `show_url(authorization_url)`, then `wait_for_code()` ->
+    (code, state, iss) from the redirect), storing what it gets."""
+    store = token_file(spec, principal)
     store.forget()
     auth = spec.auth
     assert isinstance(auth, LoginAuth)
@@ -531,3 +644,24 @@ def login_auth(
         redirect_handler=show_url,
         callback_handler=callback,
     )
+
+
+async def walk_login(spec: HttpUpstream, auth: httpx2.Auth) -> int:
+    """Connect to `spec` with `auth` and list its tools: the first request walks a login's
+    flow (`login_auth`); the number of tools, to show that the login works."""
+    from mcp import Client
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from mcp_gateway._sdk import create_mcp_http_client
+
+    headers = dict(spec.headers)
+    if spec.transport == "sse":
+        async with Client(
+            sse_client(spec.url, headers=headers, auth=auth), mode=spec.protocol
+        ) as c:
+            return len((await c.list_tools()).tools)
+    async with create_mcp_http_client(headers=headers or None, auth=auth) as http:
+        transport = streamable_http_client(spec.url, http_client=http)
+        async with Client(transport, mode=spec.protocol) as client:
+            return len((await client.list_tools()).tools)

@@ -43,7 +43,7 @@ from mcp_gateway._sdk import TransportStreams, create_mcp_http_client, raw_reque
 from mcp_gateway._stdio import ChildProcess, stdio_transport
 from mcp_gateway._upstream_asks import NotifyFn, ServerAsks, dump
 from mcp_gateway.errors import GatewayError
-from mcp_gateway.oauth_client import http_auth
+from mcp_gateway.oauth_client import http_auth, person_login_problem
 from mcp_gateway.relay import HomeFn, InFlight, Relay
 from mcp_gateway.specs import GatewayOptions, StdioUpstream, UpstreamSpec
 from router_core import tracing
@@ -630,6 +630,9 @@ class Upstream(ServerAsks):
         `tools/call` is counted per tool for `/metrics`. What the server asks or logs while
         it serves this request goes to `relay` (none: its requests are refused).
         """
+        refused = person_login_problem(self.spec)  # a `per_user` login the caller has not made
+        if refused is not None:
+            raise GatewayError(types.INVALID_REQUEST, refused, server=self.name)
         trace = tracing.current()
         if trace is not None:
             params = dict(params or {})

@@ -1,6 +1,6 @@
 """OAuth toward HTTP upstreams that require it, as the gateway is told it:
 `ClientCredentialsAuth` for a service account, `TokenExchangeAuth` for each signed-in caller as
-themselves, `LoginAuth` for a person's stored login.
+themselves, `LoginAuth` for a person's stored login (or, `per_user`, each caller's own).
 
 Plain data riding on `HttpUpstream`, so importing it costs nothing; `mcp_gateway.oauth_client`
 makes the `httpx2.Auth` that does it, with the `mcp` SDK's own OAuth clients.
@@ -51,6 +51,11 @@ class LoginAuth:
     client_secret: str | None = field(default=None, repr=False)
     scopes: tuple[str, ...] = ()
     redirect_port: int = 0
+    per_user: bool = False
+    """Each caller has a login of their own (by `principal()`); Junction's own requests (no
+    caller) use the login stored for the server alone."""
+    principal: Callable[[], str | None] = field(default=lambda: None, compare=False, repr=False)
+    """Who the request being sent is for (read in the request's context); None: Junction."""
 
 
 UpstreamAuth = ClientCredentialsAuth | TokenExchangeAuth | LoginAuth

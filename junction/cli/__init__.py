@@ -41,8 +41,8 @@ _OPTIONS_OF: dict[str, tuple[str, ...]] = {
     "backends": ("config", "log-level", "json"),
     "demo": ("log-level",),
     "init": ("config", "force"),
-    "login": ("config", "mcp-config", "log-level", "server", "no-browser", "timeout"),
-    "logout": ("config", "mcp-config", "log-level", "server"),
+    "login": ("config", "mcp-config", "log-level", "server", "as", "no-browser", "timeout"),
+    "logout": ("config", "mcp-config", "log-level", "server", "as"),
     "migrate": ("config", "log-level"),
     "stdio": ("config", "mcp-config", "log-level"),
     "mcp": ("config", "mcp-config", "log-level"),
@@ -87,6 +87,13 @@ def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
         parser.add_argument("--force", action="store_true", help="replace an existing file")
     if "server" in names:
         parser.add_argument("server", nargs="?", help="the MCP server (login, logout)")
+    if "as" in names:
+        parser.add_argument(
+            "--as",
+            dest="principal",
+            metavar="CALLER",
+            help="the caller (key name or token subject) whose login this is (per_user servers)",
+        )
     if "no-browser" in names:
         parser.add_argument(
             "--no-browser", action="store_true", help="print the sign-in URL, open no browser"
@@ -202,9 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from junction.cli.login import login_command, logout_command
 
         if what == "logout":
-            return logout_command(config, args.server)
+            return logout_command(config, args.server, args.principal)
         return login_command(
-            config, args.server, open_browser=not args.no_browser, timeout=args.timeout
+            config,
+            args.server,
+            open_browser=not args.no_browser,
+            timeout=args.timeout,
+            principal=args.principal,
         )
     telemetry = None
     if args.mode is not None:  # the modes are traced; the inspecting commands are not

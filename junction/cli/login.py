@@ -7,6 +7,9 @@ metadata, dynamic client registration when no `client_id` is configured, then th
 authorization page: its URL is printed on stderr (and opened in a browser when one is
 available) while a loopback listener waits for the redirect. The tokens are stored encrypted
 (`mcp.token_store`) and the server's tools are listed once, to show that the login works.
+
+`--as CALLER` (a `per_user` server): the login is stored as that caller's (an API key's name
+or a token's subject), for an operator signing someone in; without it, the server's own.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ _DONE_PAGE = (
 )
 
 
-def _login_spec(config: JunctionConfig, server: str | None, command: str) -> HttpUpstream | str:
+def _login_spec(
+    config: JunctionConfig, server: str | None, command: str, principal: str | None = None
+) -> HttpUpstream | str:
     """The server's spec, or the error line to print."""
     from mcp_gateway import HttpUpstream
     from mcp_gateway.upstream_auth import LoginAuth
@@ -49,6 +54,11 @@ def _login_spec(config: JunctionConfig, server: str | None, command: str) -> Htt
         return f"junction {command}: no MCP server named {server!r} (servers: {known})"
     if not isinstance(spec, HttpUpstream) or not isinstance(spec.auth, LoginAuth):
         return f"junction {command}: MCP server {server!r} has no `auth: {{type: oauth}}` login"
+    if principal is not None and not spec.auth.per_user:
+        return (
+            f"junction {command}: MCP server {server!r} has one shared login; --as needs "
+            "`auth: {type: oauth, per_user: true}`"
+        )
     return spec
 
 
@@ -106,19 +116,21 @@ class _LoginFailed(Exception):
     pass
 
 
-async def _login(spec: HttpUpstream, open_browser: bool, timeout: float) -> int:
-    from mcp import Client
-    from mcp.client.sse import sse_client
-    from mcp.client.streamable_http import streamable_http_client
-
-    from mcp_gateway._sdk import create_mcp_http_client
-    from mcp_gateway.oauth_client import login_auth, token_file
+async def _login(
+    spec: HttpUpstream, open_browser: bool, timeout: float, principal: str | None
+) -> int:
+    from mcp_gateway.oauth_client import login_auth, token_file, walk_login
     from mcp_gateway.upstream_auth import LoginAuth
 
     assert isinstance(spec.auth, LoginAuth)
+    who = "" if principal is None else f" as {principal!r}"
 
     async def show(url: str) -> None:
-        print(f"Sign in to MCP server {spec.name!r} at:\n\n  {url}\n", file=sys.stderr, flush=True)
+        print(
+            f"Sign in to MCP server {spec.name!r}{who} at:\n\n  {url}\n",
+            file=sys.stderr,
+            flush=True,
+        )
         if open_browser:
             opened = await anyio.to_thread.run_sync(webbrowser.open, url)
             if opened:
@@ -126,36 +138,35 @@ async def _login(spec: HttpUpstream, open_browser: bool, timeout: float) -> int:
         print("waiting for the sign-in to finish...", file=sys.stderr, flush=True)
 
     async with _Redirect(spec.name).listening(spec.auth.redirect_port) as redirect:
-        auth = login_auth(spec, redirect.uri, show, redirect.wait)
-        headers = dict(spec.headers)
+        auth = login_auth(spec, redirect.uri, show, redirect.wait, principal)
         with anyio.fail_after(timeout):
-            if spec.transport == "sse":
-                transport = sse_client(spec.url, headers=headers, auth=auth)
-                async with Client(transport, mode=spec.protocol) as client:
-                    tools = len((await client.list_tools()).tools)
-            else:
-                async with create_mcp_http_client(headers=headers or None, auth=auth) as http:
-                    transport = streamable_http_client(spec.url, http_client=http)
-                    async with Client(transport, mode=spec.protocol) as client:
-                        tools = len((await client.list_tools()).tools)
-    store = token_file(spec)
+            tools = await walk_login(spec, auth)
+    store = token_file(spec, principal)
     if not store.has_login():
         print(f"junction login: {spec.name!r} gave no tokens to store", file=sys.stderr)
         return 1
-    print(f"logged in to {spec.name!r} ({tools} tools); tokens stored encrypted in {store.path}")
+    print(
+        f"logged in to {spec.name!r}{who} ({tools} tools); tokens stored encrypted in {store.path}"
+    )
     return 0
 
 
 def login_command(
-    config: JunctionConfig, server: str | None, *, open_browser: bool = True, timeout: float = 300
+    config: JunctionConfig,
+    server: str | None,
+    *,
+    open_browser: bool = True,
+    timeout: float = 300,
+    principal: str | None = None,
 ) -> int:
-    """0 when logged in; 1 when the flow failed or timed out; 2 for a server with no login."""
-    spec = _login_spec(config, server, "login")
+    """0 when logged in; 1 when the flow failed or timed out; 2 for a server with no login.
+    `principal` (`--as`): the login is that caller's, for a `per_user` server."""
+    spec = _login_spec(config, server, "login", principal)
     if isinstance(spec, str):
         print(spec, file=sys.stderr)
         return 2
     try:
-        return anyio.run(_login, spec, open_browser, timeout)
+        return anyio.run(_login, spec, open_browser, timeout, principal)
     except TimeoutError:
         print(f"junction login: no sign-in finished within {timeout:g}s", file=sys.stderr)
     except Exception as exc:
@@ -165,16 +176,17 @@ def login_command(
     return 1
 
 
-def logout_command(config: JunctionConfig, server: str | None) -> int:
+def logout_command(config: JunctionConfig, server: str | None, principal: str | None = None) -> int:
     """Forget the stored login (0 whether or not there was one; 2 for a server with no login)."""
     from mcp_gateway.oauth_client import token_file
 
-    spec = _login_spec(config, server, "logout")
+    spec = _login_spec(config, server, "logout", principal)
     if isinstance(spec, str):
         print(spec, file=sys.stderr)
         return 2
-    if token_file(spec).forget():
-        print(f"logged out of {spec.name!r}: its stored tokens are deleted")
+    who = "" if principal is None else f" as {principal!r}"
+    if token_file(spec, principal).forget():
+        print(f"logged out of {spec.name!r}{who}: its stored tokens are deleted")
     else:
-        print(f"no stored login for {spec.name!r}")
+        print(f"no stored login for {spec.name!r}{who}")
     return 0

@@ -100,6 +100,11 @@ class LoginAuthConfig(ConfigModel):
     redirect_port: int = Field(default=0, ge=0, le=65535)
     """The loopback port `junction login` listens on for the redirect (0: any free port; fix
     it when a pre-registered client allows one redirect URI)."""
+    per_user: bool = False
+    """Each caller (an API key's name, a token's subject) uses a login of their own, stored
+    under (server, caller): by `junction login NAME --as CALLER`, or the caller's own
+    `GET /mcp/login/NAME` in serve mode. A caller without one gets an error saying so, never
+    another person's login; `junction login NAME` is then only Junction's own (listing)."""
 
 
 UpstreamAuthConfig = Annotated[

@@ -23,6 +23,7 @@ from junction.http.oauth import TokenVerifier, metadata_routes
 from junction.http.routing import IndexedRouter
 from junction.http.security import AccessGuard
 from junction.http.telemetry import server_spans
+from junction.http.upstream_login import UpstreamLogins
 from junction.reload import Listener
 from transports import MessageStream
 
@@ -116,6 +117,7 @@ def build_app(junction: Surfaces) -> Starlette:
         *remote_routes("/acp", acp, max_message_bytes=limit),  # ACP's remote transport
         *junction.hub.routes(),
         *openai_routes(junction.router),
+        *UpstreamLogins(lambda: junction.config).routes(),  # /mcp/login/...: per-user logins
         Mount("", app=junction.mcp_app),  # last: it answers `/mcp` and 404s everything else
     ]
     configure_audit_file(junction.config.logging.audit_file)

@@ -60,8 +60,9 @@ from router_core.quota import QUOTA
 if TYPE_CHECKING:
     from junction.limits import Limiter
 
-PUBLIC_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
-"""Load balancers and supervisors probe these without a key."""
+PUBLIC_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/mcp/login/callback"})
+"""Load balancers and supervisors probe these without a key; a browser comes back from an
+upstream's sign-in to the last with none (its single-use state decides: `upstream_login`)."""
 
 METRICS_PATH = "/metrics"
 
