@@ -2,8 +2,8 @@
 the real OpenID provider (node-oidc-provider) and the OAuth-protected upstream written with the
 `mcp` SDK's server auth (`protected_mcp.py`), over real HTTP: Junction lists tools with its own
 login (`junction login`), Bob is signed in by an operator (`junction login --as bob`), Alice
-signs herself in over HTTP (`GET /mcp/login/NAME`, the provider's pages, the callback); each
-sees their own upstream identity through `/mcp`, Carol (no login) gets an error naming the
+(an API key) and Dave (an access token from the provider) sign themselves in over HTTP
+(`GET /mcp/login/NAME`, the provider's pages, the callback); each sees their own upstream identity through `/mcp`, Carol (no login) gets an error naming the
 server and how to log in (never someone else's login), and a forged or replayed state is
 refused with nothing stored."""
 
@@ -26,19 +26,24 @@ from mcp.shared.exceptions import MCPError
 from junction.root import Junction
 from router_core.http import close_session
 from tests.identity.oidc import claims_of, oidc_provider
+from tests.identity.test_oauth import sign_in
 from tests.identity.test_upstream_oauth import JUNCTION, protected_upstream, walk_to_redirect
 from tests.transports.servers import loopback_socket, serve_app
 
 KEYS = {"alice": "alice-key-4c1d", "bob": "bob-key-90aa", "carol": "carol-key-77e3"}
 
 
-def config_for(tmp_path: Path, url: str, base: str) -> dict[str, Any]:
+def config_for(tmp_path: Path, url: str, base: str, issuer: str | None = None) -> dict[str, Any]:
+    """Junction at `base` with the three keys (and tokens from `issuer`, when given)."""
+    server: dict[str, Any] = {
+        "port": int(base.rsplit(":", 1)[1]),
+        "api_keys": [{"key": key, "name": name} for name, key in KEYS.items()],
+    }
+    if issuer is not None:
+        server["oauth"] = {"issuer": issuer, "audience": base, "leeway_seconds": 0}
     return {
         "store": {"url": f"sqlite:///{tmp_path}/junction.db"},
-        "server": {
-            "port": int(base.rsplit(":", 1)[1]),
-            "api_keys": [{"key": key, "name": name} for name, key in KEYS.items()],
-        },
+        "server": server,
         "mcp_servers": {"guarded": {"url": url, "auth": {"type": "oauth", "per_user": True}}},
         "mcp": {"token_store": {"path": str(tmp_path / "tokens")}, "connect_timeout": 20},
     }
@@ -90,13 +95,14 @@ async def walk_to_junction(authorization_url: str, user: str, base: str) -> str:
 
 
 async def whoami(base: str, key: str) -> str:
-    """`guarded__whoami` through Junction's /mcp as the caller with `key`: the upstream's
-    answer, or the error's message."""
+    """`guarded__whoami` through Junction's /mcp as the caller with `key` (an API key, or an
+    access token: a JWT): the upstream's answer, or the error's message."""
     from mcp.client.streamable_http import streamable_http_client
 
     from mcp_gateway._sdk import create_mcp_http_client
 
-    http = create_mcp_http_client(headers={"x-api-key": key})
+    header = {"Authorization": f"Bearer {key}"} if key.count(".") == 2 else {"x-api-key": key}
+    http = create_mcp_http_client(headers=header)
     async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
         for _ in range(120):
             if "guarded__whoami" in {t.name for t in (await client.list_tools()).tools}:
@@ -123,7 +129,7 @@ async def test_each_caller_uses_their_own_upstream_login(tmp_path: Path) -> None
     async with oidc_provider() as provider, protected_upstream(provider) as url:
         sock = loopback_socket()
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = config_for(tmp_path, url, base)
+        config = config_for(tmp_path, url, base, provider.issuer)
         path = tmp_path / "junction.yaml"
         path.write_text(json.dumps(config))
         # Junction's own login (what it lists tools with), and Bob's by an operator
@@ -160,6 +166,18 @@ async def test_each_caller_uses_their_own_upstream_login(tmp_path: Path) -> None
                     assert "Signed in to &#x27;guarded&#x27; as &#x27;alice&#x27;" in landed.text
                     replayed = await http.get(callback)
                     assert replayed.status_code == 400 and "used already" in replayed.text
+                # Dave signed in to Junction with the provider (the MCP authorization flow):
+                # his login is his token's subject's
+                dave, _ = await sign_in(base, "dave")
+                async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+                    started = await http.get(
+                        f"{base}/mcp/login/guarded", headers={"Authorization": f"Bearer {dave}"}
+                    )
+                    assert started.status_code == 302, started.text
+                    callback = await walk_to_junction(started.headers["location"], "dave", base)
+                    landed = await http.get(callback)
+                    assert "as &#x27;dave&#x27;" in landed.text, landed.text
+                assert (await whoami(base, dave)).startswith("sub=dave ")
                 seen = {name: await whoami(base, key) for name, key in KEYS.items()}
                 files = person_files(tmp_path)
                 assert seen["alice"].startswith("sub=alice "), seen
@@ -168,7 +186,7 @@ async def test_each_caller_uses_their_own_upstream_login(tmp_path: Path) -> None
                 assert "sub=" not in seen["carol"]
                 for needed in ("'guarded'", "GET /mcp/login/guarded", "--as carol"):
                     assert needed in seen["carol"], seen["carol"]
-                assert set(files) == {"alice", "bob"}
+                assert set(files) == {"alice", "bob", "dave"}
                 assert files["alice"]["client"]["redirect_uris"] == [f"{base}/mcp/login/callback"]
                 assert claims_of(files["alice"]["tokens"]["access_token"])["sub"] == "alice"
                 blobs = b"".join(p.read_bytes() for p in (tmp_path / "tokens").glob("*.token"))
