@@ -80,7 +80,8 @@ def run_serve(
             log.warning(
                 "server.workers: %d without cluster.redis_url: rate limits are counted per "
                 "worker, and a SubscribeToTask answered by another worker than the one relaying "
-                "the task subscribes at the agent again",
+                "the task subscribes at the agent again; an MCP session or remote ACP "
+                "connection answers only on the worker that opened it",
                 workers,
             )
         supervisor = Supervisor(

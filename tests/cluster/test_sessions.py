@@ -13,6 +13,7 @@ import contextlib
 import random
 import re
 import signal
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -505,3 +506,29 @@ async def test_a_session_answers_on_every_worker_of_one_replica(
         proc.process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(HANG_GUARD):
             await proc.process.wait()
+
+
+async def test_a_replica_no_other_can_reach_refuses_to_start(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    from junction.config import ConfigError, load_config
+    from tests.test_bridge import JUNCTION
+
+    path = tmp_path / "junction.yaml"
+    path.write_text(
+        f"server: {{host: 0.0.0.0, port: 0, api_keys: [{KEY}]}}\n"
+        f"cluster: {{redis_url: '{redis.url}'}}\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        JUNCTION, "--mode", "serve", "--config", str(path),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(HANG_GUARD):
+        _, err = await process.communicate()
+    assert process.returncode == 2
+    assert "set cluster.advertise_url" in err.decode()
+    path.write_text(
+        f"cluster: {{redis_url: '{redis.url}', advertise_url: 'http://10.0.0.1:8765/base'}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"cluster\.advertise_url: expected http://host:port"):
+        load_config(path)
