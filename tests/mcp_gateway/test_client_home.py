@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_gateway import Gateway, StdioUpstream, http_app
 from mcp_gateway._sdk import create_mcp_http_client
-from tests.mcp_gateway.conftest import free_port, hosted
+from tests.mcp_gateway.conftest import NodeHttpServer, free_port, hosted
 from tests.mcp_gateway.test_serving import _Serving, junction_mcp_command
 from tests.peers import npm_bin
 
@@ -175,6 +175,32 @@ async def test_progress_both_ways_over_stdio(tmp_path: Path) -> None:
         {"token": "upstream-token", "progress": 2.0},
     ]
     assert text(worked) == "done" and steps == [1.0, 2.0]
+
+
+async def test_a_streamable_http_upstream_asks_the_stdio_client_on_its_own_stream(
+    tmp_path: Path, http_everything: NodeHttpServer
+) -> None:
+    """server-everything over Streamable HTTP asks `roots/list` on its standalone stream
+    (after its initialization, and after `roots/list_changed`): the stdio client answers."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    ide = Ide(first)
+    servers = {"everything": {"url": http_everything.url}}
+
+    async def roots_shown(session: Client, root: Path) -> str:
+        said = ""
+        with anyio.move_on_after(20):  # its state is in another process: asked until it shows
+            while root.as_uri() not in said:
+                said = text(await session.call_tool("everything__get-roots-list", {}))
+                await anyio.sleep(0.05)
+        return said
+
+    async with client(mcp_mode(tmp_path, servers), ide) as session:
+        assert first.as_uri() in await roots_shown(session, first)
+        ide.roots = [second]
+        await session.session.send_roots_list_changed()
+        shown = await roots_shown(session, second)
+    assert second.as_uri() in shown and first.as_uri() not in shown
+    assert ide.asked.count("roots/list") >= 2
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
