@@ -23,6 +23,7 @@ import orjson
 
 from stores.schema import migrate_sqlite
 from stores.sealing import Sealer
+from stores.sqlite import connect as sqlite_connect
 
 T = TypeVar("T")
 
@@ -342,22 +343,16 @@ class SqliteTaskStore:
         loop.run_in_executor(self._executor, checkpoint).add_done_callback(done)
 
     async def open(self) -> None:
-        def connect(path: str) -> sqlite3.Connection:
-            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            return db
-
         def setup() -> None:
             if not self._inline:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = connect(self.path)
+            db = sqlite_connect(self.path)
             migrate_sqlite(db, self.path)
             self._states = Counter(
                 dict(db.execute("SELECT state, COUNT(*) FROM a2a_tasks GROUP BY state").fetchall())
             )
             if not self._inline:
-                writer = connect(self.path)
+                writer = sqlite_connect(self.path)
                 writer.execute("PRAGMA busy_timeout=0")  # never wait on the event loop
                 writer.execute("PRAGMA wal_autocheckpoint=0")  # the thread checkpoints
                 self._writer = writer

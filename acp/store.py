@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from stores.schema import migrate_sqlite
+from stores.sqlite import connect as sqlite_connect
 
 Entry = dict[str, Any]
 T = TypeVar("T")
@@ -171,15 +172,10 @@ class SqliteSessionStore:
         if self._conn is None:
             if self.path != ":memory:":
                 Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
+            conn = sqlite_connect(
                 str(Path(self.path).expanduser()) if self.path != ":memory:" else self.path,
-                check_same_thread=False,
-                isolation_level=None,
+                busy_timeout_ms=BUSY_TIMEOUT_MS,
             )
-            # Before anything that takes a lock: another process may hold one.
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             migrate_sqlite(conn, self.path)
             self._conn = conn
         return self._conn
