@@ -1,4 +1,4 @@
-"""What PostgreSQL adds over SQLite on the A2A path, measured in one run.
+"""What PostgreSQL adds over SQLite on the A2A and ACP paths, measured in one run.
 
 `junction --mode serve` twice (access log off), one on an SQLite file and one on a throwaway
 PostgreSQL cluster on loopback (tests/postgres.py: initdb, pg_ctl, fsync off as a CI box would
@@ -9,6 +9,14 @@ concurrency 1; then throughput at concurrency 16 through each. Reports p50/p99, 
 over direct for each store, and PostgreSQL's added p50 minus SQLite's.
 
     python benchmarks/store_bench.py [--requests 2000] [--seconds 5] [--json]
+
+`--path acp`: the ACP path instead. `junction --mode stdio` twice, as an editor runs it, one on
+an SQLite file and one on the PostgreSQL cluster, in front of the test suite's fake
+OpenAI-compatible model server (a short answer at once); a `session/prompt` to its answer
+(each turn stores the prompt and the answer in the session's history), alternating between
+the two agents at concurrency 1; p50/p99 of each and PostgreSQL's added p50 minus SQLite's.
+
+    python benchmarks/store_bench.py --path acp [--requests 300] [--json]
 """
 
 from __future__ import annotations
@@ -90,12 +98,97 @@ async def measure(urls: dict[str, str], requests: int, seconds: float) -> dict[s
     return results
 
 
+async def acp_turns(requests: int) -> dict[str, Any]:
+    """Turn time through `junction --mode stdio` on each store, alternating turn by turn."""
+    from pathlib import Path
+
+    from benchmarks.acp_bench import Client
+    from tests.router_core.llm_servers import Reply, openai_server
+
+    with tempfile.TemporaryDirectory() as tmp, postgres_server() as postgres:
+        async with openai_server(models=["m1"]) as server:
+            server.default = Reply(text="Hello there, this is a short answer.", usage=(5, 5))
+            stores = {"sqlite": f"sqlite:///{tmp}/sessions.db", "postgresql": postgres.database()}
+            agents: dict[str, tuple[Any, Client, str]] = {}
+            junction = shutil.which("junction") or os.path.join(
+                os.path.dirname(sys.executable), "junction"
+            )
+            try:
+                for name, url in stores.items():
+                    config = Path(tmp) / f"{name}.yaml"
+                    config.write_text(
+                        f"store: {{url: '{url}'}}\n"
+                        f"backends: {{fake: {{type: openai, url: '{server.url}/v1', models: [m1]}}}}\n"
+                        "acp: {default_model: m1}\nlogging: {level: error}\n"
+                    )
+                    process = await asyncio.create_subprocess_exec(
+                        junction, "--mode", "stdio", "--config", str(config),
+                        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=tmp,
+                    )  # fmt: skip
+                    client = Client(process)
+                    agents[name] = (process, client, "")
+                    await client.request(
+                        "initialize", {"protocolVersion": 1, "clientCapabilities": {}}
+                    )
+                    new = await client.request("session/new", {"cwd": tmp, "mcpServers": []})
+                    agents[name] = (process, client, new["result"]["sessionId"])
+
+                async def turn(name: str, index: int) -> float:
+                    _, client, sid = agents[name]
+                    started = time.perf_counter()
+                    answer = await client.request(
+                        "session/prompt",
+                        {"sessionId": sid, "prompt": [{"type": "text", "text": f"hi {index}"}]},
+                    )
+                    elapsed = time.perf_counter() - started
+                    assert answer["result"]["stopReason"] == "end_turn", answer
+                    return elapsed
+
+                for index in range(20):  # imports, connections and caches warm up first
+                    for name in stores:
+                        await turn(name, index)
+                samples: dict[str, list[float]] = {name: [] for name in stores}
+                for index in range(requests):
+                    for name in stores:
+                        samples[name].append(await turn(name, index))
+            finally:
+                for process, client, _ in agents.values():
+                    assert process.stdin is not None
+                    process.stdin.close()
+                    await process.wait()
+                    client.reader.cancel()
+    results: dict[str, Any] = {}
+    for name, values in samples.items():
+        results[f"{name}_p50_ms"] = pct(values, 0.5)
+        results[f"{name}_p99_ms"] = pct(values, 0.99)
+    results["postgresql_minus_sqlite_p50_ms"] = (
+        results["postgresql_p50_ms"] - results["sqlite_p50_ms"]
+    )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--path", choices=("a2a", "acp"), default="a2a")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.path == "acp":
+        results = asyncio.run(acp_turns(args.requests or 300))
+        if args.json:
+            print(json.dumps(results, indent=2))
+            return
+        print(
+            f"ACP session/prompt through junction --mode stdio, fake model, c=1, {args.requests or 300} each:"
+        )
+        for name in ("sqlite", "postgresql"):
+            print(
+                f"  {name:<10} p50 {results[f'{name}_p50_ms']:.3f} ms, p99 {results[f'{name}_p99_ms']:.3f} ms"
+            )
+        print(f"  PostgreSQL vs SQLite: p50 +{results['postgresql_minus_sqlite_p50_ms']:.3f} ms")
+        return
+    args.requests = args.requests or 2000
     agent_port, sqlite_port, pg_port = free_port(), free_port(), free_port()
     bench = os.path.join(ROOT, "benchmarks", "a2a_bench.py")
     with tempfile.TemporaryDirectory() as tmp, postgres_server() as postgres:
@@ -106,7 +199,7 @@ def main() -> None:
         )
         assert agent.stdout is not None and agent.stdout.readline().strip() == "READY"
         agent_url = f"http://127.0.0.1:{agent_port}"
-        children = [agent]
+        children: list[subprocess.Popen[Any]] = [agent]
         try:
             children.append(
                 start_junction(
