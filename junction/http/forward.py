@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,8 @@ RENEW_SECONDS = 10.0
 CONNECT_SECONDS = 3.0
 """How long the owner may take to accept a connection before it counts as gone."""
 REDIS_TIMEOUT = 0.5
+KNOWN_OWNERS = 10_000
+"""Owners of other replicas' sessions remembered here (the least recently used go first)."""
 _RETRY_SECONDS = 1.0
 _RESUME_SECONDS = 10.0
 _UNKNOWN = "unknown or ended connection"
@@ -126,6 +129,9 @@ class Ownership:
         """This replica's advertised URL (`owner_url`'s form)."""
         self.replica = replica
         self.local: dict[tuple[str, str], Callable[[], bool]] = {}
+        self.known: OrderedDict[tuple[str, str], str] = OrderedDict()
+        """Owners looked up (ids never move, so a hit needs no Redis round trip; an owner that
+        no longer has the id answers 404 itself, one that is gone is forgotten)."""
         self._client: Redis | None = None
         self._delete: Any = None
         self._down_since: float | None = None
@@ -222,6 +228,9 @@ class Ownership:
         an id it no longer has, is deleted."""
         if not valid_id(ident.encode()) or self.is_local(kind, ident):
             return None
+        if (known := self.known.get((kind, ident))) is not None:
+            self.known.move_to_end((kind, ident))
+            return known
         try:
             found = await self._call(lambda r: r.get(_key(kind, ident)))
         except _Down:
@@ -234,11 +243,15 @@ class Ownership:
                 log.warning("session ownership: deleted a record naming %r", url[:200])
             await self._forget(kind, ident, url)
             return None
+        self.known[kind, ident] = url
+        if len(self.known) > KNOWN_OWNERS:
+            self.known.popitem(last=False)
         return url
 
     def gone(self, kind: str, ident: str, owner: str) -> None:
         """`owner` did not answer: its record of `ident` goes."""
         log.info("session ownership: %s %s: its owner %s is gone", kind, ident[:16], owner)
+        self.known.pop((kind, ident), None)
         self._spawn(self._forget(kind, ident, owner))
 
     # -- lifecycle --------------------------------------------------------------------------
