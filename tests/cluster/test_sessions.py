@@ -344,6 +344,28 @@ async def raw(port: int, request: bytes, *, cut: bool = False) -> bytes:
             await writer.wait_closed()
 
 
+async def mcp_session(http: httpx.AsyncClient, base: str) -> dict[str, str]:
+    """Open a 2025-11-25 session on `base` by hand; the headers of its later requests."""
+    mcp = {**AUTH, "Accept": "application/json, text/event-stream"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "by-hand", "version": "1"},
+        },
+    }
+    opened = await http.post(f"{base}/mcp", json=init, headers=mcp)
+    assert opened.status_code == 200, opened.text
+    session = opened.headers["mcp-session-id"]
+    headers = {**mcp, "Mcp-Session-Id": session, "Mcp-Protocol-Version": "2025-11-25"}
+    done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert (await http.post(f"{base}/mcp", json=done, headers=headers)).status_code == 202
+    return headers
+
+
 def status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
@@ -357,22 +379,8 @@ async def test_hostile_input_on_the_forwarding_path_keeps_every_replica_up(
         httpx.AsyncClient(timeout=10) as http,
     ):
         owner, other = replicas[0], replicas[1]
-        mcp = {**AUTH, "Accept": "application/json, text/event-stream"}
-        init = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "fuzz", "version": "1"},
-            },
-        }
-        opened = await http.post(f"{owner.url}/mcp", json=init, headers=mcp)
-        session = opened.headers["mcp-session-id"]
-        headers = {**mcp, "Mcp-Session-Id": session, "Mcp-Protocol-Version": "2025-11-25"}
-        done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-        assert (await http.post(f"{owner.url}/mcp", json=done, headers=headers)).status_code == 202
+        headers = await mcp_session(http, owner.url)
+        session = headers["Mcp-Session-Id"]
         acp_init = {
             "jsonrpc": "2.0",
             "id": 1,
@@ -532,3 +540,39 @@ async def test_a_replica_no_other_can_reach_refuses_to_start(
     )
     with pytest.raises(ConfigError, match=r"cluster\.advertise_url: expected http://host:port"):
         load_config(path)
+
+
+async def test_with_redis_down_each_replica_serves_its_own_sessions(
+    tmp_path: Path, postgres_url: str, redis: RedisServer, model: OpenAIServer
+) -> None:
+    """Redis down: the owner serves its sessions; a replica that already carried requests for
+    one remembers its owner; another answers 404 as for an unknown session. A session opened
+    meanwhile is recorded once Redis is back."""
+    async with (
+        cluster(tmp_path, postgres_url, redis, model) as (_, replicas),
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        owner, carrier, stranger = replicas
+        early = await mcp_session(http, owner.url)
+
+        async def ping(replica: Replica, headers: dict[str, str]) -> int:
+            answer = await http.post(f"{replica.url}/mcp", json=_ping(), headers=headers)
+            return answer.status_code
+
+        assert await ping(carrier, early) == 200  # looked up once, remembered
+        redis.kill()
+        try:
+            assert await ping(owner, early) == 200
+            assert await ping(carrier, early) == 200
+            assert await ping(stranger, early) == 404
+            meanwhile = await mcp_session(http, owner.url)  # recorded nowhere yet
+            assert await ping(owner, meanwhile) == 200
+            assert await ping(stranger, meanwhile) == 404
+        finally:
+            redis.ensure_running()  # empty: every record is gone with it
+
+        async def recorded() -> bool:
+            return await ping(stranger, meanwhile) == 200
+
+        await wait_for(recorded)  # the owner's renewal wrote its sessions again
+        assert await ping(stranger, early) == 200
