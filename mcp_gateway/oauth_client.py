@@ -121,7 +121,14 @@ class TokenFile:
     server's metadata), bound to the server's URL; the SDK's `TokenStorage`."""
 
     def __init__(
-        self, directory: Path, secret: str | None, server: str, url: str, principal: str | None
+        self,
+        directory: Path,
+        secret: str | None,
+        server: str,
+        url: str,
+        principal: str | None,
+        *,
+        held: bool = False,
     ) -> None:
         self.directory = directory
         self.server = server
@@ -139,6 +146,12 @@ class TokenFile:
             self.path = directory / f"{safe}@{person}-{digest}.token"
         self.context: OAuthContext | None = None
         """The provider's context, so what it discovered is stored with the tokens."""
+        self._held: dict[str, Any] | None = {} if held else None
+        """`held`: the record is kept in memory, not written, until `commit()` (a sign-in
+        waiting for its person's confirmation)."""
+        self.identity: dict[str, str] = {}
+        """Who the authorization server says signed in (`sub`, `email`...), from the last
+        token response's ID token or JWT access token: shown to a person, trusted for nothing."""
 
     def _fernet(self) -> Fernet:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -147,6 +160,8 @@ class TokenFile:
 
     def read(self) -> dict[str, Any]:
         """The stored record for this URL; {} when there is none (or it cannot be read)."""
+        if self._held is not None:
+            return dict(self._held)
         try:
             blob = self.path.read_bytes()
         except FileNotFoundError:
@@ -169,6 +184,12 @@ class TokenFile:
 
     def _write(self, record: dict[str, Any]) -> None:
         record = {**record, "server": self.server, "url": self.url, "principal": self.principal}
+        if self._held is not None:
+            self._held = record
+            return
+        self._write_file(record)
+
+    def _write_file(self, record: dict[str, Any]) -> None:
         blob = self._fernet().encrypt(orjson.dumps(record))
         spare = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
         fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -192,6 +213,9 @@ class TokenFile:
 
     def forget(self) -> bool:
         """Remove the stored login; whether there was one."""
+        if self._held is not None:
+            had, self._held = bool(self._held), {}
+            return had
         try:
             self.path.unlink()
         except FileNotFoundError:
@@ -201,8 +225,17 @@ class TokenFile:
     def has_login(self) -> bool:
         return bool(self.read().get("tokens"))
 
+    def commit(self) -> None:
+        """Write a held record to the file, replacing the login stored there (if any)."""
+        if self._held is None or not self._held.get("tokens"):
+            raise ValueError(f"no held login for MCP server {self.server!r} to store")
+        self._write_file(self._held)
+        self._held = None
+
     def version(self) -> int | None:
-        """Changes whenever the file is written (by any process); None: no file."""
+        """Changes whenever the file is written (by any process); None: no file (or held)."""
+        if self._held is not None:
+            return None
         try:
             return self.path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -438,6 +471,8 @@ class _StoredLogin(OAuthClientProvider):
 
     async def _handle_token_response(self, response: httpx2.Response) -> None:
         if not self._refreshing:
+            if response.status_code in (200, 201):
+                self._store.identity = _named_identity(await response.aread())
             await super()._handle_token_response(response)
             return
         self._refreshing = False
@@ -492,16 +527,52 @@ class _StoredLogin(OAuthClientProvider):
         return await super()._perform_authorization()
 
 
+_IDENTITY_CLAIMS = ("sub", "email", "preferred_username", "name", "iss")
+
+
+def _claims(token: object) -> dict[str, Any]:
+    """A JWT's payload, unverified (what the token endpoint itself just sent, shown to a
+    person); {} for anything that is not one."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        return {}
+    payload = token.split(".")[1]
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _named_identity(body: bytes) -> dict[str, str]:
+    """Whose account a token response is for, when it says: its ID token's claims (OpenID
+    Connect), else a JWT access token's; only plain, short string claims."""
+    try:
+        reply = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(reply, dict):
+        return {}
+    claims = _claims(reply.get("id_token")) or _claims(reply.get("access_token"))
+    return {
+        name: value
+        for name in _IDENTITY_CLAIMS
+        if isinstance(value := claims.get(name), str) and 0 < len(value) <= 256
+    }
+
+
 # --------------------------------------------------------------------------- the surface
 
 
-def token_file(spec: HttpUpstream, principal: str | None = None) -> TokenFile:
+def token_file(
+    spec: HttpUpstream, principal: str | None = None, *, held: bool = False
+) -> TokenFile:
     """The encrypted token file of an upstream configured with `LoginAuth`: the server's own
-    login, or with `principal` that person's (`per_user`)."""
+    login, or with `principal` that person's (`per_user`); `held`: a new login kept in memory
+    until `commit()`."""
     auth = spec.auth
     if not isinstance(auth, LoginAuth):
         raise TypeError(f"MCP server {spec.name!r} has no login (auth type oauth)")
-    return TokenFile(auth.store, auth.key, spec.name, spec.url, principal)
+    return TokenFile(auth.store, auth.key, spec.name, spec.url, principal, held=held)
 
 
 def person_login_problem(spec: HttpUpstream | object) -> str | None:
@@ -621,13 +692,17 @@ def login_auth(
     show_url: Callable[[str], Awaitable[None]],
     wait_for_code: Callable[[], Awaitable[tuple[str, str | None, str | None]]],
     principal: str | None = None,
+    *,
+    store: TokenFile | None = None,
 ) -> httpx2.Auth:
     """The auth for `junction login` (and a person's sign-in over HTTP): forgets the stored
     login (the server's own, or `principal`'s), then walks the whole flow on the first request
     (discovery, registration, `show_url(authorization_url)`, then `wait_for_code()` ->
-    (code, state, iss) from the redirect), storing what it gets."""
-    store = token_file(spec, principal)
-    store.forget()
+    (code, state, iss) from the redirect), storing what it gets; or into `store` (a held one:
+    the stored login stays until it is committed)."""
+    if store is None:
+        store = token_file(spec, principal)
+        store.forget()
     auth = spec.auth
     assert isinstance(auth, LoginAuth)
 

@@ -41,7 +41,10 @@ _OPTIONS_OF: dict[str, tuple[str, ...]] = {
     "backends": ("config", "log-level", "json"),
     "demo": ("log-level",),
     "init": ("config", "force"),
-    "login": ("config", "mcp-config", "log-level", "server", "as", "no-browser", "timeout"),
+    "login": (
+        *("config", "mcp-config", "log-level", "server", "as", "no-browser", "timeout"),
+        *("confirm", "connect", "token"),
+    ),
     "logout": ("config", "mcp-config", "log-level", "server", "as"),
     "migrate": ("config", "log-level"),
     "stdio": ("config", "mcp-config", "log-level"),
@@ -75,11 +78,16 @@ def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
             "--uds", metavar="PATH", help="listen on a Unix socket (removed on exit)"
         )
     if "connect" in names:
-        parser.add_argument("--connect", metavar="URL", help="remote Junction for --mode bridge")
+        parser.add_argument(
+            "--connect",
+            metavar="URL",
+            help="remote Junction for --mode bridge (and login --confirm: http(s)://HOST)",
+        )
     if "token" in names:
         parser.add_argument(
             "--token",
-            help="bearer token for --mode bridge (or $JUNCTION_TOKEN, which ps cannot show)",
+            help="bearer token for --mode bridge and login --confirm "
+            "(or $JUNCTION_TOKEN, which ps cannot show)",
         )
     if "json" in names:
         parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -97,6 +105,12 @@ def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     if "no-browser" in names:
         parser.add_argument(
             "--no-browser", action="store_true", help="print the sign-in URL, open no browser"
+        )
+    if "confirm" in names:
+        parser.add_argument(
+            "--confirm",
+            metavar="CODE",
+            help="finish your own sign-in started over HTTP with the code its page showed",
         )
     if "timeout" in names:
         parser.add_argument(
@@ -210,6 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if what == "logout":
             return logout_command(config, args.server, args.principal)
+        if args.confirm is not None:
+            from junction.cli.login import confirm_command
+
+            token = args.token or os.environ.get("JUNCTION_TOKEN")
+            return confirm_command(
+                config, args.server, args.confirm, args.connect, token, as_=args.principal
+            )
         return login_command(
             config,
             args.server,

@@ -10,18 +10,27 @@ available) while a loopback listener waits for the redirect. The tokens are stor
 
 `--as CALLER` (a `per_user` server): the login is stored as that caller's (an API key's name
 or a token's subject), for an operator signing someone in; without it, the server's own.
+
+`--confirm CODE`: a person finishes the sign-in they started over HTTP (`GET /mcp/login/NAME`
+on a running Junction), with the code its callback page showed and their own Junction
+credential (`--token` or `$JUNCTION_TOKEN`; the server at `--connect`, else this config's
+`server.host:port`): `POST /mcp/login/NAME/confirm`.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
+import urllib.error
+import urllib.request
 import webbrowser
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 import anyio
+import orjson
 
 from junction.build import gateway_inputs
 from junction.config import JunctionConfig
@@ -31,7 +40,7 @@ if TYPE_CHECKING:
 
     from mcp_gateway import HttpUpstream
 
-__all__ = ["login_command", "logout_command"]
+__all__ = ["confirm_command", "login_command", "logout_command"]
 
 _DONE_PAGE = (
     "<!doctype html><title>Junction</title><p>Signed in to {server}. You can close this page."
@@ -190,3 +199,91 @@ def logout_command(config: JunctionConfig, server: str | None, principal: str | 
     else:
         print(f"no stored login for {spec.name!r}{who}")
     return 0
+
+
+def _junction_url(config: JunctionConfig, connect: str | None) -> str | None:
+    """The running Junction to confirm with: `--connect`, else this config's own address."""
+    if connect is None:
+        host = config.server.host
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{config.server.port}"
+    parts = urlsplit(connect)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def confirm_command(
+    config: JunctionConfig,
+    server: str | None,
+    code: str,
+    connect: str | None,
+    token: str | None,
+    *,
+    as_: str | None = None,
+) -> int:
+    """0 when the held sign-in is now the caller's login; 1 when refused or unreachable; 2 for
+    a usage error. The running Junction decides everything (the caller is the credential's)."""
+    if as_ is not None:
+        print(
+            "junction login: --confirm finishes your own sign-in with your own credential; "
+            "--as is an operator's local login (not both)",
+            file=sys.stderr,
+        )
+        return 2
+    if not server:
+        print(
+            "junction login: name the MCP server (`junction login NAME --confirm CODE`)",
+            file=sys.stderr,
+        )
+        return 2
+    if not token:
+        print(
+            "junction login: --confirm needs your Junction credential (the one that started the "
+            "sign-in): --token KEY, or $JUNCTION_TOKEN",
+            file=sys.stderr,
+        )
+        return 2
+    base = _junction_url(config, connect)
+    if base is None:
+        print(
+            f"junction login: --connect needs http(s)://HOST[:PORT], not {connect!r}",
+            file=sys.stderr,
+        )
+        return 2
+    url = f"{base}/mcp/login/{quote(server, safe='')}/confirm"
+    request = urllib.request.Request(
+        url,
+        data=orjson.dumps({"code": code}),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=30) as reply:
+            answer = _json(reply.read())
+    except urllib.error.HTTPError as exc:
+        error = _json(exc.read()).get("error") or f"HTTP {exc.code}"
+        print(f"junction login: {server!r}: {error}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"junction login: cannot reach Junction at {base}: {reason}", file=sys.stderr)
+        return 1
+    account = answer.get("upstream_account") or {}
+    named = ", ".join(f"{k} {v}" for k, v in account.items()) if isinstance(account, dict) else ""
+    print(
+        f"logged in to {server!r} as {answer.get('principal')!r}"
+        + (f" with the upstream account {named}" if named else "")
+        + f" ({answer.get('tools')} tools)"
+    )
+    return 0
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}

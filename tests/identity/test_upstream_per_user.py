@@ -3,14 +3,18 @@ the real OpenID provider (node-oidc-provider) and the OAuth-protected upstream w
 `mcp` SDK's server auth (`protected_mcp.py`), over real HTTP: Junction lists tools with its own
 login (`junction login`), Bob is signed in by an operator (`junction login --as bob`), Alice
 (an API key) and Dave (an access token from the provider) sign themselves in over HTTP
-(`GET /mcp/login/NAME`, the provider's pages, the callback); each sees their own upstream identity through `/mcp`, Carol (no login) gets an error naming the
+(`GET /mcp/login/NAME`, the provider's pages, the callback's page and its code, confirmed with
+their own credential: Alice by `POST .../confirm`, Dave by `junction login --confirm`); each
+sees their own upstream identity through `/mcp`, Carol (no login) gets an error naming the
 server and how to log in (never someone else's login), and a forged or replayed state is
-refused with nothing stored."""
+refused with nothing stored. (The attack the confirmation stops: test_upstream_per_user_confirm.)"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -116,6 +120,21 @@ async def whoami(base: str, key: str) -> str:
         return f"error: {text}" if result.is_error else text
 
 
+def confirmation_code(page: str) -> str:
+    """The one-time code the callback's page shows."""
+    found = re.search(r"<code>([A-Z2-7]{5}-[A-Z2-7]{5})</code>", page)
+    assert found, page
+    return found.group(1)
+
+
+async def confirm(
+    http: httpx.AsyncClient, base: str, credential: dict[str, str], code: str
+) -> httpx.Response:
+    """`POST /mcp/login/guarded/confirm` with `code`, as the caller with `credential`."""
+    url = f"{base}/mcp/login/guarded/confirm"
+    return await http.post(url, json={"code": code}, headers=credential)
+
+
 def person_files(tmp_path: Path) -> dict[str, dict[str, Any]]:
     """Each stored per-person login, decrypted with the local key, by its principal."""
     store = tmp_path / "tokens"
@@ -163,9 +182,19 @@ async def test_each_caller_uses_their_own_upstream_login(tmp_path: Path) -> None
                     assert "tokens" not in person_files(tmp_path).get("alice", {})
                     landed = await http.get(callback)  # the browser lands (no credential)
                     assert landed.status_code == 200, landed.text
-                    assert "Signed in to &#x27;guarded&#x27; as &#x27;alice&#x27;" in landed.text
+                    assert (
+                        "MCP server &#x27;guarded&#x27; to the Junction caller &#x27;alice&#x27;"
+                        in landed.text
+                    )
+                    assert "the account sub alice" in landed.text
                     replayed = await http.get(callback)
                     assert replayed.status_code == 400 and "used already" in replayed.text
+                    assert "tokens" not in person_files(tmp_path).get("alice", {})  # held
+                    code = confirmation_code(landed.text)
+                    done = await confirm(http, base, {"x-api-key": KEYS["alice"]}, code)
+                    assert done.status_code == 200, done.text
+                    assert done.json()["principal"] == "alice"
+                    assert done.json()["upstream_account"]["sub"] == "alice"
                 # Dave signed in to Junction with the provider (the MCP authorization flow):
                 # his login is his token's subject's
                 dave, _ = await sign_in(base, "dave")
@@ -176,7 +205,19 @@ async def test_each_caller_uses_their_own_upstream_login(tmp_path: Path) -> None
                     assert started.status_code == 302, started.text
                     callback = await walk_to_junction(started.headers["location"], "dave", base)
                     landed = await http.get(callback)
-                    assert "as &#x27;dave&#x27;" in landed.text, landed.text
+                    assert "Junction caller &#x27;dave&#x27;" in landed.text, landed.text
+                # Dave finishes with the CLI and his own token (in the environment)
+                process = await asyncio.create_subprocess_exec(
+                    *(JUNCTION, "login", "guarded", "--config", str(path)),
+                    *("--confirm", confirmation_code(landed.text).lower(), "--connect", base),
+                    env={**os.environ, "JUNCTION_TOKEN": dave},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+                out_bytes, err_bytes = await process.communicate()
+                assert process.returncode == 0, err_bytes
+                said = out_bytes.decode()
+                assert "logged in to 'guarded' as 'dave' with the upstream account sub dave" in said
                 assert (await whoami(base, dave)).startswith("sub=dave ")
                 seen = {name: await whoami(base, key) for name, key in KEYS.items()}
                 files = person_files(tmp_path)
