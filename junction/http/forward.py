@@ -290,6 +290,9 @@ class Ownership:
             import aiohttp
 
             self._http = aiohttp.ClientSession(
+                # no pool limit: each forwarded stream holds a connection for as long as it
+                # lasts, and a request waiting for a free one must not look like a dead owner
+                connector=aiohttp.TCPConnector(limit=0),
                 auto_decompress=False,  # the bytes go on as they came, Content-Encoding and all
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(
@@ -375,6 +378,7 @@ async def _forward(
     """Carry the request to `owner` and its answer back. False when the owner could not be
     reached before anything was read or sent (the caller answers as for an unknown id)."""
     import aiohttp
+    from multidict import CIMultiDict
     from yarl import URL
 
     path = scope.get("raw_path") or scope["path"].encode()
@@ -390,15 +394,16 @@ async def _forward(
     has_body = "content-length" in names or any(
         name == b"transfer-encoding" for name, _ in scope["headers"]
     )
-    started = False
+    started = left = False
     body_done = asyncio.Event()
 
     async def body() -> AsyncIterator[bytes]:
-        nonlocal started
+        nonlocal started, left
         started = True
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                left = True  # aiohttp reports it as its own error, with this as the cause
                 raise _ClientGone
             if chunk := message.get("body", b""):
                 yield chunk
@@ -408,8 +413,6 @@ async def _forward(
 
     if not has_body:
         body_done.set()
-    from multidict import CIMultiDict
-
     try:
         upstream = await ownership.http().request(
             scope["method"],
@@ -427,6 +430,8 @@ async def _forward(
     except _ClientGone:
         return True
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        if left:  # the client went away mid-body: nobody to answer
+            return True
         log.warning("forwarding %s %s to %s failed: %s", scope["method"], scope["path"], owner, exc)
         await _bad_gateway(send)
         return True
