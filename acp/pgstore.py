@@ -37,6 +37,12 @@ _APPEND = (
     " u.e FROM unnest($2::text[]) WITH ORDINALITY AS u(e, i)"
 )
 
+_APPEND_AND_UPSERT = (
+    "WITH h AS (" + _APPEND.replace("$1", "$12").replace("$2", "$13") + f") {_UPSERT}"
+)
+"""History entries and the session record in one statement: the end of a turn in one round trip
+(a transaction of two would take four: BEGIN, each statement, COMMIT)."""
+
 APPEND_ATTEMPTS = 20
 """Tries of an append that races another process's append to the same session."""
 
@@ -72,8 +78,8 @@ class PgSessionStore:
         await asyncio.shield(self._opening)
         return self.db
 
-    async def save(self, record: SessionRecord) -> None:
-        row = (
+    def _row(self, record: SessionRecord) -> tuple[Any, ...]:
+        return (
             record.session_id,
             record.cwd,
             json.dumps(list(record.additional_directories)),
@@ -86,8 +92,10 @@ class PgSessionStore:
             record.owner,
             self.realm,
         )
+
+    async def save(self, record: SessionRecord) -> None:
         db = await self._open()
-        await db.write((_UPSERT, row))
+        await db.write((_UPSERT, self._row(record)))
 
     async def get(self, session_id: str) -> SessionRecord | None:
         db = await self._open()
@@ -101,15 +109,24 @@ class PgSessionStore:
         return None if row is None else _record(row)
 
     async def append(self, session_id: str, entries: Sequence[Entry]) -> None:
+        if entries:
+            encoded = [json.dumps(entry, ensure_ascii=False) for entry in entries]
+            await self._append((_APPEND, (session_id, encoded)))
+
+    async def save_with_entries(self, record: SessionRecord, entries: Sequence[Entry]) -> None:
         if not entries:
+            await self.save(record)
             return
         encoded = [json.dumps(entry, ensure_ascii=False) for entry in entries]
+        await self._append((_APPEND_AND_UPSERT, (*self._row(record), record.session_id, encoded)))
+
+    async def _append(self, statement: tuple[str, tuple[Any, ...]]) -> None:
         db = await self._open()
         import asyncpg
 
         for attempt in range(1, APPEND_ATTEMPTS + 1):
             try:
-                await db.write((_APPEND, (session_id, encoded)), idempotent=False)
+                await db.write(statement, idempotent=False)
                 return
             except asyncpg.UniqueViolationError:
                 # Another process appended to this session at the same moment and took the

@@ -74,7 +74,9 @@ class Session:
         self._tools_settled.set()
         self._tools_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
-        self._last_write: asyncio.Future[None] | None = None
+        self._unsaved_entries: list[Entry] = []
+        self._unsaved_record: SessionRecord | None = None
+        self._writing: asyncio.Future[None] | None = None
         self._failure: Exception | None = None
         """The first write that failed since the last `recover()`."""
 
@@ -123,35 +125,41 @@ class Session:
     def remember(self, *entries: Entry) -> None:
         """Add history entries (queued to the store, in order)."""
         self.entries.extend(entries)
-        batch = list(entries)
-        self._queue(lambda: self.runtime.store.append(self.id, batch))
+        self._unsaved_entries.extend(entries)
+        self._write_soon()
 
     def save(self, **changes: Any) -> None:
         """Update the record (queued to the store) and bump `updated_at`."""
-        self.record = record = self.record.touched(**changes)
-        self._queue(lambda: self.runtime.store.save(record))
+        self.record = self.record.touched(**changes)
+        self._unsaved_record = self.record
+        self._write_soon()
 
-    def _queue(self, write: Callable[[], Awaitable[None]]) -> None:
-        self._last_write = asyncio.ensure_future(self._write(self._last_write, write))
+    def _write_soon(self) -> None:
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.ensure_future(self._write_unsaved())
 
-    async def _write(
-        self, previous: asyncio.Future[None] | None, write: Callable[[], Awaitable[None]]
-    ) -> None:
-        """One queued write, after the one before it; skipped once a write has failed."""
-        if previous is not None:
-            await previous
-        if self._failure is not None:
-            return
-        try:
-            await write()
-        except Exception as exc:
-            log.exception("session %s: saving to the store failed", self.id)
-            self._failure = exc
+    async def _write_unsaved(self) -> None:
+        """What is not stored yet, in one write: every entry queued and the latest record
+        (`save_with_entries`), so the end of a turn (its answer, then the record) costs one
+        round trip to PostgreSQL, not one per write. What was queued meanwhile goes next;
+        nothing goes after a failure."""
+        while self._failure is None and (self._unsaved_entries or self._unsaved_record is not None):
+            entries, self._unsaved_entries = self._unsaved_entries, []
+            record, self._unsaved_record = self._unsaved_record, None
+            store = self.runtime.store
+            try:
+                if record is None:
+                    await store.append(self.id, entries)
+                else:
+                    await store.save_with_entries(record, entries)
+            except Exception as exc:
+                log.exception("session %s: saving to the store failed", self.id)
+                self._failure = exc
 
     async def flush(self) -> None:
         """Wait for every queued write; raise RpcError if one failed (see `recover`)."""
-        if self._last_write is not None:
-            await asyncio.shield(self._last_write)
+        while self._writing is not None and not self._writing.done():
+            await asyncio.shield(self._writing)
         if self._failure is not None:
             raise RpcError(
                 INTERNAL_ERROR,
@@ -165,8 +173,9 @@ class Session:
         record is whole in memory; its next `save` stores it all again."""
         if self._failure is None:
             return
-        if self._last_write is not None:
-            await asyncio.shield(self._last_write)
+        while self._writing is not None and not self._writing.done():
+            await asyncio.shield(self._writing)
+        self._unsaved_entries.clear()  # after the failure: dropped, the stored history rules
         try:
             self.entries = await self.runtime.store.history(self.id)
         except Exception as exc:

@@ -81,6 +81,11 @@ class SessionStore(Protocol):
 
     async def history(self, session_id: str) -> list[Entry]: ...
 
+    async def save_with_entries(self, record: SessionRecord, entries: Sequence[Entry]) -> None:
+        """`append` then `save` for the record's session, as one write where the engine can
+        (what the end of a turn stores: its answer and the touched record)."""
+        ...
+
     async def delete(self, session_id: str) -> None:
         """Remove the record and its history (nothing happens for an unknown id)."""
         ...
@@ -143,6 +148,10 @@ class MemorySessionStore:
 
     async def history(self, session_id: str) -> list[Entry]:
         return list(self._history.get(session_id, []))
+
+    async def save_with_entries(self, record: SessionRecord, entries: Sequence[Entry]) -> None:
+        await self.append(record.session_id, entries)
+        await self.save(record)
 
     async def delete(self, session_id: str) -> None:
         self._records.pop(session_id, None)
@@ -239,6 +248,10 @@ class SqliteSessionStore:
             _write_transaction(db, insert)
 
         await self._run(work)
+
+    async def save_with_entries(self, record: SessionRecord, entries: Sequence[Entry]) -> None:
+        # Both queued on the store thread at once (in this order): no hop back in between.
+        await asyncio.gather(self.append(record.session_id, entries), self.save(record))
 
     async def history(self, session_id: str) -> list[Entry]:
         def work(db: sqlite3.Connection) -> list[Entry]:

@@ -104,3 +104,34 @@ async def test_calls_that_arrive_together_on_a_fresh_store_all_work(postgres_url
     finally:
         await store.aclose()
     assert history == [{"kind": "user", "text": "hi"}]
+
+
+async def test_the_end_of_a_turn_is_one_write(store_url: str) -> None:
+    """`save_with_entries` puts the entries after the stored ones and the record, in one
+    statement on PostgreSQL (one round trip where a transaction of two would take four)."""
+    from acp.pgstore import PgSessionStore
+    from acp.store import SessionRecord, SqliteSessionStore
+    from junction.storage import session_store
+
+    store = session_store(_on(JunctionConfig(), store_url))
+    record = SessionRecord(session_id="s-end-of-turn", cwd="/tmp/project")
+    await store.save(record)
+    await store.append(record.session_id, [{"kind": "user", "n": 1}])
+    statements: list[str] = []
+    if isinstance(store, PgSessionStore):
+        write = store.db.write
+
+        def counting(*batch: tuple[str, tuple[object, ...]], idempotent: bool = True) -> object:
+            statements.extend(sql for sql, _ in batch)
+            return write(*batch, idempotent=idempotent)
+
+        store.db.write = counting  # type: ignore[method-assign,assignment]
+    touched = record.touched(title="second")
+    await store.save_with_entries(touched, [{"kind": "agent", "n": 2}, {"kind": "user", "n": 3}])
+    assert [entry["n"] for entry in await store.history(record.session_id)] == [1, 2, 3]
+    assert await store.get(record.session_id) == touched
+    if isinstance(store, PgSessionStore):
+        assert len(statements) == 1, statements
+    else:
+        assert isinstance(store, SqliteSessionStore)
+    await store.aclose()
