@@ -76,7 +76,8 @@ def how_to_log_in(server: str, principal: str | None) -> str:
     if principal is None:
         return f"run `junction login {server}`"
     return (
-        f"sign in with GET /mcp/login/{server} (with your Junction credential), "
+        f"sign in with GET /mcp/login/{server} and confirm with the code its page shows "
+        f"(`junction login {server} --confirm CODE`; both with your Junction credential), "
         f"or have an operator run `junction login {server} --as {principal}`"
     )
 
