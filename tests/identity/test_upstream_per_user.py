@@ -271,3 +271,43 @@ async def test_login_as_needs_a_per_user_server(tmp_path: Path) -> None:
     _, err = await process.communicate()
     assert process.returncode == 2
     assert b"has one shared login; --as needs" in err
+
+
+@pytest.mark.asyncio
+async def test_login_confirm_needs_the_callers_own_credential(tmp_path: Path) -> None:
+    """`--confirm` is the caller's, with their credential, at a running Junction: no
+    credential, `--as` beside it, or a Junction that does not answer is each one clear line."""
+    sock = loopback_socket()  # bound, never listening: nobody answers there
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    path = tmp_path / "junction.yaml"
+    path.write_text(json.dumps(config_for(tmp_path, "http://127.0.0.1:9/mcp", base)))
+    runs = {
+        "no credential": ((), {}),
+        "with --as": (("--as", "alice"), {"JUNCTION_TOKEN": KEYS["alice"]}),
+        "nobody there": (("--connect", base), {"JUNCTION_TOKEN": KEYS["alice"]}),
+        "not http": (("--connect", "ws://127.0.0.1:1/acp"), {"JUNCTION_TOKEN": KEYS["alice"]}),
+    }
+    said: dict[str, tuple[int | None, str]] = {}
+    environment = {k: v for k, v in os.environ.items() if k != "JUNCTION_TOKEN"}
+    for name, (extra, env) in runs.items():
+        process = await asyncio.create_subprocess_exec(
+            *(JUNCTION, "login", "guarded", "--config", str(path), "--confirm", "ABCDE-FGHJK"),
+            *extra,
+            env={**environment, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert not out, out
+        said[name] = (process.returncode, err.decode())
+    sock.close()
+    assert (
+        said["no credential"][0] == 2
+        and "--token KEY, or $JUNCTION_TOKEN" in said["no credential"][1]
+    )
+    assert said["with --as"][0] == 2 and "(not both)" in said["with --as"][1]
+    assert said["nobody there"][0] == 1
+    assert f"cannot reach Junction at {base}" in said["nobody there"][1]
+    assert said["not http"][0] == 2 and "http(s)://HOST" in said["not http"][1]
+    for code, text in said.values():
+        assert "Traceback" not in text and KEYS["alice"] not in text, (code, text)

@@ -10,6 +10,7 @@ and never a code or a token."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from pathlib import Path
@@ -194,3 +195,26 @@ async def test_a_sign_in_is_finished_only_by_the_caller_who_started_it(tmp_path:
     written = (tmp_path / "audit.jsonl").read_text() + "\n".join(logs.lines)
     for secret in secrets:
         assert secret not in written
+
+
+def test_the_page_names_the_id_tokens_account_first() -> None:
+    """An OpenID token response names its person in the ID token (shown before a JWT access
+    token's subject); only short string claims are shown; anything else names no one."""
+    from mcp_gateway.oauth_client import _named_identity
+
+    def jwt(claims: dict[str, Any]) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        return f"eyJhbGciOiJSUzI1NiJ9.{payload}.c2lnbmF0dXJl"
+
+    both = {
+        "access_token": jwt({"sub": "client-app", "scope": "mcp"}),
+        "id_token": jwt({"sub": "u-42", "email": "alice@example.com", "name": ["x"], "aud": "j"}),
+    }
+    assert _named_identity(json.dumps(both).encode()) == {
+        "sub": "u-42",
+        "email": "alice@example.com",
+    }
+    access_only = {"access_token": jwt({"sub": "alice", "email": "x" * 300})}
+    assert _named_identity(json.dumps(access_only).encode()) == {"sub": "alice"}
+    for body in (b"not json", b"[]", b'{"access_token": "opaque"}', b'{"id_token": "a.!!.c"}'):
+        assert _named_identity(body) == {}
