@@ -31,11 +31,12 @@ import hmac
 import html
 import logging
 import secrets
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -77,6 +78,8 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 """The callback's page: no script, style, frame or form; not cached, not referred."""
+_SAID = 300
+"""What of the authorization server's `error` and `error_description` a page shows."""
 
 Code = tuple[str, str | None, str | None]
 
@@ -198,7 +201,7 @@ class UpstreamLogins:
             "authorization_url": url,
             "server": server,
             "expires_in": int(LOGIN_SECONDS),
-            "confirm": f"/mcp/login/{server}/confirm",
+            "confirm": f"/mcp/login/{quote(server, safe='')}/confirm",
         }
         return JSONResponse(body, status_code=302, headers={"Location": url, **_NO_STORE})
 
@@ -221,8 +224,8 @@ class UpstreamLogins:
         server, principal = pending.server, pending.principal
         fields = {"step": "callback", "principal": principal, "server": server}
         if "code" not in query:
-            error = query.get("error", "no code in the redirect")
-            detail = query.get("error_description")
+            error = query.get("error", "no code in the redirect")[:_SAID]
+            detail = query.get("error_description", "")[:_SAID]
             pending.code.set_exception(_Refused(f"{error}: {detail}" if detail else error))
             await asyncio.gather(pending.task, return_exceptions=True)
             audit("upstream_login", "deny", **fields, reason="the authorization server refused")
@@ -375,8 +378,8 @@ def _confirm_page(server: str, principal: str, identity: dict[str, str], code: s
         200,
         code=code,
         commands=[
-            f"junction login {server} --confirm {code}",
-            f'POST /mcp/login/{server}/confirm  {{"code": "{code}"}}',
+            f"junction login {shlex.quote(server)} --confirm {code}",
+            f'POST /mcp/login/{quote(server, safe="")}/confirm  {{"code": "{code}"}}',
         ],
     )
 
