@@ -44,6 +44,11 @@ class StdioClient:
         self._initialized = anyio.Event()
         self.relay = Relay(self._ask, owner=self, legacy=True)
 
+    @property
+    def session(self) -> ServerSession | None:
+        """The client's session once it has sent `notifications/initialized`."""
+        return self._session
+
     def attach(self, server: Server[Any]) -> None:
         """Hear the client's `initialized` and roots changes on `server`; become the catalog's
         home. Notification handlers only: nothing is added to a request's path."""

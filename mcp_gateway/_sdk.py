@@ -12,7 +12,8 @@ checked against 2.3.0) and a new minor is checked against this list. Each name a
 3. `ClientSession._stamp`: the session's version stamp (2026-07-28 `_meta` and headers) on a
    request we send raw.
 4. `ClientSession._dispatcher` (`send_raw_request`): sends a request and returns the result
-   dict, skipping the typed parse, so results pass through untouched (`raw_request`).
+   dict, skipping the typed parse, so results pass through untouched (`raw_request`); its
+   `_write_stream` names the stdio transport whose raw channel may send it instead.
 5. `mcp.server.stdio._claim_fd`, 6. `_open_stdin_diversion`, 7. `_open_stdout_diversion`: the
    SDK's claim of fd 0/1 (stdin reads the null device, stdout points at stderr while serving,
    restored on exit), reused by our event-loop stdio server (`_stdio_server.py`) so a stray
@@ -45,6 +46,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import CallOptions, Outbound
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
+from mcp_gateway._raw_upstream import channel_of
+
 Release = Callable[[], None] | None
 """Gives a claimed standard descriptor back (None: nothing to give back)."""
 
@@ -64,6 +67,10 @@ async def raw_request(
     session._stamp(data, opts)
     if isinstance(given, dict) and CLIENT_CAPABILITIES_META_KEY in given:
         data["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = given[CLIENT_CAPABILITIES_META_KEY]
+    # A stdio upstream's raw channel (`_raw_upstream.py`), found by the session's write stream.
+    raw = channel_of(getattr(session._dispatcher, "_write_stream", None))
+    if raw is not None and raw.takes(opts):
+        return await raw.request(str(opts["request_id"]), method, data.get("params") or None)
     result: dict[str, Any] = await session._dispatcher.send_raw_request(
         method, data.get("params") or None, opts
     )

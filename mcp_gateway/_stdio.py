@@ -23,6 +23,8 @@ import mcp_types as types
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
+from mcp_gateway._raw_upstream import RawChannel
+from mcp_gateway._raw_upstream import enabled as raw_enabled
 from mcp_gateway._sdk import TransportStreams
 from mcp_gateway.specs import StdioUpstream
 
@@ -107,6 +109,14 @@ async def stdio_transport(
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](0)
 
+    async def write_failed(request_id: object) -> None:
+        child.undelivered.add(request_id)
+        await read_send.aclose()
+
+    raw = RawChannel(stdin, write_failed) if raw_enabled() else None  # see _raw_upstream.py
+    if raw is not None:
+        raw.register(write_send)
+
     async def read_stdout() -> None:
         try:
             while True:
@@ -118,7 +128,7 @@ async def stdio_transport(
                     break
                 if not line:
                     break
-                if not line.strip():
+                if not line.strip() or (raw is not None and await raw.claim(line)):
                     continue
                 try:
                     message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
@@ -134,12 +144,16 @@ async def stdio_transport(
                     await read_send.send(SessionMessage(message))
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     return
+                if raw is not None:
+                    raw.forwarded()
             with anyio.move_on_after(0.5):  # usually the exit status is known by now
                 await process.wait()
             child.returncode = process.returncode
             on_eof(child.describe_exit())  # before EOF reaches the session: the reason wins
         finally:
             read_send.close()
+            if raw is not None:
+                raw.close()
 
     async def read_stderr() -> None:
         while line := await stderr.readline():

@@ -32,8 +32,9 @@ import mcp_types as types
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
+from mcp_gateway._fast_lane import FastLane
 from mcp_gateway._sdk import (
     ContextReceiveStream,
     ContextSendStream,
@@ -122,20 +123,35 @@ class _Pipes:
     """stdin and stdout on the event loop, as the SDK session's message streams."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limit: int
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        limit: int,
+        lane: FastLane | None = None,
+        session_out: ContextSendStream[SessionMessage] | None = None,
     ) -> None:
+        """`session_out`: the stream the SDK session writes to (for the lane's answers that
+        must follow what the session wrote for them)."""
         self._reader = reader
         self._writer = writer
         self._limit = limit
+        self._lane = lane
+        self._session_out = session_out
 
     async def read(self, messages: ContextSendStream[SessionMessage | Exception]) -> None:
         """Hand each valid message to the session; answer the rest here. A client that closed
-        our stdout is gone, which ends the input as end of file does."""
+        our stdout is gone, which ends the input as end of file does. The fast lane, when
+        there is one, takes the `tools/call` lines it answers itself (`_fast_lane.py`)."""
+        lane = self._lane
         async with messages:
-            with contextlib.suppress(ConnectionError):
-                while (line := await _next_line(self._reader, self._limit)) is not None:
-                    if (message := await self._check(line)) is not None:
-                        await messages.send(SessionMessage(message))
+            lane_on = lane.running(self._write, self._write_after) if lane else None
+            async with lane_on or contextlib.nullcontext():
+                with contextlib.suppress(ConnectionError):
+                    while (line := await _next_line(self._reader, self._limit)) is not None:
+                        if lane is not None and isinstance(line, bytes) and lane.take(line):
+                            continue
+                        if (message := await self._check(line)) is not None:
+                            await messages.send(SessionMessage(message))
 
     async def _check(self, line: bytes | Oversized) -> types.JSONRPCMessage | None:
         """The message on `line`, or None when there is none (a blank line, or a bad one, which
@@ -168,18 +184,32 @@ class _Pipes:
                     await self._send(item.message)
 
     async def _send(self, message: types.JSONRPCMessage) -> None:
-        data = message.model_dump_json(by_alias=True, exclude_unset=True)
-        self._writer.write(data.encode("utf-8") + b"\n")  # one write per line: never torn
+        await self._write(message.model_dump_json(by_alias=True, exclude_unset=True).encode())
+
+    async def _write(self, data: bytes) -> None:
+        self._writer.write(data + b"\n")  # one write per line: never torn
         await self._writer.drain()
+
+    async def _write_after(self, message: dict[str, Any]) -> None:
+        """Write `message` behind what the SDK session has queued (its requests to the
+        client, their cancellations)."""
+        if self._session_out is None:
+            await self._write(to_json(message))
+            return
+        parsed = types.jsonrpc_message_adapter.validate_python(message, by_name=False)
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            await self._session_out.send(SessionMessage(parsed))
 
 
 @contextlib.asynccontextmanager
-async def serve_streams(max_message_bytes: int) -> AsyncIterator[tuple[Any, Any]]:
+async def serve_streams(
+    max_message_bytes: int, lane: FastLane | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
     """The SDK's stdio server streams, over event-loop pipes when stdin/stdout allow it.
 
     `max_message_bytes` is the longest line accepted on stdin (`server.max_message_bytes`). The
     gateway refuses oversized tool arguments with its own clearer error, so this is the outer
-    bound.
+    bound. `lane` answers the calls it can in front of the SDK (event-loop pipes only).
     """
     if sys.platform == "win32" or not (_streamable(0) and _streamable(1)):
         async with stdio_server() as streams:
@@ -205,9 +235,9 @@ async def serve_streams(max_message_bytes: int) -> AsyncIterator[tuple[Any, Any]
             asyncio.streams.FlowControlMixin, _Unowned(stdout)
         )
         writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
-        pipes = _Pipes(reader, writer, max_message_bytes)
         read_send, read_recv = create_context_streams[SessionMessage | Exception](0)
         write_send, write_recv = create_context_streams[SessionMessage](0)
+        pipes = _Pipes(reader, writer, max_message_bytes, lane, write_send)
         async with anyio.create_task_group() as tg:
             tg.start_soon(pipes.read, read_send)
             tg.start_soon(pipes.write, write_recv)

@@ -42,6 +42,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_gateway import _catalog_mode as catalog_mode
 from mcp_gateway._client_home import StdioClient
 from mcp_gateway._client_relay import Rounds, levels_from
+from mcp_gateway._fast_lane import FastLane
+from mcp_gateway._fast_lane import enabled as lane_on
 from mcp_gateway._sdk import connection_of
 from mcp_gateway._sse_endpoint import add_sse_endpoint
 from mcp_gateway._stdio_server import serve_streams
@@ -146,7 +148,10 @@ class _Notifier:
     def log_level(self, ctx: ServerRequestContext[Any, Any]) -> str:
         """The level a handshake-era client set (`logging/setLevel`), else all of them."""
         connection = connection_of(ctx.session)
-        return self._levels.get(id(connection), "debug") if connection is not None else "debug"
+        return self.level_of(connection) if connection is not None else "debug"
+
+    def level_of(self, connection: object) -> str:
+        return self._levels.get(id(connection), "debug")
 
     def _forget(self, key: int) -> None:
         self._sessions.pop(key, None)
@@ -526,13 +531,15 @@ async def serve_stdio(
     """Serve the catalog as an MCP server on this process's stdin/stdout until stdin closes;
     a line over `max_message_bytes` is refused (-32600) and skipped."""
     server, notifier = build_server(catalog)
-    StdioClient(catalog).attach(server)  # the one client: asked what upstreams ask outside calls
+    client = StdioClient(catalog)
+    client.attach(server)  # the one client: asked what upstreams ask outside calls
+    lane = FastLane(catalog, lambda: client.session, notifier.level_of) if lane_on() else None
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(notifier.pump)
             tg.start_soon(notifier.deliver_notices)
             notifier.rounds.attach(tg)
-            async with serve_streams(max_message_bytes) as (read, write):
+            async with serve_streams(max_message_bytes, lane) as (read, write):
                 await server.run(read, write, server.create_initialization_options(_NOTIFICATIONS))
             tg.cancel_scope.cancel()
     finally:

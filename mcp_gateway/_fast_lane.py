@@ -1,0 +1,357 @@
+"""`tools/call` of `junction --mode mcp`'s client, answered without the SDK's server machinery.
+
+Through the SDK, one `tools/call` on stdin passes a pydantic parse of the JSON-RPC union, two
+memory streams, the dispatcher's task and context objects, the server runner, its
+OpenTelemetry middleware (spans even with nothing exporting them), our middleware and the
+relay plumbing, and a pydantic dump on the way out: about two thirds of the CPU Junction spent
+per call, most of what it added to a call's latency. The gateway's own work (routing, limits,
+argument checks, the upstream request, relays, error mapping) is `Catalog.call_tool`'s and
+stays there; this lane only replaces the envelope around it, for the case it can answer
+exactly as the SDK path would:
+
+- a 2025-11-25 session whose client has sent `notifications/initialized` (a 2026-07-28 client
+  and anything before the handshake go to the SDK);
+- a well-formed request (`jsonrpc`, an integer or string `id`, `params` holding only a string
+  `name`, an object `arguments` and a `_meta` with at most a `progressToken`; anything else,
+  `requestState` included, goes to the SDK, which validates and answers it);
+- tracing off (with a tracer the SDK's spans are part of the trace) and catalog mode off.
+
+Its answer is the SDK path's: the result through the same per-version serialiser, the same
+error codes, messages and data; progress under the client's token and log messages at the
+level the client set, written as lines while the call runs; what the upstream asks
+(sampling, elicitation, roots) is sent through the SDK's connection, whose dispatcher routes
+the client's answer back. `notifications/cancelled` for a lane call cancels it (no answer, as
+the SDK does); end of input cancels the rest with "Connection closed", as the SDK does.
+`JUNCTION_MCP_FAST_LANE=0` turns the lane off (tests compare both paths).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY
+from mcp_types import methods as _methods
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic import ValidationError
+from pydantic_core import from_json, to_json
+
+from mcp_gateway._client_relay import levels_from, missing_capability
+from mcp_gateway._sdk import connection_of
+from mcp_gateway.errors import GatewayError
+from mcp_gateway.gateway import Catalog
+from mcp_gateway.relay import Relay, relayed_options
+from router_core import tracing
+
+log = logging.getLogger("mcp_gateway.fast_lane")
+
+SWITCH = "JUNCTION_MCP_FAST_LANE"
+"""Set to 0 to serve every message through the SDK."""
+
+_REQUEST_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
+_PARAM_KEYS = frozenset({"name", "arguments", "_meta"})
+_CLOSE_WRITE_SECONDS = 1.0
+"""Bound on the "Connection closed" answer written at end of input (the SDK's too)."""
+
+Write = Callable[[bytes], Awaitable[None]]
+"""Writes one JSON-RPC message (a line without its newline) to the client."""
+
+WriteAfter = Callable[[dict[str, Any]], Awaitable[None]]
+"""Writes one JSON-RPC message behind what the SDK session has queued for the client."""
+
+
+def enabled() -> bool:
+    return os.environ.get(SWITCH, "1") != "0"
+
+
+class FastLane:
+    """Takes the `tools/call` lines it can answer exactly; see the module's doc."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        session: Callable[[], ServerSession | None],
+        level: Callable[[object], str],
+    ) -> None:
+        """`session`: the client's session once it has initialized (else None); `level`: the
+        log level the client set on a connection (`logging/setLevel`)."""
+        self._catalog = catalog
+        self._session = session
+        self._level = level
+        self._calls: dict[int | str, asyncio.Task[None]] = {}
+        self._cancelled: set[int | str] = set()
+        self._open = False
+        self._write: Write | None = None
+        self._write_after: WriteAfter | None = None
+        self._caps: tuple[object, dict[str, Any]] | None = None
+        self._announced = False
+
+    @contextlib.asynccontextmanager
+    async def running(self, write: Write, write_after: WriteAfter) -> AsyncIterator[None]:
+        """Serve lane calls while the block runs; on leaving (end of input), cancel those
+        still running, each answered "Connection closed". `write_after` writes behind what the
+        SDK session queued: the answer of a call that asked the client something goes that
+        way, after the question and its withdrawal, as it would through the SDK."""
+        self._write, self._write_after = write, write_after
+        self._open = True
+        try:
+            yield
+        finally:
+            self._open = False
+            calls = list(self._calls.values())
+            for task in calls:
+                task.cancel()
+            if calls:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(2 * _CLOSE_WRITE_SECONDS):
+                    await asyncio.gather(*calls, return_exceptions=True)
+
+    def take(self, line: bytes) -> bool:
+        """Whether the lane took `line` (a call it now serves, or a cancellation of one)."""
+        if not self._open:
+            return False
+        if b'"tools/call"' in line:
+            return self._call(line)
+        if self._calls and b'"notifications/cancelled"' in line:
+            return self._cancel(line)
+        return False
+
+    def _call(self, line: bytes) -> bool:
+        session = self._session()
+        connection = connection_of(session) if session is not None else None
+        if (
+            session is None
+            or connection is None
+            or connection.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS
+            or self._catalog.options.catalog_mode
+            or tracing.enabled()
+        ):
+            return False
+        request = _request(line)
+        if request is None or request.id in self._calls:
+            return False
+        # A plain asyncio task: an anyio task group's spawn cost a tenth of the call.
+        task = asyncio.get_running_loop().create_task(self._serve(request, session, connection))
+        task.add_done_callback(lambda _: self._done(request.id))
+        self._calls[request.id] = task
+        if not self._announced:
+            self._announced = True
+            log.info("tools/call answered in front of the SDK's server (fast lane)")
+        return True
+
+    def _cancel(self, line: bytes) -> bool:
+        try:
+            message = from_json(line)
+        except ValueError:
+            return False
+        if not isinstance(message, dict) or message.get("method") != "notifications/cancelled":
+            return False
+        params = message.get("params")
+        request_id = params.get("requestId") if isinstance(params, dict) else None
+        if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+            return False
+        task = self._calls.get(request_id)
+        if task is None:
+            return False
+        self._cancelled.add(request_id)
+        task.cancel()
+        return True
+
+    async def _serve(self, request: _Request, session: ServerSession, connection: Any) -> None:
+        """One call, answered unless the client cancelled it (then nothing is written, as
+        the SDK writes nothing); cancelled at end of input, it is answered "Connection
+        closed"."""
+        request_id = request.id
+        answered = False
+        try:
+            call = _Call(self, request.token, session, self._level(connection))
+            answer = await self._answer(request, session, connection, call)
+            if request_id not in self._cancelled:
+                answered = True
+                if call.asked:
+                    assert self._write_after is not None
+                    await self._write_after(answer)
+                else:
+                    await self._send(answer)
+        except asyncio.CancelledError:
+            if not answered and request_id not in self._cancelled:  # end of input
+                closed = _error(request_id, types.CONNECTION_CLOSED, "Connection closed", None)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._send(closed), _CLOSE_WRITE_SECONDS)
+        except Exception as exc:  # the client is gone: nobody to answer
+            log.debug("could not answer tools/call %r: %r", request_id, exc)
+
+    def _done(self, request_id: int | str) -> None:
+        """Forget a call (a task cancelled before it started never runs its own code)."""
+        self._calls.pop(request_id, None)
+        self._cancelled.discard(request_id)
+
+    async def _answer(
+        self, request: _Request, session: ServerSession, connection: Any, call: _Call
+    ) -> dict[str, Any]:
+        """The response the SDK path would write (`build_server`'s `call_tool` over stdio:
+        no key, so no tool globs or rate limits; a 2025-11-25 client's relay)."""
+        request_id = request.id
+        level = call.level
+        try:
+            result = await self._catalog.call_tool(
+                request.name,
+                request.arguments,
+                on_progress=call.progress if request.token is not None else None,
+                meta={
+                    CLIENT_CAPABILITIES_META_KEY: self._capabilities(session),
+                    LOG_LEVEL_META_KEY: level,
+                },
+                relay=call.relay(),
+            )
+            result.setdefault("resultType", "complete")
+            try:
+                wire = _methods.serialize_server_result(
+                    "tools/call", connection.protocol_version, dict(result)
+                )
+            except ValidationError:
+                log.exception("handler for 'tools/call' returned an invalid result")
+                text = "Handler returned an invalid result"
+                raise GatewayError(types.INTERNAL_ERROR, text) from None
+            return {"jsonrpc": "2.0", "id": request_id, "result": wire}
+        except GatewayError as exc:
+            return _error(request_id, exc.code, exc.message, exc.data)
+        except MCPError as exc:
+            return _error(request_id, exc.error.code, exc.error.message, exc.error.data)
+        except Exception as exc:  # the SDK's answer to a handler's crash (code 0, its text)
+            log.exception("handler for 'tools/call' raised")
+            return _error(request_id, 0, str(exc), None)
+        finally:
+            call.done = True
+
+    def _capabilities(self, session: ServerSession) -> dict[str, Any]:
+        """The client's declared capabilities as the upstream sees them (dumped once)."""
+        cached = self._caps
+        if cached is None or cached[0] is not session:
+            caps = session.client_capabilities or types.ClientCapabilities()
+            cached = self._caps = (session, caps.model_dump(by_alias=True, exclude_none=True))
+        return dict(cached[1])
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        assert self._write is not None
+        await self._write(to_json(message))
+
+
+class _Call:
+    """One lane call's back-channel: progress and log messages while it runs, requests."""
+
+    def __init__(
+        self,
+        lane: FastLane,
+        token: int | str | None,
+        session: ServerSession,
+        level: str,
+    ) -> None:
+        self._lane = lane
+        self._token = token
+        self._session = session
+        self.level = level
+        self._levels = levels_from(level)
+        self.done = False
+        self.asked = False
+        """The upstream asked the client something (sent through the SDK's session)."""
+
+    def relay(self) -> Relay:
+        owner = connection_of(self._session) or self._session
+        return Relay(self._ask, self._notify, owner=owner, legacy=True)
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        if self.done:  # the SDK drops what comes after its answer
+            return
+        params: dict[str, Any] = {"progressToken": self._token, "progress": progress}
+        if total is not None:
+            params["total"] = total
+        if message is not None:
+            params["message"] = message
+        await self._quietly("notifications/progress", params)
+
+    async def _notify(self, method: str, params: dict[str, Any]) -> None:
+        if method == "notifications/message":
+            if params.get("level") in self._levels and not self.done:
+                await self._quietly(method, params)
+        else:  # elicitation/complete: it may come after the call
+            await self._quietly(method, params)
+
+    async def _quietly(self, method: str, params: dict[str, Any]) -> None:
+        try:
+            await self._lane._send({"jsonrpc": "2.0", "method": method, "params": params})
+        except Exception as exc:  # a client gone mid-call must not fail the upstream's call
+            log.debug("could not relay %s: %r", method, exc)
+
+    async def _ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.asked = True
+        lacking = missing_capability(self._session.client_capabilities, method, params)
+        if lacking:
+            raise GatewayError(
+                types.METHOD_NOT_FOUND,
+                f"{method}: the client did not declare the {lacking} capability",
+            )
+        connection = connection_of(self._session)
+        if connection is None:
+            raise GatewayError(types.INTERNAL_ERROR, f"{method}: the client is gone")
+        try:
+            result: dict[str, Any] = await connection.outbound.send_raw_request(
+                method, params, relayed_options()
+            )
+        except MCPError as exc:
+            raise GatewayError(exc.error.code, exc.error.message, data=exc.error.data) from None
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    id: int | str
+    name: str
+    arguments: dict[str, Any] | None
+    token: int | str | None
+    """The client's `progressToken` (None: it asked for no progress)."""
+
+
+def _request(line: bytes) -> _Request | None:
+    """The `tools/call` on `line` when the lane can answer it as the SDK would, else None
+    (not one: the SDK serves it, and refuses it if it is malformed)."""
+    try:
+        message = from_json(line)
+    except ValueError:
+        return None
+    if (
+        not isinstance(message, dict)
+        or message.keys() - _REQUEST_KEYS
+        or message.get("jsonrpc") != "2.0"
+        or message.get("method") != "tools/call"
+    ):
+        return None
+    request_id, params = message.get("id"), message.get("params")
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        return None
+    if not isinstance(params, dict) or params.keys() - _PARAM_KEYS:
+        return None
+    name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta", {})
+    if not isinstance(name, str) or not isinstance(arguments, dict | None):
+        return None
+    if not isinstance(meta, dict) or meta.keys() - {"progressToken"}:
+        return None
+    token = meta.get("progressToken")
+    if isinstance(token, bool) or not isinstance(token, int | str | None):
+        return None
+    return _Request(request_id, name, arguments, token)
+
+
+def _error(request_id: int | str, code: int, message: str, data: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}

@@ -1,0 +1,219 @@
+"""`junction --mode mcp` answers `tools/call` in front of the SDK (mcp_gateway/_fast_lane.py) and
+writes stdio upstream requests as lines (mcp_gateway/_raw_upstream.py): the client sees what it
+saw through the SDK alone.
+
+The real `junction --mode mcp` runs twice, with the fast paths on and with
+`JUNCTION_MCP_FAST_LANE=0`, driven over stdio by the `mcp` SDK client (2025-11-25, answering
+sampling and elicitation) through the same calls, against real upstreams: `servers.py ok` and
+the conformance fixture (both the `mcp` SDK) and @modelcontextprotocol/server-everything. Every
+answer is recorded (results, errors, progress, log messages, what the client was asked, what
+reached the client's dispatcher late) and the two records must be equal. Junction's log says
+which paths served, so a lane that silently stood aside fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
+
+from tests.mcp_gateway.conftest import SERVERS
+from tests.mcp_gateway.test_serving import junction_mcp_command
+from tests.peers import npm_bin
+
+pytestmark = pytest.mark.asyncio
+FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "mcp_conformance_server.py")
+LANE_SAID = "tools/call answered in front of the SDK's server (fast lane)"
+RAW_SAID = "requests to stdio upstreams written as lines beside their SDK sessions"
+
+
+def junction(tmp_path: Path, fast: bool) -> tuple[StdioServerParameters, Path]:
+    """`junction --mode mcp` over the test upstreams, its stderr kept in a file."""
+    tmp_path.mkdir()
+    config = tmp_path / "junction.yaml"
+    servers = {
+        "ok": {"command": sys.executable, "args": [SERVERS, "ok"]},
+        "dying": {"command": sys.executable, "args": [SERVERS, "ok"]},
+        # a 2025-11-25 session too, where its tools ask the client the handshake-era way
+        "fx": {"command": sys.executable, "args": [FIXTURE, "stdio"], "legacy_session": True},
+        "everything": {"command": str(npm_bin("mcp-server-everything"))},
+    }
+    config.write_text(json.dumps({"mcp_servers": servers, "logging": {"level": "info"}}))
+    stderr = tmp_path / "stderr.log"
+    command = ["sh", "-c", f'exec "$@" 2>>"{stderr}"', "sh", *junction_mcp_command(config)]
+    env = dict(os.environ)
+    if fast:
+        env.pop("JUNCTION_MCP_FAST_LANE", None)
+    else:
+        env["JUNCTION_MCP_FAST_LANE"] = "0"
+    return StdioServerParameters(command=command[0], args=command[1:], env=env), stderr
+
+
+class Recorder(logging.Handler):
+    """What the client's own dispatcher dropped: responses to requests nobody waits for."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.late: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "unknown/late request id" in record.getMessage():
+            self.late.append(record.getMessage())
+
+
+class Ide:
+    """A 2025-11-25 client that answers what it is asked and records what it hears."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+        self.logs: list[Any] = []
+        self.garbage: list[str] = []
+
+    async def sample(self, context: Any, params: types.CreateMessageRequestParams) -> Any:
+        self.asked.append(["sampling", params.model_dump(mode="json", exclude_none=True)])
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(text="sampled"), model="m"
+        )
+
+    async def elicit(self, context: Any, params: types.ElicitRequestParams) -> Any:
+        self.asked.append(["elicitation", params.model_dump(mode="json", exclude_none=True)])
+        return types.ElicitResult(action="accept", content={"response": "blue"})
+
+    async def log(self, params: types.LoggingMessageNotificationParams) -> None:
+        self.logs.append(params.model_dump(mode="json", exclude_none=True))
+
+    async def message(self, message: Any) -> None:
+        if isinstance(message, Exception):  # a line on stdout that is not JSON-RPC
+            self.garbage.append(repr(message))
+
+
+async def call(
+    client: Client, name: str, args: dict[str, Any] | None = None, progress: bool = False
+) -> list[Any]:
+    """A call's answer as data: its result, or its error, with the progress it reported
+    (`progress`: the client asks for it, with a progress token)."""
+    heard: list[Any] = []
+
+    async def hear(done: float, total: float | None, message: str | None) -> None:
+        heard.append([done, total, message])
+
+    try:
+        result = await client.call_tool(name, args, progress_callback=hear if progress else None)
+    except MCPError as exc:
+        return ["error", exc.error.code, exc.error.message, exc.error.data, heard]
+    return ["result", result.model_dump(mode="json", exclude_none=True), heard]
+
+
+async def cancelled_call(client: Client) -> list[Any]:
+    """A slow call the client gives up on (the SDK sends `notifications/cancelled`)."""
+    with anyio.move_on_after(1.0) as scope:
+        await client.call_tool("ok__slow", {"seconds": 30})
+    return ["cancelled", scope.cancelled_caught]
+
+
+async def concurrently(client: Client) -> list[Any]:
+    """Sixteen calls at once, answered each to its own caller."""
+    answers: dict[int, list[Any]] = {}
+
+    async def one(i: int) -> None:
+        if i % 4 == 3:
+            answers[i] = await call(client, "ok__add", {"a": i, "b": 1})
+        elif i % 4 == 2:
+            answers[i] = await call(client, "everything__echo", {"message": f"e{i}"})
+        else:
+            answers[i] = await call(client, "ok__echo", {"message": f"m{i}"})
+
+    async with anyio.create_task_group() as tg:
+        for i in range(16):
+            tg.start_soon(one, i)
+    return [answers[i] for i in range(16)]
+
+
+async def logged_call(client: Client, ide: Ide) -> list[Any]:
+    """A call during which the upstream logs three lines (all heard before its answer)."""
+    ide.logs.clear()
+    answer = await call(client, "fx__test_tool_with_logging")
+    with anyio.fail_after(10):
+        while len(ide.logs) < 3:  # noqa: ASYNC110 - notifications are handled in tasks
+            await anyio.sleep(0.01)
+    return [answer, list(ide.logs)]
+
+
+async def scenarios(params: StdioServerParameters) -> tuple[list[Any], Ide, Recorder]:
+    ide, late = Ide(), Recorder()
+    dispatcher = logging.getLogger("mcp.shared.jsonrpc_dispatcher")
+    dispatcher.addHandler(late)
+    level = dispatcher.level
+    dispatcher.setLevel(logging.DEBUG)
+    record: list[Any] = []
+    try:
+        async with Client(
+            params,
+            mode="legacy",
+            sampling_callback=ide.sample,
+            elicitation_callback=ide.elicit,
+            logging_callback=ide.log,
+            message_handler=ide.message,
+        ) as client:
+            tools = await client.list_tools()
+            record.append(sorted(tool.name for tool in tools.tools))
+            record.append(await call(client, "ok__echo", {"message": "hi"}))
+            record.append(await call(client, "ok__add", {"a": 1, "b": 2}))
+            record.append(await call(client, "ok__rich"))  # isError, image, resource, structured
+            record.append(await call(client, "nope"))  # unknown tool
+            record.append(await call(client, "ok__echo", {"message": 5}))  # invalid arguments
+            record.append(await call(client, "ok__echo", {}))  # a required one missing
+            record.append(await call(client, "ok__progress", progress=True))  # under our token
+            record.append(await call(client, "everything__echo", {"message": "via node"}))
+            record.append(await logged_call(client, ide))
+            record.append(await call(client, "fx__test_sampling", {"prompt": "hello"}))
+            record.append(await call(client, "fx__test_elicitation", {"message": "colour?"}))
+            record.append(await call(client, "fx__ask_then_progress", progress=True))
+            record.append(await call(client, "fx__test_error_handling"))
+            record.append(await call(client, "ok__echo", {"message": "progress"}, progress=True))
+            record.append(await cancelled_call(client))
+            record.append(await call(client, "ok__echo", {"message": "after the cancel"}))
+            record.append(await call(client, "dying__die"))  # the upstream exits mid-call
+            record.append(await call(client, "dying__echo", {"message": "back"}))
+            record.append(await concurrently(client))
+            await anyio.sleep(0.5)  # a late answer to the cancelled call would be in by now
+    finally:
+        dispatcher.removeHandler(late)
+        dispatcher.setLevel(level)
+    record.append(ide.asked)
+    return record, ide, late
+
+
+async def test_the_fast_paths_answer_as_the_sdk_does(tmp_path: Path) -> None:
+    sdk_params, sdk_log = junction(tmp_path / "sdk", fast=False)
+    fast_params, fast_log = junction(tmp_path / "fast", fast=True)
+    through_sdk, sdk_ide, sdk_late = await scenarios(sdk_params)
+    through_lane, lane_ide, lane_late = await scenarios(fast_params)
+
+    said_sdk, said_fast = sdk_log.read_text(), fast_log.read_text()
+    assert LANE_SAID not in said_sdk and RAW_SAID not in said_sdk
+    assert LANE_SAID in said_fast and RAW_SAID in said_fast
+    for index, (expected, got) in enumerate(zip(through_sdk, through_lane, strict=True)):
+        assert got == expected, f"step {index}"
+    # The scenarios did what they say (the same in both runs, checked above).
+    asked = [kind for kind, _ in lane_ide.asked]
+    assert asked == ["sampling", "elicitation", "elicitation"]
+    assert through_lane[7][2] == [[1.0, 3.0, "step 1"], [2.0, 3.0, "step 2"], [3.0, 3.0, "step 3"]]
+    assert [entry["data"] for entry in through_lane[9][1]] == [
+        "Tool execution started",
+        "Tool processing data",
+        "Tool execution completed",
+    ]
+    assert through_lane[15] == ["cancelled", True]
+    assert through_lane[17][0] == "error" and "status 7" in through_lane[17][2]
+    assert not sdk_late.late and not lane_late.late  # the cancelled call was never answered
+    assert not sdk_ide.garbage and not lane_ide.garbage  # stdout carried only JSON-RPC
