@@ -306,33 +306,15 @@ def ready(process: subprocess.Popen[str], what: str) -> subprocess.Popen[str]:
 def start_junction(
     tmp: str, agent_url: str, port: int, access_log: bool, profile: str | None
 ) -> subprocess.Popen[bytes]:
-    """`junction --mode serve` with the agent registered as `bench`, up once /health/live answers."""
-    import shutil
-    import urllib.request
+    """`junction --mode serve` with the agent registered as `bench`."""
+    from benchmarks.serve_mode import start_serve
 
-    config = os.path.join(tmp, "junction.yaml")
-    with open(config, "w") as file:
-        file.write(
-            f"store: {{url: 'sqlite:///{tmp}/junction.db'}}\n"
-            f"a2a_agents:\n  bench: {{url: '{agent_url}'}}\n"
-            f"logging: {{access_log: {'true' if access_log else 'false'}}}\n"
-        )
-    junction = shutil.which("junction") or os.path.join(os.path.dirname(sys.executable), "junction")
-    command = [junction, "--mode", "serve", "--config", config, "--port", str(port)]
-    if profile:
-        os.makedirs(profile, exist_ok=True)
-        command = ["py-spy", "record", "--rate", "1000", "--format", "raw", "-o", f"{profile}/serve.folded", "--", *command]  # fmt: skip
-    log = open(os.path.join(tmp, "junction.log"), "wb")  # noqa: SIM115 (the child keeps it)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("junction --mode serve did not answer /health/live within 60 s")
+    config = (
+        f"store: {{url: 'sqlite:///{tmp}/junction.db'}}\n"
+        f"a2a_agents:\n  bench: {{url: '{agent_url}'}}\n"
+        f"logging: {{access_log: {'true' if access_log else 'false'}}}\n"
+    )
+    return start_serve(tmp, "junction", config, port=port, profile=profile)[0]
 
 
 def sdk_body() -> bytes:

@@ -297,31 +297,16 @@ def serve_reference(upstream: str) -> None:
 def start_serve_mode(
     upstream: str, tmp: str, access_log: bool
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """`junction --mode serve` with one OpenAI backend, up once /health/live answers."""
-    import shutil
-    import urllib.request
+    """`junction --mode serve` with one OpenAI backend."""
+    from benchmarks.serve_mode import start_serve
 
-    config = os.path.join(tmp, "junction.yaml")
-    with open(config, "w") as file:
-        file.write(
-            f"store: {{url: 'sqlite:///{tmp}/junction.db'}}\n"
-            f"backends:\n  upstream: {{type: openai, url: '{upstream}/v1', models: [{MODEL}]}}\n"
-            f"logging: {{access_log: {'true' if access_log else 'false'}}}\n"
-        )
-    port = listening_socket().getsockname()[1]
-    junction = shutil.which("junction") or os.path.join(os.path.dirname(sys.executable), "junction")
-    command = [junction, "--mode", "serve", "--config", config, "--port", str(port)]
-    log = open(os.path.join(tmp, "junction.log"), "wb")  # noqa: SIM115 (the child keeps it)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1):
-                return process, port
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("junction --mode serve did not answer /health/live within 60 s")
+    return start_serve(
+        tmp,
+        "junction",
+        f"store: {{url: 'sqlite:///{tmp}/junction.db'}}\n"
+        f"backends:\n  upstream: {{type: openai, url: '{upstream}/v1', models: [{MODEL}]}}\n"
+        f"logging: {{access_log: {'true' if access_log else 'false'}}}\n",
+    )
 
 
 # -- load generator -----------------------------------------------------------------------------

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from typing import Any
 
 import aiohttp
@@ -39,37 +38,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.a2a_bench import free_port, pct, send_once, throughput
+from benchmarks.serve_mode import start_serve
 from tests.postgres import postgres_server
 
 
 def start_junction(
     tmp: str, name: str, store_url: str, agent_url: str, port: int
 ) -> subprocess.Popen[bytes]:
-    config = os.path.join(tmp, f"{name}.yaml")
-    with open(config, "w") as file:
-        file.write(
-            f"store: {{url: '{store_url}'}}\n"
-            f"a2a_agents:\n  bench: {{url: '{agent_url}'}}\n"
-            "logging: {access_log: false, level: warning}\n"
-        )
-    junction = shutil.which("junction") or os.path.join(os.path.dirname(sys.executable), "junction")
-    log = open(os.path.join(tmp, f"{name}.log"), "wb")  # noqa: SIM115 (the child keeps it)
-    process = subprocess.Popen(
-        [junction, "--mode", "serve", "--config", config, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
+    config = (
+        f"store: {{url: '{store_url}'}}\n"
+        f"a2a_agents:\n  bench: {{url: '{agent_url}'}}\n"
+        "logging: {access_log: false, level: warning}\n"
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    with open(os.path.join(tmp, f"{name}.log")) as file:
-        tail = file.read()[-2000:]
-    raise RuntimeError(f"junction on {name} did not answer within 60 s:\n{tail}")
+    return start_serve(tmp, name, config, port=port)[0]
 
 
 async def measure(urls: dict[str, str], requests: int, seconds: float) -> dict[str, Any]:
