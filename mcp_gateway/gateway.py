@@ -9,7 +9,6 @@ listeners hear which lists changed (so `list_changed` reaches MCP clients).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import math
 from collections.abc import (
@@ -29,6 +28,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.uri_template import UriTemplate
 from mcp_types import SERVER_INFO_META_KEY
 
+from mcp_gateway._arguments import ArgumentCheck
 from mcp_gateway.errors import RESOURCE_NOT_FOUND, ClientRequestFn, GatewayError
 from mcp_gateway.naming import assign_names, safe_name, stable_hash
 from mcp_gateway.relay import Relay, input_required, resolved, roots_relay
@@ -66,7 +66,7 @@ class Catalog:
         self._resource_list: list[dict[str, Any]] = []
         self._template_list: list[dict[str, Any]] = []
         self._templates: list[tuple[UriTemplate, _Route]] = []
-        self._validators: dict[str, Any] = {}
+        self._validators: dict[str, ArgumentCheck] = {}
         self._grace_deadline = math.inf
         self._in_flight = _InFlight()
         self.home: Relay | None = None
@@ -353,25 +353,10 @@ class Catalog:
         self, name: str, route: _Route | LocalTool, args: dict[str, Any]
     ) -> str | None:
         """Check arguments against the tool's input schema, so a wrong type is a clear error."""
-        validator: Any = self._validators.get(name)
-        if validator is None:
-            # jsonschema comes with the SDK; imported on first use, untyped (no stubs installed).
-            validators: Any = importlib.import_module("jsonschema.validators")
-            schema = _input_schema(route)
-            try:
-                cls = validators.validator_for(schema)
-                cls.check_schema(schema)
-                validator = cls(schema)
-            except Exception:
-                validator = False  # an unusable schema is the upstream's to enforce
-            self._validators[name] = validator
-        if validator is False:
-            return None
-        error = next(iter(validator.iter_errors(args)), None)
-        if error is None:
-            return None
-        where = "/".join(str(p) for p in error.absolute_path)
-        return f"{error.message}" + (f" (at {where})" if where else "")
+        check = self._validators.get(name)
+        if check is None:
+            check = self._validators[name] = ArgumentCheck(_input_schema(route))
+        return check.problem(args)
 
     async def _relayed(
         self,
