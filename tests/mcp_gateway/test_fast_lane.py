@@ -217,3 +217,94 @@ async def test_the_fast_paths_answer_as_the_sdk_does(tmp_path: Path) -> None:
     assert through_lane[17][0] == "error" and "status 7" in through_lane[17][2]
     assert not sdk_late.late and not lane_late.late  # the cancelled call was never answered
     assert not sdk_ide.garbage and not lane_ide.garbage  # stdout carried only JSON-RPC
+
+
+ODD_LINES: list[bytes] = [
+    b'{"jsonrpc":"2.0","id":"p","method":"tools/call","params":{"name":"ok__echo",',  # not JSON
+    b'{"jsonrpc":"2.0","id":"n","method":"tools/call","params":{"name":5}}',  # name not a string
+    b'{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"ok__echo",'
+    b'"arguments":[1]}}',  # arguments not an object
+    b'{"jsonrpc":"1.0","id":"v","method":"tools/call","params":{"name":"ok__echo"}}',
+    b'{"jsonrpc":"2.0","id":true,"method":"tools/call","params":{"name":"ok__echo"}}',
+    b'{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"ok__echo",'
+    b'"arguments":{"message":"extra"},"task":{}}}',  # a member the lane leaves to the SDK
+    b'{"jsonrpc":"2.0","id":"big","method":"tools/call","params":{"name":"ok__echo",'
+    b'"arguments":{"message":"'
+    + b"9" * 40
+    + b'"},"_meta":{"progressToken":123456789012345678901234567890}}}',
+    b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ok__echo",'
+    b'"arguments":{"message":"plain"}}}',
+    b'{"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"ok__slow",'
+    b'"arguments":{"seconds":30}}}',  # still running at end of input
+]
+
+
+async def raw_session(tmp_path: Path, fast: bool) -> tuple[list[Any], str]:
+    """What `junction --mode mcp` writes for the odd lines, then at end of input, in order of
+    request id (lines without an id in order of arrival); and its log."""
+    params, stderr = junction(tmp_path, fast)
+    process = await anyio.open_process([params.command, *params.args], env=params.env)
+    assert process.stdin is not None and process.stdout is not None
+    stdout = process.stdout
+    buffer = b""
+
+    async def line() -> Any:
+        """The next answer (notifications, such as list changes as upstreams start, skipped)."""
+        nonlocal buffer
+        while True:
+            with anyio.fail_after(30):
+                while b"\n" not in buffer:
+                    chunk = await stdout.receive()
+                    buffer += chunk
+            first, buffer = buffer.split(b"\n", 1)
+            message = json.loads(first)
+            if "method" not in message:
+                return message
+
+    async def send(message: bytes | dict[str, Any]) -> None:
+        data = message if isinstance(message, bytes) else json.dumps(message).encode()
+        assert process.stdin is not None
+        await process.stdin.send(data + b"\n")
+
+    try:
+        init = {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        }
+        await send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init})
+        assert (await line())["id"] == 0
+        await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await send({"jsonrpc": "2.0", "id": "list", "method": "tools/list"})
+        assert (await line())["id"] == "list"  # initialized: what follows may take the lane
+        for odd in ODD_LINES:
+            await send(odd)
+        answers = [await line() for _ in range(len(ODD_LINES) - 1)]  # all but the slow one
+        await process.stdin.aclose()  # end of input with the slow call running
+        answers.append(await line())
+        with anyio.fail_after(20):
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+    return sorted(answers, key=lambda answer: str(answer.get("id"))), stderr.read_text()
+
+
+async def test_odd_calls_and_end_of_input_are_answered_alike(tmp_path: Path) -> None:
+    """Lines the lane must leave to the SDK (or answer as it does), and a call still running
+    when input ends ("Connection closed", as the SDK answers it)."""
+    through_sdk, said_sdk = await raw_session(tmp_path / "sdk", fast=False)
+    through_lane, said_fast = await raw_session(tmp_path / "fast", fast=True)
+    assert LANE_SAID in said_fast and LANE_SAID not in said_sdk
+    assert through_lane == through_sdk
+    by_id = {str(answer.get("id")): answer for answer in through_lane}
+    assert by_id["slow"]["error"] == {
+        "code": types.CONNECTION_CLOSED,
+        "message": "Connection closed",
+    }
+    assert by_id["7"]["result"]["content"] == [{"type": "text", "text": "plain"}]
+    assert by_id["big"]["result"]["content"][0]["text"] == "9" * 40
+    unnamed = sorted(answer["error"]["code"] for answer in through_lane if answer["id"] is None)
+    assert unnamed == [types.PARSE_ERROR, types.INVALID_REQUEST]  # not JSON; an id of true
+    for refused in ("n", "a", "v"):  # the SDK's refusals of a malformed call
+        assert by_id[refused]["error"]["code"] in (types.INVALID_PARAMS, types.INVALID_REQUEST)
