@@ -30,6 +30,7 @@ from typing import Any
 import mcp_types as types
 from mcp.shared.dispatcher import CallOptions
 from mcp.shared.exceptions import MCPError
+from opentelemetry.trace import get_current_span
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
@@ -78,12 +79,16 @@ class RawChannel:
         _channels[write_stream] = self
 
     def takes(self, opts: CallOptions) -> bool:
-        """Whether a request with `opts` needs nothing the SDK session adds."""
+        """Whether a request with `opts` needs nothing the SDK session adds: no progress
+        callback, nothing traced, and no OpenTelemetry span current (the SDK's server opens
+        one for a request whose `_meta` carries a `traceparent`, and the session puts it on
+        the upstream request)."""
         return (
             "request_id" in opts
             and opts.keys() <= _PLAIN_OPTIONS
             and opts.get("cancel_on_abandon", True)
             and not tracing.enabled()
+            and not get_current_span().get_span_context().is_valid
         )
 
     async def request(

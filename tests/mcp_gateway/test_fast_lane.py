@@ -29,6 +29,7 @@ from mcp.shared.exceptions import MCPError
 from tests.mcp_gateway.conftest import SERVERS
 from tests.mcp_gateway.test_serving import junction_mcp_command
 from tests.peers import npm_bin
+from tests.test_tracing import TRACEPARENT, meta_server
 
 pytestmark = pytest.mark.asyncio
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "mcp_conformance_server.py")
@@ -46,6 +47,7 @@ def junction(tmp_path: Path, fast: bool) -> tuple[StdioServerParameters, Path]:
         # a 2025-11-25 session too, where its tools ask the client the handshake-era way
         "fx": {"command": sys.executable, "args": [FIXTURE, "stdio"], "legacy_session": True},
         "everything": {"command": str(npm_bin("mcp-server-everything"))},
+        "echo": {"command": sys.executable, "args": [str(meta_server(tmp_path))]},
     }
     config.write_text(json.dumps({"mcp_servers": servers, "logging": {"level": "info"}}))
     stderr = tmp_path / "stderr.log"
@@ -180,6 +182,10 @@ async def scenarios(params: StdioServerParameters) -> tuple[list[Any], Ide, Reco
             record.append(await call(client, "fx__ask_then_progress", progress=True))
             record.append(await call(client, "fx__test_error_handling"))
             record.append(await call(client, "ok__echo", {"message": "progress"}, progress=True))
+            # the `_meta` the upstream got: the client's capabilities and log level, our trace
+            record.append(await call(client, "echo__meta"))
+            traced = await client.call_tool("echo__meta", meta={"traceparent": TRACEPARENT})
+            record.append(traced.model_dump(mode="json", exclude_none=True))
             record.append(await cancelled_call(client))
             record.append(await call(client, "ok__echo", {"message": "after the cancel"}))
             record.append(await call(client, "dying__die"))  # the upstream exits mid-call
@@ -213,8 +219,12 @@ async def test_the_fast_paths_answer_as_the_sdk_does(tmp_path: Path) -> None:
         "Tool processing data",
         "Tool execution completed",
     ]
-    assert through_lane[15] == ["cancelled", True]
-    assert through_lane[17][0] == "error" and "status 7" in through_lane[17][2]
+    upstream_meta = json.loads(through_lane[15][1]["content"][0]["text"])
+    assert upstream_meta["io.modelcontextprotocol/logLevel"] == "debug"
+    traced_meta = json.loads(through_lane[16]["content"][0]["text"])
+    assert traced_meta["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1]
+    assert through_lane[17] == ["cancelled", True]
+    assert through_lane[19][0] == "error" and "status 7" in through_lane[19][2]
     assert not sdk_late.late and not lane_late.late  # the cancelled call was never answered
     assert not sdk_ide.garbage and not lane_ide.garbage  # stdout carried only JSON-RPC
 
