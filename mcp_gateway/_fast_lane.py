@@ -37,15 +37,24 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+from mcp.server.connection import allowed_log_levels
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
-from mcp_types import CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY
+from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
+from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    CORE_RESULT_TYPES,
+    LOG_LEVEL_META_KEY,
+    PROTOCOL_VERSION_META_KEY,
+    SERVER_INFO_META_KEY,
+)
 from mcp_types import methods as _methods
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
-from mcp_gateway._client_relay import levels_from, missing_capability
+from mcp_gateway._client_relay import ROUND_STATE_PREFIX, levels_from, missing_capability
 from mcp_gateway._sdk import connection_of
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.gateway import Catalog
@@ -59,6 +68,7 @@ SWITCH = "JUNCTION_MCP_FAST_LANE"
 
 _REQUEST_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 _PARAM_KEYS = frozenset({"name", "arguments", "_meta"})
+_MODERN_PARAM_KEYS = _PARAM_KEYS | {"inputResponses", "requestState"}
 _CLOSE_WRITE_SECONDS = 1.0
 """Bound on the "Connection closed" answer written at end of input (the SDK's too)."""
 
@@ -81,12 +91,17 @@ class FastLane:
         catalog: Catalog,
         session: Callable[[], ServerSession | None],
         level: Callable[[object], str],
+        stamp: Callable[[], dict[str, Any]],
     ) -> None:
         """`session`: the client's session once it has initialized (else None); `level`: the
-        log level the client set on a connection (`logging/setLevel`)."""
+        log level the client set on a connection (`logging/setLevel`); `stamp`: the server's
+        identity, as a 2026-07-28 result's `_meta` carries it."""
         self._catalog = catalog
         self._session = session
         self._level = level
+        self._stamp = stamp
+        self._era: str | None = None
+        """"legacy" or "modern", as the SDK decided from the client's first request."""
         self._calls: dict[int | str, asyncio.Task[None]] = {}
         self._cancelled: set[int | str] = set()
         self._open = False
@@ -114,6 +129,14 @@ class FastLane:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(2 * _CLOSE_WRITE_SECONDS):
                     await asyncio.gather(*calls, return_exceptions=True)
 
+    def opened(self, method: str, params: Any) -> None:
+        """A request the SDK is handed: the first decides the connection's era, as the SDK's
+        dual-era loop decides it (the 2026-07-28 envelope on anything but `initialize`)."""
+        if self._era is None:
+            meta = params.get("_meta") if isinstance(params, dict) else None
+            enveloped = isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY in meta
+            self._era = "modern" if method != "initialize" and enveloped else "legacy"
+
     def take(self, line: bytes) -> bool:
         """Whether the lane took `line` (a call it now serves, or a cancellation of one)."""
         if not self._open:
@@ -125,17 +148,21 @@ class FastLane:
         return False
 
     def _call(self, line: bytes) -> bool:
-        session = self._session()
-        connection = connection_of(session) if session is not None else None
-        if (
-            session is None
-            or connection is None
-            or connection.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS
-            or self._catalog.options.catalog_mode
-            or tracing.enabled()
-        ):
+        if self._era is None or self._catalog.options.catalog_mode or tracing.enabled():
             return False
-        request = _request(line)
+        session: ServerSession | None = None
+        connection: Any = None
+        if self._era == "legacy":
+            session = self._session()
+            connection = connection_of(session) if session is not None else None
+            if connection is None or connection.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+                return False
+            request = _request(line, modern=False)
+        else:
+            request = _request(line, modern=True)
+            # A 2025-11-25 upstream may ask the client: the SDK path parks such calls (Rounds).
+            if request is not None and self._catalog.may_ask("tools", request.name):
+                return False
         if request is None or request.id in self._calls:
             return False
         # A plain asyncio task: an anyio task group's spawn cost a tenth of the call.
@@ -165,15 +192,24 @@ class FastLane:
         task.cancel()
         return True
 
-    async def _serve(self, request: _Request, session: ServerSession, connection: Any) -> None:
+    async def _serve(
+        self, request: _Request, session: ServerSession | None, connection: Any
+    ) -> None:
         """One call, answered unless the client cancelled it (then nothing is written, as
         the SDK writes nothing); cancelled at end of input, it is answered "Connection
         closed"."""
         request_id = request.id
         answered = False
         try:
-            call = _Call(self, request.token, session, self._level(connection))
-            answer = await self._answer(request, session, connection, call)
+            if request.version is None:
+                assert session is not None
+                level = self._level(connection)
+                call = _Call(self, request.token, session, level, levels_from(level))
+                answer = await self._answer(request, session, connection, call)
+            else:
+                levels = allowed_log_levels(request.version, request.meta)
+                call = _Call(self, request.token, None, "", levels)
+                answer = await self._answer_modern(request, call)
             if request_id not in self._cancelled:
                 answered = True
                 if call.asked:
@@ -226,9 +262,60 @@ class FastLane:
             return _error(request_id, exc.code, exc.message, exc.data)
         except MCPError as exc:
             return _error(request_id, exc.error.code, exc.error.message, exc.error.data)
+        except ValidationError:
+            return _error(request_id, types.INVALID_PARAMS, "Invalid request parameters", "")
         except Exception as exc:  # the SDK's answer to a handler's crash (code 0, its text)
             log.exception("handler for 'tools/call' raised")
             return _error(request_id, 0, str(exc), None)
+        finally:
+            call.done = True
+
+    async def _answer_modern(self, request: _Request, call: _Call) -> dict[str, Any]:
+        """The response the SDK's 2026-07-28 stream path would write: the caller's own
+        capabilities and log level go upstream, a retry's `inputResponses`/`requestState`
+        too; log lines at the levels the request opted in to; the result sieved for its
+        version and stamped with the server's identity."""
+        request_id, meta = request.id, request.meta
+        assert request.version is not None
+        caller = {
+            k: meta[k] for k in (CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY) if k in meta
+        }
+        try:
+            result = await self._catalog.call_tool(
+                request.name,
+                request.arguments,
+                on_progress=call.progress if request.token is not None else None,
+                meta=caller or None,
+                resume=request.resume,
+                relay=Relay(None, call.notify, resolves_input=False),
+            )
+            result.setdefault("resultType", "complete")
+            wire = dict(result)
+            kind = wire.get("resultType")
+            if not isinstance(kind, str) or kind in CORE_RESULT_TYPES:
+                try:
+                    wire = _methods.serialize_server_result("tools/call", request.version, wire)
+                except ValidationError:
+                    log.exception("handler for 'tools/call' returned an invalid result")
+                    text = "Handler returned an invalid result"
+                    return _error(request_id, types.INTERNAL_ERROR, text, None)
+            if wire.get("resultType") is None:
+                wire["resultType"] = "complete"
+            own = wire.get("_meta")
+            if own is None:
+                wire["_meta"] = {SERVER_INFO_META_KEY: self._stamp()}
+            elif isinstance(own, dict) and own.get(SERVER_INFO_META_KEY) is None:
+                wire["_meta"] = {**own, SERVER_INFO_META_KEY: self._stamp()}
+            return {"jsonrpc": "2.0", "id": request_id, "result": wire}
+        except GatewayError as exc:
+            return _error(request_id, exc.code, exc.message, exc.data)
+        except MCPError as exc:
+            return _error(request_id, exc.error.code, exc.error.message, exc.error.data)
+        except ValidationError:
+            return _error(request_id, types.INVALID_PARAMS, "Invalid request parameters", "")
+        except Exception:  # the SDK's 2026-07-28 answer to a handler's crash
+            log.exception("modern request handler raised")
+            return _error(request_id, types.INTERNAL_ERROR, "Internal server error", None)
         finally:
             call.done = True
 
@@ -252,21 +339,25 @@ class _Call:
         self,
         lane: FastLane,
         token: int | str | None,
-        session: ServerSession,
+        session: ServerSession | None,
         level: str,
+        levels: frozenset[str],
     ) -> None:
+        """`session`: a 2025-11-25 client's (None: a 2026-07-28 client, who is never asked);
+        `level`: the log level it set; `levels`: the log levels it hears during the call."""
         self._lane = lane
         self._token = token
         self._session = session
         self.level = level
-        self._levels = levels_from(level)
+        self._levels = levels
         self.done = False
         self.asked = False
         """The upstream asked the client something (sent through the SDK's session)."""
 
     def relay(self) -> Relay:
+        assert self._session is not None
         owner = connection_of(self._session) or self._session
-        return Relay(self._ask, self._notify, owner=owner, legacy=True)
+        return Relay(self._ask, self.notify, owner=owner, legacy=True)
 
     async def progress(self, progress: float, total: float | None, message: str | None) -> None:
         if self.done:  # the SDK drops what comes after its answer
@@ -278,7 +369,7 @@ class _Call:
             params["message"] = message
         await self._quietly("notifications/progress", params)
 
-    async def _notify(self, method: str, params: dict[str, Any]) -> None:
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
         if method == "notifications/message":
             if params.get("level") in self._levels and not self.done:
                 await self._quietly(method, params)
@@ -293,6 +384,7 @@ class _Call:
 
     async def _ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         self.asked = True
+        assert self._session is not None
         lacking = missing_capability(self._session.client_capabilities, method, params)
         if lacking:
             raise GatewayError(
@@ -318,11 +410,29 @@ class _Request:
     arguments: dict[str, Any] | None
     token: int | str | None
     """The client's `progressToken` (None: it asked for no progress)."""
+    meta: dict[str, Any]
+    resume: dict[str, Any] | None = None
+    """A 2026-07-28 retry's `inputResponses` and `requestState` (an upstream's own)."""
+    version: str | None = None
+    """The 2026-07-28 request's protocol version (None: a 2025-11-25 session's request)."""
 
 
-def _request(line: bytes) -> _Request | None:
+_ENVELOPE_KEYS = frozenset(
+    {
+        "progressToken",
+        PROTOCOL_VERSION_META_KEY,
+        CLIENT_INFO_META_KEY,
+        CLIENT_CAPABILITIES_META_KEY,
+        LOG_LEVEL_META_KEY,
+    }
+)
+_RESUME_KEYS = ("inputResponses", "requestState")
+
+
+def _request(line: bytes, *, modern: bool) -> _Request | None:
     """The `tools/call` on `line` when the lane can answer it as the SDK would, else None
-    (not one: the SDK serves it, and refuses it if it is malformed)."""
+    (not one: the SDK serves it, and refuses it if it is malformed). `modern`: the
+    connection serves 2026-07-28 requests, each with its envelope."""
     try:
         message = from_json(line)
     except ValueError:
@@ -337,17 +447,34 @@ def _request(line: bytes) -> _Request | None:
     request_id, params = message.get("id"), message.get("params")
     if isinstance(request_id, bool) or not isinstance(request_id, int | str):
         return None
-    if not isinstance(params, dict) or params.keys() - _PARAM_KEYS:
+    if not isinstance(params, dict) or params.keys() - (
+        _MODERN_PARAM_KEYS if modern else _PARAM_KEYS
+    ):
         return None
     name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta", {})
     if not isinstance(name, str) or not isinstance(arguments, dict | None):
         return None
-    if not isinstance(meta, dict) or meta.keys() - {"progressToken"}:
+    if not isinstance(meta, dict) or meta.keys() - (
+        _ENVELOPE_KEYS if modern else {"progressToken"}
+    ):
         return None
     token = meta.get("progressToken")
     if isinstance(token, bool) or not isinstance(token, int | str | None):
         return None
-    return _Request(request_id, name, arguments, token)
+    if not modern:
+        return _Request(request_id, name, arguments, token, meta)
+    state = params.get("requestState")
+    if isinstance(state, str) and state.startswith(ROUND_STATE_PREFIX):
+        return None  # a parked call's retry: the SDK path's rounds hold it
+    route = classify_inbound_request({"method": "tools/call", "params": params})
+    if isinstance(route, InboundLadderRejection):
+        return None
+    try:  # what the SDK's runner checks before the handler runs
+        _methods.validate_client_request("tools/call", route.protocol_version, params)
+    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
+    resume = {k: params[k] for k in _RESUME_KEYS if k in params} or None
+    return _Request(request_id, name, arguments, token, meta, resume, route.protocol_version)
 
 
 def _error(request_id: int | str, code: int, message: str, data: Any) -> dict[str, Any]:

@@ -175,6 +175,8 @@ class _Pipes:
             text = "Invalid Request: the id must be a string or an integer"
             await self._send(_error(None, types.INVALID_REQUEST, text))
             return None
+        if self._lane is not None and isinstance(message, types.JSONRPCRequest):
+            self._lane.opened(message.method, message.params)
         return message
 
     async def write(self, messages: ContextReceiveStream[SessionMessage]) -> None:

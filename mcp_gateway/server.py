@@ -533,7 +533,11 @@ async def serve_stdio(
     server, notifier = build_server(catalog)
     client = StdioClient(catalog)
     client.attach(server)  # the one client: asked what upstreams ask outside calls
-    lane = FastLane(catalog, lambda: client.session, notifier.level_of) if lane_on() else None
+    lane = None
+    if lane_on():  # the fast lane for tools/call (_fast_lane.py)
+        lane = FastLane(
+            catalog, lambda: client.session, notifier.level_of, lambda: server.server_info_stamp
+        )
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(notifier.pump)

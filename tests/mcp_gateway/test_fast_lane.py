@@ -150,7 +150,9 @@ async def logged_call(client: Client, ide: Ide) -> list[Any]:
     return [answer, list(ide.logs)]
 
 
-async def scenarios(params: StdioServerParameters) -> tuple[list[Any], Ide, Recorder]:
+async def scenarios(
+    params: StdioServerParameters, mode: str = "legacy"
+) -> tuple[list[Any], Ide, Recorder]:
     ide, late = Ide(), Recorder()
     dispatcher = logging.getLogger("mcp.shared.jsonrpc_dispatcher")
     dispatcher.addHandler(late)
@@ -160,7 +162,8 @@ async def scenarios(params: StdioServerParameters) -> tuple[list[Any], Ide, Reco
     try:
         async with Client(
             params,
-            mode="legacy",
+            mode=mode,  # type: ignore[arg-type]
+            log_level="info",  # a 2026-07-28 client's opt-in to log lines
             sampling_callback=ide.sample,
             elicitation_callback=ide.elicit,
             logging_callback=ide.log,
@@ -199,11 +202,12 @@ async def scenarios(params: StdioServerParameters) -> tuple[list[Any], Ide, Reco
     return record, ide, late
 
 
-async def test_the_fast_paths_answer_as_the_sdk_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_the_fast_paths_answer_as_the_sdk_does(tmp_path: Path, mode: str) -> None:
     sdk_params, sdk_log = junction(tmp_path / "sdk", fast=False)
     fast_params, fast_log = junction(tmp_path / "fast", fast=True)
-    through_sdk, sdk_ide, sdk_late = await scenarios(sdk_params)
-    through_lane, lane_ide, lane_late = await scenarios(fast_params)
+    through_sdk, sdk_ide, sdk_late = await scenarios(sdk_params, mode)
+    through_lane, lane_ide, lane_late = await scenarios(fast_params, mode)
 
     said_sdk, said_fast = sdk_log.read_text(), fast_log.read_text()
     assert LANE_SAID not in said_sdk and RAW_SAID not in said_sdk
@@ -212,7 +216,8 @@ async def test_the_fast_paths_answer_as_the_sdk_does(tmp_path: Path) -> None:
         assert got == expected, f"step {index}"
     # The scenarios did what they say (the same in both runs, checked above).
     asked = [kind for kind, _ in lane_ide.asked]
-    assert asked == ["sampling", "elicitation", "elicitation"]
+    # a 2026-07-28 client is never asked: the fixture's tools ask the 2025-11-25 way
+    assert asked == (["sampling", "elicitation", "elicitation"] if mode == "legacy" else [])
     assert through_lane[7][2] == [[1.0, 3.0, "step 1"], [2.0, 3.0, "step 2"], [3.0, 3.0, "step 3"]]
     assert [entry["data"] for entry in through_lane[9][1]] == [
         "Tool execution started",
@@ -220,7 +225,9 @@ async def test_the_fast_paths_answer_as_the_sdk_does(tmp_path: Path) -> None:
         "Tool execution completed",
     ]
     upstream_meta = json.loads(through_lane[15][1]["content"][0]["text"])
-    assert upstream_meta["io.modelcontextprotocol/logLevel"] == "debug"
+    assert upstream_meta["io.modelcontextprotocol/logLevel"] == (
+        "debug" if mode == "legacy" else "info"  # the 2025-11-25 client set none: all
+    )
     traced_meta = json.loads(through_lane[16]["content"][0]["text"])
     assert traced_meta["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1]
     assert through_lane[17] == ["cancelled", True]
@@ -249,9 +256,37 @@ ODD_LINES: list[bytes] = [
 ]
 
 
-async def raw_session(tmp_path: Path, fast: bool) -> tuple[list[Any], str]:
-    """What `junction --mode mcp` writes for the odd lines, then at end of input, in order of
-    request id (lines without an id in order of arrival); and its log."""
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+def modern(request_id: str, params: dict[str, Any], meta: dict[str, Any] | None = None) -> bytes:
+    """A 2026-07-28 `tools/call` line (`meta`: its `_meta`, the plain envelope by default)."""
+    body = {**params, "_meta": ENVELOPE if meta is None else meta}
+    message = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": body}
+    return json.dumps(message).encode()
+
+
+ECHO = {"name": "ok__echo", "arguments": {"message": "plain"}}
+MODERN_ODD_LINES: list[bytes] = [
+    modern("caps", ECHO, {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}),
+    modern("version", ECHO, {**ENVELOPE, "io.modelcontextprotocol/protocolVersion": "2099-01-01"}),
+    modern("level", ECHO, {**ENVELOPE, "io.modelcontextprotocol/logLevel": "loud"}),
+    modern("ours", {**ECHO, "requestState": "junction-round:forged"}),
+    modern("theirs", {**ECHO, "requestState": "the upstream's", "inputResponses": {}}),
+    modern("trace", ECHO, {**ENVELOPE, "traceparent": TRACEPARENT}),
+    modern("token", ECHO, {**ENVELOPE, "progressToken": "t"}),
+    modern("nameless", {"arguments": {}}),
+    modern("plain", ECHO),
+    modern("slow", {"name": "ok__slow", "arguments": {"seconds": 30}}),
+]
+
+
+async def raw_session(tmp_path: Path, fast: bool, era: str = "legacy") -> tuple[list[Any], str]:
+    """What `junction --mode mcp` writes for the odd lines of a client of `era`, then at end
+    of input, in order of request id (lines without an id in order of arrival); and its log."""
     params, stderr = junction(tmp_path, fast)
     process = await anyio.open_process([params.command, *params.args], env=params.env)
     assert process.stdin is not None and process.stdout is not None
@@ -277,19 +312,25 @@ async def raw_session(tmp_path: Path, fast: bool) -> tuple[list[Any], str]:
         await process.stdin.send(data + b"\n")
 
     try:
-        init = {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        }
-        await send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init})
-        assert (await line())["id"] == 0
-        await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        await send({"jsonrpc": "2.0", "id": "list", "method": "tools/list"})
-        assert (await line())["id"] == "list"  # initialized: what follows may take the lane
-        for odd in ODD_LINES:
+        lines = ODD_LINES
+        if era == "legacy":
+            init = {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            }
+            await send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init})
+            assert (await line())["id"] == 0
+            await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await send({"jsonrpc": "2.0", "id": "list", "method": "tools/list"})
+        else:  # the first request, enveloped, makes the connection a 2026-07-28 one
+            lines = MODERN_ODD_LINES
+            listing = {"_meta": ENVELOPE}
+            await send({"jsonrpc": "2.0", "id": "list", "method": "tools/list", "params": listing})
+        assert (await line())["id"] == "list"  # the era is known: what follows may take the lane
+        for odd in lines:
             await send(odd)
-        answers = [await line() for _ in range(len(ODD_LINES) - 1)]  # all but the slow one
+        answers = [await line() for _ in range(len(lines) - 1)]  # all but the slow one
         await process.stdin.aclose()  # end of input with the slow call running
         answers.append(await line())
         with anyio.fail_after(20):
@@ -318,3 +359,22 @@ async def test_odd_calls_and_end_of_input_are_answered_alike(tmp_path: Path) -> 
     assert unnamed == [types.PARSE_ERROR, types.INVALID_REQUEST]  # not JSON; an id of true
     for refused in ("n", "a", "v"):  # the SDK's refusals of a malformed call
         assert by_id[refused]["error"]["code"] in (types.INVALID_PARAMS, types.INVALID_REQUEST)
+
+
+async def test_odd_2026_calls_and_end_of_input_are_answered_alike(tmp_path: Path) -> None:
+    """A 2026-07-28 client's calls the lane must leave to the SDK (a broken envelope, an
+    unsupported version, a bad log level, a parked call's state, a trace), those it answers
+    (an upstream's own `requestState` passed on, a progress token), and end of input."""
+    through_sdk, said_sdk = await raw_session(tmp_path / "sdk", fast=False, era="modern")
+    through_lane, said_fast = await raw_session(tmp_path / "fast", fast=True, era="modern")
+    assert LANE_SAID in said_fast and LANE_SAID not in said_sdk
+    assert through_lane == through_sdk
+    by_id = {str(answer.get("id")): answer for answer in through_lane}
+    assert by_id["slow"]["error"] == {
+        "code": types.CONNECTION_CLOSED,
+        "message": "Connection closed",
+    }
+    stamp = by_id["plain"]["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]
+    assert stamp["name"] == "junction"
+    assert by_id["version"]["error"]["code"] == types.UNSUPPORTED_PROTOCOL_VERSION
+    assert by_id["ours"]["error"]["message"].startswith("requestState: unknown or expired")
