@@ -9,20 +9,27 @@ argument checks, the upstream request, relays, error mapping) is `Catalog.call_t
 stays there; this lane only replaces the envelope around it, for the case it can answer
 exactly as the SDK path would:
 
-- a 2025-11-25 session whose client has sent `notifications/initialized` (a 2026-07-28 client
-  and anything before the handshake go to the SDK);
+- a 2025-11-25 session whose client has sent `notifications/initialized`, or a connection the
+  SDK's dual-era loop made a 2026-07-28 one (its first request enveloped); nothing before
+  the era is known;
 - a well-formed request (`jsonrpc`, an integer or string `id`, `params` holding only a string
-  `name`, an object `arguments` and a `_meta` with at most a `progressToken`; anything else,
-  `requestState` included, goes to the SDK, which validates and answers it);
+  `name`, an object `arguments` and a `_meta` with at most a `progressToken`; at 2026-07-28
+  also the envelope's keys, which the SDK's own inbound ladder and surface validation must
+  accept, and an upstream's own `requestState`/`inputResponses`). Anything else goes to the
+  SDK, which validates and answers it;
+- at 2026-07-28, a tool whose upstream cannot ask the client anything (a 2025-11-25
+  upstream's questions park the call between rounds: the SDK path's `Rounds`);
 - tracing off (with a tracer the SDK's spans are part of the trace) and catalog mode off.
 
-Its answer is the SDK path's: the result through the same per-version serialiser, the same
-error codes, messages and data; progress under the client's token and log messages at the
-level the client set, written as lines while the call runs; what the upstream asks
-(sampling, elicitation, roots) is sent through the SDK's connection, whose dispatcher routes
-the client's answer back. `notifications/cancelled` for a lane call cancels it (no answer, as
-the SDK does); end of input cancels the rest with "Connection closed", as the SDK does.
-`JUNCTION_MCP_FAST_LANE=0` turns the lane off (tests compare both paths).
+Its answer is the SDK path's: the result through the same per-version serialiser (and, at
+2026-07-28, our `serverInfo` stamp), the same error codes, messages and data; progress under
+the client's token and log messages at the level the client set (or, at 2026-07-28, the
+request opted in to), written as lines while the call runs; what an upstream asks a
+2025-11-25 client (sampling, elicitation, roots) is sent through the SDK's connection, whose
+dispatcher routes the client's answer back. `notifications/cancelled` for a lane call
+cancels it (no answer, as the SDK does); end of input cancels the rest with "Connection
+closed", as the SDK does. `JUNCTION_MCP_FAST_LANE=0` turns the lane off (tests compare both
+paths).
 """
 
 from __future__ import annotations
