@@ -4,13 +4,14 @@ Through the SDK's client session, one request to a stdio upstream builds a pydan
 model, crosses a memory stream to the task that dumps and writes it, and its response is parsed
 into the JSON-RPC union, crosses another memory stream to the session's dispatcher and a third
 to the waiting caller: five task hops and two model round trips, a third of what Junction
-spends per `tools/call`. For a request that needs nothing of the session's machinery (no
-progress callback, nothing to trace), the channel writes the line the SDK would have written
-to the child's stdin itself, and the child's stdout reader hands it the response line before
-any parse (`claim`), so the caller wakes straight from the reader. Everything else on the
-wire (the server's requests, notifications, responses to the session's own requests) goes the
-SDK's way as before, and a response whose shape is not the plain one is parsed by the SDK's
-own JSON-RPC model, so what the caller gets is what the session would have returned.
+spends per `tools/call`. For a request with nothing to trace, the channel writes the line the
+SDK would have written to the child's stdin itself, and the child's stdout reader hands it
+the response line before any parse (`claim`), so the caller wakes straight from the reader;
+the server's progress on it (under the request id as token, as the session sends it) goes to
+the caller's callback the same way. Everything else on the wire (the server's requests, its
+other notifications, responses to the session's own requests) goes the SDK's way as before,
+and a response whose shape is not the plain one is parsed by the SDK's own JSON-RPC model,
+so what the caller gets is what the session would have returned.
 
 As with the session: a caller's cancellation after the write sends `notifications/cancelled`
 ("caller cancelled"); a write that fails marks the request undelivered and ends the
@@ -28,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import mcp_types as types
-from mcp.shared.dispatcher import CallOptions
+from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
 from opentelemetry.trace import get_current_span
 from pydantic import ValidationError
@@ -41,8 +42,8 @@ log = logging.getLogger("mcp_gateway.raw_upstream")
 SWITCH = "JUNCTION_MCP_FAST_LANE"
 """Set to 0 to send every upstream request through the SDK session."""
 
-_PLAIN_OPTIONS = frozenset({"request_id", "headers"})
-"""Options the SDK session would not act on over stdio (headers are HTTP's)."""
+_PLAIN_OPTIONS = frozenset({"request_id", "headers", "on_progress"})
+"""Options the channel carries out as the session would (headers are HTTP's: none over stdio)."""
 
 _RESPONSE_KEYS = frozenset({"jsonrpc", "id", "result"})
 
@@ -69,6 +70,9 @@ class RawChannel:
         self._stdin = stdin
         self._on_write_failed = on_write_failed
         self._pending: dict[str, asyncio.Future[dict[str, Any] | types.ErrorData]] = {}
+        self._progress: dict[str, ProgressFnT] = {}
+        """The progress callbacks of pending requests, by their token (the request id)."""
+        self._reports: set[asyncio.Task[None]] = set()
         self._closed = False
         self._behind = False
         """The session was handed a message while requests were pending: the next response
@@ -79,10 +83,10 @@ class RawChannel:
         _channels[write_stream] = self
 
     def takes(self, opts: CallOptions) -> bool:
-        """Whether a request with `opts` needs nothing the SDK session adds: no progress
-        callback, nothing traced, and no OpenTelemetry span current (the SDK's server opens
-        one for a request whose `_meta` carries a `traceparent`, and the session puts it on
-        the upstream request)."""
+        """Whether a request with `opts` needs nothing more of the SDK session: nothing
+        traced, and no OpenTelemetry span current (the SDK's server opens one for a request
+        whose `_meta` carries a `traceparent`, and the session puts it on the upstream
+        request)."""
         return (
             "request_id" in opts
             and opts.keys() <= _PLAIN_OPTIONS
@@ -92,15 +96,23 @@ class RawChannel:
         )
 
     async def request(
-        self, request_id: str, method: str, params: Mapping[str, Any] | None
+        self,
+        request_id: str,
+        method: str,
+        params: Mapping[str, Any] | None,
+        on_progress: ProgressFnT | None = None,
     ) -> dict[str, Any]:
         """Send one request and return its result dict; raises `MCPError` as the session's
-        dispatcher does (the server's error, or "Connection closed")."""
+        dispatcher does (the server's error, or "Connection closed"). `on_progress` hears the
+        server's progress on it, under the request id as its token (the session's way)."""
         if self._closed:
             raise MCPError(code=types.CONNECTION_CLOSED, message="Connection closed")
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         body = dict(params or {})
-        if "_meta" in body and not body["_meta"]:
+        if on_progress is not None:
+            body["_meta"] = {**(body.get("_meta") or {}), "progressToken": request_id}
+            self._progress[request_id] = on_progress
+        elif "_meta" in body and not body["_meta"]:
             del body["_meta"]  # the session drops an empty `_meta` too
         if body:
             message["params"] = body
@@ -127,6 +139,7 @@ class RawChannel:
             raise
         finally:
             self._pending.pop(request_id, None)
+            self._progress.pop(request_id, None)
         if isinstance(outcome, types.ErrorData):
             raise MCPError(code=outcome.code, message=outcome.message, data=outcome.data)
         return outcome
@@ -150,8 +163,10 @@ class RawChannel:
             message = from_json(line)
         except ValueError:
             return False
-        if not isinstance(message, dict) or "method" in message:
+        if not isinstance(message, dict):
             return False
+        if "method" in message:
+            return self._progressed(message)
         request_id = message.get("id")
         waiter = self._pending.get(request_id) if isinstance(request_id, str) else None
         if waiter is None or waiter.done():
@@ -183,6 +198,31 @@ class RawChannel:
             waiter.set_result(outcome)
         return True
 
+    def _progressed(self, message: dict[str, Any]) -> bool:
+        """A progress report on a pending request of the channel goes to its callback, in a
+        task of its own (as the session's dispatcher starts it)."""
+        if not self._progress or message.get("method") != "notifications/progress":
+            return False
+        params = message.get("params")
+        if not isinstance(params, dict):
+            return False
+        token, done = params.get("progressToken"), params.get("progress")
+        report = self._progress.get(token) if isinstance(token, str) else None
+        if report is None or isinstance(done, bool) or not isinstance(done, int | float):
+            return False
+        total, text = params.get("total"), params.get("message")
+        task = asyncio.get_running_loop().create_task(
+            _report(
+                report,
+                float(done),
+                float(total) if isinstance(total, int | float) else None,
+                text if isinstance(text, str) else None,
+            )
+        )
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+        return True
+
     def close(self) -> None:
         """End of the child's output: every waiting request fails "Connection closed"."""
         self._closed = True
@@ -190,6 +230,13 @@ class RawChannel:
         for waiter in self._pending.values():
             if not waiter.done():
                 waiter.set_result(closed)
+
+
+async def _report(report: ProgressFnT, done: float, total: float | None, text: str | None) -> None:
+    try:
+        await report(done, total, text)
+    except Exception:  # a failing callback must not end the reader (the session's rule)
+        log.exception("progress callback raised")
 
 
 _announced = False

@@ -70,7 +70,8 @@ async def raw_request(
     # A stdio upstream's raw channel (`_raw_upstream.py`), found by the session's write stream.
     raw = channel_of(getattr(session._dispatcher, "_write_stream", None))
     if raw is not None and raw.takes(opts):
-        return await raw.request(str(opts["request_id"]), method, data.get("params") or None)
+        body = data.get("params") or None
+        return await raw.request(str(opts["request_id"]), method, body, opts.get("on_progress"))
     result: dict[str, Any] = await session._dispatcher.send_raw_request(
         method, data.get("params") or None, opts
     )
