@@ -10,7 +10,8 @@ alternating, at concurrency 1: p50 and p99 each way, the added time and the rati
                                    [--agent sdk|fast]
 
 `--agent fast` puts the aiohttp agent that answers at once (below) behind serve mode instead,
-so the added time is not hidden in the SDK agent's own variance.
+so the added time is not hidden in the SDK agent's own variance; `--agent-delay SECONDS` makes
+it wait before answering, which shows what an idle gap alone costs the process in between.
 
 `--profile DIR` runs serve mode under py-spy (`pip install py-spy`) and writes its stacks there
 as `serve.folded` (collapsed stacks: grep them, or feed them to flamegraph.pl / speedscope).
@@ -61,7 +62,7 @@ sys.path.insert(0, ROOT)
 # -- the fast agent (child process) ------------------------------------------------------------
 
 
-def serve_agent(port: int) -> None:
+def serve_agent(port: int, delay: float = 0.0) -> None:
     from aiohttp import web
 
     base = f"http://127.0.0.1:{port}"
@@ -95,6 +96,8 @@ def serve_agent(port: int) -> None:
     async def rpc(request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
         message = body["params"]["message"]
+        if delay:
+            await asyncio.sleep(delay)
         if body["method"] == "SendStreamingMessage":
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
@@ -377,7 +380,7 @@ def run_serve_mode(args: argparse.Namespace) -> None:
     script = os.path.join(ROOT, "tests", "a2a", "peers", "sdk_agent.py")
     with tempfile.TemporaryDirectory() as tmp:
         if args.agent == "fast":
-            agent = spawn("--serve-agent", str(agent_port))
+            agent = spawn("--serve-agent", str(agent_port), str(args.agent_delay))
         else:
             command = [peer_python(), script, "--port", str(agent_port), "--name", "bench"]
             agent = ready(
@@ -530,7 +533,7 @@ async def in_process() -> dict[str, float]:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-agent":
-        serve_agent(int(sys.argv[2]))
+        serve_agent(int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-hub":
         serve_hub(int(sys.argv[2]), sys.argv[3], sys.argv[4], *sys.argv[5:6])
@@ -546,6 +549,12 @@ def main() -> None:
     parser.add_argument("--profile", metavar="DIR")
     parser.add_argument(
         "--agent", choices=("sdk", "fast"), default="sdk", help="serve mode's upstream agent"
+    )
+    parser.add_argument(
+        "--agent-delay",
+        type=float,
+        default=0.0,
+        help="seconds the fast agent waits before it answers (what an idle gap costs the hub)",
     )
     args = parser.parse_args()
     if args.hub == "serve" and not args.no_sockets:
