@@ -129,6 +129,9 @@ class FastLane:
             yield
         finally:
             self._open = False
+            if self._calls:  # a call taken just now must start, to answer once cancelled
+                with anyio.CancelScope(shield=True):
+                    await asyncio.sleep(0)
             calls = list(self._calls.values())
             for task in calls:
                 task.cancel()

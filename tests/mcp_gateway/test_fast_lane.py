@@ -378,3 +378,46 @@ async def test_odd_2026_calls_and_end_of_input_are_answered_alike(tmp_path: Path
     assert stamp["name"] == "junction"
     assert by_id["version"]["error"]["code"] == types.UNSUPPORTED_PROTOCOL_VERSION
     assert by_id["ours"]["error"]["message"].startswith("requestState: unknown or expired")
+
+
+async def last_words(tmp_path: Path, fast: bool) -> list[Any]:
+    """A client that sends a slow call and closes its end in one write: what it is told."""
+    params, _ = junction(tmp_path, fast)
+    init = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }
+    first = [
+        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": "list", "method": "tools/list"},
+    ]
+    slow = {"name": "ok__slow", "arguments": {"seconds": 30}}
+    last = {"jsonrpc": "2.0", "id": "slow", "method": "tools/call", "params": slow}
+    process = await anyio.open_process([params.command, *params.args], env=params.env)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        await process.stdin.send(b"".join(json.dumps(m).encode() + b"\n" for m in first))
+        seen = b""
+        with anyio.fail_after(30):
+            while b'"id":"list"' not in seen:  # the lane is open once the client initialized
+                seen += await process.stdout.receive()
+            await process.stdin.send(json.dumps(last).encode() + b"\n")
+            await process.stdin.aclose()
+            rest = b""
+            async for chunk in process.stdout:
+                rest += chunk
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+    return [json.loads(line) for line in rest.splitlines() if b'"method"' not in line]
+
+
+async def test_a_call_cut_off_by_end_of_input_is_answered_alike(tmp_path: Path) -> None:
+    through_sdk = await last_words(tmp_path / "sdk", fast=False)
+    through_lane = await last_words(tmp_path / "fast", fast=True)
+    assert through_lane == through_sdk
+    closed = {"code": types.CONNECTION_CLOSED, "message": "Connection closed"}
+    assert through_lane == [{"jsonrpc": "2.0", "id": "slow", "error": closed}]
