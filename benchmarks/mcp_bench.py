@@ -10,7 +10,9 @@ SDK server directly: the SDK client's own work (parsing a ~150 KB message, build
 models) is in both, so "added" is what Junction costs. "wire" times the same request through the
 client's dispatcher without the typed result (the JSON-RPC message is still parsed).
 Clients are the `mcp` SDK; Junction runs as its own process (`--mode mcp` over stdio, or `/mcp`
-under uvicorn). Ratios only mean something within one run on one machine.
+under uvicorn). Ratios only mean something within one run on one machine; on a shared machine
+the `cpu` step (Junction's CPU per call) is the steady figure. `JUNCTION_MCP_FAST_LANE=0` in
+the environment measures the SDK's path alone (no fast lane, no raw upstream channel).
 """
 
 from __future__ import annotations
@@ -202,10 +204,11 @@ async def bench_list(rounds: int) -> None:
     )
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _newest_child() -> int:
@@ -234,8 +237,12 @@ async def bench_cpu(calls: int) -> None:
             before = _cpu_seconds(pid)
             for _ in range(calls):
                 await client.call_tool("ok__echo", {"message": "hi"})
-            spent = _cpu_seconds(pid) - before
-        print(f"cpu    {mode:10} client: {spent / calls * 1e6:.0f} us of Junction CPU per call")
+            now = _cpu_seconds(pid)
+            user, system = now[0] - before[0], now[1] - before[1]
+        print(
+            f"cpu    {mode:10} client: {(user + system) / calls * 1e6:.0f} us of Junction CPU "
+            f"per call (user {user / calls * 1e6:.0f}, system {system / calls * 1e6:.0f})"
+        )
 
 
 def _size(message: Any) -> int:
