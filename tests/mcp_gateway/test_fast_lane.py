@@ -87,7 +87,11 @@ class Ide:
         )
 
     async def elicit(self, context: Any, params: types.ElicitRequestParams) -> Any:
-        self.asked.append(["elicitation", params.model_dump(mode="json", exclude_none=True)])
+        asked = params.model_dump(mode="json", exclude_none=True)
+        self.asked.append(["elicitation", asked])
+        wanted = asked.get("requestedSchema", asked.get("requested_schema", {}))
+        if "name" in wanted.get("properties", {}):
+            return types.ElicitResult(action="accept", content={"name": "Alice"})
         return types.ElicitResult(action="accept", content={"response": "blue"})
 
     async def log(self, params: types.LoggingMessageNotificationParams) -> None:
@@ -184,6 +188,9 @@ async def scenarios(
             record.append(await call(client, "fx__test_elicitation", {"message": "colour?"}))
             record.append(await call(client, "fx__ask_then_progress", progress=True))
             record.append(await call(client, "fx__test_error_handling"))
+            # an upstream's input-required result (2026-07-28): a 2026-07-28 client answers it
+            # and retries with the upstream's requestState; a 2025-11-25 one is asked instead
+            record.append(await call(client, "fx__test_input_required_result_elicitation"))
             record.append(await call(client, "ok__echo", {"message": "progress"}, progress=True))
             # the `_meta` the upstream got: the client's capabilities and log level, our trace
             record.append(await call(client, "echo__meta"))
@@ -216,22 +223,25 @@ async def test_the_fast_paths_answer_as_the_sdk_does(tmp_path: Path, mode: str) 
         assert got == expected, f"step {index}"
     # The scenarios did what they say (the same in both runs, checked above).
     asked = [kind for kind, _ in lane_ide.asked]
-    # a 2026-07-28 client is never asked: the fixture's tools ask the 2025-11-25 way
-    assert asked == (["sampling", "elicitation", "elicitation"] if mode == "legacy" else [])
+    if mode == "legacy":  # the fixture's tools ask the 2025-11-25 way, on its legacy session
+        assert asked == ["sampling", "elicitation", "elicitation"]
+    else:  # a 2026-07-28 client answers the upstream's input-required result, and only that
+        assert asked == ["elicitation"]
+        assert through_lane[14][1]["content"][0]["text"] == "Hello, Alice!"
     assert through_lane[7][2] == [[1.0, 3.0, "step 1"], [2.0, 3.0, "step 2"], [3.0, 3.0, "step 3"]]
     assert [entry["data"] for entry in through_lane[9][1]] == [
         "Tool execution started",
         "Tool processing data",
         "Tool execution completed",
     ]
-    upstream_meta = json.loads(through_lane[15][1]["content"][0]["text"])
+    upstream_meta = json.loads(through_lane[16][1]["content"][0]["text"])
     assert upstream_meta["io.modelcontextprotocol/logLevel"] == (
         "debug" if mode == "legacy" else "info"  # the 2025-11-25 client set none: all
     )
-    traced_meta = json.loads(through_lane[16]["content"][0]["text"])
+    traced_meta = json.loads(through_lane[17]["content"][0]["text"])
     assert traced_meta["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1]
-    assert through_lane[17] == ["cancelled", True]
-    assert through_lane[19][0] == "error" and "status 7" in through_lane[19][2]
+    assert through_lane[18] == ["cancelled", True]
+    assert through_lane[20][0] == "error" and "status 7" in through_lane[20][2]
     assert not sdk_late.late and not lane_late.late  # the cancelled call was never answered
     assert not sdk_ide.garbage and not lane_ide.garbage  # stdout carried only JSON-RPC
 
