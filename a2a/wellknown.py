@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from a2a.asgi import allowed_agents, base_url
-from a2a.cards import hub_card, proxied_card, withholds
+from a2a.cards import hub_card, proxied_card, secured, withholds
 from a2a.core import HubCore
 from a2a.versions.common import V03, V10, normalize_version
 
@@ -62,7 +62,7 @@ class CardBinding:
         registry = self.core.registry
         security = registry.security()
         withheld = withholds(self.core.settings, security, name)
-        public = not signed_in(request)
+        public = secured(security) and not signed_in(request)  # an open hub has one view
         return self._respond(
             request,
             f"agent|{name}|{base}|{agent.etag}|{agent.fetched_at}|{version}|{security}|{public}",
