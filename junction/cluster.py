@@ -1,11 +1,21 @@
-"""Who this process is among the replicas (and workers) of one Junction."""
+"""Who this process is among the replicas (and workers) of one Junction, and its link to the
+Redis they share."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger("junction.cluster")
 
 REPLICA_HEADER = "x-junction-replica"
 """The response header naming the replica that answered (set when `cluster.redis_url` is)."""
@@ -72,9 +82,87 @@ def with_port(url: str, port: int) -> str:
     return f"{url.rpartition(':')[0]}:{port}"
 
 
+class RedisDown(ConnectionError):
+    """Redis did not answer (or is resting after it did not)."""
+
+
+class RedisLink:
+    """One Redis client that fails fast, for work that must not wait on a dead Redis (rate
+    limits, session owners): a short timeout, no retries, and after a failure no call for
+    `rest` seconds (each raises `RedisDown` at once); going and coming back are logged once
+    each, naming `what` uses it, and `on_back` runs when it answers again."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        what: str,
+        timeout: float = 0.5,
+        rest: float = 1.0,
+        on_back: Callable[[], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.what = what
+        self.timeout = timeout
+        self.rest = rest
+        self.on_back = on_back
+        self._client: Redis | None = None
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+
+    @property
+    def up(self) -> bool:
+        return self._down_since is None
+
+    @property
+    def client(self) -> Redis:
+        if self._client is None:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            self._client = Redis.from_url(
+                self.url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
+        return self._client
+
+    async def call(self, run: Callable[[Redis], Awaitable[Any]]) -> Any:
+        """`run(client)`, or `RedisDown`."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        now = time.monotonic()
+        if self._down_since is not None and now < self._retry_at:
+            raise RedisDown(f"Redis is down ({self.what})")
+        try:
+            result = await run(self.client)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self._retry_at = time.monotonic() + self.rest
+            if self._down_since is None:
+                self._down_since = now
+                log.warning("%s: Redis is unreachable (%s)", self.what, exc)
+            raise RedisDown(str(exc)) from None
+        if self._down_since is not None:
+            log.warning("%s: Redis is back after %.1f s", self.what, now - self._down_since)
+            self._down_since = None
+            if self.on_back is not None:
+                self.on_back()
+        return result
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
 __all__ = [
     "REPLICA_HEADER",
     "WORKER_ENV",
+    "RedisDown",
+    "RedisLink",
     "advertise_url",
     "owner_url",
     "replica_id",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from junction.cluster import owner_url
+from junction.cluster import RedisDown, RedisLink, owner_url
 from transports.owners import OWNERS_SCOPE_KEY
 
 if TYPE_CHECKING:
@@ -64,7 +63,6 @@ CONNECT_SECONDS = 3.0
 REDIS_TIMEOUT = 0.5
 KNOWN_OWNERS = 10_000
 """Owners of other replicas' sessions remembered here (the least recently used go first)."""
-_RETRY_SECONDS = 1.0
 _RESUME_SECONDS = 10.0
 _UNKNOWN = "unknown or ended connection"
 _HOP_BY_HOP = frozenset(
@@ -104,10 +102,6 @@ def valid_id(raw: bytes) -> bool:
     return 0 < len(raw) <= MAX_ID and all(0x21 <= byte <= 0x7E for byte in raw)
 
 
-class _Down(Exception):
-    """Redis did not answer (or is resting after it did not)."""
-
-
 class Ownership:
     """This replica's records of the sessions it owns, and the lookup of other replicas'
     (`transports.owners.Owners`, put in every request's scope by `Forwarder`)."""
@@ -132,56 +126,25 @@ class Ownership:
         self.known: OrderedDict[tuple[str, str], str] = OrderedDict()
         """Owners looked up (ids never move, so a hit needs no Redis round trip; an owner that
         no longer has the id answers 404 itself, one that is gone is forgotten)."""
-        self._client: Redis | None = None
+        self._link = RedisLink(
+            redis_url,
+            what="session ownership",
+            timeout=REDIS_TIMEOUT,
+            on_back=lambda: self._spawn(self._renew_all()),  # what opened meanwhile
+        )
         self._delete: Any = None
-        self._down_since: float | None = None
-        self._retry_at = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._renewing: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
 
     # -- Redis ------------------------------------------------------------------------------
 
-    def _redis(self) -> Redis:
-        if self._client is None:
-            from redis.asyncio import Redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-
-            self._client = Redis.from_url(
-                self.redis_url,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self._delete = self._client.register_script(_DELETE_IF_MINE)
-        return self._client
-
     async def _call(self, run: Callable[[Redis], Awaitable[Any]]) -> Any:
-        """`run(client)`; `_Down` when Redis does not answer (then not tried for a second)."""
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-
-        now = time.monotonic()
-        if self._down_since is not None and now < self._retry_at:
-            raise _Down
-        try:
-            result = await run(self._redis())
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            self._retry_at = time.monotonic() + _RETRY_SECONDS
-            if self._down_since is None:
-                self._down_since = now
-                log.warning(
-                    "session ownership: Redis is unreachable (%s); sessions of other replicas "
-                    "are unknown here until it is back",
-                    exc,
-                )
-            raise _Down from None
-        if self._down_since is not None:
-            log.warning("session ownership: Redis is back after %.1f s", now - self._down_since)
-            self._down_since = None
-            self._spawn(self._renew_all())  # what was opened meanwhile is recorded now
-        return result
+        """`run(client)`; `RedisDown` when Redis does not answer (then not tried for a second:
+        sessions of other replicas are unknown here until it is back)."""
+        if self._delete is None:
+            self._delete = self._link.client.register_script(_DELETE_IF_MINE)
+        return await self._link.call(run)
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -189,7 +152,7 @@ class Ownership:
         task.add_done_callback(self._tasks.discard)
 
     async def _forget(self, kind: str, ident: str, url: str) -> None:
-        with contextlib.suppress(_Down):
+        with contextlib.suppress(RedisDown):
             await self._call(lambda r: self._delete(keys=[_key(kind, ident)], args=[url], client=r))
 
     # -- transports.owners.Owners -----------------------------------------------------------
@@ -198,7 +161,7 @@ class Ownership:
         self.local[kind, ident] = alive
         if not valid_id(ident.encode()):
             return
-        with contextlib.suppress(_Down):
+        with contextlib.suppress(RedisDown):
             await self._call(lambda r: r.set(_key(kind, ident), self.me, ex=TTL_SECONDS))
 
     def closed(self, kind: str, ident: str) -> None:
@@ -233,7 +196,7 @@ class Ownership:
             return known
         try:
             found = await self._call(lambda r: r.get(_key(kind, ident)))
-        except _Down:
+        except RedisDown:
             return None
         if found is None:
             return None
@@ -281,7 +244,7 @@ class Ownership:
                     pipe.set(_key(kind, ident), self.me, ex=TTL_SECONDS)
                 return await pipe.execute()
 
-        with contextlib.suppress(_Down):
+        with contextlib.suppress(RedisDown):
             await self._call(renew)
 
     def http(self) -> aiohttp.ClientSession:
@@ -311,8 +274,7 @@ class Ownership:
             self.closed(kind, ident)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
+        await self._link.aclose()
         if self._http is not None:
             await self._http.close()
 

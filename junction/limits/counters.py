@@ -17,9 +17,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from junction.cluster import RedisDown, RedisLink
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -117,68 +119,32 @@ class MemoryCounters:
         self._counts.clear()
 
 
-_RETRY_SECONDS = 1.0
-"""While Redis is down, calls do not wait on it: it is tried again at most this often."""
-
-
 class RedisCounters:
     """Counters in Redis, shared by every replica that names the same `cluster.redis_url`.
 
-    The client is made on first use (in the serving event loop) with short timeouts and no
-    retries, so a dead Redis costs a call at most one connect timeout, once a second; going
-    down and coming back are logged once each."""
+    Through a `RedisLink` (the client made on first use, in the serving event loop): short
+    timeouts and no retries, so a dead Redis costs a call at most one connect timeout, once a
+    second; going down and coming back are logged once each."""
 
     def __init__(self, url: str, *, timeout: float = 0.5) -> None:
         self.url = url
         self.timeout = timeout
-        self._client: Redis | None = None
+        self._link = RedisLink(url, what="rate-limit counters", timeout=timeout)
         self._script: Any = None
-        self._down_since: float | None = None
-        self._retry_at = 0.0
         self._pending: dict[str, tuple[int, int]] = {}
         self._flushing: asyncio.Task[None] | None = None
 
     @property
     def up(self) -> bool:
-        return self._down_since is None
+        return self._link.up
 
-    def _redis(self) -> Redis:
-        if self._client is None:
-            from redis.asyncio import Redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-
-            self._client = Redis.from_url(
-                self.url,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self._script = self._client.register_script(_HIT)
-        return self._client
-
-    async def _call(self, run: Any) -> Any:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-
-        now = time.monotonic()
-        if self._down_since is not None and now < self._retry_at:
-            raise StoreDown("Redis is down")
+    async def _call(self, run: Callable[[Redis], Awaitable[Any]]) -> Any:
+        if self._script is None:
+            self._script = self._link.client.register_script(_HIT)
         try:
-            result = await run(self._redis())
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            self._retry_at = time.monotonic() + _RETRY_SECONDS
-            if self._down_since is None:
-                self._down_since = now
-                log.warning("rate-limit counters: Redis is unreachable (%s)", exc)
+            return await self._link.call(run)
+        except RedisDown as exc:
             raise StoreDown(str(exc)) from None
-        if self._down_since is not None:
-            log.warning(
-                "rate-limit counters: Redis is back after %.1f s",
-                time.monotonic() - self._down_since,
-            )
-            self._down_since = None
-        return result
 
     async def hit(self, requests: Sequence[Window], tokens: Sequence[Window]) -> int | None:
         windows = [*requests, *tokens]
@@ -227,9 +193,7 @@ class RedisCounters:
         if self._flushing is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._flushing, self.timeout * 2)
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        await self._link.aclose()
 
 
 __all__ = ["Counters", "MemoryCounters", "RedisCounters", "StoreDown", "Window"]
