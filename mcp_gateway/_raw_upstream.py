@@ -72,7 +72,10 @@ class RawChannel:
         self._pending: dict[str, asyncio.Future[dict[str, Any] | types.ErrorData]] = {}
         self._progress: dict[str, ProgressFnT] = {}
         """The progress callbacks of pending requests, by their token (the request id)."""
-        self._reports: set[asyncio.Task[None]] = set()
+        self._reports: dict[str, set[asyncio.Task[None]]] = {}
+        """Progress reports still being delivered, by the request they are about."""
+        self._held: set[asyncio.Task[None]] = set()
+        """Every report and delayed answer under way (the loop keeps only weak references)."""
         self._closed = False
         self._behind = False
         """The session was handed a message while requests were pending: the next response
@@ -140,6 +143,7 @@ class RawChannel:
         finally:
             self._pending.pop(request_id, None)
             self._progress.pop(request_id, None)
+            self._reports.pop(request_id, None)  # reports still under way hold their own set
         if isinstance(outcome, types.ErrorData):
             raise MCPError(code=outcome.code, message=outcome.message, data=outcome.data)
         return outcome
@@ -194,7 +198,10 @@ class RawChannel:
             self._behind = False
             for _ in range(_SETTLE_TURNS):
                 await asyncio.sleep(0)
-        if not waiter.done():  # else its caller gave up meanwhile: a late response, dropped
+        reports = self._reports.get(str(request_id))
+        if reports:  # its progress reaches its caller before its result does
+            self._hold(asyncio.get_running_loop().create_task(_after(reports, waiter, outcome)))
+        elif not waiter.done():  # else its caller gave up meanwhile: a late response, dropped
             waiter.set_result(outcome)
         return True
 
@@ -219,9 +226,15 @@ class RawChannel:
                 text if isinstance(text, str) else None,
             )
         )
-        self._reports.add(task)
-        task.add_done_callback(self._reports.discard)
+        reports = self._reports.setdefault(str(token), set())
+        reports.add(task)
+        task.add_done_callback(reports.discard)
+        self._hold(task)
         return True
+
+    def _hold(self, task: asyncio.Task[None]) -> None:
+        self._held.add(task)
+        task.add_done_callback(self._held.discard)
 
     def close(self) -> None:
         """End of the child's output: every waiting request fails "Connection closed"."""
@@ -230,6 +243,20 @@ class RawChannel:
         for waiter in self._pending.values():
             if not waiter.done():
                 waiter.set_result(closed)
+
+
+async def _after(
+    reports: set[asyncio.Task[None]],
+    waiter: asyncio.Future[dict[str, Any] | types.ErrorData],
+    outcome: dict[str, Any] | types.ErrorData,
+) -> None:
+    """Resolve `waiter` once the progress reports delivered before it are done (the
+    session's dispatcher starts them before it wakes the caller, and they run first)."""
+    under_way = set(reports)
+    if under_way:
+        await asyncio.wait(under_way)
+    if not waiter.done():
+        waiter.set_result(outcome)
 
 
 async def _report(report: ProgressFnT, done: float, total: float | None, text: str | None) -> None:
