@@ -177,8 +177,7 @@ class FastLane:
             return False
         # A plain asyncio task: an anyio task group's spawn cost a tenth of the call.
         task = asyncio.get_running_loop().create_task(self._serve(request, session, connection))
-        task.add_done_callback(lambda _: self._done(request.id))
-        self._calls[request.id] = task
+        self._calls[request.id] = task  # `_serve` forgets it (no done callback: one turn less)
         if not self._announced:
             self._announced = True
             log.info("tools/call answered in front of the SDK's server (fast lane)")
@@ -199,7 +198,8 @@ class FastLane:
         if task is None:
             return False
         self._cancelled.add(request_id)
-        task.cancel()
+        task.cancel()  # one cancelled before its first step never runs its own `finally`
+        task.add_done_callback(lambda _: self._done(request_id, task))
         return True
 
     async def _serve(
@@ -234,11 +234,14 @@ class FastLane:
                     await asyncio.wait_for(self._send(closed), _CLOSE_WRITE_SECONDS)
         except Exception as exc:  # the client is gone: nobody to answer
             log.debug("could not answer tools/call %r: %r", request_id, exc)
+        finally:
+            self._done(request_id, asyncio.current_task())
 
-    def _done(self, request_id: int | str) -> None:
-        """Forget a call (a task cancelled before it started never runs its own code)."""
-        self._calls.pop(request_id, None)
-        self._cancelled.discard(request_id)
+    def _done(self, request_id: int | str, task: asyncio.Task[Any] | None) -> None:
+        """Forget a call, unless its id now names a newer one."""
+        if self._calls.get(request_id) is task:
+            del self._calls[request_id]
+            self._cancelled.discard(request_id)
 
     async def _answer(
         self, request: _Request, session: ServerSession, connection: Any, call: _Call

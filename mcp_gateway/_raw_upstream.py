@@ -51,6 +51,9 @@ _SETTLE_TURNS = 2
 """Event-loop turns a response waits behind a message just handed to the session: one for
 its dispatcher to take and dispatch it, one for the handler it started to begin."""
 
+_Outcome = dict[str, Any] | types.ErrorData
+_Waiter = asyncio.Future[_Outcome]
+
 _channels: weakref.WeakKeyDictionary[Any, RawChannel] = weakref.WeakKeyDictionary()
 """Each stdio transport's channel, by the write stream its session sends on."""
 
@@ -161,21 +164,47 @@ class RawChannel:
         the session, the caller wakes only after the session's dispatcher has taken those and
         started their handlers; here, after the dispatcher has had the same turns.
         """
-        if not self._pending:
+        found = self._match(line)
+        if not isinstance(found, tuple):
+            return found is True
+        if self._behind:
+            self._behind = False
+            for _ in range(_SETTLE_TURNS):
+                await asyncio.sleep(0)
+        self._resolve(*found)
+        return True
+
+    def claim_now(self, line: bytes) -> bool:
+        """`claim` in the pipe's callback, when nothing handed to the session must be seen
+        first (else the reading task's `claim` takes the line, after those turns)."""
+        if self._behind:
             return False
+        found = self._match(line)
+        if not isinstance(found, tuple):
+            return found is True
+        self._resolve(*found)
+        return True
+
+    def _match(self, line: bytes) -> tuple[str, _Waiter, _Outcome] | bool | None:
+        """The pending request `line` answers and its outcome; True for a progress report
+        taken; None when the line is not the channel's."""
+        if not self._pending:
+            return None
         try:
             message = from_json(line)
         except ValueError:
-            return False
+            return None
         if not isinstance(message, dict):
-            return False
+            return None
         if "method" in message:
-            return self._progressed(message)
+            return self._progressed(message) or None
         request_id = message.get("id")
-        waiter = self._pending.get(request_id) if isinstance(request_id, str) else None
+        if not isinstance(request_id, str):
+            return None
+        waiter = self._pending.get(request_id)
         if waiter is None or waiter.done():
-            return False
-        outcome: dict[str, Any] | types.ErrorData
+            return None
+        outcome: _Outcome
         result = message.get("result")
         if (
             message.keys() == _RESPONSE_KEYS
@@ -187,23 +216,21 @@ class RawChannel:
             try:
                 parsed = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
             except ValidationError:
-                return False
+                return None
             if isinstance(parsed, types.JSONRPCResponse):
                 outcome = parsed.result
             elif isinstance(parsed, types.JSONRPCError):
                 outcome = parsed.error
             else:
-                return False
-        if self._behind:
-            self._behind = False
-            for _ in range(_SETTLE_TURNS):
-                await asyncio.sleep(0)
-        reports = self._reports.get(str(request_id))
+                return None
+        return request_id, waiter, outcome
+
+    def _resolve(self, request_id: str, waiter: _Waiter, outcome: _Outcome) -> None:
+        reports = self._reports.get(request_id)
         if reports:  # its progress reaches its caller before its result does
             self._hold(asyncio.get_running_loop().create_task(_after(reports, waiter, outcome)))
         elif not waiter.done():  # else its caller gave up meanwhile: a late response, dropped
             waiter.set_result(outcome)
-        return True
 
     def _progressed(self, message: dict[str, Any]) -> bool:
         """A progress report on a pending request of the channel goes to its callback, in a

@@ -23,10 +23,12 @@ import mcp_types as types
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
+from mcp_gateway._lines import LineReader
 from mcp_gateway._raw_upstream import RawChannel
 from mcp_gateway._raw_upstream import enabled as raw_enabled
 from mcp_gateway._sdk import TransportStreams
 from mcp_gateway.specs import StdioUpstream
+from transports.stream import Oversized
 
 log = logging.getLogger("mcp_gateway.stdio")
 
@@ -91,21 +93,31 @@ async def stdio_transport(
 ) -> AsyncIterator[TransportStreams]:
     """Spawn `spec` in its own process group and bridge its stdio to SDK message streams."""
     env = get_default_environment() | dict(spec.env)
-    process = await asyncio.create_subprocess_exec(
-        spec.command,
-        *spec.args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=spec.cwd,
-        start_new_session=True,
-        preexec_fn=_pdeathsig_preexec(os.getpid()),
-        limit=LINE_LIMIT,
-    )
+    # The child's stdout is a pipe of ours, read by a `LineReader` (not asyncio's subprocess
+    # stream, which adds a `call_soon` hop and a task wake-up before each line is seen): a
+    # response the raw channel waits for is handed over in the pipe's callback (`_lines.py`).
+    out_read, out_write = os.pipe()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            spec.command,
+            *spec.args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=out_write,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=spec.cwd,
+            start_new_session=True,
+            preexec_fn=_pdeathsig_preexec(os.getpid()),
+            limit=LINE_LIMIT,
+        )
+    except BaseException:
+        os.close(out_read)
+        raise
+    finally:
+        os.close(out_write)
     child.pid, child.returncode = process.pid, None
-    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-    stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
+    assert process.stdin is not None and process.stderr is not None
+    stdin, stderr = process.stdin, process.stderr
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](0)
 
@@ -116,17 +128,35 @@ async def stdio_transport(
     raw = RawChannel(stdin, write_failed) if raw_enabled() else None  # see _raw_upstream.py
     if raw is not None:
         raw.register(write_send)
+    stdout = LineReader(LINE_LIMIT, raw.claim_now if raw is not None else None)
+    try:
+        stdout_pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: stdout,
+            os.fdopen(out_read, "rb", buffering=0),  # the transport closes it
+        )
+    except BaseException:
+        _signal_group(process.pid, signal.SIGKILL)
+        raise
 
     async def read_stdout() -> None:
         try:
             while True:
                 try:
-                    line = await stdout.readline()
-                except (ValueError, asyncio.LimitOverrunError, OSError) as exc:
+                    line = await stdout.next_line()
+                except OSError as exc:
                     child.garbage_lines += 1
                     log.warning("upstream %s: unreadable stdout (%s); closing", child.name, exc)
                     break
-                if not line:
+                if isinstance(line, Oversized):
+                    child.garbage_lines += 1
+                    log.warning(
+                        "upstream %s: unreadable stdout (a line of %d bytes, over %d); closing",
+                        child.name,
+                        line.size,
+                        line.limit,
+                    )
+                    break
+                if line is None:
                     break
                 if not line.strip() or (raw is not None and await raw.claim(line)):
                     continue
@@ -187,6 +217,7 @@ async def stdio_transport(
                     await _stop(process, child)
                 tg.cancel_scope.cancel()
     finally:
+        stdout_pipe.close()
         for stream in (read_recv, write_send):
             stream.close()
 

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
 from mcp_gateway._fast_lane import FastLane
+from mcp_gateway._lines import LineReader
 from mcp_gateway._sdk import (
     ContextReceiveStream,
     ContextSendStream,
@@ -42,7 +43,7 @@ from mcp_gateway._sdk import (
     claim_stdout,
     create_context_streams,
 )
-from transports.stream import HEAD_BYTES, Oversized, request_id_in
+from transports.stream import Oversized
 
 log = logging.getLogger("mcp_gateway.stdio_server")
 
@@ -53,29 +54,6 @@ def _streamable(fd: int) -> bool:
     except OSError:
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
-
-
-async def _next_line(reader: asyncio.StreamReader, limit: int) -> bytes | Oversized | None:
-    """The next line, an `Oversized` marker for a line over the reader's limit (skipped without
-    holding it whole: what overran is dropped and reading resumes; its first bytes are kept to
-    find its id), or None at end of input."""
-    skipped = 0
-    head = b""
-    while True:
-        try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:  # end of input, maybe after a last line
-            if not skipped:
-                return exc.partial or None
-            return Oversized(skipped + len(exc.partial), limit, request_id_in(head))
-        except asyncio.LimitOverrunError as exc:
-            chunk = await reader.read(exc.consumed)
-            head = head or chunk[:HEAD_BYTES]
-            skipped += len(chunk)
-            continue
-        if not skipped:
-            return line
-        return Oversized(skipped + len(line) - 1, limit, request_id_in(head))
 
 
 def _refusal(line: bytes, problem: ValidationError) -> types.JSONRPCError | None:
@@ -124,9 +102,8 @@ class _Pipes:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
+        reader: LineReader,
         writer: asyncio.StreamWriter,
-        limit: int,
         lane: FastLane | None = None,
         session_out: ContextSendStream[SessionMessage] | None = None,
     ) -> None:
@@ -134,7 +111,6 @@ class _Pipes:
         must follow what the session wrote for them)."""
         self._reader = reader
         self._writer = writer
-        self._limit = limit
         self._lane = lane
         self._session_out = session_out
 
@@ -147,7 +123,7 @@ class _Pipes:
             lane_on = lane.running(self._write, self._write_after) if lane else None
             async with lane_on or contextlib.nullcontext():
                 with contextlib.suppress(ConnectionError):
-                    while (line := await _next_line(self._reader, self._limit)) is not None:
+                    while (line := await self._reader.next_line()) is not None:
                         if lane is not None and isinstance(line, bytes) and lane.take(line):
                             continue
                         if (message := await self._check(line)) is not None:
@@ -229,17 +205,16 @@ async def serve_streams(
     read_transport: asyncio.BaseTransport | None = None
     writer: asyncio.StreamWriter | None = None
     try:
-        reader = asyncio.StreamReader(limit=max_message_bytes)
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), _Unowned(stdin)
-        )
+        # The lane takes the calls it serves as they arrive (`_lines.py`), the SDK the rest.
+        reader = LineReader(max_message_bytes, lane.take if lane is not None else None)
+        read_transport, _ = await loop.connect_read_pipe(lambda: reader, _Unowned(stdin))
         write_transport, protocol = await loop.connect_write_pipe(
             asyncio.streams.FlowControlMixin, _Unowned(stdout)
         )
         writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
         read_send, read_recv = create_context_streams[SessionMessage | Exception](0)
         write_send, write_recv = create_context_streams[SessionMessage](0)
-        pipes = _Pipes(reader, writer, max_message_bytes, lane, write_send)
+        pipes = _Pipes(reader, writer, lane, write_send)
         async with anyio.create_task_group() as tg:
             tg.start_soon(pipes.read, read_send)
             tg.start_soon(pipes.write, write_recv)
