@@ -26,6 +26,7 @@ __all__ = [
     "RedactingFilter",
     "configure_logging",
     "redact",
+    "redact_repeated",
     "register_secret",
 ]
 
@@ -116,6 +117,27 @@ def redact(text: str) -> str:
     if literal is not None:
         text = literal.sub(REDACTED, text)
     return _PATTERNS.sub(_keep_prefix, text)
+
+
+_REPEATED: dict[str, str] = {}
+_REPEATED_LIMIT = 1024
+_repeated_for: list[re.Pattern[str] | None] = [None]
+
+
+def redact_repeated(text: str) -> str:
+    """`redact(text)`, remembered for strings that come again and again (request paths): a dict
+    lookup instead of two regex passes. Bounded (a client choosing paths only empties it), and
+    forgotten when a secret is registered."""
+    pattern = _registry.pattern
+    if pattern is not _repeated_for[0]:
+        _REPEATED.clear()
+        _repeated_for[0] = pattern
+    clean = _REPEATED.get(text)
+    if clean is None:
+        if len(_REPEATED) >= _REPEATED_LIMIT:
+            _REPEATED.clear()
+        clean = _REPEATED[text] = redact(text)
+    return clean
 
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
@@ -214,6 +236,19 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
     @stream.setter
     def stream(self, value: TextIO) -> None:
         """Ignore: the stream is always the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # StreamHandler.emit, without the second trip through the handler's lock to flush a
+        # line-buffered stream (stderr is, since Python 3.9) that the newline has just flushed.
+        try:
+            stream = sys.stderr
+            stream.write(self.format(record) + "\n")
+            if not getattr(stream, "line_buffering", False):
+                stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
 
 PLAIN_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from junction import logs
-from junction.logs import configure_logging, redact, register_secret
+from junction.logs import configure_logging, redact, redact_repeated, register_secret
 
 
 @pytest.fixture(autouse=True)
@@ -361,3 +361,17 @@ def test_an_access_record_is_the_record_logger_info_would_make() -> None:
     assert (fast.levelname, fast.name, fast.getMessage()) == ("INFO", "junction.access", usual.msg)
     for name in ("status", "surface", "duration_ms"):
         assert name in fast.__dict__
+
+
+def test_remembered_path_redaction_forgets_when_a_secret_is_registered() -> None:
+    """Access records redact paths through a cache (`redact_repeated`): a secret registered
+    after a path was first seen is still redacted from it."""
+    path = "/v1/models/laterregisteredsecret"
+    assert redact_repeated(path) == path
+    register_secret("laterregisteredsecret")
+    assert redact_repeated(path) == "/v1/models/***"
+    assert (
+        redact_repeated("/v1/x?api_key=abcdef")
+        == redact("/v1/x?api_key=abcdef")
+        != "/v1/x?api_key=abcdef"
+    )

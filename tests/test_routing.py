@@ -87,3 +87,55 @@ def test_a_route_added_after_the_first_request_is_found() -> None:
     assert asyncio.run(_answer(router, "GET", "/a", ""))[1] == b"a"
     router.routes.insert(0, Route("/late", _named("late"), methods=["GET"]))
     assert asyncio.run(_answer(router, "GET", "/late", ""))[1] == b"late"
+
+
+def test_http_errors_are_answered_as_starlettes_exception_middleware_would() -> None:
+    """Serve mode's app has no `ExceptionMiddleware` (`junction.http.app._App`): a 404, a 405 and
+    a handler's own `HTTPException` reach the client as they did with it."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    from junction.http.app import _App
+
+    async def teapot(request: Request) -> None:
+        raise HTTPException(418, "short and stout", headers={"x-pot": "tea"})
+
+    async def gone(request: Request) -> None:
+        raise HTTPException(304)
+
+    def routes() -> list[BaseRoute]:
+        return [
+            Route("/only-get", _named("get"), methods=["GET"]),
+            Route("/teapot", teapot),
+            Route("/gone", gone),
+        ]
+
+    ours = _App()
+    ours.router = IndexedRouter(routes())
+    theirs = Starlette(routes=routes())
+
+    async def answer(app: Any, method: str, path: str) -> tuple[int, bytes, list[Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": path, "root_path": "",
+                 "raw_path": path.encode(), "query_string": b"", "headers": [(b"host", b"t")],
+                 "scheme": "http", "server": ("t", 80)}  # fmt: skip
+        await app(scope, receive, send)
+        start = next(m for m in sent if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return start["status"], body, sorted(start["headers"])
+
+    cases = [("POST", "/only-get"), ("GET", "/nowhere"), ("GET", "/teapot"), ("GET", "/gone")]
+    seen = []
+    for method, path in cases:
+        expected = asyncio.run(answer(theirs, method, path))
+        assert asyncio.run(answer(ours, method, path)) == expected, (method, path)
+        seen.append(expected[0])
+    assert seen == [405, 404, 418, 304]

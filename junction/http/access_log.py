@@ -19,7 +19,7 @@ import time
 
 from starlette.types import Scope
 
-from junction.logs import redact
+from junction.logs import redact_repeated
 
 ACCESS = logging.getLogger("junction.access")
 
@@ -71,7 +71,7 @@ def log_access(
     state = scope.get("state")
     principal: str | None = state.get("principal") if state else None
     method: str = scope.get("method", "GET")
-    path = redact(scope["path"])
+    path = redact_repeated(scope["path"])
     milliseconds = round(seconds * 1000, 3)
     message = f"{method} {path} {status} {milliseconds:.1f}ms"
     if principal:

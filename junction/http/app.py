@@ -122,7 +122,7 @@ def build_app(junction: Surfaces) -> Starlette:
     ]
     configure_audit_file(junction.config.logging.audit_file)
     junction.subscribe(_audit_identity_changes)
-    app = Starlette(
+    app = _App(
         lifespan=lifespan,
         middleware=[
             Middleware(RequestMetrics, metrics=junction.metrics.http),
@@ -132,6 +132,19 @@ def build_app(junction: Surfaces) -> Starlette:
     )
     app.router = IndexedRouter(routes, lifespan=lifespan)
     return app
+
+
+class _App(Starlette):
+    """Starlette with only our middleware around the router: its `ServerErrorMiddleware`
+    (a 500 for an error before the response, which uvicorn sends too) and
+    `ExceptionMiddleware` (which `IndexedRouter` stands in for) each wrapped every request's
+    `send` again, for nothing this app uses (it registers no exception handlers)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def _audit_identity_changes(old: JunctionConfig, new: JunctionConfig) -> None:

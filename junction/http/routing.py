@@ -10,8 +10,11 @@ own algorithm, so what answers a request never changes.
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException, WebSocketException
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Host, Match, Mount, Route, Router, WebSocketRoute
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 _ANY = "\0any"
 """The index key of routes that may match any first segment (a `Mount("")`, a host route, a
@@ -49,7 +52,12 @@ def _segment_of(route: BaseRoute) -> str:
 
 class IndexedRouter(Router):
     """A Starlette `Router` that finds a full match among the routes for the request's first
-    path segment only (the first full match in route order, as Starlette's would be)."""
+    path segment only (the first full match in route order, as Starlette's would be).
+
+    It also answers the `HTTPException` (a 404, a 405, a handler's own) and `WebSocketException`
+    that reach it as Starlette's `ExceptionMiddleware` would, so an app built on it can leave
+    that middleware, and the two send wrappers per request it and `ServerErrorMiddleware` cost,
+    out of its stack (`junction.http.app`; the ASGI server answers an unhandled error 500)."""
 
     _index: dict[str, tuple[BaseRoute, ...]]
     _indexed: tuple[int, int] = (0, -1)
@@ -72,16 +80,28 @@ class IndexedRouter(Router):
         return index.get(_first_segment(path)) or index.get(_ANY, ())
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in _MATCHED:
-            for route in self._candidates(_route_path(scope)):
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
-                    scope.setdefault("router", self)
-                    scope["route"] = route
-                    scope.update(child_scope)
-                    await route.handle(scope, receive, send)
-                    return
-        await super().app(scope, receive, send)  # partial matches, redirects, 404, lifespan
+        try:
+            if scope["type"] in _MATCHED:
+                for route in self._candidates(_route_path(scope)):
+                    match, child_scope = route.matches(scope)
+                    if match is Match.FULL:
+                        scope.setdefault("router", self)
+                        scope["route"] = route
+                        scope.update(child_scope)
+                        await route.handle(scope, receive, send)
+                        return
+            await super().app(scope, receive, send)  # partial matches, redirects, 404, lifespan
+        except HTTPException as exc:  # after a response started, sending this one fails loudly
+            await _http_error(exc)(scope, receive, send)
+        except WebSocketException as exc:
+            await WebSocket(scope, receive, send).close(code=exc.code, reason=exc.reason)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    """The response Starlette's `ExceptionMiddleware` gives an `HTTPException`."""
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 __all__ = ["IndexedRouter"]

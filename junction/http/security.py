@@ -415,7 +415,17 @@ class AccessGuard:
         return None
 
     def _host_problem(self, headers: dict[bytes, bytes]) -> _Refusal | None:
-        host = headers.get(b"host", b"").decode("latin-1")
-        if not host or not _is_loopback_host(_hostname(host)):
-            return _Refusal(403, "Host header is not a loopback name")
-        return None
+        host = headers.get(b"host", b"")
+        loopback = _LOOPBACK_HOSTS.get(host)
+        if loopback is None:
+            loopback = bool(host) and _is_loopback_host(_hostname(host.decode("latin-1")))
+            if len(_LOOPBACK_HOSTS) >= _LOOPBACK_HOSTS_KEPT:  # Host values are the client's
+                _LOOPBACK_HOSTS.clear()
+            _LOOPBACK_HOSTS[host] = loopback
+        return None if loopback else _HOST_REFUSAL
+
+
+_HOST_REFUSAL = _Refusal(403, "Host header is not a loopback name")
+_LOOPBACK_HOSTS: dict[bytes, bool] = {}
+"""`Host` header values already judged: a local server sees the same one or two every time."""
+_LOOPBACK_HOSTS_KEPT = 256
