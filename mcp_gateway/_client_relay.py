@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -85,6 +86,7 @@ def _caller(ctx: ServerRequestContext[Any, Any]) -> object:
     return state.get("principal") if isinstance(state, dict) else None
 
 
+@functools.cache  # a handful of levels, asked on every call
 def levels_from(level: str) -> frozenset[str]:
     """The log levels at `level` and above (RFC 5424 order, as the spec's)."""
     return frozenset(allowed_log_levels(MODERN_PROTOCOL_VERSIONS[-1], {LOG_LEVEL_META_KEY: level}))

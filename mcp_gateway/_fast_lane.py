@@ -62,6 +62,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
 from mcp_gateway._client_relay import ROUND_STATE_PREFIX, levels_from, missing_capability
+from mcp_gateway._plain_results import plain_call_result
 from mcp_gateway._sdk import connection_of
 from mcp_gateway.errors import GatewayError
 from mcp_gateway.gateway import Catalog
@@ -262,9 +263,10 @@ class FastLane:
                 relay=call.relay(),
             )
             result.setdefault("resultType", "complete")
+            version = connection.protocol_version
             try:
-                wire = _methods.serialize_server_result(
-                    "tools/call", connection.protocol_version, dict(result)
+                wire = plain_call_result(result, version) or _methods.serialize_server_result(
+                    "tools/call", version, dict(result)
                 )
             except ValidationError:
                 log.exception("handler for 'tools/call' returned an invalid result")
@@ -307,7 +309,9 @@ class FastLane:
             kind = wire.get("resultType")
             if not isinstance(kind, str) or kind in CORE_RESULT_TYPES:
                 try:
-                    wire = _methods.serialize_server_result("tools/call", request.version, wire)
+                    wire = plain_call_result(wire, request.version) or (
+                        _methods.serialize_server_result("tools/call", request.version, wire)
+                    )
                 except ValidationError:
                     log.exception("handler for 'tools/call' returned an invalid result")
                     text = "Handler returned an invalid result"

@@ -60,22 +60,38 @@ async def raw_request(
     The session's stamp (2026-07-28) writes Junction's own client capabilities into `_meta`; a
     capabilities entry the caller's `_meta` already holds is the client's, and stays.
     """
+    # A stdio upstream's raw channel (`_raw_upstream.py`), found by the session's write stream.
+    raw = channel_of(getattr(session._dispatcher, "_write_stream", None))
     data: dict[str, Any] = {"method": method, "params": dict(params or {})}
     given = data["params"].get("_meta")
+    if raw is not None:
+        # Over stdio the stamp's HTTP headers go nowhere: a copy without the params is
+        # stamped (no Mcp-Name or Mcp-Param-* headers worked out), and only its `_meta` kept.
+        bare: dict[str, Any] = {"method": method, "params": {}}
+        if isinstance(given, dict):
+            bare["params"]["_meta"] = dict(given)
+        bare_opts: CallOptions = {**opts}
+        session._stamp(bare, bare_opts)
+        if raw.takes(bare_opts):
+            body = data["params"]
+            if "_meta" in bare["params"]:
+                body["_meta"] = _with_callers_capabilities(bare["params"]["_meta"], given)
+            return await raw.request(str(opts["request_id"]), method, body, opts.get("on_progress"))
     if isinstance(given, dict):
         data["params"]["_meta"] = dict(given)  # the stamp writes into it
     session._stamp(data, opts)
-    if isinstance(given, dict) and CLIENT_CAPABILITIES_META_KEY in given:
-        data["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = given[CLIENT_CAPABILITIES_META_KEY]
-    # A stdio upstream's raw channel (`_raw_upstream.py`), found by the session's write stream.
-    raw = channel_of(getattr(session._dispatcher, "_write_stream", None))
-    if raw is not None and raw.takes(opts):
-        body = data.get("params") or None
-        return await raw.request(str(opts["request_id"]), method, body, opts.get("on_progress"))
+    if isinstance(given, dict) and "_meta" in data["params"]:
+        data["params"]["_meta"] = _with_callers_capabilities(data["params"]["_meta"], given)
     result: dict[str, Any] = await session._dispatcher.send_raw_request(
         method, data.get("params") or None, opts
     )
     return result
+
+
+def _with_callers_capabilities(stamped: dict[str, Any], given: Any) -> dict[str, Any]:
+    if isinstance(given, dict) and CLIENT_CAPABILITIES_META_KEY in given:
+        stamped[CLIENT_CAPABILITIES_META_KEY] = given[CLIENT_CAPABILITIES_META_KEY]
+    return stamped
 
 
 def claim_stdin(stream: Any) -> tuple[BinaryIO, Release]:

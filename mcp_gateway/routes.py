@@ -3,8 +3,7 @@ the count of calls in flight per upstream (so one leaving the configuration fini
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,21 +79,38 @@ class _InFlight:
         self._counts: dict[Upstream, int] = {}
         self._idle: dict[Upstream, anyio.Event] = {}
 
-    @contextlib.contextmanager
-    def using(self, upstream: Upstream) -> Iterator[None]:
+    def using(self, upstream: Upstream) -> _Using:
+        """A request to `upstream` under way while the `with` block runs."""
+        return _Using(self, upstream)
+
+    def enter(self, upstream: Upstream) -> None:
         self._counts[upstream] = self._counts.get(upstream, 0) + 1
-        try:
-            yield
-        finally:
-            left = self._counts[upstream] - 1
-            if left:
-                self._counts[upstream] = left
-            else:
-                del self._counts[upstream]
-                idle = self._idle.pop(upstream, None)
-                if idle is not None:
-                    idle.set()
+
+    def leave(self, upstream: Upstream) -> None:
+        left = self._counts[upstream] - 1
+        if left:
+            self._counts[upstream] = left
+        else:
+            del self._counts[upstream]
+            idle = self._idle.pop(upstream, None)
+            if idle is not None:
+                idle.set()
 
     async def wait_idle(self, upstream: Upstream) -> None:
         if upstream in self._counts:
             await self._idle.setdefault(upstream, anyio.Event()).wait()
+
+
+class _Using:
+    """`_InFlight.using`'s block (a class: cheaper than a generator's on every call)."""
+
+    __slots__ = ("_in_flight", "_upstream")
+
+    def __init__(self, in_flight: _InFlight, upstream: Upstream) -> None:
+        self._in_flight, self._upstream = in_flight, upstream
+
+    def __enter__(self) -> None:
+        self._in_flight.enter(self._upstream)
+
+    def __exit__(self, *_: object) -> None:
+        self._in_flight.leave(self._upstream)

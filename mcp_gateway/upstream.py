@@ -694,7 +694,11 @@ class Upstream(ServerAsks):
             # asyncio's own deadline, not anyio's cancel scope: the same TimeoutError for a
             # fraction of the cost on the per-call path (~6% of a relayed call's CPU)
             async with asyncio.timeout(None if math.isinf(limit) else limit):
-                session = await self._session_within_deadline()
+                client = self._client
+                if client is not None and self.state == UpstreamState.READY:
+                    session = client.session  # up: no coroutine to wait on
+                else:
+                    session = await self._session_within_deadline()
                 try:
                     return await raw_request(session, method, params, opts)
                 except MCPError as exc:
