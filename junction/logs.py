@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import threading
+import time
 from typing import Any, TextIO
 
 import orjson
@@ -25,6 +26,7 @@ __all__ = [
     "JsonFormatter",
     "RedactingFilter",
     "configure_logging",
+    "direct_handler",
     "redact",
     "redact_repeated",
     "register_secret",
@@ -192,11 +194,19 @@ class _PlainFormatter(logging.Formatter):
         """(second, its text), swapped whole so threads never pair one's text with another's."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
+        return self._time_text(record.created)
+
+    def _time_text(self, created: float) -> str:
+        second = int(created)
         last = self._last
         if last[0] != second:
-            last = self._last = (second, super().formatTime(record, datefmt))
+            last = self._last = (second, time.strftime(PLAIN_DATEFMT, self.converter(created)))
         return last[1]
+
+    def direct(self, created: float, name: str, message: str, extra: dict[str, Any]) -> str:
+        """What `format` makes of an INFO record of `name` with `message` (no exception)."""
+        msecs = int((created - int(created)) * 1000)
+        return f"{self._time_text(created)}.{msecs:03d} INFO    {name}: {message}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -216,6 +226,19 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
+        return self._line(entry)
+
+    def direct(self, created: float, name: str, message: str, extra: dict[str, Any]) -> str:
+        """What `format` makes of an INFO record of `name` with `message` and `extra`."""
+        entry = dict(extra)
+        entry["ts"] = _utc_second(int(created)) + f".{int((created - int(created)) * 1000):03d}Z"
+        entry["level"] = "info"
+        entry["logger"] = name
+        entry["msg"] = message
+        return self._line(entry)
+
+    @staticmethod
+    def _line(entry: dict[str, Any]) -> str:
         try:
             return orjson.dumps(entry, default=str).decode()
         except (TypeError, orjson.JSONEncodeError):
@@ -237,6 +260,24 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
     def stream(self, value: TextIO) -> None:
         """Ignore: the stream is always the current stderr."""
 
+    def write_direct(self, name: str, message: str, extra: dict[str, Any]) -> None:
+        """Write the line an INFO record of logger `name` would make, without making the record
+        (its fields, the logger hierarchy walk, the handler's lock: most of a record's cost).
+
+        Only for records that would reach this handler alone (`direct_handler` says when) and
+        whose strings are already redacted; the line is the same one, byte for byte."""
+        formatter = self.formatter
+        assert isinstance(formatter, _PlainFormatter | JsonFormatter)
+        try:
+            stream = sys.stderr
+            stream.write(formatter.direct(time.time(), name, message, extra) + "\n")
+            if not getattr(stream, "line_buffering", False):
+                stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(logging.makeLogRecord({"name": name, "msg": message, **extra}))
+
     def emit(self, record: logging.LogRecord) -> None:
         # StreamHandler.emit, without the second trip through the handler's lock to flush a
         # line-buffered stream (stderr is, since Python 3.9) that the newline has just flushed.
@@ -253,6 +294,30 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
 
 PLAIN_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s"
 PLAIN_DATEFMT = "%Y-%m-%d %H:%M:%S"
+
+
+_installed: list[_StderrHandler | None] = [None]
+"""The handler `configure_logging` put on the root logger last."""
+
+
+def direct_handler(logger: logging.Logger) -> _StderrHandler | None:
+    """The handler `configure_logging` installed, when an INFO record of `logger` would reach
+    it and nothing else: no handler or filter on the way up, the handler at INFO or below with
+    only its own filter. Then `write_direct` may stand in for the record (an application that
+    adds a handler or filter anywhere on the way gets records again)."""
+    handler = _installed[0]
+    if handler is None or handler.level > logging.INFO or len(handler.filters) != 1:
+        return None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters or current.disabled:
+            return None
+        if current.parent is None or not current.propagate:  # the root, or where records stop
+            return handler if current.handlers == [handler] else None
+        if current.handlers:
+            return None
+        current = current.parent
+    return None
 
 
 def configure_logging(level: str, fmt: str | None = None, *, access_log: bool = True) -> None:
@@ -273,6 +338,7 @@ def configure_logging(level: str, fmt: str | None = None, *, access_log: bool = 
 
     handler = _StderrHandler()
     handler.addFilter(RedactingFilter())
+    _installed[0] = handler
     if chosen == "json":
         handler.setFormatter(JsonFormatter())
     else:

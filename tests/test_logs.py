@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -375,3 +376,54 @@ def test_remembered_path_redaction_forgets_when_a_secret_is_registered() -> None
         == redact("/v1/x?api_key=abcdef")
         != "/v1/x?api_key=abcdef"
     )
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_a_direct_access_line_is_the_line_its_record_would_make(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With only Junction's handler listening, access lines are written without making a
+    record (`direct_handler`); an application's handler or filter anywhere on the way gets
+    records again, and the line is the same either way."""
+    from junction.http.access_log import ACCESS, log_access
+    from junction.logs import direct_handler
+
+    configure_logging("info", fmt)
+    scope = {"type": "http", "method": "GET", "path": "/v1/models", "state": {"principal": "p"}}
+    assert direct_handler(ACCESS) is not None
+    log_access(scope, surface="openai", status=200, seconds=0.0021, trace_id="cd" * 16)
+    direct = capsys.readouterr().err.splitlines()
+
+    class Watch(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            watched.append(record.getMessage())
+            return True
+
+    watched: list[str] = []
+    ACCESS.addFilter(watch := Watch())
+    try:
+        assert direct_handler(ACCESS) is None
+        log_access(scope, surface="openai", status=200, seconds=0.0021, trace_id="cd" * 16)
+    finally:
+        ACCESS.removeFilter(watch)
+    recorded = capsys.readouterr().err.splitlines()
+    assert watched == [f"GET /v1/models 200 2.1ms principal=p trace={'cd' * 16}"]
+    assert len(direct) == len(recorded) == 1
+    if fmt == "plain":
+        stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} "
+        assert re.match(stamp, direct[0]) and re.match(stamp, recorded[0])
+        assert direct[0][24:] == recorded[0][24:]
+        assert direct[0][24:] == f"INFO    junction.access: {watched[0]}"
+    else:
+        (one,), (other,) = json_lines(direct[0]), json_lines(recorded[0])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", one.pop("ts"))
+        other.pop("ts")
+        assert list(one) == list(other) and one == other
+        assert one["msg"] == watched[0] and one["duration_ms"] == 2.1
+    for logger in (logging.getLogger(), logging.getLogger("junction")):
+        logger.addHandler(extra := logging.NullHandler())
+        try:
+            assert direct_handler(ACCESS) is None  # another handler on the way sees records
+        finally:
+            logger.removeHandler(extra)
+    assert direct_handler(ACCESS) is not None

@@ -19,7 +19,7 @@ import time
 
 from starlette.types import Scope
 
-from junction.logs import redact_repeated
+from junction.logs import direct_handler, redact_repeated
 
 ACCESS = logging.getLogger("junction.access")
 
@@ -78,20 +78,24 @@ def log_access(
         message += f" principal={principal}"
     if trace_id:
         message += f" trace={trace_id}"
+    fields = {
+        "method": method,
+        "path": path,
+        "surface": surface,
+        "status": status,
+        "duration_ms": milliseconds,
+        "principal": principal,
+        "trace_id": trace_id,
+    }
+    # Redacted here, and only the path: the other fields are a bounded method and surface, a
+    # key's configured name and a hex trace id, so the handler's filter (a regex pass over
+    # every string field) is skipped.
+    handler = direct_handler(ACCESS)
+    if handler is not None:  # only Junction's own stderr handler would see the record
+        handler.write_direct(ACCESS.name, message, fields)
+        return
     record = _record(message)
-    record.__dict__.update(
-        method=method,
-        path=path,
-        surface=surface,
-        status=status,
-        duration_ms=milliseconds,
-        principal=principal,
-        trace_id=trace_id,
-        # Redacted here, and only the path: the other fields are a bounded method and
-        # surface, a key's configured name and a hex trace id, so the handler's filter (a
-        # regex pass over every string field) is skipped.
-        _junction_redacted=True,
-    )
+    record.__dict__.update(fields, _junction_redacted=True)
     ACCESS.handle(record)
 
 
