@@ -296,3 +296,34 @@ async def test_a_taken_port_is_one_clear_line_and_exit_code_3(tmp_path: Path) ->
         f"junction: 127.0.0.1:{port} is already in use (server.port, --port)"
     ]
     assert out == b""
+
+
+def test_connections_accepted_on_asyncio_s_loop_have_nagle_off() -> None:
+    """Where uvloop is missing (Windows), serve mode runs on asyncio's loop, which turns Nagle's
+    algorithm off only for sockets whose `proto` is TCP: with it on, uvicorn's head-then-body
+    writes wait ~40 ms for the client's delayed ACK on every response."""
+    import socket
+
+    from junction.modes.serve import tcp_listener
+
+    nodelay: list[int] = []
+
+    async def main() -> None:
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        listener = tcp_listener("127.0.0.1", 0)
+        server = await asyncio.start_server(accepted, sock=listener)
+        async with server:
+            port = listener.getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            for _ in range(200):
+                if nodelay:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(main())
+    assert nodelay and nodelay[0] != 0

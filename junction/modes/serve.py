@@ -54,8 +54,7 @@ def run_serve(
         host, port = config.server.host, config.server.port
         try:
             # Bound here, before anything starts, so a taken port is one clear line.
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            listener = socket.create_server((host, port), family=family)
+            listener = tcp_listener(host, port)
         except OSError as exc:
             what = (
                 "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc}"
@@ -103,6 +102,27 @@ def run_serve(
     )
 
 
+def tcp_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, as `socket.create_server` makes it but with its protocol named:
+    asyncio's loop turns Nagle's algorithm off only on connections accepted from a socket whose
+    `proto` says TCP, and with it on a response written in two parts (uvicorn sends the head,
+    then the body) waits for the client's delayed ACK, ~40 ms (uvloop sets TCP_NODELAY itself;
+    asyncio's loop is what runs where uvloop is not installed, such as Windows)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        if os.name not in ("nt", "cygwin"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen()
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _workers_refusal(config: JunctionConfig, uds: str | None) -> str | None:
     """Why N workers cannot share this configuration (None: they can)."""
     if uds is not None:
@@ -134,9 +154,7 @@ def _serve(
     sockets = [listener] if listener is not None else None
     if own_port and advertise is not None and sockets is not None:
         host = config.server.host
-        own = socket.create_server(
-            (host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET
-        )
+        own = tcp_listener(host, 0)
         advertise = with_port(advertise, own.getsockname()[1])
         sockets.append(own)
         log.info("this worker's sessions are reached at %s", advertise)
@@ -312,4 +330,4 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-__all__ = ["LISTEN_FAILED", "WORKERS_FAILED", "Supervisor", "run_serve"]
+__all__ = ["LISTEN_FAILED", "WORKERS_FAILED", "Supervisor", "run_serve", "tcp_listener"]
