@@ -33,6 +33,7 @@ from a2a.versions.jsonrpc03 import (
 )
 from a2a.versions.rest03 import send_params_to_rest03, stream_response_from_rest03, task_from_rest03
 from router_core import SseParser, tracing
+from router_core.http import get_session
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ class AgentFailure(Exception):
 
 
 def _default_session() -> aiohttp.ClientSession:
-    from router_core.http import get_session
-
     return get_session()
 
 

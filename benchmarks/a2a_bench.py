@@ -182,6 +182,96 @@ def serve_hub(port: int, agent_url: str, db: str, loop: str = "asyncio") -> None
 # -- the client --------------------------------------------------------------------------------
 
 
+# -- an experiment: the hub's agent calls without aiohttp (`--upstream lean`) ------------------
+
+
+def install_lean_upstream() -> None:
+    """EXPERIMENT, not Junction's code: swap the hub's aiohttp request/response to an agent
+    (`a2a.upstream._HttpAgent._exchange`: SendMessage, GetTask, CancelTask) for a bare
+    HTTP/1.1 keep-alive exchange on an asyncio protocol (plain http, answers with a
+    Content-Length), to measure what aiohttp's per-request machinery costs Junction in serve
+    mode. Runs in the Junction process, from the `sitecustomize` that `--upstream lean` puts on
+    its PYTHONPATH; streams stay on aiohttp."""
+    from urllib.parse import urlsplit
+
+    from a2a import upstream
+
+    class Exchange(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.buffer = bytearray()
+            self.waiter: asyncio.Future[bytes] | None = None
+            self.transport: asyncio.Transport | None = None
+            self.lost = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.lost = True
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_exception(ConnectionError("connection lost"))
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0 or self.waiter is None or self.waiter.done():
+                return
+            head = bytes(self.buffer[:end]).lower()
+            at = head.find(b"\r\ncontent-length:")
+            if at < 0:
+                self.waiter.set_exception(ConnectionError("an answer without Content-Length"))
+                return
+            stop = head.find(b"\r\n", at + 2)
+            total = end + 4 + int(head[at + 17 : stop if stop > 0 else None])
+            if len(self.buffer) >= total:
+                reply = bytes(self.buffer[:total])
+                del self.buffer[:total]
+                self.waiter.set_result(reply)
+
+    idle: dict[tuple[str, int], list[Exchange]] = {}
+
+    async def exchange(
+        self: upstream._HttpAgent, verb: str, url: str, body: bytes | None
+    ) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 80
+        pool = idle.setdefault((host, port), [])
+        loop = asyncio.get_running_loop()
+        connection = pool.pop() if pool else None
+        if connection is None or connection.lost:
+            _, connection = await loop.create_connection(Exchange, host, port)
+        assert connection.transport is not None
+        lines = "".join(f"{k}: {v}\r\n" for k, v in (await self._headers()).items())
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        data = body or b""
+        head = f"{verb} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n{lines}"
+        connection.waiter = loop.create_future()
+        connection.transport.write(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                reply = await connection.waiter
+        except (TimeoutError, ConnectionError) as exc:
+            connection.transport.close()
+            raise upstream.AgentFailure(f"agent unreachable: {exc}") from None
+        pool.append(connection)
+        return int(reply[9:12]), reply[reply.find(b"\r\n\r\n") + 4 :]
+
+    upstream._HttpAgent._exchange = exchange  # type: ignore[method-assign]
+
+
+def lean_upstream_path(tmp: str) -> str:
+    """A directory whose `sitecustomize` installs `install_lean_upstream` at start-up."""
+    path = os.path.join(tmp, "lean-upstream")
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "sitecustomize.py"), "w") as file:
+        file.write(
+            f"import sys\nsys.path.insert(0, {ROOT!r})\n"
+            "from benchmarks.a2a_bench import install_lean_upstream\n"
+            "install_lean_upstream()\n"
+        )
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -387,6 +477,11 @@ def run_serve_mode(args: argparse.Namespace) -> None:
                 subprocess.Popen(command, stdout=subprocess.PIPE, text=True), "the a2a-sdk agent"
             )
         agent_url = f"http://127.0.0.1:{agent_port}"
+        if args.upstream == "lean":  # the Junction process (only) loads the experiment
+            inherited = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                [lean_upstream_path(tmp), *([inherited] if inherited else [])]
+            )
         try:
             junction = start_junction(
                 tmp, agent_url, junction_port, not args.no_access_log, args.profile
@@ -410,8 +505,9 @@ def run_serve_mode(args: argparse.Namespace) -> None:
         print(json.dumps(results, indent=2))
         return
     log = "off" if args.no_access_log else "on"
+    lean = ", EXPERIMENT: agent calls without aiohttp" if args.upstream == "lean" else ""
     print(
-        f"junction --mode serve (access log {log}), {args.agent} agent, SendMessage, c=1, {args.requests} each way:"
+        f"junction --mode serve (access log {log}{lean}), {args.agent} agent, SendMessage, c=1, {args.requests} each way:"
     )
     for name in ("p50", "p99"):
         print(
@@ -549,6 +645,12 @@ def main() -> None:
     parser.add_argument("--profile", metavar="DIR")
     parser.add_argument(
         "--agent", choices=("sdk", "fast"), default="sdk", help="serve mode's upstream agent"
+    )
+    parser.add_argument(
+        "--upstream",
+        choices=("aiohttp", "lean"),
+        default="aiohttp",
+        help="lean: an experiment, the hub's agent calls on a bare HTTP/1.1 protocol, not aiohttp",
     )
     parser.add_argument(
         "--agent-delay",
