@@ -13,6 +13,13 @@ alternating, at concurrency 1: p50 and p99 each way, the added time and the rati
 so the added time is not hidden in the SDK agent's own variance; `--agent-delay SECONDS` makes
 it wait before answering, which shows what an idle gap alone costs the process in between.
 
+`--upstream lean` is an experiment: in the serve process only, the hub's calls to the agent
+(SendMessage, GetTask, CancelTask) go over a bare HTTP/1.1 protocol instead of aiohttp
+(`lean_exchange`), to measure aiohttp's share of Junction's CPU; `--client-cpu` measures just
+that client, aiohttp vs the bare protocol, CPU per call in this process:
+
+    python benchmarks/a2a_bench.py --client-cpu
+
 `--profile DIR` runs serve mode under py-spy (`pip install py-spy`) and writes its stacks there
 as `serve.folded` (collapsed stacks: grep them, or feed them to flamegraph.pl / speedscope).
 
@@ -185,13 +192,11 @@ def serve_hub(port: int, agent_url: str, db: str, loop: str = "asyncio") -> None
 # -- an experiment: the hub's agent calls without aiohttp (`--upstream lean`) ------------------
 
 
-def install_lean_upstream() -> None:
-    """EXPERIMENT, not Junction's code: swap the hub's aiohttp request/response to an agent
-    (`a2a.upstream._HttpAgent._exchange`: SendMessage, GetTask, CancelTask) for a bare
-    HTTP/1.1 keep-alive exchange on an asyncio protocol (plain http, answers with a
-    Content-Length), to measure what aiohttp's per-request machinery costs Junction in serve
-    mode. Runs in the Junction process, from the `sitecustomize` that `--upstream lean` puts on
-    its PYTHONPATH; streams stay on aiohttp."""
+def lean_exchange() -> Any:
+    """EXPERIMENT, not Junction's code: a stand-in for `a2a.upstream._HttpAgent._exchange`
+    (SendMessage, GetTask, CancelTask) that is a bare HTTP/1.1 keep-alive exchange on an
+    asyncio protocol (plain http, answers with a Content-Length) instead of aiohttp's, to
+    measure what aiohttp's per-request machinery costs."""
     from urllib.parse import urlsplit
 
     from a2a import upstream
@@ -256,7 +261,51 @@ def install_lean_upstream() -> None:
         pool.append(connection)
         return int(reply[9:12]), reply[reply.find(b"\r\n\r\n") + 4 :]
 
-    upstream._HttpAgent._exchange = exchange  # type: ignore[method-assign]
+    return exchange
+
+
+def install_lean_upstream() -> None:
+    """`lean_exchange` in place of aiohttp's in this process (serve mode's, under `--upstream
+    lean`, from the `sitecustomize` put on its PYTHONPATH); streams stay on aiohttp."""
+    from a2a import upstream
+
+    upstream._HttpAgent._exchange = lean_exchange()  # type: ignore[method-assign]
+
+
+async def client_cpu(url: str, rounds: int, per_round: int) -> dict[str, float]:
+    """CPU of this process per SendMessage call to the agent at `url`: Junction's client
+    (`AgentConnection`, aiohttp) and `lean_exchange`, alternating round by round (medians)."""
+    from a2a.upstream import AgentConnection
+
+    connection = AgentConnection(url, "1.0")
+    lean = lean_exchange()
+
+    def params() -> dict[str, Any]:
+        return orjson.loads(sdk_body())["params"]  # type: ignore[no-any-return]
+
+    async def aiohttp_call() -> None:
+        await connection.call("SendMessage", params())
+
+    async def lean_call() -> None:
+        status, raw = await lean(connection, "POST", url, connection._body("SendMessage", params()))
+        assert status == 200
+        connection._result("SendMessage", raw)
+
+    costs: dict[str, list[float]] = {"aiohttp": [], "lean": []}
+    calls = {"aiohttp": aiohttp_call, "lean": lean_call}
+    for call in calls.values():
+        for _ in range(200):
+            await call()
+    for _ in range(rounds):
+        for name, call in calls.items():
+            started = time.process_time()
+            for _ in range(per_round):
+                await call()
+            costs[name].append((time.process_time() - started) / per_round * 1e6)
+    from router_core.http import close_session
+
+    await close_session()
+    return {f"{name}_us": statistics.median(values) for name, values in costs.items()}
 
 
 def lean_upstream_path(tmp: str) -> str:
@@ -647,6 +696,11 @@ def main() -> None:
         "--agent", choices=("sdk", "fast"), default="sdk", help="serve mode's upstream agent"
     )
     parser.add_argument(
+        "--client-cpu",
+        action="store_true",
+        help="only the hub's client to the agent: aiohttp vs the lean experiment, CPU a call",
+    )
+    parser.add_argument(
         "--upstream",
         choices=("aiohttp", "lean"),
         default="aiohttp",
@@ -659,6 +713,20 @@ def main() -> None:
         help="seconds the fast agent waits before it answers (what an idle gap costs the hub)",
     )
     args = parser.parse_args()
+    if args.client_cpu:
+        import uvloop
+
+        port = free_port()
+        agent = spawn("--serve-agent", str(port))
+        try:
+            costs = uvloop.run(client_cpu(f"http://127.0.0.1:{port}/", 16, 400))
+        finally:
+            agent.terminate()
+            agent.wait(10)
+        print(
+            f"CPU per SendMessage call to the instant agent, c=1, uvloop: Junction's client (aiohttp) {costs['aiohttp_us']:.0f} us, bare HTTP/1.1 protocol (experiment) {costs['lean_us']:.0f} us"
+        )
+        return
     if args.hub == "serve" and not args.no_sockets:
         run_serve_mode(args)
         return
