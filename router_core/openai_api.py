@@ -540,6 +540,8 @@ class ChatCompletions:
             assert isinstance(value, ChatResult)
             payload = orjson.dumps(completion_doc(value, model))
             headers.append(_JSON)
+        # With its length the body goes out whole, not as a chunk and a terminating chunk.
+        headers.append((b"content-length", b"%d" % len(payload)))
         watch.finishing = True
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

@@ -234,6 +234,9 @@ async def check_every_surface(served: Served) -> None:
             assert completion.status_code == 200
             assert completion.headers["x-junction-backend"] == "fake"
             assert completion.json()["choices"][0]["message"]["content"] == "routed"
+            # A whole answer goes out with its length, not chunked (one write, simpler parsing).
+            assert completion.headers["content-length"] == str(len(completion.content))
+            assert "transfer-encoding" not in completion.headers
             assert body["components"]["backends"] == {"fake": "ready"}
     finally:
         assert await stop(served) == 0
