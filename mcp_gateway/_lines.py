@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 from collections.abc import Callable
 from typing import cast
@@ -168,3 +169,21 @@ def _checked(line: bytes, limit: int) -> bytes | Oversized:
     if len(line) - 1 <= limit:
         return line
     return Oversized(len(line) - 1, limit, request_id_in(line[:HEAD_BYTES]))
+
+
+class PipeFile:
+    """The file a pipe transport owns: a descriptor closed once, by whichever loop runs.
+    asyncio's transport closes it through `close()`; uvloop's closes the descriptor itself
+    and calls `close()` after, which must then do nothing (the number may be reused)."""
+
+    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._fd = fd
+        self._closes = not type(loop).__module__.startswith("uvloop")
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if self._closes:
+            self._closes = False
+            os.close(self._fd)

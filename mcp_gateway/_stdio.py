@@ -23,7 +23,7 @@ import mcp_types as types
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
-from mcp_gateway._lines import LineReader
+from mcp_gateway._lines import LineReader, PipeFile
 from mcp_gateway._raw_upstream import RawChannel
 from mcp_gateway._raw_upstream import enabled as raw_enabled
 from mcp_gateway._sdk import TransportStreams
@@ -130,10 +130,8 @@ async def stdio_transport(
         raw.register(write_send)
     stdout = LineReader(LINE_LIMIT, raw.claim_now if raw is not None else None)
     try:
-        stdout_pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
-            lambda: stdout,
-            os.fdopen(out_read, "rb", buffering=0),  # the transport closes it
-        )
+        loop = asyncio.get_running_loop()
+        stdout_pipe, _ = await loop.connect_read_pipe(lambda: stdout, PipeFile(out_read, loop))
     except BaseException:
         _signal_group(process.pid, signal.SIGKILL)
         raise

@@ -25,7 +25,7 @@ import os
 import stat
 import sys
 from collections.abc import AsyncIterator
-from typing import Any, BinaryIO
+from typing import Any
 
 import anyio
 import mcp_types as types
@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
 from mcp_gateway._fast_lane import FastLane
-from mcp_gateway._lines import LineReader
+from mcp_gateway._lines import LineReader, PipeFile
 from mcp_gateway._sdk import (
     ContextReceiveStream,
     ContextSendStream,
@@ -206,10 +206,13 @@ async def serve_streams(
     writer: asyncio.StreamWriter | None = None
     try:
         # The lane takes the calls it serves as they arrive (`_lines.py`), the SDK the rest.
+        # The transports get duplicates: the SDK's claim restores fd 0/1 from its own.
         reader = LineReader(max_message_bytes, lane.take if lane is not None else None)
-        read_transport, _ = await loop.connect_read_pipe(lambda: reader, _Unowned(stdin))
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: reader, PipeFile(os.dup(stdin.fileno()), loop)
+        )
         write_transport, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, _Unowned(stdout)
+            asyncio.streams.FlowControlMixin, PipeFile(os.dup(stdout.fileno()), loop)
         )
         writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
         read_send, read_recv = create_context_streams[SessionMessage | Exception](0)
@@ -232,17 +235,3 @@ async def serve_streams(
         for release in (release_out, release_in):
             if release is not None:
                 release()
-
-
-class _Unowned:
-    """A file object for a pipe transport whose close does not close the descriptor
-    (the SDK's claim owns it and restores fd 0/1 from it)."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._fd = file.fileno()
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def close(self) -> None:
-        return None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from mcp_gateway._lines import LineReader
+from mcp_gateway._lines import LineReader, PipeFile
 from transports.stream import Oversized
 
 
@@ -33,9 +34,8 @@ class Pipe:
 async def _pipe(limit: int, front: Callable[[bytes], bool] | None = None) -> Pipe:
     read_fd, write_fd = os.pipe()
     reader = LineReader(limit, front)
-    await asyncio.get_running_loop().connect_read_pipe(
-        lambda: reader, os.fdopen(read_fd, "rb", buffering=0)
-    )
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: reader, PipeFile(read_fd, loop))
     return Pipe(reader, write_fd)
 
 
@@ -156,3 +156,41 @@ def test_serves_uvloop_pipes_too() -> None:
 
     assert uvloop.run(asyncio.wait_for(scenario(), 10)) == [b"keep\n", Oversized(20, 8, None), None]
     assert taken == [b"take\n"]
+
+
+def _closed(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return True
+    return False
+
+
+async def _close_pipe_and_reuse_its_number() -> tuple[bool, bool]:
+    """(the pipe's descriptor was closed, a descriptor opened as the transport closed, which
+    may take the same number, is still open once the transport is gone)."""
+    read_fd, write_fd = os.pipe()
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_read_pipe(asyncio.Protocol, PipeFile(read_fd, loop))
+    transport.close()
+    other = os.open(os.devnull, os.O_RDONLY)
+    try:
+        del transport
+        await asyncio.sleep(0.05)
+        return other == read_fd or _closed(read_fd), not _closed(other)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(other)
+        os.close(write_fd)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_pipe_file_is_closed_once_by_either_loop(loop: str) -> None:
+    """asyncio closes a pipe's file through it; uvloop closes the descriptor and then calls
+    `close()` too, which must not close a descriptor that took the number meanwhile."""
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        outcome = uvloop.run(_close_pipe_and_reuse_its_number())
+    else:
+        outcome = asyncio.run(_close_pipe_and_reuse_its_number())
+    assert outcome == (True, True)
