@@ -49,7 +49,7 @@ def run_mcp_stdio(config: JunctionConfig) -> int:
             log.info("stdin closed, exiting")
             tg.cancel_scope.cancel()
 
-    # uvloop's loop and pipes cost less CPU per relayed message than asyncio's (~15% of a
+    # uvloop's loop and pipes cost less CPU per relayed message than asyncio's (~7% of a
     # tools/call, benchmarks/mcp_bench.py's cpu step), as in serve mode.
     anyio.run(main, backend_options={"use_uvloop": sys.platform != "win32"})
     return 0
