@@ -74,6 +74,9 @@ def uvicorn_server(
     names an address another replica can reach)."""
     import uvicorn
     from sse_starlette.sse import AppStatus
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from junction.http.head_with_body import head_held
 
     class Server(uvicorn.Server):
         # sse-starlette cuts every event stream (MCP, A2A, ACP's SSE variant) mid-body the
@@ -182,6 +185,7 @@ def uvicorn_server(
             uds=uds,
             log_config=None,  # keep our stderr logging (uvicorn's default writes to stdout)
             access_log=False,
+            http=head_held(AutoHTTPProtocol),  # a whole answer's head and body in one write
             ws="websockets-sansio",
             ws_max_size=config.server.max_message_bytes,
             lifespan="on",
