@@ -108,6 +108,9 @@ class FastLane:
         self._session = session
         self._level = level
         self._stamp = stamp
+        self._identity: dict[str, Any] | None = None
+        """The stamp, taken once: the server's identity is fixed when it is built, and the
+        SDK's stamp deep-copies it on every access (for callers that mutate it; we never do)."""
         self._era: str | None = None
         """"legacy" or "modern", as the SDK decided from the client's first request."""
         self._calls: dict[int | str, asyncio.Task[None]] = {}
@@ -320,9 +323,9 @@ class FastLane:
                 wire["resultType"] = "complete"
             own = wire.get("_meta")
             if own is None:
-                wire["_meta"] = {SERVER_INFO_META_KEY: self._stamp()}
+                wire["_meta"] = {SERVER_INFO_META_KEY: self._server_info()}
             elif isinstance(own, dict) and own.get(SERVER_INFO_META_KEY) is None:
-                wire["_meta"] = {**own, SERVER_INFO_META_KEY: self._stamp()}
+                wire["_meta"] = {**own, SERVER_INFO_META_KEY: self._server_info()}
             return {"jsonrpc": "2.0", "id": request_id, "result": wire}
         except GatewayError as exc:
             return _error(request_id, exc.code, exc.message, exc.data)
@@ -335,6 +338,11 @@ class FastLane:
             return _error(request_id, types.INTERNAL_ERROR, "Internal server error", None)
         finally:
             call.done = True
+
+    def _server_info(self) -> dict[str, Any]:
+        if self._identity is None:
+            self._identity = self._stamp()
+        return self._identity
 
     def _capabilities(self, session: ServerSession) -> dict[str, Any]:
         """The client's declared capabilities as the upstream sees them (dumped once)."""
