@@ -4,6 +4,7 @@ served on its own (TCP or a Unix socket), its live state readable, everything cl
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import signal
 import subprocess
@@ -71,6 +72,7 @@ def test_from_a_file_and_bad_config(tmp_path: Path) -> None:
 
 
 async def test_serve_on_its_own_and_close(tmp_path: Path) -> None:
+    gc_before = (gc.get_threshold(), gc.get_freeze_count())
     async with openai_server(models=["m1"]) as model:
         junction = Junction.from_config(config(tmp_path, model.url) | {"server": {"port": 0}})
         socket_path = str(tmp_path / "j.sock")
@@ -88,6 +90,24 @@ async def test_serve_on_its_own_and_close(tmp_path: Path) -> None:
             await serving
     assert health.json()["status"] == "healthy"
     assert not junction.running
+    # The embedding application's collector is its own (`settle_heap` is for serve mode).
+    assert (gc.get_threshold(), gc.get_freeze_count()) == gc_before
+
+
+def test_serve_mode_settles_its_heap_once_started() -> None:
+    """What `junction --mode serve` does once it has started: startup's objects frozen out of
+    the collector's sight, the young generation collected less often."""
+    from junction.http.serve import GEN0_THRESHOLD, settle_heap
+
+    threshold = gc.get_threshold()
+    startup = [[index] for index in range(1000)]  # tracked objects, alive at startup
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() >= len(startup)
+        assert gc.get_threshold()[0] >= GEN0_THRESHOLD > threshold[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 def test_cli_serves_on_a_unix_socket_and_removes_it(tmp_path: Path) -> None:

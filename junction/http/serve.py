@@ -5,6 +5,7 @@ Junction owns the process)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -53,6 +54,24 @@ def with_replica_header(app: ASGIApp, replica: str) -> ASGIApp:
         await app(scope, receive, send_named)
 
     return named
+
+
+GEN0_THRESHOLD = 7000
+"""Tracked objects allocated (net) before the cyclic GC's youngest generation is collected:
+ten times Python's default, above what 32 requests in flight keep alive, so under load the
+collector no longer runs every few requests (measured: none in 20,000 requests at c=32,
+against ~1,800 young and ~11 full collections with the default)."""
+
+
+def settle_heap() -> None:
+    """Once the server has started: move what startup made (~170k objects: the SDKs, the
+    config, the catalogs) out of the collector's sight, and collect the young generation less
+    often. Every full collection used to walk all of it, ~85 ms with every request in flight
+    stalled, ~60 us of CPU a request at c=32 (`benchmarks/router_bench.py`)."""
+    gc.collect()  # what startup left as garbage is freed now, not frozen for good
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(max(GEN0_THRESHOLD, gc.get_threshold()[0]), older, oldest)
 
 
 def uvicorn_server(
@@ -107,6 +126,8 @@ def uvicorn_server(
             if self.should_exit:  # the lifespan failed: likewise
                 self._stop_reloads()
                 return
+            if sighup:  # Junction owns the process: an embedding application keeps its GC
+                settle_heap()
             if sockets is not None:  # uvicorn logs only the sockets it bound itself
                 self._log_started_message(sockets)
             if started is not None:
@@ -194,4 +215,10 @@ def uvicorn_server(
     )
 
 
-__all__ = ["SHUTDOWN_SETTLE_SECONDS", "Servable", "uvicorn_server", "with_replica_header"]
+__all__ = [
+    "SHUTDOWN_SETTLE_SECONDS",
+    "Servable",
+    "settle_heap",
+    "uvicorn_server",
+    "with_replica_header",
+]
