@@ -33,6 +33,7 @@ from a2a.versions.jsonrpc03 import (
 )
 from a2a.versions.rest03 import send_params_to_rest03, stream_response_from_rest03, task_from_rest03
 from router_core import SseParser, tracing
+from router_core.exchange import ExchangeError, ExchangeTimeout, get_exchanges
 from router_core.http import get_session
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
+
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""A whole (non-streamed) answer's bound: far above any task or message a hub relays, low
+enough that a runaway agent cannot exhaust Junction's memory."""
 
 
 class AgentFailure(Exception):
@@ -150,25 +155,49 @@ class _HttpAgent:
         """One whole request/response within `request_timeout`: the status and the body."""
         for attempt in (0, 1):
             headers = await self._headers()
-            try:
-                async with asyncio.timeout(self.request_timeout):
-                    async with self._session().request(
-                        verb, url, data=body, headers=headers, allow_redirects=False
-                    ) as response:
-                        status, raw = response.status, await response.read()
-                        challenge = response.headers.get("WWW-Authenticate")
-            except TimeoutError:
-                raise AgentFailure(
-                    f"agent did not answer within {self.request_timeout:g} s"
-                ) from None
-            except aiohttp.ClientError as exc:
-                raise AgentFailure(f"agent unreachable: {exc}") from None
+            status, raw, challenge = await self._once(verb, url, body, headers)
             if status in (401, 403):
                 if self._retry(status, attempt):
                     continue
                 raise self._unauthorized(status, challenge)
             return status, raw
         raise AssertionError("unreachable")
+
+    async def _once(
+        self, verb: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes, str | None]:
+        """Status, body and WWW-Authenticate of one exchange: on `router_core.exchange` (a
+        bare keep-alive exchange, ~130-200 us of CPU a call less than aiohttp's, see
+        docs/performance.md) unless a session was injected or a proxy applies to the URL."""
+        exchanges = get_exchanges() if self._session is _default_session else None
+        if exchanges is not None and exchanges.usable(url):
+            try:
+                answer = await exchanges.send(
+                    verb,
+                    url,
+                    headers,
+                    body,
+                    timeout=self.request_timeout,
+                    max_body=MAX_ANSWER_BYTES,
+                )
+            except ExchangeTimeout:
+                raise AgentFailure(
+                    f"agent did not answer within {self.request_timeout:g} s"
+                ) from None
+            except ExchangeError as exc:
+                raise AgentFailure(f"agent unreachable: {exc}") from None
+            return answer.status, answer.body, answer.headers.get("www-authenticate")
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                async with self._session().request(
+                    verb, url, data=body, headers=headers, allow_redirects=False
+                ) as response:
+                    raw = await response.read()
+                    return response.status, raw, response.headers.get("WWW-Authenticate")
+        except TimeoutError:
+            raise AgentFailure(f"agent did not answer within {self.request_timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise AgentFailure(f"agent unreachable: {exc}") from None
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         """A whole answer to a stream request that came back as plain JSON, under the same

@@ -71,7 +71,11 @@ def get_session() -> aiohttp.ClientSession:
 
 
 async def close_session() -> None:
-    """Close the shared session (if any) and its pooled connections."""
+    """Close the shared session (if any) and its pooled connections, and the shared
+    `router_core.exchange.Exchanges` (the A2A hub's lean client) with them."""
+    from router_core.exchange import close_exchanges
+
+    await close_exchanges()
     session, _Shared.session, _Shared.loop = _Shared.session, None, None
     if session is not None and not session.closed:
         await session.close()
