@@ -13,10 +13,10 @@ alternating, at concurrency 1: p50 and p99 each way, the added time and the rati
 so the added time is not hidden in the SDK agent's own variance; `--agent-delay SECONDS` makes
 it wait before answering, which shows what an idle gap alone costs the process in between.
 
-`--upstream lean` is an experiment: in the serve process only, the hub's calls to the agent
-(SendMessage, GetTask, CancelTask) go over a bare HTTP/1.1 protocol instead of aiohttp
-(`lean_exchange`), to measure aiohttp's share of Junction's CPU; `--client-cpu` measures just
-that client, aiohttp vs the bare protocol, CPU per call in this process:
+The hub's whole calls to the agent (SendMessage, GetTask, CancelTask) go over
+`router_core.exchange`; `--upstream aiohttp` makes serve mode (only) take aiohttp instead, the
+path used when a proxy applies, for a before/after comparison. `--client-cpu` measures just that
+client, both ways, CPU per call in this process:
 
     python benchmarks/a2a_bench.py --client-cpu
 
@@ -189,110 +189,39 @@ def serve_hub(port: int, agent_url: str, db: str, loop: str = "asyncio") -> None
 # -- the client --------------------------------------------------------------------------------
 
 
-# -- an experiment: the hub's agent calls without aiohttp (`--upstream lean`) ------------------
+# -- the hub's client to the agent: router_core.exchange (shipped) vs aiohttp (the fallback) ------
 
 
-def lean_exchange() -> Any:
-    """EXPERIMENT, not Junction's code: a stand-in for `a2a.upstream._HttpAgent._exchange`
-    (SendMessage, GetTask, CancelTask) that is a bare HTTP/1.1 keep-alive exchange on an
-    asyncio protocol (plain http, answers with a Content-Length) instead of aiohttp's, to
-    measure what aiohttp's per-request machinery costs."""
-    from urllib.parse import urlsplit
+def install_aiohttp_upstream() -> None:
+    """For a before/after comparison: the hub's whole calls to agents take aiohttp, the path
+    they take when a proxy applies (serve mode's, under `--upstream aiohttp`, from the
+    `sitecustomize` put on its PYTHONPATH)."""
+    from router_core.exchange import Exchanges
 
-    from a2a import upstream
-
-    class Exchange(asyncio.Protocol):
-        def __init__(self) -> None:
-            self.buffer = bytearray()
-            self.waiter: asyncio.Future[bytes] | None = None
-            self.transport: asyncio.Transport | None = None
-            self.lost = False
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.lost = True
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_exception(ConnectionError("connection lost"))
-
-        def data_received(self, data: bytes) -> None:
-            self.buffer += data
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0 or self.waiter is None or self.waiter.done():
-                return
-            head = bytes(self.buffer[:end]).lower()
-            at = head.find(b"\r\ncontent-length:")
-            if at < 0:
-                self.waiter.set_exception(ConnectionError("an answer without Content-Length"))
-                return
-            stop = head.find(b"\r\n", at + 2)
-            total = end + 4 + int(head[at + 17 : stop if stop > 0 else None])
-            if len(self.buffer) >= total:
-                reply = bytes(self.buffer[:total])
-                del self.buffer[:total]
-                self.waiter.set_result(reply)
-
-    idle: dict[tuple[str, int], list[Exchange]] = {}
-
-    async def exchange(
-        self: upstream._HttpAgent, verb: str, url: str, body: bytes | None
-    ) -> tuple[int, bytes]:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port or 80
-        pool = idle.setdefault((host, port), [])
-        loop = asyncio.get_running_loop()
-        connection = pool.pop() if pool else None
-        if connection is None or connection.lost:
-            _, connection = await loop.create_connection(Exchange, host, port)
-        assert connection.transport is not None
-        lines = "".join(f"{k}: {v}\r\n" for k, v in (await self._headers()).items())
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        data = body or b""
-        head = f"{verb} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n{lines}"
-        connection.waiter = loop.create_future()
-        connection.transport.write(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
-        try:
-            async with asyncio.timeout(self.request_timeout):
-                reply = await connection.waiter
-        except (TimeoutError, ConnectionError) as exc:
-            connection.transport.close()
-            raise upstream.AgentFailure(f"agent unreachable: {exc}") from None
-        pool.append(connection)
-        return int(reply[9:12]), reply[reply.find(b"\r\n\r\n") + 4 :]
-
-    return exchange
-
-
-def install_lean_upstream() -> None:
-    """`lean_exchange` in place of aiohttp's in this process (serve mode's, under `--upstream
-    lean`, from the `sitecustomize` put on its PYTHONPATH); streams stay on aiohttp."""
-    from a2a import upstream
-
-    upstream._HttpAgent._exchange = lean_exchange()  # type: ignore[method-assign]
+    Exchanges.usable = lambda self, url: False  # type: ignore[method-assign]
 
 
 async def client_cpu(url: str, rounds: int, per_round: int) -> dict[str, float]:
-    """CPU of this process per SendMessage call to the agent at `url`: Junction's client
-    (`AgentConnection`, aiohttp) and `lean_exchange`, alternating round by round (medians)."""
+    """CPU of this process per SendMessage call to the agent at `url`: the hub's client as
+    shipped (`AgentConnection` on `router_core.exchange`) and on aiohttp (the same connection
+    with the shared session injected, as when a proxy applies), alternating round by round."""
     from a2a.upstream import AgentConnection
+    from router_core.http import close_session, get_session
 
-    connection = AgentConnection(url, "1.0")
-    lean = lean_exchange()
+    shipped = AgentConnection(url, "1.0")
+    on_aiohttp = AgentConnection(url, "1.0", session=get_session)
 
     def params() -> dict[str, Any]:
         return orjson.loads(sdk_body())["params"]  # type: ignore[no-any-return]
 
+    async def exchange_call() -> None:
+        await shipped.call("SendMessage", params())
+
     async def aiohttp_call() -> None:
-        await connection.call("SendMessage", params())
+        await on_aiohttp.call("SendMessage", params())
 
-    async def lean_call() -> None:
-        status, raw = await lean(connection, "POST", url, connection._body("SendMessage", params()))
-        assert status == 200
-        connection._result("SendMessage", raw)
-
-    costs: dict[str, list[float]] = {"aiohttp": [], "lean": []}
-    calls = {"aiohttp": aiohttp_call, "lean": lean_call}
+    costs: dict[str, list[float]] = {"aiohttp": [], "exchange": []}
+    calls = {"aiohttp": aiohttp_call, "exchange": exchange_call}
     for call in calls.values():
         for _ in range(200):
             await call()
@@ -302,21 +231,19 @@ async def client_cpu(url: str, rounds: int, per_round: int) -> dict[str, float]:
             for _ in range(per_round):
                 await call()
             costs[name].append((time.process_time() - started) / per_round * 1e6)
-    from router_core.http import close_session
-
     await close_session()
     return {f"{name}_us": statistics.median(values) for name, values in costs.items()}
 
 
-def lean_upstream_path(tmp: str) -> str:
-    """A directory whose `sitecustomize` installs `install_lean_upstream` at start-up."""
-    path = os.path.join(tmp, "lean-upstream")
+def aiohttp_upstream_path(tmp: str) -> str:
+    """A directory whose `sitecustomize` runs `install_aiohttp_upstream` at start-up."""
+    path = os.path.join(tmp, "aiohttp-upstream")
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "sitecustomize.py"), "w") as file:
         file.write(
             f"import sys\nsys.path.insert(0, {ROOT!r})\n"
-            "from benchmarks.a2a_bench import install_lean_upstream\n"
-            "install_lean_upstream()\n"
+            "from benchmarks.a2a_bench import install_aiohttp_upstream\n"
+            "install_aiohttp_upstream()\n"
         )
     return path
 
@@ -526,10 +453,10 @@ def run_serve_mode(args: argparse.Namespace) -> None:
                 subprocess.Popen(command, stdout=subprocess.PIPE, text=True), "the a2a-sdk agent"
             )
         agent_url = f"http://127.0.0.1:{agent_port}"
-        if args.upstream == "lean":  # the Junction process (only) loads the experiment
+        if args.upstream == "aiohttp":  # the Junction process (only) takes the fallback
             inherited = os.environ.get("PYTHONPATH")
             os.environ["PYTHONPATH"] = os.pathsep.join(
-                [lean_upstream_path(tmp), *([inherited] if inherited else [])]
+                [aiohttp_upstream_path(tmp), *([inherited] if inherited else [])]
             )
         try:
             junction = start_junction(
@@ -554,9 +481,9 @@ def run_serve_mode(args: argparse.Namespace) -> None:
         print(json.dumps(results, indent=2))
         return
     log = "off" if args.no_access_log else "on"
-    lean = ", EXPERIMENT: agent calls without aiohttp" if args.upstream == "lean" else ""
+    client = ", agent calls on aiohttp (the fallback)" if args.upstream == "aiohttp" else ""
     print(
-        f"junction --mode serve (access log {log}{lean}), {args.agent} agent, SendMessage, c=1, {args.requests} each way:"
+        f"junction --mode serve (access log {log}{client}), {args.agent} agent, SendMessage, c=1, {args.requests} each way:"
     )
     for name in ("p50", "p99"):
         print(
@@ -698,13 +625,14 @@ def main() -> None:
     parser.add_argument(
         "--client-cpu",
         action="store_true",
-        help="only the hub's client to the agent: aiohttp vs the lean experiment, CPU a call",
+        help="only the hub's client to the agent: router_core.exchange vs aiohttp, CPU a call",
     )
     parser.add_argument(
         "--upstream",
-        choices=("aiohttp", "lean"),
-        default="aiohttp",
-        help="lean: an experiment, the hub's agent calls on a bare HTTP/1.1 protocol, not aiohttp",
+        choices=("exchange", "aiohttp"),
+        default="exchange",
+        help="aiohttp: the hub's whole calls to the agent on aiohttp (as when a proxy applies), "
+        "for a before/after comparison; default: as shipped (router_core.exchange)",
     )
     parser.add_argument(
         "--agent-delay",
@@ -724,7 +652,7 @@ def main() -> None:
             agent.terminate()
             agent.wait(10)
         print(
-            f"CPU per SendMessage call to the instant agent, c=1, uvloop: Junction's client (aiohttp) {costs['aiohttp_us']:.0f} us, bare HTTP/1.1 protocol (experiment) {costs['lean_us']:.0f} us"
+            f"CPU per SendMessage call to the instant agent, c=1, uvloop: router_core.exchange (shipped) {costs['exchange_us']:.0f} us, aiohttp (the fallback) {costs['aiohttp_us']:.0f} us"
         )
         return
     if args.hub == "serve" and not args.no_sockets:

@@ -175,14 +175,26 @@ class Exchanges:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._urls: dict[str, tuple[Origin, str, str]] = {}
+        self._usable: dict[str, bool] = {}
+        self._proxied = any(os.environ.get(name) for name in PROXY_VARIABLES)
+        """Read once, as `router_core.http` decides whether aiohttp looks for proxies."""
 
     def usable(self, url: str) -> bool:
         """False when aiohttp must carry this URL: not http(s), credentials in the URL, or a
-        proxy variable applies to its host (aiohttp honours them, this module does not)."""
+        proxy variable (as set when this was made) applies to its host: aiohttp honours them,
+        this module does not. Cached per URL: it is asked on every call."""
+        known = self._usable.get(url)
+        if known is None:
+            if len(self._usable) >= 256:
+                self._usable.clear()
+            known = self._usable[url] = self._judge(url)
+        return known
+
+    def _judge(self, url: str) -> bool:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
             return False
-        if not any(os.environ.get(name) for name in PROXY_VARIABLES):
+        if not self._proxied:
             return True
         import urllib.request  # only with a proxy set: it is a costly import
 

@@ -307,19 +307,22 @@ async def test_https_with_a_trusted_ca_and_refused_without(tmp_path: Path) -> No
 
 
 def test_usable_only_without_an_applicable_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    exchanges = Exchanges()
+    """Proxy variables are read when an `Exchanges` is made, as the aiohttp session does."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+    exchanges = Exchanges()
     assert exchanges.usable("http://agent.example:8080/a2a")
     assert exchanges.usable("https://agent.example/a2a")
     assert not exchanges.usable("ftp://agent.example/")
     assert not exchanges.usable("http://user:secret@agent.example/")  # aiohttp's basic auth
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    exchanges = Exchanges()
     assert exchanges.usable("http://agent.example/")
     assert not exchanges.usable("https://agent.example/")
     monkeypatch.setenv("all_proxy", "http://proxy:3128")
-    assert not exchanges.usable("http://agent.example/")
+    assert not Exchanges().usable("http://agent.example/")
     monkeypatch.setenv("NO_PROXY", "example,localhost")
+    exchanges = Exchanges()
     assert exchanges.usable("http://agent.example/")
     assert not exchanges.usable("http://agent.elsewhere/")
