@@ -40,7 +40,8 @@ from mcp.shared.inbound import find_invalid_x_mcp_header, mcp_param_headers, x_m
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from mcp_gateway._sdk import TransportStreams, create_mcp_http_client, raw_request
+from mcp_gateway._http_keepalive import keepalive_http_client
+from mcp_gateway._sdk import TransportStreams, raw_request
 from mcp_gateway._stdio import ChildProcess, stdio_transport
 from mcp_gateway._upstream_asks import NotifyFn, ServerAsks, dump
 from mcp_gateway.errors import GatewayError
@@ -446,9 +447,7 @@ class Upstream(ServerAsks):
                 yield streams
         else:
             auth = http_auth(spec)
-            async with create_mcp_http_client(
-                headers=dict(spec.headers) or None, auth=auth
-            ) as http:
+            async with keepalive_http_client(dict(spec.headers) or None, auth) as http:
                 # The SDK caps one SSE event at 1 MiB by default; a tool result may be larger.
                 async with streamable_http_client(
                     spec.url, http_client=http, max_sse_event_size=None
