@@ -1,6 +1,6 @@
 """MCP gateway benchmark: the same upstream called directly and through Junction, in one run.
 
-    python benchmarks/mcp_bench.py [--calls 300] [--only stdio,http,list,cpu,catalog]
+    python benchmarks/mcp_bench.py [--calls 300] [--only stdio,http,list,cpu,http-cpu,catalog]
 
 For a stdio upstream (an `mcp` SDK server) and a Streamable HTTP upstream (server-everything):
 `tools/call` latency at concurrency 1 (p50 ratio, target <= 2.0x direct) and throughput at
@@ -11,7 +11,7 @@ models) is in both, so "added" is what Junction costs. "wire" times the same req
 client's dispatcher without the typed result (the JSON-RPC message is still parsed).
 Clients are the `mcp` SDK; Junction runs as its own process (`--mode mcp` over stdio, or `/mcp`
 under uvicorn). Ratios only mean something within one run on one machine; on a shared machine
-the `cpu` step (Junction's CPU per call) is the steady figure. `JUNCTION_MCP_FAST_LANE=0` in
+the `cpu` step (Junction's CPU per call; `http-cpu` for `/mcp`) is the steady figure. `JUNCTION_MCP_FAST_LANE=0` in
 the environment measures the SDK's path alone (no fast lane, no raw upstream channel).
 """
 
@@ -245,6 +245,41 @@ async def bench_cpu(calls: int) -> None:
         )
 
 
+async def bench_http_cpu(calls: int) -> None:
+    """CPU the Junction process behind `/mcp` spends per `tools/call` relayed to a Streamable
+    HTTP upstream (server-everything), next to the client's and the upstream's own."""
+    upstream = NodeHttpServer("streamableHttp")
+    upstream.start()
+    port = free_port()
+    config = write_config({"web": {"url": upstream.url}})
+    gateway = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is timed)
+        [sys.executable, "-c", JUNCTION_HTTP, str(config), str(port)]
+    )
+    try:
+        wait_port(port, gateway)
+        assert upstream.process is not None
+        async with http_client(f"http://127.0.0.1:{port}/mcp") as client:
+            for _ in range(50):
+                await client.call_tool("web__echo", {"message": "hi"})
+            pids = {
+                "Junction": gateway.pid,
+                "upstream": upstream.process.pid,
+                "client": os.getpid(),
+            }
+            before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            for _ in range(calls):
+                await client.call_tool("web__echo", {"message": "hi"})
+            spent = {name: sum(_cpu_seconds(pid)) - sum(before[name]) for name, pid in pids.items()}
+        print(
+            "http-cpu per call: "
+            + ", ".join(f"{name} {seconds / calls * 1e6:.0f} us" for name, seconds in spent.items())
+        )
+    finally:
+        gateway.terminate()
+        gateway.wait()
+        upstream.stop()
+
+
 def _size(message: Any) -> int:
     return len(json.dumps(message, separators=(",", ":")))
 
@@ -290,6 +325,7 @@ async def main(calls: int, only: set[str]) -> None:
         ("http", lambda: bench_http(calls)),
         ("list", lambda: bench_list(100)),
         ("cpu", lambda: bench_cpu(max(calls, 1000))),
+        ("http-cpu", lambda: bench_http_cpu(max(calls, 500))),
         ("catalog", bench_catalog),
     ]
     for name, step in steps:
@@ -304,7 +340,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument(
-        "--only", default="stdio,http,list,cpu,catalog", help="comma-separated steps"
+        "--only", default="stdio,http,list,cpu,http-cpu,catalog", help="comma-separated steps"
     )
     args = parser.parse_args()
     anyio.run(main, args.calls, set(args.only.split(",")))
