@@ -22,6 +22,11 @@ Decisions:
     the SDK's reader only logs a bad line, so a client whose request has an id would wait
     forever: here it is answered -32700/-32600, and a line over `server.max_message_bytes` is
     refused and skipped as it streams in, never held whole.
+  - both read their pipe with `_lines.LineReader`, which hands a `tools/call` line to the fast
+    lane, and its response line to the raw upstream channel, in the pipe's callback (two
+    event-loop turns fewer each way than a reading task).
+- Streamable HTTP upstreams get an httpx client whose POST event streams are read to their end
+  when the SDK closes them early (`_http_keepalive.py`), so their connections are reused.
 - Requests go out raw and results pass through untouched (no typed parse): a gateway must carry
   `structuredContent`, images and `_meta` losslessly, and one malformed tool in a listing must
   cost that tool only. That needs private SDK names, all kept in `_sdk.py`.
