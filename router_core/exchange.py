@@ -153,6 +153,8 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, request: bytes, max_body: int, head_only: bool) -> Answer:
         """Write one request and wait for its whole answer."""
         assert self.transport is not None
+        if self.closed.done():  # lost between connecting (or pooling) and now
+            raise ExchangeError("connection closed before the request was sent")
         self._reset(max_body, head_only)
         self.reusable = False
         self.waiter = asyncio.get_running_loop().create_future()
