@@ -51,6 +51,10 @@ class ExchangeTimeout(ExchangeError):
     """No whole answer within the timeout (connect, send and answer together)."""
 
 
+class ExchangeConnectError(ExchangeError):
+    """No connection (refused, unresolvable, TLS, or `connect_timeout`): nothing was sent."""
+
+
 @dataclass(slots=True, frozen=True)
 class Answer:
     """A whole response. `headers` has lowercase names, repeats joined with ", " (RFC 9110)."""
@@ -212,11 +216,14 @@ class Exchanges:
         headers: Mapping[str, str],
         body: bytes | None = None,
         *,
-        timeout: float,
+        timeout: float | None,
         max_body: int,
+        connect_timeout: float | None = None,
     ) -> Answer:
         """One request, its whole answer; redirects are returned, not followed. Raises
-        `ExchangeError` (`ExchangeTimeout` past `timeout`, which covers connect+send+answer)."""
+        `ExchangeError` (`ExchangeTimeout` past `timeout`, which covers connect+send+answer,
+        None for none; `ExchangeConnectError` when a new connection cannot be made, within
+        `connect_timeout` when given)."""
         origin, target, host = self._target(url)
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
         given = {name.lower() for name in headers}
@@ -235,7 +242,9 @@ class Exchanges:
         request = "".join(lines).encode() + (body or b"")
         try:
             async with asyncio.timeout(timeout):
-                return await self._send(origin, request, max_body, method == "HEAD")
+                return await self._send(
+                    origin, request, max_body, method == "HEAD", connect_timeout
+                )
         except TimeoutError:
             raise ExchangeTimeout(f"no whole answer from {host} within {timeout:g} s") from None
 
@@ -258,7 +267,14 @@ class Exchanges:
         self._urls[url] = known = ((parts.scheme, parts.hostname, port), target, host)
         return known
 
-    async def _send(self, origin: Origin, request: bytes, max_body: int, head_only: bool) -> Answer:
+    async def _send(
+        self,
+        origin: Origin,
+        request: bytes,
+        max_body: int,
+        head_only: bool,
+        connect_timeout: float | None,
+    ) -> Answer:
         """On a pooled connection if one is fresh; a reused one that fails before any byte of
         the answer (the server closed it meanwhile) is retried once on a new connection."""
         idle = self._idle.setdefault(origin, [])
@@ -266,7 +282,7 @@ class Exchanges:
             connection = self._take(idle) if attempt == 0 else None
             reused = connection is not None
             if connection is None:
-                connection = await self._connect(origin, idle)
+                connection = await self._connect(origin, idle, connect_timeout)
             try:
                 answer = await connection.exchange(request, max_body, head_only)
             except ExchangeError:
@@ -295,18 +311,27 @@ class Exchanges:
             connection.close()
         return None
 
-    async def _connect(self, origin: Origin, idle: list[_Connection]) -> _Connection:
+    async def _connect(
+        self, origin: Origin, idle: list[_Connection], timeout: float | None
+    ) -> _Connection:
         scheme, host, port = origin
         context: ssl.SSLContext | None = None
         if scheme == "https":
             context = self._ssl = self._ssl or ssl.create_default_context()
         name = host if context else None
         try:
-            _, protocol = await asyncio.get_running_loop().create_connection(
-                lambda: _Connection(idle), host, port, ssl=context, server_hostname=name
-            )
+            async with asyncio.timeout(timeout) as deadline:
+                _, protocol = await asyncio.get_running_loop().create_connection(
+                    lambda: _Connection(idle), host, port, ssl=context, server_hostname=name
+                )
         except OSError as exc:  # refused, unresolvable, TLS verification (ssl.SSLError)
-            raise ExchangeError(f"cannot connect to {host}:{port}: {exc}") from None
+            raise ExchangeConnectError(f"cannot connect to {host}:{port}: {exc}") from None
+        except TimeoutError:
+            if not deadline.expired():  # the whole exchange's deadline, not ours
+                raise
+            raise ExchangeConnectError(
+                f"timed out connecting to {host}:{port} after {timeout:g} s"
+            ) from None
         self._open.add(protocol)
         protocol.closed.add_done_callback(lambda _: self._open.discard(protocol))
         return protocol
@@ -346,6 +371,7 @@ async def close_exchanges() -> None:
 
 __all__ = [
     "Answer",
+    "ExchangeConnectError",
     "ExchangeError",
     "ExchangeTimeout",
     "Exchanges",

@@ -10,12 +10,14 @@ import abc
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 import aiohttp
 import orjson
 
 from router_core import tracing
+from router_core.exchange import Answer, ExchangeConnectError, ExchangeError, ExchangeTimeout
 from router_core.http import get_session
 from router_core.quota import charge_usage
 from router_core.redaction import redact_urls
@@ -208,6 +210,48 @@ def map_client_error(exc: BaseException, backend: str, phase: str) -> BackendErr
     if isinstance(exc, aiohttp.ClientResponseError):
         return BackendMalformedResponse(f"invalid HTTP response ({detail})", backend=backend)
     return BackendDisconnected(f"connection lost {phase} ({detail})", backend=backend)
+
+
+def map_exchange_error(exc: ExchangeError, backend: str) -> BackendError:
+    """`map_client_error` for `router_core.exchange`'s failures (its messages name no URL)."""
+    if isinstance(exc, ExchangeConnectError):
+        if "timed out" in str(exc):
+            return BackendTimeout(str(exc), backend=backend)
+        return BackendConnectError(str(exc), backend=backend)
+    if isinstance(exc, ExchangeTimeout):
+        return BackendTimeout(f"timed out waiting for the response ({exc})", backend=backend)
+    if str(exc).startswith(("malformed answer", "answer head over", "answer body over")):
+        return BackendMalformedResponse(f"invalid HTTP response ({exc})", backend=backend)
+    return BackendDisconnected(f"connection lost waiting for the response ({exc})", backend=backend)
+
+
+def answer_error(answer: Answer, backend: str) -> BackendHTTPError:
+    """`http_error` for a whole answer from `router_core.exchange`."""
+    body = answer.body[:ERROR_BODY_LIMIT]
+    try:
+        reason = HTTPStatus(answer.status).phrase
+    except ValueError:
+        reason = "error"
+    return BackendHTTPError(
+        answer.status,
+        error_message(body) or reason,
+        backend=backend,
+        retry_after=parse_retry_after(answer.headers),
+        body=body,
+        content_type=answer.headers.get("content-type", ""),
+    )
+
+
+def check_answer_type(answer: Answer, backend: str, expected: str) -> None:
+    """`check_content_type` for a whole answer from `router_core.exchange`."""
+    seen = answer.headers.get("content-type")
+    if seen is not None and seen.partition(";")[0].strip().lower() == expected:
+        return
+    hint = f": {excerpt(answer.body[:200])}" if answer.body else ""
+    raise BackendMalformedResponse(
+        f"expected content type {expected}, the upstream sent {seen or '(none)'!r}{hint}",
+        backend=backend,
+    )
 
 
 async def http_error(response: aiohttp.ClientResponse, backend: str) -> BackendHTTPError:
