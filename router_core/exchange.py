@@ -324,14 +324,14 @@ class Exchanges:
                 _, protocol = await asyncio.get_running_loop().create_connection(
                     lambda: _Connection(idle), host, port, ssl=context, server_hostname=name
                 )
-        except OSError as exc:  # refused, unresolvable, TLS verification (ssl.SSLError)
-            raise ExchangeConnectError(f"cannot connect to {host}:{port}: {exc}") from None
-        except TimeoutError:
+        except TimeoutError:  # before OSError, of which it is a subclass
             if not deadline.expired():  # the whole exchange's deadline, not ours
                 raise
             raise ExchangeConnectError(
                 f"timed out connecting to {host}:{port} after {timeout:g} s"
             ) from None
+        except OSError as exc:  # refused, unresolvable, TLS verification (ssl.SSLError)
+            raise ExchangeConnectError(f"cannot connect to {host}:{port}: {exc}") from None
         self._open.add(protocol)
         protocol.closed.add_done_callback(lambda _: self._open.discard(protocol))
         return protocol

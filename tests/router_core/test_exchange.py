@@ -6,6 +6,7 @@ self-signed CA)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import socket
@@ -23,7 +24,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from router_core.exchange import Answer, ExchangeError, Exchanges, ExchangeTimeout
+from router_core.exchange import (
+    Answer,
+    ExchangeConnectError,
+    ExchangeError,
+    Exchanges,
+    ExchangeTimeout,
+)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
@@ -326,3 +333,34 @@ def test_usable_only_without_an_applicable_proxy(monkeypatch: pytest.MonkeyPatch
     exchanges = Exchanges()
     assert exchanges.usable("http://agent.example/")
     assert not exchanges.usable("http://agent.elsewhere/")
+
+
+def test_a_connect_that_hangs_fails_at_the_connect_timeout_not_the_whole_deadline() -> None:
+    """A listener whose accept queue is full never completes a handshake: the router fails
+    over after `timeouts.connect`, not after the whole answer's deadline."""
+
+    async def main() -> None:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = []
+        for _ in range(4):  # fill the accept queue; later handshakes get no answer
+            waiting = socket.socket()
+            waiting.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                waiting.connect(("127.0.0.1", port))
+            queued.append(waiting)
+        await asyncio.sleep(0.1)
+        exchanges = Exchanges()
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(ExchangeConnectError, match="timed out connecting"):
+            await exchanges.send("GET", url, {}, timeout=30, connect_timeout=0.3, max_body=10)
+        # The whole deadline, shorter than the connect timeout, is a timeout of the exchange.
+        with pytest.raises(ExchangeTimeout):
+            await exchanges.send("GET", url, {}, timeout=0.2, connect_timeout=5, max_body=10)
+        for waiting in queued:
+            waiting.close()
+        listener.close()
+
+    asyncio.run(main())
