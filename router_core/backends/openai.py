@@ -580,15 +580,8 @@ class OpenAIBackend(Backend):
                 )
             check_content_type(response, self.name, "application/json")
             data = await response.read()
-            try:
-                doc = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                raise BackendMalformedResponse(
-                    f"response body is not valid JSON ({exc}): {excerpt(data)}", backend=self.name
-                ) from exc
+            self._count_whole(data)
             response.release()
-            if isinstance(doc, dict):
-                self.count_usage(parse_usage(doc.get("usage")))
             return ForwardResponse(response.status, headers, _once(data), body=data)
         except BaseException as exc:
             response.close()
@@ -622,7 +615,12 @@ class OpenAIBackend(Backend):
         if answer.status >= 400:
             raise answer_error(answer, self.name)
         check_answer_type(answer, self.name, "application/json")
-        data = answer.body
+        self._count_whole(answer.body)
+        relayed = {name: value for name, value in answer.headers.items() if name not in _HOP_BY_HOP}
+        return ForwardResponse(answer.status, relayed, _once(answer.body), body=answer.body)
+
+    def _count_whole(self, data: bytes) -> None:
+        """A whole answer is relayed as sent, but must be JSON; its usage is counted."""
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -631,8 +629,6 @@ class OpenAIBackend(Backend):
             ) from exc
         if isinstance(doc, dict):
             self.count_usage(parse_usage(doc.get("usage")))
-        relayed = {name: value for name, value in answer.headers.items() if name not in _HOP_BY_HOP}
-        return ForwardResponse(answer.status, relayed, _once(data), body=data)
 
     async def _relay(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         completed = False
