@@ -246,7 +246,7 @@ class Exchanges:
                     origin, request, max_body, method == "HEAD", connect_timeout
                 )
         except TimeoutError:
-            raise ExchangeTimeout(f"no whole answer from {host} within {timeout:g} s") from None
+            raise ExchangeTimeout(f"no whole answer from {host} within {timeout} s") from None
 
     def _target(self, url: str) -> tuple[Origin, str, str]:
         """(origin, request target, Host header) of a URL, cached: the hub calls few URLs."""
@@ -324,13 +324,11 @@ class Exchanges:
                 _, protocol = await asyncio.get_running_loop().create_connection(
                     lambda: _Connection(idle), host, port, ssl=context, server_hostname=name
                 )
-        except TimeoutError:  # before OSError, of which it is a subclass
-            if not deadline.expired():  # the whole exchange's deadline, not ours
-                raise
-            raise ExchangeConnectError(
-                f"timed out connecting to {host}:{port} after {timeout:g} s"
-            ) from None
-        except OSError as exc:  # refused, unresolvable, TLS verification (ssl.SSLError)
+        except OSError as exc:  # refused, unresolvable, TLS, the kernel's own timeout; ours
+            if deadline.expired():  # our connect timeout (the whole deadline is a cancel here)
+                raise ExchangeConnectError(
+                    f"timed out connecting to {host}:{port} after {timeout} s"
+                ) from None
             raise ExchangeConnectError(f"cannot connect to {host}:{port}: {exc}") from None
         self._open.add(protocol)
         protocol.closed.add_done_callback(lambda _: self._open.discard(protocol))
