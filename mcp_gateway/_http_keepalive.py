@@ -34,21 +34,20 @@ def keepalive_http_client(
         kwargs["headers"] = headers
     if auth is not None:
         kwargs["auth"] = auth
+    # A response hook, not a transport of our own: given a transport, httpx no longer mounts
+    # the proxies HTTP_PROXY/HTTPS_PROXY/ALL_PROXY name (NO_PROXY aside).
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
-        transport=_KeepAliveTransport(),
+        event_hooks={"response": [_drain_on_close]},
         **kwargs,  # type: ignore[arg-type]
     )
 
 
-class _KeepAliveTransport(httpx2.AsyncHTTPTransport):
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = await super().handle_async_request(request)
-        kind = response.headers.get("content-type", "")
-        if request.method == "POST" and kind.startswith("text/event-stream"):
-            assert isinstance(response.stream, httpx2.AsyncByteStream)
-            response.stream = _DrainedOnClose(response.stream)
-        return response
+async def _drain_on_close(response: httpx2.Response) -> None:
+    kind = response.headers.get("content-type", "")
+    if response.request.method == "POST" and kind.startswith("text/event-stream"):
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        response.stream = _DrainedOnClose(response.stream)
 
 
 class _DrainedOnClose(httpx2.AsyncByteStream):

@@ -48,3 +48,21 @@ async def test_calls_to_a_streamable_http_upstream_reuse_their_connection(
             assert f"m{i}" in text(await gateway.call_tool("web__echo", {"message": f"m{i}"}))
         opened = client_sockets(http_everything.port) - before
     assert len(opened) <= 2, opened  # was one per call
+
+
+async def test_a_streamable_http_upstream_is_reached_through_the_configured_proxy(
+    http_everything: NodeHttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keep-alive client still honours HTTP_PROXY as the SDK's own client does (httpx
+    mounts the environment's proxies only when it is given no transport of its own)."""
+    from tests.router_core.test_proxy import forward_proxy
+
+    async with forward_proxy() as (proxy, seen):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        async with Gateway([http_everything.spec("web")]) as gateway:
+            await gateway.wait_settled(20)
+            assert "via" in text(await gateway.call_tool("web__echo", {"message": "via"}))
+    target = f"http://127.0.0.1:{http_everything.port}/".encode()
+    assert any(line.startswith(b"POST " + target) for line in seen), seen
