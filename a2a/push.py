@@ -37,7 +37,7 @@ from a2a.settings import PushSettings
 from a2a.store import OutboxRow
 from a2a.versions.common import V03
 from a2a.versions.jsonrpc03 import task_to_rpc03
-from router_core.http import PROXY_VARIABLES
+from router_core.proxies import proxy_configured
 from router_core.redaction import redact_url, redact_urls
 from transports import Backoff
 
@@ -75,7 +75,7 @@ class PushDispatcher:
         self._seq = 0
         self._resumer: asyncio.Task[None] | None = None
         self._proxied: aiohttp.ClientSession | None = None
-        self._proxy_env = any(os.environ.get(name) for name in PROXY_VARIABLES)
+        self._proxy_env = proxy_configured()
         self.guard = Guard(
             self.settings.allow_hosts, allow_loopback=self.settings.allow_insecure_loopback
         )

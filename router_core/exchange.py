@@ -12,7 +12,6 @@ requests stay on aiohttp (`router_core.http`): `usable()` says when this applies
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import weakref
 from collections.abc import Mapping
@@ -21,6 +20,8 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
+
+from router_core.proxies import proxy_configured
 
 IDLE_SECONDS = 4.0
 """An idle connection older than this is closed, not reused: below common server keep-alive
@@ -32,10 +33,6 @@ MAX_IDLE_PER_ORIGIN = 16
 
 MAX_HEAD_BYTES = 64 * 1024
 """An answer's status line and headers; beyond it the answer is refused."""
-
-_PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
-PROXY_VARIABLES = _PROXIES + tuple(name.lower() for name in _PROXIES)
-"""The spellings `router_core.http` makes aiohttp honour; with one set, `usable()` asks urllib."""
 
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 """Request headers this module writes itself; a caller's are dropped."""
@@ -182,7 +179,7 @@ class Exchanges:
         self._open: set[_Connection] = set()
         self._urls: dict[str, tuple[Origin, str, str]] = {}
         self._usable: dict[str, bool] = {}
-        self._proxied = any(os.environ.get(name) for name in PROXY_VARIABLES)
+        self._proxied = proxy_configured()
         """Read once, as `router_core.http` decides whether aiohttp looks for proxies."""
 
     def usable(self, url: str) -> bool:

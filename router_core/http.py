@@ -8,9 +8,10 @@ the running loop, because an aiohttp session is bound to the loop it was made in
 from __future__ import annotations
 
 import asyncio
-import os
 
 import aiohttp
+
+from router_core.proxies import proxy_configured
 
 CONNECTION_LIMIT = 1024
 """Open sockets across all upstreams; beyond it requests wait for a free connection."""
@@ -18,18 +19,6 @@ CONNECTION_LIMIT = 1024
 CONNECTION_LIMIT_PER_HOST = 0
 """No per-host cap: an LLM server queues requests itself, and a silent client-side queue would
 hide load from the selection strategies (least outstanding, least latency)."""
-
-PROXY_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-)
-"""With one of these set when the session is made, requests go through the proxy they name
-(`NO_PROXY` excepted), as the MCP upstreams' httpx client does; without, aiohttp is not asked to
-look (its per-request environment lookup costs on the hot path)."""
 
 KEEPALIVE_SECONDS = 15.0
 DNS_CACHE_SECONDS = 300
@@ -64,7 +53,7 @@ def get_session() -> aiohttp.ClientSession:
         raise_for_status=False,
         # Streams are read incrementally; the session must not buffer or interpret them.
         auto_decompress=True,
-        trust_env=any(os.environ.get(name) for name in PROXY_VARIABLES),
+        trust_env=proxy_configured(),
     )
     _Shared.session, _Shared.loop = session, loop
     return session
