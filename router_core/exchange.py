@@ -52,6 +52,14 @@ class ExchangeConnectError(ExchangeError):
     """No connection (refused, unresolvable, TLS, or `connect_timeout`): nothing was sent."""
 
 
+class ExchangeConnectTimeout(ExchangeConnectError):
+    """No connection within `connect_timeout`."""
+
+
+class ExchangeMalformed(ExchangeError):
+    """An answer that is not HTTP, or whose head or body is over its bound."""
+
+
 @dataclass(slots=True, frozen=True)
 class Answer:
     """A whole response. `headers` has lowercase names, repeats joined with ", " (RFC 9110)."""
@@ -106,14 +114,14 @@ class _Connection(asyncio.Protocol):
         self.received = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            self._fail(str(exc.__context__ or exc))
+        except httptools.HttpParserCallbackError as exc:  # `on_body`: over `max_body`
+            self._fail(str(exc.__context__ or exc), ExchangeMalformed)
         except httptools.HttpParserError as exc:
-            self._fail(f"malformed answer ({exc})")
+            self._fail(f"malformed answer ({exc})", ExchangeMalformed)
         if not self.head_done:
             self.head_size += len(data)
             if self.head_size > MAX_HEAD_BYTES:
-                self._fail(f"answer head over {MAX_HEAD_BYTES} bytes")
+                self._fail(f"answer head over {MAX_HEAD_BYTES} bytes", ExchangeMalformed)
 
     # httptools' callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -146,10 +154,10 @@ class _Connection(asyncio.Protocol):
             body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
             self.waiter.set_result(Answer(self.parser.get_status_code(), self.headers, body))
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, kind: type[ExchangeError] = ExchangeError) -> None:
         self.close()
         if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ExchangeError(message))
+            self.waiter.set_exception(kind(message))
 
     async def exchange(self, request: bytes, max_body: int, head_only: bool) -> Answer:
         """Write one request and wait for its whole answer."""
@@ -323,7 +331,7 @@ class Exchanges:
                 )
         except OSError as exc:  # refused, unresolvable, TLS, the kernel's own timeout; ours
             if deadline.expired():  # our connect timeout (the whole deadline is a cancel here)
-                raise ExchangeConnectError(
+                raise ExchangeConnectTimeout(
                     f"timed out connecting to {host}:{port} after {timeout} s"
                 ) from None
             raise ExchangeConnectError(f"cannot connect to {host}:{port}: {exc}") from None
@@ -367,7 +375,9 @@ async def close_exchanges() -> None:
 __all__ = [
     "Answer",
     "ExchangeConnectError",
+    "ExchangeConnectTimeout",
     "ExchangeError",
+    "ExchangeMalformed",
     "ExchangeTimeout",
     "Exchanges",
     "close_exchanges",

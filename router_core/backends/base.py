@@ -17,7 +17,14 @@ import aiohttp
 import orjson
 
 from router_core import tracing
-from router_core.exchange import Answer, ExchangeConnectError, ExchangeError, ExchangeTimeout
+from router_core.exchange import (
+    Answer,
+    ExchangeConnectError,
+    ExchangeConnectTimeout,
+    ExchangeError,
+    ExchangeMalformed,
+    ExchangeTimeout,
+)
 from router_core.http import get_session
 from router_core.quota import charge_usage
 from router_core.redaction import redact_urls
@@ -214,13 +221,13 @@ def map_client_error(exc: BaseException, backend: str, phase: str) -> BackendErr
 
 def map_exchange_error(exc: ExchangeError, backend: str) -> BackendError:
     """`map_client_error` for `router_core.exchange`'s failures (its messages name no URL)."""
+    if isinstance(exc, ExchangeConnectTimeout):
+        return BackendTimeout(str(exc), backend=backend)
     if isinstance(exc, ExchangeConnectError):
-        if "timed out" in str(exc):
-            return BackendTimeout(str(exc), backend=backend)
         return BackendConnectError(str(exc), backend=backend)
     if isinstance(exc, ExchangeTimeout):
         return BackendTimeout(f"timed out waiting for the response ({exc})", backend=backend)
-    if str(exc).startswith(("malformed answer", "answer head over", "answer body over")):
+    if isinstance(exc, ExchangeMalformed):
         return BackendMalformedResponse(f"invalid HTTP response ({exc})", backend=backend)
     return BackendDisconnected(f"connection lost waiting for the response ({exc})", backend=backend)
 

@@ -26,8 +26,9 @@ from cryptography.x509.oid import NameOID
 
 from router_core.exchange import (
     Answer,
-    ExchangeConnectError,
+    ExchangeConnectTimeout,
     ExchangeError,
+    ExchangeMalformed,
     Exchanges,
     ExchangeTimeout,
 )
@@ -239,11 +240,11 @@ async def test_timeout_oversized_and_malformed_answers_fail_cleanly(exchanges: E
         with pytest.raises(ExchangeTimeout, match=r"within 0\.2 s"):
             await send(exchanges, url, timeout=0.2)
         await asyncio.wait_for(eof_seen.wait(), 5)
-        with pytest.raises(ExchangeError, match="body over 100 bytes"):
+        with pytest.raises(ExchangeMalformed, match="body over 100 bytes"):
             await send(exchanges, url, max_body=100)
-        with pytest.raises(ExchangeError, match="malformed answer"):
+        with pytest.raises(ExchangeMalformed, match="malformed answer"):
             await send(exchanges, url)
-        with pytest.raises(ExchangeError, match="head over"):
+        with pytest.raises(ExchangeMalformed, match="head over"):
             await send(exchanges, url)
         with pytest.raises(ExchangeError, match="before the whole answer"):
             await send(exchanges, url)
@@ -354,7 +355,7 @@ def test_a_connect_that_hangs_fails_at_the_connect_timeout_not_the_whole_deadlin
         await asyncio.sleep(0.1)
         exchanges = Exchanges()
         url = f"http://127.0.0.1:{port}/"
-        with pytest.raises(ExchangeConnectError, match="timed out connecting"):
+        with pytest.raises(ExchangeConnectTimeout, match="timed out connecting"):
             await exchanges.send("GET", url, {}, timeout=30, connect_timeout=0.3, max_body=10)
         # The whole deadline, shorter than the connect timeout, is a timeout of the exchange.
         with pytest.raises(ExchangeTimeout):
