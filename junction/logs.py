@@ -185,6 +185,11 @@ def _utc_second(second: int) -> str:
     return _dt.datetime.fromtimestamp(second, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def _msecs(created: float) -> int:
+    """A record's `msecs` for a time (as `LogRecord` computes it)."""
+    return int((created - int(created)) * 1000)
+
+
 class _PlainFormatter(logging.Formatter):
     """`PLAIN_FORMAT`, with the local time formatted once per second, not per record."""
 
@@ -205,8 +210,7 @@ class _PlainFormatter(logging.Formatter):
 
     def direct(self, created: float, name: str, message: str, extra: dict[str, Any]) -> str:
         """What `format` makes of an INFO record of `name` with `message` (no exception)."""
-        msecs = int((created - int(created)) * 1000)
-        return f"{self._time_text(created)}.{msecs:03d} INFO    {name}: {message}"
+        return f"{self._time_text(created)}.{_msecs(created):03d} INFO    {name}: {message}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -231,7 +235,7 @@ class JsonFormatter(logging.Formatter):
     def direct(self, created: float, name: str, message: str, extra: dict[str, Any]) -> str:
         """What `format` makes of an INFO record of `name` with `message` and `extra`."""
         entry = dict(extra)
-        entry["ts"] = _utc_second(int(created)) + f".{int((created - int(created)) * 1000):03d}Z"
+        entry["ts"] = _utc_second(int(created)) + f".{_msecs(created):03d}Z"
         entry["level"] = "info"
         entry["logger"] = name
         entry["msg"] = message
@@ -269,27 +273,28 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         formatter = self.formatter
         assert isinstance(formatter, _PlainFormatter | JsonFormatter)
         try:
-            stream = sys.stderr
-            stream.write(formatter.direct(time.time(), name, message, extra) + "\n")
-            if not getattr(stream, "line_buffering", False):
-                stream.flush()
+            _write_line(formatter.direct(time.time(), name, message, extra))
         except RecursionError:
             raise
         except Exception:
             self.handleError(logging.makeLogRecord({"name": name, "msg": message, **extra}))
 
     def emit(self, record: logging.LogRecord) -> None:
-        # StreamHandler.emit, without the second trip through the handler's lock to flush a
-        # line-buffered stream (stderr is, since Python 3.9) that the newline has just flushed.
         try:
-            stream = sys.stderr
-            stream.write(self.format(record) + "\n")
-            if not getattr(stream, "line_buffering", False):
-                stream.flush()
+            _write_line(self.format(record))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+
+
+def _write_line(line: str) -> None:
+    """StreamHandler.emit's write, without the second trip through the handler's lock to flush
+    a line-buffered stream (stderr is, since Python 3.9) that the newline has just flushed."""
+    stream = sys.stderr
+    stream.write(line + "\n")
+    if not getattr(stream, "line_buffering", False):
+        stream.flush()
 
 
 PLAIN_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s"

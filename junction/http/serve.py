@@ -70,8 +70,8 @@ def settle_heap() -> None:
     stalled, ~60 us of CPU a request at c=32 (`benchmarks/router_bench.py`)."""
     gc.collect()  # what startup left as garbage is freed now, not frozen for good
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(max(GEN0_THRESHOLD, gc.get_threshold()[0]), older, oldest)
+    young, older, oldest = gc.get_threshold()
+    gc.set_threshold(max(GEN0_THRESHOLD, young), older, oldest)
 
 
 def uvicorn_server(
