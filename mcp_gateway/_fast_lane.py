@@ -219,11 +219,12 @@ class FastLane:
                 assert session is not None
                 level = self._level(connection)
                 call = _Call(self, request.token, session, level, levels_from(level))
-                answer = await self._answer(request, session, connection, call)
+                work = self._legacy_result(request, session, connection, call)
             else:
                 levels = allowed_log_levels(request.version, request.meta)
                 call = _Call(self, request.token, None, "", levels)
-                answer = await self._answer_modern(request, call)
+                work = self._modern_result(request, call)
+            answer = await self._answer(request, call, work)
             if request_id not in self._cancelled:
                 answered = True
                 if call.asked:
@@ -247,97 +248,76 @@ class FastLane:
             del self._calls[request_id]
             self._cancelled.discard(request_id)
 
-    async def _answer(
-        self, request: _Request, session: ServerSession, connection: Any, call: _Call
-    ) -> dict[str, Any]:
-        """The response the SDK path would write (`build_server`'s `call_tool` over stdio:
-        no key, so no tool globs or rate limits; a 2025-11-25 client's relay)."""
+    async def _answer(self, request: _Request, call: _Call, work: Awaitable[Any]) -> dict[str, Any]:
+        """The response the SDK path would write for `work` (the call's result): errors as
+        the SDK maps them, a handler's crash as each era's SDK answers it."""
         request_id = request.id
-        level = call.level
         try:
-            result = await self._catalog.call_tool(
-                request.name,
-                request.arguments,
-                on_progress=call.progress if request.token is not None else None,
-                meta={
-                    CLIENT_CAPABILITIES_META_KEY: self._capabilities(session),
-                    LOG_LEVEL_META_KEY: level,
-                },
-                relay=call.relay(),
-            )
-            result.setdefault("resultType", "complete")
-            version = connection.protocol_version
-            try:
-                wire = plain_call_result(result, version) or _methods.serialize_server_result(
-                    "tools/call", version, dict(result)
-                )
-            except ValidationError:
-                log.exception("handler for 'tools/call' returned an invalid result")
-                text = "Handler returned an invalid result"
-                raise GatewayError(types.INTERNAL_ERROR, text) from None
-            return {"jsonrpc": "2.0", "id": request_id, "result": wire}
+            return {"jsonrpc": "2.0", "id": request_id, "result": await work}
         except GatewayError as exc:
             return _error(request_id, exc.code, exc.message, exc.data)
         except MCPError as exc:
             return _error(request_id, exc.error.code, exc.error.message, exc.error.data)
         except ValidationError:
             return _error(request_id, types.INVALID_PARAMS, "Invalid request parameters", "")
-        except Exception as exc:  # the SDK's answer to a handler's crash (code 0, its text)
-            log.exception("handler for 'tools/call' raised")
-            return _error(request_id, 0, str(exc), None)
-        finally:
-            call.done = True
-
-    async def _answer_modern(self, request: _Request, call: _Call) -> dict[str, Any]:
-        """The response the SDK's 2026-07-28 stream path would write: the caller's own
-        capabilities and log level go upstream, a retry's `inputResponses`/`requestState`
-        too; log lines at the levels the request opted in to; the result sieved for its
-        version and stamped with the server's identity."""
-        request_id, meta = request.id, request.meta
-        assert request.version is not None
-        caller = {
-            k: meta[k] for k in (CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY) if k in meta
-        }
-        try:
-            result = await self._catalog.call_tool(
-                request.name,
-                request.arguments,
-                on_progress=call.progress if request.token is not None else None,
-                meta=caller or None,
-                resume=request.resume,
-                relay=Relay(None, call.notify, resolves_input=False),
-            )
-            result.setdefault("resultType", "complete")
-            wire = dict(result)
-            kind = wire.get("resultType")
-            if not isinstance(kind, str) or kind in CORE_RESULT_TYPES:
-                try:
-                    wire = plain_call_result(wire, request.version) or (
-                        _methods.serialize_server_result("tools/call", request.version, wire)
-                    )
-                except ValidationError:
-                    log.exception("handler for 'tools/call' returned an invalid result")
-                    text = "Handler returned an invalid result"
-                    return _error(request_id, types.INTERNAL_ERROR, text, None)
-            if wire.get("resultType") is None:
-                wire["resultType"] = "complete"
-            own = wire.get("_meta")
-            if own is None:
-                wire["_meta"] = {SERVER_INFO_META_KEY: self._server_info()}
-            elif isinstance(own, dict) and own.get(SERVER_INFO_META_KEY) is None:
-                wire["_meta"] = {**own, SERVER_INFO_META_KEY: self._server_info()}
-            return {"jsonrpc": "2.0", "id": request_id, "result": wire}
-        except GatewayError as exc:
-            return _error(request_id, exc.code, exc.message, exc.data)
-        except MCPError as exc:
-            return _error(request_id, exc.error.code, exc.error.message, exc.error.data)
-        except ValidationError:
-            return _error(request_id, types.INVALID_PARAMS, "Invalid request parameters", "")
-        except Exception:  # the SDK's 2026-07-28 answer to a handler's crash
+        except Exception as exc:
+            if request.version is None:  # a 2025-11-25 handler's crash: code 0, its text
+                log.exception("handler for 'tools/call' raised")
+                return _error(request_id, 0, str(exc), None)
             log.exception("modern request handler raised")
             return _error(request_id, types.INTERNAL_ERROR, "Internal server error", None)
         finally:
             call.done = True
+
+    async def _legacy_result(
+        self, request: _Request, session: ServerSession, connection: Any, call: _Call
+    ) -> dict[str, Any]:
+        """The result `build_server`'s `call_tool` gives over stdio (no key, so no tool globs
+        or rate limits; a 2025-11-25 client's relay)."""
+        result = await self._catalog.call_tool(
+            request.name,
+            request.arguments,
+            on_progress=call.progress if request.token is not None else None,
+            meta={
+                CLIENT_CAPABILITIES_META_KEY: self._capabilities(session),
+                LOG_LEVEL_META_KEY: call.level,
+            },
+            relay=call.relay(),
+        )
+        result.setdefault("resultType", "complete")
+        return _wire(dict(result), connection.protocol_version)
+
+    async def _modern_result(self, request: _Request, call: _Call) -> dict[str, Any]:
+        """The result the SDK's 2026-07-28 stream path gives: the caller's own capabilities
+        and log level go upstream, a retry's `inputResponses`/`requestState` too; log lines
+        at the levels the request opted in to; the result sieved for its version and stamped
+        with the server's identity."""
+        meta = request.meta
+        assert request.version is not None
+        caller = {
+            k: meta[k] for k in (CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY) if k in meta
+        }
+        result = await self._catalog.call_tool(
+            request.name,
+            request.arguments,
+            on_progress=call.progress if request.token is not None else None,
+            meta=caller or None,
+            resume=request.resume,
+            relay=Relay(None, call.notify, resolves_input=False),
+        )
+        result.setdefault("resultType", "complete")
+        wire = dict(result)
+        kind = wire.get("resultType")
+        if not isinstance(kind, str) or kind in CORE_RESULT_TYPES:
+            wire = _wire(wire, request.version)
+        if wire.get("resultType") is None:
+            wire["resultType"] = "complete"
+        own = wire.get("_meta")
+        if own is None:
+            wire["_meta"] = {SERVER_INFO_META_KEY: self._server_info()}
+        elif isinstance(own, dict) and own.get(SERVER_INFO_META_KEY) is None:
+            wire["_meta"] = {**own, SERVER_INFO_META_KEY: self._server_info()}
+        return wire
 
     def _server_info(self) -> dict[str, Any]:
         if self._identity is None:
@@ -500,6 +480,18 @@ def _request(line: bytes, *, modern: bool) -> _Request | None:
         return None
     resume = {k: params[k] for k in _RESUME_KEYS if k in params} or None
     return _Request(request_id, name, arguments, token, meta, resume, route.protocol_version)
+
+
+def _wire(result: dict[str, Any], version: str) -> dict[str, Any]:
+    """A `tools/call` result's wire form at `version`: built directly when plain, else by the
+    SDK's serialiser; one that does not validate is the SDK's internal error."""
+    try:
+        return plain_call_result(result, version) or _methods.serialize_server_result(
+            "tools/call", version, result
+        )
+    except ValidationError:
+        log.exception("handler for 'tools/call' returned an invalid result")
+        raise GatewayError(types.INTERNAL_ERROR, "Handler returned an invalid result") from None
 
 
 def _error(request_id: int | str, code: int, message: str, data: Any) -> dict[str, Any]:
