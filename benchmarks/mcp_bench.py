@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,26 +119,32 @@ async def bench_stdio(calls: int) -> None:
     report("stdio", direct, junction)
 
 
-async def bench_http(calls: int) -> None:
+@contextlib.contextmanager
+def http_gateway() -> Iterator[tuple[NodeHttpServer, subprocess.Popen[bytes], str]]:
+    """server-everything over Streamable HTTP and Junction's `/mcp` in front of it: (the
+    upstream, Junction's process, Junction's `/mcp` URL)."""
     upstream = NodeHttpServer("streamableHttp")
     upstream.start()
     port = free_port()
     config = write_config({"web": {"url": upstream.url}})
-    gateway = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is timed)
-        [sys.executable, "-c", JUNCTION_HTTP, str(config), str(port)]
-    )
+    gateway = subprocess.Popen([sys.executable, "-c", JUNCTION_HTTP, str(config), str(port)])
     try:
         wait_port(port, gateway)
-        async with http_client(upstream.url) as client:
-            direct = await measure(client, "echo", {"message": "hi"}, calls)
-        async with http_client(f"http://127.0.0.1:{port}/mcp") as client:
-            await client.list_tools()
-            junction = await measure(client, "web__echo", {"message": "hi"}, calls)
-        report("http", direct, junction)
+        yield upstream, gateway, f"http://127.0.0.1:{port}/mcp"
     finally:
         gateway.terminate()
         gateway.wait()
         upstream.stop()
+
+
+async def bench_http(calls: int) -> None:
+    with http_gateway() as (upstream, _, url):
+        async with http_client(upstream.url) as client:
+            direct = await measure(client, "echo", {"message": "hi"}, calls)
+        async with http_client(url) as client:
+            await client.list_tools()
+            junction = await measure(client, "web__echo", {"message": "hi"}, calls)
+        report("http", direct, junction)
 
 
 def serve_tools(count: int) -> None:
@@ -248,17 +254,9 @@ async def bench_cpu(calls: int) -> None:
 async def bench_http_cpu(calls: int) -> None:
     """CPU the Junction process behind `/mcp` spends per `tools/call` relayed to a Streamable
     HTTP upstream (server-everything), next to the client's and the upstream's own."""
-    upstream = NodeHttpServer("streamableHttp")
-    upstream.start()
-    port = free_port()
-    config = write_config({"web": {"url": upstream.url}})
-    gateway = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is timed)
-        [sys.executable, "-c", JUNCTION_HTTP, str(config), str(port)]
-    )
-    try:
-        wait_port(port, gateway)
+    with http_gateway() as (upstream, gateway, url):
         assert upstream.process is not None
-        async with http_client(f"http://127.0.0.1:{port}/mcp") as client:
+        async with http_client(url) as client:
             for _ in range(50):
                 await client.call_tool("web__echo", {"message": "hi"})
             pids = {
@@ -274,10 +272,6 @@ async def bench_http_cpu(calls: int) -> None:
             "http-cpu per call: "
             + ", ".join(f"{name} {seconds / calls * 1e6:.0f} us" for name, seconds in spent.items())
         )
-    finally:
-        gateway.terminate()
-        gateway.wait()
-        upstream.stop()
 
 
 def _size(message: Any) -> int:
