@@ -78,7 +78,7 @@ function configuration(key) {
       return undefined;
     },
     ttl: {
-      ClientCredentials: (ctx, token, client) => (client.clientId === 'short' ? 1 : 600),
+      ClientCredentials: (ctx, token, client) => (client.clientId === 'short' ? 3 : 600),
       AccessToken: (ctx, token) => (token.accountId === BRIEF_ACCOUNT ? 2 : 600),
     },
     features: {
