@@ -63,6 +63,7 @@ function configuration(key) {
       { client_id: 'service', client_secret: 'service-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] },
       { client_id: 'limited', client_secret: 'limited-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] },
       { client_id: 'short', client_secret: 'short-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] },
+      { client_id: 'brief', client_secret: 'brief-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] },
       { client_id: 'exchanger', client_secret: 'exchanger-secret', grant_types: ['client_credentials', TOKEN_EXCHANGE], redirect_uris: [], response_types: [] },
     ],
     jwks: { keys: [key] },
@@ -78,7 +79,7 @@ function configuration(key) {
       return undefined;
     },
     ttl: {
-      ClientCredentials: (ctx, token, client) => (client.clientId === 'short' ? 3 : 600),
+      ClientCredentials: (ctx, token, client) => (client.clientId === 'short' ? 1 : client.clientId === 'brief' ? 3 : 600),
       AccessToken: (ctx, token) => (token.accountId === BRIEF_ACCOUNT ? 2 : 600),
     },
     features: {

@@ -380,7 +380,9 @@ async def test_an_acp_connection_ends_when_its_token_does(tmp_path: Path) -> Non
     }
     async with oidc_provider() as provider, junction_with_oauth(tmp_path, provider) as base:
         url = base.replace("http://", "ws://") + "/acp"
-        short = await provider.client_token("short", scope="acp", resource=base)
+        short = await provider.client_token(
+            "brief", scope="acp", resource=base
+        )  # 3 s: the handshake must fit
         async with (
             connect(url, additional_headers=bearer(short)) as by_token,
             connect(url, additional_headers=bearer("ops-key")) as by_key,
