@@ -193,9 +193,9 @@ async def check_every_surface(served: Served) -> None:
     try:
         async with httpx.AsyncClient() as http:
             health = await http.get(f"{served.base}/health")
-            for _ in range(100):
+            for _ in range(100):  # its state cycles failed -> reconnecting while it retries
                 states = health.json()["components"]
-                if not states["mcp_servers"]["broken"].startswith("connecting"):
+                if states["mcp_servers"]["broken"].startswith("failed"):
                     break
                 await asyncio.sleep(0.1)
                 health = await http.get(f"{served.base}/health")
