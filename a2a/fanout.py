@@ -156,6 +156,23 @@ class ClusterHub(Protocol):
     def _follow(self, agent: Any, record: TaskRecord) -> TaskRelay: ...
 
 
+def repeats_status(event: Json, task: Json | None) -> bool:
+    """Whether `event` is a status update the followers have already seen in `task`: the same
+    state and the same status message. An a2a-sdk agent taps its event queue before it reads
+    the task for a SubscribeToTask snapshot, so an update landing in between comes twice, once
+    in the snapshot and once as itself."""
+    update = event.get("statusUpdate")
+    if not isinstance(update, dict) or task is None:
+        return False
+    status, seen = update.get("status") or {}, task.get("status") or {}
+    message_id = (status.get("message") or {}).get("messageId")
+    return (
+        message_id is not None
+        and message_id == (seen.get("message") or {}).get("messageId")
+        and status.get("state") == seen.get("state")
+    )
+
+
 def progress(task: Json | None) -> tuple[Any, ...]:
     """What a subscriber has seen of a task: its state, its status message, its artifacts."""
     if task is None:
@@ -362,7 +379,8 @@ class RedisFanout:
     async def share(self, relay: TaskRelay, event: Json, *, resync: bool = False) -> None:
         """Append a recorded event (and the task after it) to the task's stream. `resync`: the
         upstream snapshot a follow opens with, appended only when it shows something the
-        last shared snapshot did not."""
+        last shared snapshot did not; a status update the last shared snapshot already shows
+        is not appended either (`repeats_status`)."""
         from redis.exceptions import RedisError
 
         record, task_id = relay.record, relay.binding.hub_id
@@ -375,7 +393,7 @@ class RedisFanout:
             resync
             and relay.shared_task is not None
             and progress(relay.shared_task) == progress(record.task)
-        ):
+        ) or (not resync and repeats_status(event, relay.shared_task)):
             kind = "snap"
         final = is_terminal(event_state(event))
         try:
@@ -624,4 +642,4 @@ class RedisFanout:
             self._redis_failed(doing, exc)
 
 
-__all__ = ["PREFIX", "RedisFanout", "RemoteFeed", "progress"]
+__all__ = ["PREFIX", "RedisFanout", "RemoteFeed", "progress", "repeats_status"]

@@ -52,6 +52,11 @@ async def balanced_next(http: httpx.AsyncClient, lb: str, order: list[str], avoi
             return
 
 
+async def subscribes_at(http: httpx.AsyncClient, agent: str) -> int:
+    """How many SubscribeToTask calls the ticker agent has taken its snapshot for."""
+    return int((await http.get(f"{agent}/subscribes")).json()["subscribes"])
+
+
 async def wait_for(check: Any) -> Any:
     async with asyncio.timeout(HANG_GUARD):
         while not (found := await check()):  # noqa: ASYNC110 (another process's state)
@@ -78,9 +83,6 @@ async def test_one_task_across_three_replicas_and_a_killed_relay(
                 async def release(upto: int) -> None:
                     await http.post(f"{agent}/release", json={"upto": upto})
 
-                async def agent_subscribes() -> int:
-                    return int((await http.get(f"{agent}/subscribes")).json()["subscribes"])
-
                 client.send("stream", text="tick 6", push_url=hook_url)
                 first = await client.streamed()
                 task_id, creator = first["stream"]["task"]["id"], first["replica"]
@@ -101,7 +103,7 @@ async def test_one_task_across_three_replicas_and_a_killed_relay(
                 subscribed = await client.next(n)
                 while text((await client.streamed())["stream"]) != "step 2":
                     pass
-                upstream_before_kill = await agent_subscribes()
+                upstream_before_kill = await subscribes_at(http, agent)
                 gets_before_kill = (await http.get(f"{agent}/subscribes")).json()["gets"]
                 await hooks.wait_for(lambda h, body: text(body) == "step 2")
 
@@ -112,7 +114,9 @@ async def test_one_task_across_three_replicas_and_a_killed_relay(
                 while "resumed" not in (item := await client.streamed()) or not item["resumed"]:
                     seen.append(item)
                 resumed = [item]
-                await wait_for(agent_subscribes)  # a replica took the task over upstream
+                await wait_for(
+                    lambda: subscribes_at(http, agent)
+                )  # a replica took it over upstream
                 await release(4)
                 while text((item := await client.streamed())["stream"]) != "step 4":
                     resumed.append(item)
@@ -210,6 +214,7 @@ async def test_a_replica_that_stops_hands_its_tasks_over(
                 one.proc.process.send_signal(signal.SIGTERM)
                 stopped = await one.proc.exit_code()
                 await two.proc.wait_log(r"took over relaying task")
+                await wait_for(lambda: subscribes_at(http, agent))  # step 2 will be an event
                 await http.post(f"{agent}/release", json={"upto": 3})
                 rest = [await follower.next(n) for _ in range(4)]
                 await hooks.wait_for(lambda h, body: state(body) == "TASK_STATE_COMPLETED")

@@ -1,11 +1,14 @@
 """`a2a.fanout` against a real redis-server, in-process, for what the process tests cannot
 arrange: a relay that stalled past its lease (another replica took the task) publishes nothing
-more, and replicas sweeping lapsed leases at the same time take each task once."""
+more, replicas sweeping lapsed leases at the same time take each task once, and a status update
+that a taken-over task's snapshot already showed is not shared twice."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+import orjson
 
 from a2a.events import Binding
 from a2a.fanout import PREFIX, RedisFanout
@@ -74,3 +77,41 @@ async def test_replicas_sweeping_together_take_each_lapsed_task_once(redis: Redi
     won = [task.decode() for taken in rounds for task in taken]
     assert sorted(won) == sorted(tasks)  # every lapsed task taken, none twice
     assert all(owner is not None and owner.startswith(b"$2\r\nR") for owner in owners.values())
+
+
+def said(text: str, state: str = "TASK_STATE_WORKING") -> dict[str, Any]:
+    message = {"messageId": f"m-{text}", "role": "ROLE_AGENT", "parts": [{"text": text}]}
+    return {"state": state, "message": message}
+
+
+async def test_a_status_update_the_takeover_snapshot_showed_is_not_shared_again(
+    redis: RedisServer,
+) -> None:
+    """An a2a-sdk agent's SubscribeToTask snapshot can already hold an update that then comes
+    as an event too (it taps its queue before it reads the task): followers see it once."""
+    fanout = RedisFanout(redis.url, "B", lease_seconds=5)
+    try:
+        relay = relay_of(fanout, "t")
+        assert relay.record is not None
+        relay.shared_task = dict(relay.record.task, status=said("step 1"))
+        relay.record.task = dict(relay.record.task, status=said("step 2"))
+        await fanout.share(relay, {"task": relay.record.task}, resync=True)  # new: shared
+        await fanout.share(relay, {"statusUpdate": {"taskId": "t", "status": said("step 2")}})
+        relay.record.task = dict(relay.record.task, status=said("step 3"))
+        await fanout.share(relay, {"statusUpdate": {"taskId": "t", "status": said("step 3")}})
+        done = said("step 3", "TASK_STATE_COMPLETED")  # same message, a new state: shared
+        relay.record.task = dict(relay.record.task, status=done)
+        await fanout.share(relay, {"statusUpdate": {"taskId": "t", "status": done}})
+        entries = await fanout.redis.xrange(f"{PREFIX}events:t")
+    finally:
+        await fanout.close()
+    shared = [orjson.loads(fields[b"e"]) for _, fields in entries]
+    assert [
+        (next(iter(e)), e.get("statusUpdate", e.get("task"))["status"]["message"]["parts"])
+        for e in shared
+    ] == [
+        ("task", [{"text": "step 2"}]),
+        ("statusUpdate", [{"text": "step 3"}]),
+        ("statusUpdate", [{"text": "step 3"}]),
+    ]
+    assert shared[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"

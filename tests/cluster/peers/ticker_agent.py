@@ -6,7 +6,9 @@
 once the test has released it (POST /release {"upto": k}), then completes. The agent does
 nothing by itself, so a test knows exactly which events exist and can tell a gap from a late
 event without timing anything. GET /subscribes answers how many SubscribeToTask calls it has
-had (a hub that takes a task over subscribes again) and how many GetTask calls. Prints "READY" once listening.
+had (a hub that takes a task over subscribes again; counted once the call's snapshot is taken,
+so a test that releases a step after seeing the count knows the step reaches that subscriber
+as an event, not inside the snapshot) and how many GetTask calls. Prints "READY" once listening.
 """
 
 from __future__ import annotations
@@ -76,8 +78,11 @@ class CountingHandler(DefaultRequestHandler):
         return await super().on_get_task(*args, **kwargs)
 
     async def on_subscribe_to_task(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        CountingHandler.subscribes += 1
+        counted = False
         async for event in super().on_subscribe_to_task(*args, **kwargs):
+            if not counted:  # counted once the snapshot is taken: later events reach this tap
+                CountingHandler.subscribes += 1
+                counted = True
             yield event
 
 
