@@ -10,13 +10,22 @@ replicas each pending delivery goes to one of them.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import Any
 
 import orjson
 
 from a2a.errors import INTERNAL_ERROR, A2aError
-from a2a.store import OutboxRow, TaskPage, TaskRecord, decode_cursor, encode_cursor
+from a2a.store import (
+    OutboxRow,
+    StateTally,
+    TaskPage,
+    TaskRecord,
+    context_row,
+    decode_cursor,
+    page_of,
+    record_of,
+    task_row,
+)
 from stores.postgres import PgDatabase, StoreUnavailableError
 from stores.sealing import Sealer
 
@@ -65,22 +74,6 @@ _CLAIM = (
 )
 
 
-def _record(row: Any) -> TaskRecord:
-    record = TaskRecord(
-        id=row[0],
-        caller=row[1],
-        agent=row[2],
-        remote_id=row[3],
-        context_id=row[4],
-        remote_context_id=row[5],
-        created=row[6],
-        updated=row[7],
-        task=orjson.loads(row[8]),
-    )
-    record.stored_state = record.state
-    return record
-
-
 class PgTaskStore:
     """`TaskStore` on PostgreSQL; an unreachable server is an A2A error (-32603, "the task
     store is unavailable"), never a lost acknowledgement."""
@@ -90,7 +83,7 @@ class PgTaskStore:
     ) -> None:
         self.db = db if isinstance(db, PgDatabase) else PgDatabase(db, **options)
         self.sealer = Sealer(encryption_key)
-        self._states: Counter[str] = Counter()
+        self._states = StateTally()
 
     async def open(self) -> None:
         await self.db.open()
@@ -100,7 +93,7 @@ class PgTaskStore:
             )
         except StoreUnavailableError:
             return  # logged by open(); the counts start from what this process writes
-        self._states = Counter({row[0]: int(row[1]) for row in rows})
+        self._states = StateTally({row[0]: int(row[1]) for row in rows})
 
     async def close(self) -> None:
         await self.db.close()
@@ -118,32 +111,15 @@ class PgTaskStore:
         return await self._wait(self.db.read(fn))
 
     async def save_task(self, record: TaskRecord, *, with_context: bool = False) -> None:
-        state = record.state
-        if state != record.stored_state:
-            if record.stored_state is not None:
-                self._states[record.stored_state] -= 1
-            self._states[state] += 1
-            record.stored_state = state
-        row = (
-            record.id,
-            record.caller,
-            record.agent,
-            record.remote_id,
-            record.context_id,
-            record.remote_context_id,
-            state,
-            record.created,
-            record.updated,
-            orjson.dumps(record.task),
-        )
+        self._states.saved(record)
         if with_context:
-            context = (record.caller, record.context_id, record.agent, record.remote_context_id)
-            await self._wait(self.db.write((_UPSERT_TASK_AND_CONTEXT, row + context)))
+            row = task_row(record) + context_row(record)
+            await self._wait(self.db.write((_UPSERT_TASK_AND_CONTEXT, row)))
         else:
-            await self._wait(self.db.write((_UPSERT_TASK, row)))
+            await self._wait(self.db.write((_UPSERT_TASK, task_row(record))))
 
     def state_counts(self) -> dict[str, int]:
-        return {state: count for state, count in self._states.items() if count > 0}
+        return self._states.counts()
 
     async def get_task(self, task_id: str, caller: str) -> TaskRecord | None:
         row = await self._read(
@@ -153,13 +129,13 @@ class PgTaskStore:
                 caller,
             )
         )
-        return None if row is None else _record(row)
+        return None if row is None else record_of(row)
 
     async def get_task_any_caller(self, task_id: str) -> TaskRecord | None:
         row = await self._read(
             lambda c: c.fetchrow(f"SELECT {_TASK_COLUMNS} FROM a2a_tasks WHERE id = $1", task_id)
         )
-        return None if row is None else _record(row)
+        return None if row is None else record_of(row)
 
     async def list_tasks(
         self,
@@ -200,12 +176,7 @@ class PgTaskStore:
             return list(rows), int(total)
 
         rows, total = await self._read(read)
-        records = [_record(row) for row in rows[:page_size]]
-        next_cursor = ""
-        if len(rows) > page_size:
-            last = records[-1]
-            next_cursor = encode_cursor(last.updated, last.id)
-        return TaskPage(records, next_cursor, total)
+        return page_of(rows, page_size, total)
 
     async def save_context(
         self, caller: str, context_id: str, agent: str, remote_context_id: str

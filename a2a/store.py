@@ -188,7 +188,8 @@ def _settle(batch: list[_Write], outcomes: list[BaseException | None]) -> None:
 _COLUMNS = "id, caller, agent, remote_id, context_id, remote_context_id, created, updated, task"
 
 
-def _record(row: tuple[Any, ...]) -> TaskRecord:
+def record_of(row: Any) -> TaskRecord:
+    """A record from a row of `_COLUMNS` (SQLite tuple or PostgreSQL record alike)."""
     record = TaskRecord(
         id=row[0],
         caller=row[1],
@@ -202,6 +203,55 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
     )
     record.stored_state = record.state
     return record
+
+
+def task_row(record: TaskRecord) -> tuple[Any, ...]:
+    """What both stores' task upsert writes, in their column order."""
+    return (
+        record.id,
+        record.caller,
+        record.agent,
+        record.remote_id,
+        record.context_id,
+        record.remote_context_id,
+        record.state,
+        record.created,
+        record.updated,
+        orjson.dumps(record.task),
+    )
+
+
+def context_row(record: TaskRecord) -> tuple[str, str, str, str]:
+    return (record.caller, record.context_id, record.agent, record.remote_context_id)
+
+
+class StateTally:
+    """Tasks per state, counted from the table when a store opens and then kept as tasks are
+    saved (`TaskRecord.stored_state`), so the metrics need no query."""
+
+    def __init__(self, counts: dict[str, int] | None = None) -> None:
+        self._states: Counter[str] = Counter(counts or {})
+
+    def saved(self, record: TaskRecord) -> None:
+        state = record.state
+        if state != record.stored_state:
+            if record.stored_state is not None:
+                self._states[record.stored_state] -= 1
+            self._states[state] += 1
+            record.stored_state = state
+
+    def counts(self) -> dict[str, int]:
+        return {state: count for state, count in self._states.items() if count > 0}
+
+
+def page_of(rows: list[Any], page_size: int, total: int) -> TaskPage:
+    """A page from up to `page_size + 1` rows newest first (one more: there is a next page)."""
+    records = [record_of(row) for row in rows[:page_size]]
+    next_cursor = ""
+    if len(rows) > page_size:
+        last = records[-1]
+        next_cursor = encode_cursor(last.updated, last.id)
+    return TaskPage(records, next_cursor, total)
 
 
 def encode_cursor(updated: float, task_id: str) -> str:
@@ -254,8 +304,7 @@ class SqliteTaskStore:
         """Batches queued on the thread: while any is, later batches follow them there."""
         self._since_checkpoint = 0
         self._checkpointing = False
-        self._states: Counter[str] = Counter()
-        """Tasks per state: counted from the table at `open`, then kept as tasks are saved."""
+        self._states = StateTally()
 
     @property
     def _inline(self) -> bool:
@@ -348,7 +397,7 @@ class SqliteTaskStore:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite_connect(self.path)
             migrate_sqlite(db, self.path)
-            self._states = Counter(
+            self._states = StateTally(
                 dict(db.execute("SELECT state, COUNT(*) FROM a2a_tasks GROUP BY state").fetchall())
             )
             if not self._inline:
@@ -380,39 +429,23 @@ class SqliteTaskStore:
 
     async def save_task(self, record: TaskRecord, *, with_context: bool = False) -> None:
         """Insert or update; `with_context` also records the task's context mapping (one trip)."""
-        state = record.state
-        if state != record.stored_state:
-            if record.stored_state is not None:
-                self._states[record.stored_state] -= 1
-            self._states[state] += 1
-            record.stored_state = state
-        row = (
-            record.id,
-            record.caller,
-            record.agent,
-            record.remote_id,
-            record.context_id,
-            record.remote_context_id,
-            record.state,
-            record.created,
-            record.updated,
-            orjson.dumps(record.task),
-        )
+        self._states.saved(record)
         if with_context:
-            context = (record.caller, record.context_id, record.agent, record.remote_context_id)
-            await self._write((_UPSERT_TASK, row), (_UPSERT_CONTEXT, context))
+            await self._write(
+                (_UPSERT_TASK, task_row(record)), (_UPSERT_CONTEXT, context_row(record))
+            )
         else:
-            await self._write((_UPSERT_TASK, row))
+            await self._write((_UPSERT_TASK, task_row(record)))
 
     def state_counts(self) -> dict[str, int]:
-        return {state: count for state, count in self._states.items() if count > 0}
+        return self._states.counts()
 
     async def get_task(self, task_id: str, caller: str) -> TaskRecord | None:
         def read(db: sqlite3.Connection) -> TaskRecord | None:
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM a2a_tasks WHERE id = ? AND caller = ?", (task_id, caller)
             ).fetchone()
-            return None if row is None else _record(row)
+            return None if row is None else record_of(row)
 
         return await self._run(read)
 
@@ -421,7 +454,7 @@ class SqliteTaskStore:
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM a2a_tasks WHERE id = ?", (task_id,)
             ).fetchone()
-            return None if row is None else _record(row)
+            return None if row is None else record_of(row)
 
         return await self._run(read)
 
@@ -462,12 +495,7 @@ class SqliteTaskStore:
             total = db.execute(f"SELECT COUNT(*) FROM a2a_tasks WHERE {filters}", args).fetchone()[
                 0
             ]
-            records = [_record(row) for row in rows[:page_size]]
-            next_cursor = ""
-            if len(rows) > page_size:
-                last = records[-1]
-                next_cursor = encode_cursor(last.updated, last.id)
-            return TaskPage(records, next_cursor, int(total))
+            return page_of(rows, page_size, int(total))
 
         return await self._run(read)
 
