@@ -16,7 +16,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from acp.store import Entry, InvalidCursorError, SessionRecord, decode_cursor, encode_cursor
+from acp.store import (
+    Entry,
+    InvalidCursorError,
+    SessionRecord,
+    decode_cursor,
+    encode_cursor,
+    record_of,
+    session_row,
+)
 from stores.postgres import PgDatabase
 
 _COLUMNS = (
@@ -47,21 +55,6 @@ APPEND_ATTEMPTS = 20
 """Tries of an append that races another process's append to the same session."""
 
 
-def _record(row: Any) -> SessionRecord:
-    return SessionRecord(
-        session_id=row[0],
-        cwd=row[1],
-        additional_directories=tuple(json.loads(row[2])),
-        title=row[3],
-        mode=row[4],
-        config=json.loads(row[5]),
-        permissions=json.loads(row[6]),
-        created_at=row[7],
-        updated_at=row[8],
-        owner=row[9],
-    )
-
-
 class PgSessionStore:
     """`SessionStore` on PostgreSQL."""
 
@@ -79,19 +72,7 @@ class PgSessionStore:
         return self.db
 
     def _row(self, record: SessionRecord) -> tuple[Any, ...]:
-        return (
-            record.session_id,
-            record.cwd,
-            json.dumps(list(record.additional_directories)),
-            record.title,
-            record.mode,
-            json.dumps(record.config),
-            json.dumps(record.permissions),
-            record.created_at,
-            record.updated_at,
-            record.owner,
-            self.realm,
-        )
+        return (*session_row(record), self.realm)
 
     async def save(self, record: SessionRecord) -> None:
         db = await self._open()
@@ -106,7 +87,7 @@ class PgSessionStore:
                 self.realm,
             )
         )
-        return None if row is None else _record(row)
+        return None if row is None else record_of(row)
 
     async def append(self, session_id: str, entries: Sequence[Entry]) -> None:
         if entries:
@@ -166,7 +147,7 @@ class PgSessionStore:
         args.append(limit + 1)
         sql += f" ORDER BY updated_at DESC, session_id DESC LIMIT ${len(args)}"
         db = await self._open()
-        rows = [_record(row) for row in await db.read(lambda c: c.fetch(sql, *args))]
+        rows = [record_of(row) for row in await db.read(lambda c: c.fetch(sql, *args))]
         page = rows[:limit]
         return page, encode_cursor(page[-1]) if len(rows) > limit and page else None
 

@@ -197,18 +197,7 @@ class SqliteSessionStore:
         return loop.run_in_executor(self._executor, lambda: work(self._db()))
 
     async def save(self, record: SessionRecord) -> None:
-        row = (
-            record.session_id,
-            record.cwd,
-            json.dumps(list(record.additional_directories)),
-            record.title,
-            record.mode,
-            json.dumps(record.config),
-            json.dumps(record.permissions),
-            record.created_at,
-            record.updated_at,
-            record.owner,
-        )
+        row = session_row(record)
 
         def work(db: sqlite3.Connection) -> None:
             db.execute(
@@ -225,7 +214,7 @@ class SqliteSessionStore:
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM acp_sessions WHERE session_id = ?", (session_id,)
             ).fetchone()
-            return None if row is None else _record(row)
+            return None if row is None else record_of(row)
 
         return await self._run(work)
 
@@ -288,7 +277,7 @@ class SqliteSessionStore:
                 args += [after[0], after[0], after[1]]
             sql += " ORDER BY updated_at DESC, session_id DESC LIMIT ?"
             args.append(limit + 1)
-            return [_record(row) for row in db.execute(sql, args).fetchall()]
+            return [record_of(row) for row in db.execute(sql, args).fetchall()]
 
         rows = await self._run(work)
         page = rows[:limit]
@@ -333,7 +322,8 @@ def _write_transaction(db: sqlite3.Connection, work: Callable[[], None]) -> None
             log.warning("the session store is busy (try %d of %d): %s", attempt, BUSY_ATTEMPTS, exc)
 
 
-def _record(row: tuple[Any, ...]) -> SessionRecord:
+def record_of(row: Any) -> SessionRecord:
+    """A record from a row in `session_row`'s order (SQLite tuple or PostgreSQL record)."""
     return SessionRecord(
         session_id=row[0],
         cwd=row[1],
@@ -345,6 +335,22 @@ def _record(row: tuple[Any, ...]) -> SessionRecord:
         created_at=row[7],
         updated_at=row[8],
         owner=row[9],
+    )
+
+
+def session_row(record: SessionRecord) -> tuple[Any, ...]:
+    """The acp_sessions columns both stores write, in their order."""
+    return (
+        record.session_id,
+        record.cwd,
+        json.dumps(list(record.additional_directories)),
+        record.title,
+        record.mode,
+        json.dumps(record.config),
+        json.dumps(record.permissions),
+        record.created_at,
+        record.updated_at,
+        record.owner,
     )
 
 
