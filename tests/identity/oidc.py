@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -61,33 +62,55 @@ class Provider:
         return token
 
 
-@asynccontextmanager
-async def oidc_provider() -> AsyncIterator[Provider]:
-    node = shutil.which("node")
-    assert node is not None, "node is not on PATH"
+async def _start_provider(node: str, errors: Any) -> tuple[asyncio.subprocess.Process, bytes]:
+    """One try at starting provider.mjs: the process and its ready line (empty: it did not
+    print one within 30 s, and was stopped)."""
     process = await asyncio.create_subprocess_exec(
         node,
         str(PROVIDER_SCRIPT),
         str(oidc_install()),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
     )
-    assert process.stdout is not None and process.stdin is not None
+    assert process.stdout is not None
     try:
         async with asyncio.timeout(30):
-            line = await process.stdout.readline()
-        assert line, "the OpenID provider exited before listening"
-        ready = json.loads(line)
-        yield Provider(ready["issuer"], ready["rogue_url"])
-    finally:
-        process.stdin.close()  # the provider exits when its stdin ends
+            return process, await process.stdout.readline()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return process, b""
+
+
+@asynccontextmanager
+async def oidc_provider() -> AsyncIterator[Provider]:
+    """The provider, started afresh. A start that prints nothing in 30 s is tried once more
+    (a whole CI run once saw node stay silent that long, where it listens in half a second);
+    what node wrote to stderr is in the failure."""
+    node = shutil.which("node")
+    assert node is not None, "node is not on PATH"
+    with tempfile.TemporaryFile() as errors:
+        process, line = await _start_provider(node, errors)
+        if not line and process.returncode == -9:
+            process, line = await _start_provider(node, errors)
+        assert process.stdin is not None
         try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+            if not line:
+                errors.seek(0)
+                said = errors.read().decode(errors="replace")[-4000:]
+                raise AssertionError(f"the OpenID provider did not start; its stderr:\n{said}")
+            ready = json.loads(line)
+            yield Provider(ready["issuer"], ready["rogue_url"])
+        finally:
+            if process.returncode is None:
+                process.stdin.close()  # the provider exits when its stdin ends
+                try:
+                    async with asyncio.timeout(10):
+                        await process.wait()
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
 
 
 def claims_of(token: str) -> dict[str, Any]:
