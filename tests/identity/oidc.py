@@ -62,6 +62,18 @@ class Provider:
         return token
 
 
+async def stop_by_stdin(process: asyncio.subprocess.Process) -> None:
+    """Close a peer's stdin (the peers here exit when it ends); killed if still up in 10 s."""
+    assert process.stdin is not None
+    process.stdin.close()
+    try:
+        async with asyncio.timeout(10):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 async def _start_provider(node: str, errors: Any) -> tuple[asyncio.subprocess.Process, bytes]:
     """One try at starting provider.mjs: the process and its ready line (empty: it did not
     print one within 30 s, and was stopped)."""
@@ -104,13 +116,7 @@ async def oidc_provider() -> AsyncIterator[Provider]:
             yield Provider(ready["issuer"], ready["rogue_url"])
         finally:
             if process.returncode is None:
-                process.stdin.close()  # the provider exits when its stdin ends
-                try:
-                    async with asyncio.timeout(10):
-                        await process.wait()
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+                await stop_by_stdin(process)
 
 
 def claims_of(token: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from tests.identity.oidc import Provider, claims_of, oidc_provider
+from tests.identity.oidc import Provider, claims_of, oidc_provider, stop_by_stdin
 
 PROTECTED = Path(__file__).with_name("protected_mcp.py")
 JUNCTION = str(Path(sys.executable).with_name("junction"))
@@ -51,13 +51,7 @@ async def protected_upstream(provider: Provider, *transport: str) -> AsyncIterat
         assert line, "the protected MCP server exited before listening"
         yield str(json.loads(line)["url"])
     finally:
-        process.stdin.close()
-        try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await stop_by_stdin(process)
 
 
 def write_config(tmp_path: Path, auth: dict[str, Any], url: str) -> Path:
