@@ -85,25 +85,18 @@ def upstream_auth(
 
     if auth is None:
         return None
-    if isinstance(auth, TokenExchangeAuthConfig):
-        return TokenExchangeAuth(
-            client_id=auth.client_id,
-            client_secret=auth.client_secret,
-            scopes=tuple(auth.scopes),
-            issuer=auth.issuer,
-            token_url=auth.token_url,
-            auth_method=auth.auth_method,
-            subject_token=_caller_token,
-        )
-    if isinstance(auth, ClientCredentialsAuthConfig):
-        return ClientCredentialsAuth(
-            client_id=auth.client_id,
-            client_secret=auth.client_secret,
-            scopes=tuple(auth.scopes),
-            issuer=auth.issuer,
-            token_url=auth.token_url,
-            auth_method=auth.auth_method,
-        )
+    if isinstance(auth, ClientCredentialsAuthConfig):  # and token exchange, its subclass
+        client: dict[str, Any] = {
+            "client_id": auth.client_id,
+            "client_secret": auth.client_secret,
+            "scopes": tuple(auth.scopes),
+            "issuer": auth.issuer,
+            "token_url": auth.token_url,
+            "auth_method": auth.auth_method,
+        }
+        if isinstance(auth, TokenExchangeAuthConfig):
+            return TokenExchangeAuth(**client, subject_token=_caller_token)
+        return ClientCredentialsAuth(**client)
     store = config.mcp.token_store
     if store.path:
         directory = Path(store.path).expanduser()
