@@ -166,6 +166,28 @@ def apply_event(task: Json, event: Json) -> Json:
     return task
 
 
+def catch_up(seen: Json, now: Json) -> list[Json]:
+    """The events that take a subscriber shown task `seen` to task `now`: each artifact that
+    is new or grew, then the status if its state or message changed. For a follow whose
+    opening snapshot from the agent is ahead of the hub's (the agent went on while nobody
+    followed it): the hub's subscribers were shown the hub's task, not the agent's."""
+    ids = {"taskId": now.get("id"), "contextId": now.get("contextId")}
+    before = {a.get("artifactId"): a for a in seen.get("artifacts") or []}
+    events: list[Json] = []
+    for artifact in now.get("artifacts") or []:
+        old = before.get(artifact.get("artifactId"))
+        if old is None or len(old.get("parts") or []) != len(artifact.get("parts") or []):
+            events.append({"artifactUpdate": {**ids, "artifact": artifact, "append": False}})
+    status, old_status = now.get("status") or {}, seen.get("status") or {}
+    if _status_key(status) != _status_key(old_status):
+        events.append({"statusUpdate": {**ids, "status": status}})
+    return events
+
+
+def _status_key(status: Json) -> tuple[Any, Any]:
+    return status.get("state"), (status.get("message") or {}).get("messageId")
+
+
 def event_state(event: Json) -> str | None:
     """The task state an event carries (a Task or a status update), else None."""
     if "task" in event:

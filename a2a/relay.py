@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from a2a.errors import INTERNAL_ERROR, A2aError
-from a2a.events import Binding, ends_caller_stream, hub_status
+from a2a.events import Binding, catch_up, ends_caller_stream, hub_status
 from a2a.registry import RegisteredAgent
 from a2a.store import TaskRecord
 from a2a.upstream import AgentFailure
@@ -74,7 +74,8 @@ class TaskRelay:
     upstream_snapshot: bool = False
     """The upstream stream opens with a Task snapshot (SubscribeToTask) that is recorded but not
     relayed: every subscriber got the hub's own snapshot when it joined, and a second one would
-    reach only those that joined before it came (the TCK's STREAM-ORDER-003)."""
+    reach only those that joined before it came (the TCK's STREAM-ORDER-003). What it shows
+    beyond the hub's task reaches them as events (`a2a.events.catch_up`)."""
     shared_task: Json | None = None
     """The task as other replicas last saw it (`a2a.fanout`): an upstream snapshot that shows
     nothing new is not shared again."""
@@ -128,12 +129,16 @@ class TaskRelay:
                     stats.observe_ttft(time.perf_counter() - started)
                     first = False
                 event = await host.adopt(self, raw)
+                resync = self.upstream_snapshot and "task" in event
+                shown = self.record.task if resync and self.record is not None else None
                 # Stored before the caller sees it: a task id a caller holds is in the store
                 # (another replica answers for it if this process dies the next moment).
                 await host.record(self, event)
-                resync = self.upstream_snapshot and "task" in event
                 if not resync:
                     self.publish(event)
+                elif shown is not None and self.record is not None:
+                    for missed in catch_up(shown, self.record.task):
+                        self.publish(missed)
                 self.upstream_snapshot = False
                 if host.fanout is not None:  # then to the other replicas' subscribers
                     await host.fanout.share(self, event, resync=resync)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.a2a.harness import free_port, webhook_receiver
@@ -277,3 +278,49 @@ async def test_redis_down_ends_remote_followers_and_replicas_go_on_alone(
     assert state(remote[-1]) == "TASK_STATE_WORKING"
     assert text(alone["event"]) == "step 2"
     assert subscribes == 1  # the second subscriber's replica followed the agent itself
+
+
+async def test_a_restarted_hub_tells_a_subscriber_what_the_agent_did_while_none_followed(
+    tmp_path: Path,
+) -> None:
+    """The only hub is killed mid-task and the agent goes on (step 2) while no hub follows it.
+    Restarted, the hub's store still says step 1: a SubscribeToTask gets that snapshot, then
+    step 2 as an event (from the agent's own snapshot, which the hub records but does not
+    relay as a second snapshot), then the rest."""
+    with ticker_agent() as agent:
+        config = tmp_path / "junction.json"
+        config.write_text(
+            orjson.dumps(
+                {
+                    "store": {"url": f"sqlite:///{tmp_path / 'junction.db'}"},
+                    "a2a_agents": {"ticker": {"url": agent}},
+                }
+            ).decode()
+        )
+        hub = Replica("r1", free_port(), config)
+        await hub.start()
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                async with cluster_client(hub.url) as starter:
+                    starter.send("stream", text="tick 3")
+                    task_id = (await starter.streamed())["stream"]["task"]["id"]
+                    await http.post(f"{agent}/release", json={"upto": 1})
+                    while text((await starter.streamed())["stream"]) != "step 1":
+                        pass
+                    assert hub.proc is not None
+                    await hub.proc.kill()
+                await http.post(f"{agent}/release", json={"upto": 2})  # nobody follows it
+                await hub.start()
+                async with cluster_client(hub.url) as follower:
+                    n = follower.send("subscribe", id=task_id, max_events=100)
+                    snapshot = await follower.next(n)
+                    caught_up = await follower.next(n)
+                    await http.post(f"{agent}/release", json={"upto": 3})
+                    rest = [await follower.next(n) for _ in range(2)]
+        finally:
+            if hub.proc is not None:
+                await hub.proc.kill()
+    assert "task" in snapshot["event"] and text(snapshot["event"]) == "step 1"
+    assert "statusUpdate" in caught_up["event"] and text(caught_up["event"]) == "step 2"
+    assert text(rest[0]["event"]) == "step 3"
+    assert state(rest[1]["event"]) == "TASK_STATE_COMPLETED"
