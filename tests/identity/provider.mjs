@@ -4,11 +4,12 @@
 // - JWT access tokens for any resource indicator (RFC 8707): the audience is the resource asked
 //   for, with the surfaces' scopes (mcp, openai, a2a, acp, admin, metrics) as resource scopes;
 // - client_credentials: `service` (secret `service-secret`) for service tokens, `limited` the
-//   same with tool and model globs in custom claims, `short` whose tokens live one second;
+//   same with tool and model globs in custom claims, `short` whose tokens live one second,
+//   `brief` whose tokens live eight (expiry during a connection);
 // - authorization code + PKCE for clients that register themselves (RFC 7591), as the `mcp`
 //   SDK's OAuth client does; the login and consent interaction completes by itself, as the
 //   account named by `login_hint` (default `alice`); a client asking for `offline_access`
-//   gets refresh tokens, and the account `brief` access tokens that live two seconds;
+//   gets refresh tokens, and the account `brief` access tokens that live six seconds;
 // - a second provider with the same issuer but keys of its own (`rogue_url`), whose tokens are
 //   signed by a key the real issuer never published;
 // - OAuth 2.0 Token Exchange (RFC 8693) for the client `exchanger` (secret `exchanger-secret`,
@@ -40,7 +41,7 @@ const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 const SURFACE_SCOPES = 'mcp openai a2a acp admin metrics';
-const BRIEF_ACCOUNT = 'brief'; // a person whose access tokens live two seconds (refresh tests)
+const BRIEF_ACCOUNT = 'brief'; // a person whose access tokens live six seconds (refresh tests)
 const LIMITED_CLAIMS = { junction_tools: ['time__*'], junction_models: ['m1'], junction_agents: [] };
 
 function signingKey() {
@@ -79,8 +80,8 @@ function configuration(key) {
       return undefined;
     },
     ttl: {
-      ClientCredentials: (ctx, token, client) => (client.clientId === 'short' ? 1 : client.clientId === 'brief' ? 3 : 600),
-      AccessToken: (ctx, token) => (token.accountId === BRIEF_ACCOUNT ? 2 : 600),
+      ClientCredentials: (ctx, token, client) => (client.clientId === 'short' ? 1 : client.clientId === 'brief' ? 8 : 600),
+      AccessToken: (ctx, token) => (token.accountId === BRIEF_ACCOUNT ? 6 : 600),
     },
     features: {
       devInteractions: { enabled: false },

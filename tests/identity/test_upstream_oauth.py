@@ -247,7 +247,7 @@ async def test_a_person_logs_in_and_the_gateway_refreshes_the_stored_tokens(
                 == "sub=brief client=" + (record["client"]["client_id"])
             )
             first_id = await call_when_listed(client, "guarded__token_id")
-            # The provider gives `brief` two-second tokens: once the one in use has expired,
+            # The provider gives `brief` six-second tokens: once the one in use has expired,
             # the next call goes out with a refreshed token, and the new one is stored.
             in_use = stored_record(tmp_path)[1]["tokens"]["access_token"]
             assert claims_of(in_use)["jti"] == first_id
