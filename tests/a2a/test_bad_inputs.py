@@ -193,17 +193,20 @@ async def test_agent_that_never_answers(hub: tuple[Hub, str]) -> None:
     assert wrong["error"]["code"] == -32603
 
 
-async def test_agent_dying_mid_stream(hub: tuple[Hub, str], dying_agent: str) -> None:
-    async with httpx.AsyncClient() as http:
-        created = await http.post(
-            f"{hub[1]}/admin/a2a/agents", json={"name": "mortal", "url": dying_agent}
-        )
-        assert created.status_code == 201
-    events = await rpc(hub[1], "SendStreamingMessage", send_params("die", "mortal"))
-    assert "task" in events[0]["result"]
-    assert events[-1]["result"]["statusUpdate"]["status"]["state"] == "TASK_STATE_FAILED"
-    # the hub is still up and answers
-    assert (await rpc(hub[1], "GetTask", {"id": "nope"}))["error"]["code"] == -32001
+async def test_agent_dying_mid_stream(dying_agent: str, tmp_path: Path) -> None:
+    """A real a2a-sdk agent process that exits mid-stream (its own hub: the module's hub
+    gives agents one second, which a busy machine's first SDK answer may need)."""
+    async with running_hub({}, tmp_path / "mortal.db") as (_, base):
+        async with httpx.AsyncClient() as http:
+            created = await http.post(
+                f"{base}/admin/a2a/agents", json={"name": "mortal", "url": dying_agent}
+            )
+            assert created.status_code == 201
+        events = await rpc(base, "SendStreamingMessage", send_params("die", "mortal"))
+        assert "task" in events[0]["result"]
+        assert events[-1]["result"]["statusUpdate"]["status"]["state"] == "TASK_STATE_FAILED"
+        # the hub is still up and answers
+        assert (await rpc(base, "GetTask", {"id": "nope"}))["error"]["code"] == -32001
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,8 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gat
     ]
     options = GatewayOptions(deny=("fs/write_file", "*move_file"))
     async with hosted(Gateway(specs, options)) as gw:
-        await gw.wait_settled(20)
+        await gw.wait_settled(60)  # each upstream's connect timeout bounds its first attempt
+        assert all(u.first_attempt_done.is_set() for u in gw.upstreams()), "not settled"
         yield gw
 
 
@@ -276,7 +277,8 @@ async def test_llm_tool_schemas(gateway: Gateway) -> None:
 async def small() -> AsyncIterator[Gateway]:
     options = GatewayOptions(reconnect_initial_delay=0.05)
     async with hosted(Gateway([fault("ok", "ok")], options)) as gw:
-        await gw.wait_settled(20)
+        await gw.wait_settled(60)  # each upstream's connect timeout bounds its first attempt
+        assert all(u.first_attempt_done.is_set() for u in gw.upstreams()), "not settled"
         yield gw
 
 
