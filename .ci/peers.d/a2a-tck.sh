@@ -14,7 +14,7 @@ if [ "$(cat "$a2a_tck_dir/.pin" 2>/dev/null)" != "$a2a_tck_pin" ]; then
   tar -xzf "$a2a_tck_dir/kit.tar.gz" -C "$a2a_tck_dir/src"
   rm "$a2a_tck_dir/kit.tar.gz"
   "${PYTHON:-python3}" -m venv "$a2a_tck_dir/venv"
-  "$a2a_tck_dir/venv/bin/pip" install --quiet --disable-pip-version-check -e "$a2a_tck_dir/src"
+  "$a2a_tck_dir/venv/bin/pip" install --quiet --quiet --disable-pip-version-check -e "$a2a_tck_dir/src"
   echo "$a2a_tck_pin" > "$a2a_tck_dir/.pin"
 fi
 unset a2a_tck_archive a2a_tck_dir a2a_tck_pin

@@ -9,7 +9,7 @@ if [ "$(cat "$acp_remote_dir/.spec" 2>/dev/null)" != "$acp_remote_spec" ]; then
   echo "ci: installing Python peer $acp_remote_spec"
   rm -rf "$acp_remote_dir"
   "${PYTHON:-python3}" -m venv "$acp_remote_dir"
-  "$acp_remote_dir/bin/pip" install --quiet --disable-pip-version-check "$acp_remote_spec"
+  "$acp_remote_dir/bin/pip" install --quiet --quiet --disable-pip-version-check "$acp_remote_spec"
   echo "$acp_remote_spec" > "$acp_remote_dir/.spec"
 fi
 unset acp_remote_spec acp_remote_dir

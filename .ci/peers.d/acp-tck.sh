@@ -14,7 +14,7 @@ if [ "$(cat "$acp_tck_dir/.stamp" 2>/dev/null)" != "$acp_tck_pin" ]; then
   mkdir -p "$acp_tck_dir"
   cp -R "$acp_tck_src" "$acp_tck_dir/src"
   "${PYTHON:-python3}" -m venv "$acp_tck_dir/venv"
-  "$acp_tck_dir/venv/bin/pip" install --quiet --disable-pip-version-check "$acp_tck_dir/src"
+  "$acp_tck_dir/venv/bin/pip" install --quiet --quiet --disable-pip-version-check "$acp_tck_dir/src"
   echo "$acp_tck_pin" > "$acp_tck_dir/.stamp"
 fi
 unset acp_tck_src acp_tck_dir acp_tck_pin
