@@ -188,6 +188,19 @@ def _status_key(status: Json) -> tuple[Any, Any]:
     return status.get("state"), (status.get("message") or {}).get("messageId")
 
 
+def repeats_status(event: Json, task: Json | None) -> bool:
+    """Whether `event` is a status update the followers have already seen in `task`: the same
+    state and the same status message. An a2a-sdk agent taps its event queue before it reads
+    the task for a SubscribeToTask snapshot, so an update landing in between comes twice, once
+    in the snapshot and once as itself."""
+    update = event.get("statusUpdate")
+    if not isinstance(update, dict) or task is None:
+        return False
+    status = update.get("status") or {}
+    has_message = (status.get("message") or {}).get("messageId") is not None
+    return has_message and _status_key(status) == _status_key(task.get("status") or {})
+
+
 def event_state(event: Json) -> str | None:
     """The task state an event carries (a Task or a status update), else None."""
     if "task" in event:

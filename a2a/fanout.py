@@ -33,7 +33,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from a2a.events import Binding, apply_event, ends_caller_stream, event_state, hub_status
+from a2a.events import (
+    Binding,
+    apply_event,
+    ends_caller_stream,
+    event_state,
+    hub_status,
+    repeats_status,
+)
 from a2a.relay import END, TaskRelay
 from a2a.store import TaskRecord, TaskStore
 from a2a.versions.common import is_terminal
@@ -154,23 +161,6 @@ class ClusterHub(Protocol):
     async def _refresh(self, record: TaskRecord) -> TaskRecord: ...
 
     def _follow(self, agent: Any, record: TaskRecord) -> TaskRelay: ...
-
-
-def repeats_status(event: Json, task: Json | None) -> bool:
-    """Whether `event` is a status update the followers have already seen in `task`: the same
-    state and the same status message. An a2a-sdk agent taps its event queue before it reads
-    the task for a SubscribeToTask snapshot, so an update landing in between comes twice, once
-    in the snapshot and once as itself."""
-    update = event.get("statusUpdate")
-    if not isinstance(update, dict) or task is None:
-        return False
-    status, seen = update.get("status") or {}, task.get("status") or {}
-    message_id = (status.get("message") or {}).get("messageId")
-    return (
-        message_id is not None
-        and message_id == (seen.get("message") or {}).get("messageId")
-        and status.get("state") == seen.get("state")
-    )
 
 
 def progress(task: Json | None) -> tuple[Any, ...]:
@@ -642,4 +632,4 @@ class RedisFanout:
             self._redis_failed(doing, exc)
 
 
-__all__ = ["PREFIX", "RedisFanout", "RemoteFeed", "progress", "repeats_status"]
+__all__ = ["PREFIX", "RedisFanout", "RemoteFeed", "progress"]
