@@ -49,10 +49,11 @@ from a2a.events import (
     event_state,
     hub_status,
     new_id,
+    progress,
     rewrite_event,
     trim_history,
 )
-from a2a.fanout import RedisFanout, progress
+from a2a.fanout import RedisFanout
 from a2a.push import PushDispatcher
 from a2a.registry import RegisteredAgent, Registry
 from a2a.relay import END, TaskRelay, Watched

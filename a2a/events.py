@@ -172,20 +172,33 @@ def catch_up(seen: Json, now: Json) -> list[Json]:
     opening snapshot from the agent is ahead of the hub's (the agent went on while nobody
     followed it): the hub's subscribers were shown the hub's task, not the agent's."""
     ids = {"taskId": now.get("id"), "contextId": now.get("contextId")}
-    before = {a.get("artifactId"): a for a in seen.get("artifacts") or []}
-    events: list[Json] = []
-    for artifact in now.get("artifacts") or []:
-        old = before.get(artifact.get("artifactId"))
-        if old is None or len(old.get("parts") or []) != len(artifact.get("parts") or []):
-            events.append({"artifactUpdate": {**ids, "artifact": artifact, "append": False}})
-    status, old_status = now.get("status") or {}, seen.get("status") or {}
-    if _status_key(status) != _status_key(old_status):
+    before = {_artifact_key(a) for a in seen.get("artifacts") or []}
+    events: list[Json] = [
+        {"artifactUpdate": {**ids, "artifact": artifact, "append": False}}
+        for artifact in now.get("artifacts") or []
+        if _artifact_key(artifact) not in before
+    ]
+    status = now.get("status") or {}
+    if _status_key(status) != _status_key(seen.get("status") or {}):
         events.append({"statusUpdate": {**ids, "status": status}})
     return events
 
 
+def progress(task: Json | None) -> tuple[Any, ...]:
+    """What a subscriber has seen of a task: its state, its status message, its artifacts (each
+    by id and number of parts); what `catch_up` brings a subscriber up to."""
+    if task is None:
+        return ()
+    artifacts = tuple(_artifact_key(a) for a in task.get("artifacts") or [])
+    return (*_status_key(task.get("status") or {}), artifacts)
+
+
 def _status_key(status: Json) -> tuple[Any, Any]:
     return status.get("state"), (status.get("message") or {}).get("messageId")
+
+
+def _artifact_key(artifact: Json) -> tuple[Any, int]:
+    return artifact.get("artifactId"), len(artifact.get("parts") or [])
 
 
 def repeats_status(event: Json, task: Json | None) -> bool:

@@ -39,6 +39,7 @@ from a2a.events import (
     ends_caller_stream,
     event_state,
     hub_status,
+    progress,
     repeats_status,
 )
 from a2a.relay import END, TaskRelay
@@ -161,18 +162,6 @@ class ClusterHub(Protocol):
     async def _refresh(self, record: TaskRecord) -> TaskRecord: ...
 
     def _follow(self, agent: Any, record: TaskRecord) -> TaskRelay: ...
-
-
-def progress(task: Json | None) -> tuple[Any, ...]:
-    """What a subscriber has seen of a task: its state, its status message, its artifacts."""
-    if task is None:
-        return ()
-    status = task.get("status") or {}
-    message = status.get("message") or {}
-    artifacts = tuple(
-        (a.get("artifactId"), len(a.get("parts") or [])) for a in task.get("artifacts") or []
-    )
-    return (status.get("state"), message.get("messageId"), artifacts)
 
 
 @dataclass(eq=False)
@@ -632,4 +621,4 @@ class RedisFanout:
             self._redis_failed(doing, exc)
 
 
-__all__ = ["PREFIX", "RedisFanout", "RemoteFeed", "progress"]
+__all__ = ["PREFIX", "RedisFanout", "RemoteFeed"]
