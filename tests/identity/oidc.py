@@ -74,9 +74,11 @@ async def stop_by_stdin(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def _start_provider(node: str, errors: Any) -> tuple[asyncio.subprocess.Process, bytes]:
-    """One try at starting provider.mjs: the process and its ready line (empty: it did not
-    print one within 30 s, and was stopped)."""
+async def _start_provider(
+    node: str, errors: Any
+) -> tuple[asyncio.subprocess.Process, bytes | None]:
+    """One try at starting provider.mjs: the process and its ready line (empty: it exited;
+    None: it printed nothing within 30 s, and was stopped)."""
     process = await asyncio.create_subprocess_exec(
         node,
         str(PROVIDER_SCRIPT),
@@ -92,7 +94,7 @@ async def _start_provider(node: str, errors: Any) -> tuple[asyncio.subprocess.Pr
     except TimeoutError:
         process.kill()
         await process.wait()
-        return process, b""
+        return process, None
 
 
 @asynccontextmanager
@@ -104,7 +106,7 @@ async def oidc_provider() -> AsyncIterator[Provider]:
     assert node is not None, "node is not on PATH"
     with tempfile.TemporaryFile() as errors:
         process, line = await _start_provider(node, errors)
-        if not line and process.returncode == -9:
+        if line is None:
             process, line = await _start_provider(node, errors)
         assert process.stdin is not None
         try:
