@@ -3,9 +3,11 @@
     python acp_roots_client.py SPEC.json      (prints one JSON report on stdout)
 
 SPEC: {"agent": [argv...], "workdir": DIR, "cwd": DIR, "extra": [DIR...], "fs": {"name",
-"command", "args"}, "prompts": [text...]}. It opens a session with `cwd`, `extra` as
-additionalDirectories and the MCP server `fs` (session-scoped), sends each prompt in turn,
-allows every permission asked, and reports each prompt's session updates.
+"command", "args"}, "prompts": [text...], "ready": {"file": PATH, "text": TEXT}}. It opens a
+session with `cwd`, `extra` as additionalDirectories and the MCP server `fs` (session-scoped),
+waits (with "ready") until FILE holds TEXT (the server says it took its roots: it asks for them
+on its own after it is initialized, so a first prompt could otherwise overtake them), sends each
+prompt in turn, allows every permission asked, and reports each prompt's session updates.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ class Ide:
         pass
 
 
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        return ""
+
+
 async def main() -> None:
     spec = json.loads(await asyncio.to_thread(Path(sys.argv[1]).read_text))
     ide = Ide()
@@ -57,6 +66,10 @@ async def main() -> None:
             additional_directories=spec["extra"],
             mcp_servers=[McpServerStdio(env=[], **spec["fs"])],
         )
+        if ready := spec.get("ready"):
+            async with asyncio.timeout(30):
+                while ready["text"] not in await asyncio.to_thread(_read, ready["file"]):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
         for prompt in spec["prompts"]:
             before = len(ide.updates)
             done = await conn.prompt(session_id=session.session_id, prompt=[text_block(prompt)])

@@ -55,12 +55,21 @@ async def test_session_servers_serve_the_sessions_directories(tmp_path: Path) ->
             "workdir": str(REPO),
             "cwd": str(project),
             "extra": [str(extra)],
-            "fs": {
+            "fs": {  # its stderr in a file, to know when it has taken the session's roots
                 "name": "fs",
-                "command": str(npm_bin("mcp-server-filesystem")),
-                "args": [str(own)],
+                "command": "/bin/sh",
+                "args": [
+                    "-c",
+                    f'exec "$0" "$@" 2>>"{tmp_path / "fs.log"}"',
+                    str(npm_bin("mcp-server-filesystem")),
+                    str(own),
+                ],
             },
             "prompts": ["where may you go", "read the old note", "read the extra note"],
+            "ready": {
+                "file": str(tmp_path / "fs.log"),
+                "text": "Updated allowed directories from MCP roots",
+            },
         }
         spec_path = tmp_path / "spec.json"
         spec_path.write_text(json.dumps(spec))
