@@ -201,8 +201,7 @@ async def test_redis_down_fails_open_and_limits_return_with_it(
         assert await until(refused)
     finally:
         await stop(served)
-    assert served.process.stderr is not None
-    log = (await served.process.stderr.read()).decode()
+    log = await served.stderr()
     assert log.count("Redis is unreachable") == 1, log
     assert "Redis is back" in log
 

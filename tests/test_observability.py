@@ -637,7 +637,9 @@ async def start_with_json_logs(tmp_path: Path, config: str) -> Served:
             found = re.search(r"listening on http://[\d.]+:(\d+)", record["msg"])
             if found:
                 port = int(found.group(1))
-                return Served(process, f"http://127.0.0.1:{port}", port)
+                served = Served(process, f"http://127.0.0.1:{port}", port)
+                served.drain()
+                return served
 
 
 async def test_access_log_records_each_exchange_without_secrets(tmp_path: Path) -> None:
@@ -656,8 +658,7 @@ async def test_access_log_records_each_exchange_without_secrets(tmp_path: Path) 
         await ws.aclose()
     finally:
         assert await stop(served) == 0
-    assert served.process.stderr is not None
-    stderr = await served.process.stderr.read()
+    stderr = (await served.stderr()).encode()
     assert (ok.status_code, refused.status_code, metrics.status_code) == (200, 401, 200)
 
     records = [orjson.loads(line) for line in stderr.splitlines() if line.strip()]

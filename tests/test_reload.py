@@ -149,11 +149,9 @@ def rewrite(tmp_path: Path, config: str) -> None:
 
 async def wait_log(served: Served, pattern: str, seen: list[str] | None = None) -> str:
     """The next stderr line matching `pattern` (the lines read on the way go into `seen`)."""
-    stderr = served.process.stderr
-    assert stderr is not None
     async with asyncio.timeout(30):
         while True:
-            line = (await stderr.readline()).decode()
+            line = await served.next_line()
             assert line, "junction exited"
             if seen is not None:
                 seen.append(line)

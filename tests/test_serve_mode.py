@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -27,6 +27,41 @@ class Served:
     process: asyncio.subprocess.Process
     base: str
     port: int
+    lines: list[str] = field(default_factory=list)
+    """Junction's stderr after the listening line, as `drain` reads it."""
+    _read: int = 0
+    _pump: asyncio.Task[None] | None = None
+    _grew: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def drain(self) -> None:
+        """Read stderr from now on, into `lines`: a pipe nobody reads fills (64 KiB of log
+        lines: readiness polls on a busy machine are enough) and blocks Junction's next write,
+        shutdown included."""
+        self._pump = asyncio.ensure_future(self._read_stderr())
+
+    async def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            self.lines.append(line.decode(errors="replace"))
+            self._grew.set()
+        self._grew.set()
+
+    async def next_line(self) -> str:
+        """The next stderr line not yet returned here ('' once Junction closed stderr)."""
+        assert self._pump is not None, "drain() first"
+        while self._read >= len(self.lines):
+            if self._pump.done():
+                return ""
+            self._grew.clear()
+            await self._grew.wait()
+        self._read += 1
+        return self.lines[self._read - 1]
+
+    async def stderr(self) -> str:
+        """All of stderr after the listening line (waits for Junction to close it)."""
+        assert self._pump is not None, "drain() first"
+        await self._pump
+        return "".join(self.lines)
 
 
 async def start(tmp_path: Path, config: str = "", *args: str) -> Served:
@@ -58,7 +93,9 @@ async def start(tmp_path: Path, config: str = "", *args: str) -> Served:
             if found:
                 host, port = found.group(1), int(found.group(2))
                 host = f"[{host}]" if ":" in host else "127.0.0.1"
-                return Served(process, f"http://{host}:{port}", port)
+                served = Served(process, f"http://{host}:{port}", port)
+                served.drain()
+                return served
 
 
 async def stop(served: Served) -> int:

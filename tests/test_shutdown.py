@@ -315,8 +315,7 @@ async def sigterm_mid_stream(served: Served, tmp_path: Path) -> Ended:
         ended.task_id = next(
             (e["result"]["task"]["id"] for e in ended.a2a_events if "task" in e["result"]), None
         )
-        assert served.process.stderr is not None
-        ended.stderr = (await served.process.stderr.read()).decode(errors="replace")
+        ended.stderr = await served.stderr()
     return ended
 
 
